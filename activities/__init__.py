@@ -1,0 +1,1 @@
+"""Temporal activities: thin, idempotent, one adapter call each."""

@@ -1,0 +1,1 @@
+"""Ports (one subpackage per role) and their implementations: embedded (`local`) and vendor clients."""

@@ -1,0 +1,317 @@
+"""The embedded ERP: items, SKU cross-reference, stock with reservations, sales orders, deliveries, invoices.
+
+Every write is idempotent by the platform's external reference, so a retried activity never creates twice.
+Stock is taken under a row lock (`SELECT ... FOR UPDATE` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite).
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+
+from canonical.errors import CannotCancel, InvalidOrder, OutOfStock, UnknownSku
+from canonical.fulfillment import InvoiceRef, Reservation, ReservedLine, ResolvedLine, SalesOrderRef
+from canonical.money import Money
+from canonical.order import Order, Shipment, TaxQuote
+from retailflow import db
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12].upper()}"
+
+
+class LocalErp:
+    def __init__(self, engine: Engine, *, default_location: str = "MAIN") -> None:
+        self.engine = engine
+        self.default_location = default_location
+
+    # -- catalog -----------------------------------------------------------------------------------
+    def upsert_item(self, item_code: str, name: str, unit_price: Decimal, currency: str) -> None:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(db.items.c.item_code).where(db.items.c.item_code == item_code)).first()
+            values = {"name": name, "unit_price": unit_price, "currency": currency, "updated_at": db.utcnow()}
+            if row:
+                conn.execute(update(db.items).where(db.items.c.item_code == item_code).values(**values))
+            else:
+                conn.execute(db.items.insert().values(item_code=item_code, **values))
+
+    def map_sku(self, channel: str, channel_sku: str, item_code: str) -> None:
+        with self.engine.begin() as conn:
+            key = (db.sku_xref.c.channel == channel) & (db.sku_xref.c.channel_sku == channel_sku)
+            if conn.execute(select(db.sku_xref.c.item_code).where(key)).first():
+                conn.execute(update(db.sku_xref).where(key).values(item_code=item_code))
+            else:
+                conn.execute(db.sku_xref.insert().values(channel=channel, channel_sku=channel_sku, item_code=item_code))
+
+    def set_on_hand(self, item_code: str, location: str, on_hand: int) -> None:
+        if on_hand < 0:
+            raise ValueError("on_hand must not be negative")
+        with self.engine.begin() as conn:
+            key = (db.stock.c.item_code == item_code) & (db.stock.c.location == location)
+            if conn.execute(select(db.stock.c.on_hand).where(key)).first():
+                conn.execute(update(db.stock).where(key).values(on_hand=on_hand, updated_at=db.utcnow()))
+            else:
+                conn.execute(db.stock.insert().values(item_code=item_code, location=location, on_hand=on_hand, reserved=0))
+
+    def stock_levels(self, item_code: str) -> dict[str, dict[str, int]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(db.stock).where(db.stock.c.item_code == item_code)).mappings().all()
+        return {r["location"]: {"on_hand": r["on_hand"], "reserved": r["reserved"]} for r in rows}
+
+    # -- port --------------------------------------------------------------------------------------
+    def resolve_skus(self, order: Order) -> list[ResolvedLine]:
+        skus = {line.channel_sku for line in order.lines}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(db.sku_xref.c.channel_sku, db.sku_xref.c.item_code).where(
+                    (db.sku_xref.c.channel == order.channel) & (db.sku_xref.c.channel_sku.in_(skus))
+                )
+            ).all()
+        mapping = {r.channel_sku: r.item_code for r in rows}
+        unknown = sorted(skus - mapping.keys())
+        if unknown:
+            raise UnknownSku(
+                f"channel {order.channel!r} SKU(s) not mapped to an ERP item: {', '.join(unknown)}",
+                details={"channel": order.channel, "skus": unknown},
+            )
+        return [
+            ResolvedLine(line_id=line.line_id, channel_sku=line.channel_sku, item_code=mapping[line.channel_sku],
+                         quantity=line.quantity)
+            for line in order.lines
+        ]
+
+    def _existing_reservation(self, conn, key: str) -> Reservation | None:
+        rows = conn.execute(
+            select(db.reservations).where(
+                (db.reservations.c.reservation_key == key) & (db.reservations.c.status != "released")
+            ).order_by(db.reservations.c.id)
+        ).mappings().all()
+        if not rows:
+            return None
+        return Reservation(
+            key=key,
+            lines=[ReservedLine(item_code=r["item_code"], location=r["location"], quantity=r["quantity"],
+                                backordered=r["backordered"]) for r in rows],
+        )
+
+    def reserve(self, key: str, lines: list[ResolvedLine], *, allow_backorder: bool) -> Reservation:
+        wanted: dict[str, int] = {}
+        for line in lines:
+            wanted[line.item_code] = wanted.get(line.item_code, 0) + line.quantity
+        with self.engine.begin() as conn:
+            existing = self._existing_reservation(conn, key)
+            if existing is not None:
+                return existing
+            # Lock the stock rows of every wanted item, in a fixed order to avoid deadlocks.
+            query = (
+                select(db.stock)
+                .where(db.stock.c.item_code.in_(sorted(wanted)))
+                .order_by(db.stock.c.item_code, db.stock.c.location)
+            )
+            if db.is_postgres(self.engine):
+                query = query.with_for_update()
+            stock_rows = conn.execute(query).mappings().all()
+            by_item: dict[str, list[dict]] = {}
+            for r in stock_rows:
+                by_item.setdefault(r["item_code"], []).append(dict(r))
+            plan: list[tuple[str, str, int, int]] = []  # item, location, qty reserved, backordered
+            shortages: dict[str, int] = {}
+            for item_code in sorted(wanted):
+                need = wanted[item_code]
+                locations = sorted(
+                    by_item.get(item_code, []), key=lambda r: (-(r["on_hand"] - r["reserved"]), r["location"])
+                )
+                for loc in locations:
+                    free = loc["on_hand"] - loc["reserved"]
+                    if need <= 0 or free <= 0:
+                        continue
+                    take = min(free, need)
+                    plan.append((item_code, loc["location"], take, 0))
+                    need -= take
+                if need > 0:
+                    shortages[item_code] = need
+                    if allow_backorder:
+                        plan.append((item_code, self.default_location, 0, need))
+            if shortages and not allow_backorder:
+                short = ", ".join(f"{k} short by {v}" for k, v in shortages.items())
+                raise OutOfStock(f"not enough stock: {short}", details={"shortages": shortages})
+            for item_code, location, qty, backordered in plan:
+                if qty:
+                    conn.execute(
+                        update(db.stock)
+                        .where((db.stock.c.item_code == item_code) & (db.stock.c.location == location))
+                        .values(reserved=db.stock.c.reserved + qty, updated_at=db.utcnow())
+                    )
+                conn.execute(
+                    db.reservations.insert().values(
+                        reservation_key=key, item_code=item_code, location=location, quantity=qty,
+                        backordered=backordered, consumed=0, status="open",
+                    )
+                )
+        return Reservation(
+            key=key,
+            lines=[ReservedLine(item_code=i, location=loc, quantity=q, backordered=b) for i, loc, q, b in plan],
+        )
+
+    def release_reservation(self, key: str) -> bool:
+        released = False
+        with self.engine.begin() as conn:
+            query = select(db.reservations).where(
+                (db.reservations.c.reservation_key == key) & (db.reservations.c.status == "open")
+            )
+            if db.is_postgres(self.engine):
+                query = query.with_for_update()
+            for r in conn.execute(query).mappings().all():
+                remaining = r["quantity"] - r["consumed"]
+                if remaining > 0:
+                    conn.execute(
+                        update(db.stock)
+                        .where((db.stock.c.item_code == r["item_code"]) & (db.stock.c.location == r["location"]))
+                        .values(reserved=db.stock.c.reserved - remaining, updated_at=db.utcnow())
+                    )
+                conn.execute(update(db.reservations).where(db.reservations.c.id == r["id"]).values(status="released"))
+                released = True
+        return released
+
+    def create_sales_order(
+        self, external_ref: str, order: Order, lines: list[ResolvedLine], tax: TaxQuote
+    ) -> SalesOrderRef:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(db.sales_orders.c.id, db.sales_orders.c.status).where(
+                    db.sales_orders.c.external_ref == external_ref
+                )
+            ).first()
+        if row:
+            return SalesOrderRef(erp_sales_order_id=row.id, external_ref=external_ref)
+        items_by_line = {r.line_id: r.item_code for r in lines}
+        tax_by_line = {t.line_id: t.tax for t in tax.lines}
+        zero = Money.zero(order.currency)
+        so_lines = []
+        for line in order.lines:
+            if line.line_id not in items_by_line:
+                raise InvalidOrder(f"order line {line.line_id} has no resolved ERP item")
+            so_lines.append({
+                "line_id": line.line_id, "item_code": items_by_line[line.line_id], "channel_sku": line.channel_sku,
+                "quantity": line.quantity, "unit_price": str(line.unit_price.amount),
+                "discount": str(line.discount_total.amount), "net": str(line.net.amount),
+                "tax": str(tax_by_line.get(line.line_id, zero).amount),
+            })
+        net = order.lines_net + order.shipping_net - order.order_discount_total
+        if order.taxes_included:
+            grand = net
+            net = net - tax.total_tax
+        else:
+            grand = net + tax.total_tax
+        so_id = _new_id("SO")
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(db.sales_orders.insert().values(
+                    id=so_id, external_ref=external_ref, channel=order.channel,
+                    external_order_id=order.external_order_id,
+                    customer=order.customer.email or order.customer.name, currency=order.currency,
+                    net_total=net.amount, tax_total=tax.total_tax.amount, grand_total=grand.amount,
+                    lines=so_lines, status="open",
+                ))
+        except IntegrityError:  # a concurrent attempt won the race: return its order
+            with self.engine.connect() as conn:
+                so_id = conn.execute(
+                    select(db.sales_orders.c.id).where(db.sales_orders.c.external_ref == external_ref)
+                ).scalar_one()
+        return SalesOrderRef(erp_sales_order_id=so_id, external_ref=external_ref)
+
+    def cancel_sales_order(self, external_ref: str) -> bool:
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(db.sales_orders.c.status).where(db.sales_orders.c.external_ref == external_ref)
+            ).first()
+            if row is None or row.status == "cancelled":
+                return False
+            if row.status == "invoiced":
+                raise CannotCancel(f"sales order {external_ref} is already invoiced")
+            conn.execute(
+                update(db.sales_orders).where(db.sales_orders.c.external_ref == external_ref)
+                .values(status="cancelled", cancelled_at=db.utcnow())
+            )
+            return True
+
+    def post_delivery(self, external_ref: str, shipment: Shipment, lines: list[ResolvedLine]) -> None:
+        by_line = {r.line_id: r for r in lines}
+        by_sku = {r.channel_sku: r for r in lines}
+        issued: dict[str, int] = {}
+        for sl in shipment.lines:
+            resolved = by_line.get(sl.line_id or "") or by_sku.get(sl.channel_sku)
+            if resolved is None:
+                raise InvalidOrder(f"shipment {shipment.shipment_id} ships {sl.channel_sku}, which is not on the order")
+            issued[resolved.item_code] = issued.get(resolved.item_code, 0) + sl.quantity
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                select(db.deliveries.c.id).where(
+                    (db.deliveries.c.external_ref == external_ref) & (db.deliveries.c.shipment_id == shipment.shipment_id)
+                )
+            ).first()
+            if exists:
+                return
+            conn.execute(db.deliveries.insert().values(
+                external_ref=external_ref, shipment_id=shipment.shipment_id,
+                lines=[{"item_code": k, "quantity": v} for k, v in sorted(issued.items())],
+            ))
+            for item_code, qty in sorted(issued.items()):
+                remaining = qty
+                res_query = select(db.reservations).where(
+                    (db.reservations.c.reservation_key == external_ref)
+                    & (db.reservations.c.item_code == item_code)
+                    & (db.reservations.c.status == "open")
+                ).order_by(db.reservations.c.id)
+                for r in conn.execute(res_query).mappings().all():
+                    take = min(remaining, r["quantity"] - r["consumed"])
+                    if take <= 0:
+                        continue
+                    conn.execute(
+                        update(db.stock)
+                        .where((db.stock.c.item_code == item_code) & (db.stock.c.location == r["location"]))
+                        .values(on_hand=db.stock.c.on_hand - take, reserved=db.stock.c.reserved - take,
+                                updated_at=db.utcnow())
+                    )
+                    consumed = r["consumed"] + take
+                    conn.execute(update(db.reservations).where(db.reservations.c.id == r["id"]).values(
+                        consumed=consumed, status="consumed" if consumed >= r["quantity"] else "open"))
+                    remaining -= take
+                if remaining > 0:  # shipped from backorder or unreserved stock at the default location
+                    conn.execute(
+                        update(db.stock)
+                        .where((db.stock.c.item_code == item_code) & (db.stock.c.location == self.default_location))
+                        .values(on_hand=db.stock.c.on_hand - remaining, updated_at=db.utcnow())
+                    )
+
+    def create_invoice(self, external_ref: str) -> InvoiceRef:
+        with self.engine.begin() as conn:
+            existing = conn.execute(select(db.invoices).where(db.invoices.c.external_ref == external_ref)).mappings().first()
+            if existing:
+                return InvoiceRef(invoice_id=existing["id"], external_ref=external_ref,
+                                  total=Money.of(existing["grand_total"], existing["currency"]))
+            so = conn.execute(
+                select(db.sales_orders).where(db.sales_orders.c.external_ref == external_ref)
+            ).mappings().first()
+            if so is None:
+                raise InvalidOrder(f"no sales order {external_ref} to invoice")
+            if so["status"] == "cancelled":
+                raise InvalidOrder(f"sales order {external_ref} is cancelled and cannot be invoiced")
+            inv_id = _new_id("SINV")
+            conn.execute(db.invoices.insert().values(
+                id=inv_id, external_ref=external_ref, sales_order_id=so["id"], currency=so["currency"],
+                net_total=so["net_total"], tax_total=so["tax_total"], grand_total=so["grand_total"],
+            ))
+            conn.execute(update(db.sales_orders).where(db.sales_orders.c.id == so["id"]).values(status="invoiced"))
+            return InvoiceRef(invoice_id=inv_id, external_ref=external_ref, total=Money.of(so["grand_total"], so["currency"]))
+
+    # -- read side for the API -------------------------------------------------------------------------
+    def list_sales_orders(self, external_ref: str | None = None, limit: int = 100) -> list[dict]:
+        query = select(db.sales_orders).order_by(db.sales_orders.c.created_at.desc()).limit(limit)
+        if external_ref:
+            query = query.where(db.sales_orders.c.external_ref == external_ref)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings().all()]

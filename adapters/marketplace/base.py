@@ -1,0 +1,16 @@
+"""Marketplace port: what the platform sends back to a sales channel."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from canonical.order import Shipment
+
+
+@runtime_checkable
+class MarketplaceAdapter(Protocol):
+    def confirm_shipment(self, channel: str, external_order_id: str, shipment: Shipment) -> None:
+        """Tell the channel a shipment left, with tracking; idempotent by shipment id."""
+
+    def notify_cancelled(self, channel: str, external_order_id: str, reason: str) -> None:
+        """Tell the channel the order was cancelled; idempotent per order."""

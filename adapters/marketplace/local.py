@@ -1,0 +1,38 @@
+"""The embedded marketplace: records what the platform sends back to channels, once per idempotency key."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+
+from canonical.order import Shipment
+from retailflow import db
+
+
+class LocalMarketplace:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _record(self, key: str, channel: str, external_order_id: str, kind: str, payload: dict) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(db.channel_updates.insert().values(
+                    idempotency_key=key, channel=channel, external_order_id=external_order_id, kind=kind,
+                    payload=payload))
+        except IntegrityError:
+            pass  # already told the channel
+
+    def confirm_shipment(self, channel: str, external_order_id: str, shipment: Shipment) -> None:
+        self._record(f"shipment:{channel}:{external_order_id}:{shipment.shipment_id}", channel, external_order_id,
+                     "shipment", shipment.model_dump(mode="json"))
+
+    def notify_cancelled(self, channel: str, external_order_id: str, reason: str) -> None:
+        self._record(f"cancelled:{channel}:{external_order_id}", channel, external_order_id, "cancelled",
+                     {"reason": reason})
+
+    def updates(self, channel: str, external_order_id: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(db.channel_updates).where(
+                (db.channel_updates.c.channel == channel) & (db.channel_updates.c.external_order_id == external_order_id)
+            ).order_by(db.channel_updates.c.id)).mappings().all()
+        return [dict(r) for r in rows]

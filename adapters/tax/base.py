@@ -1,0 +1,19 @@
+"""Tax engine port: quote, commit, void; idempotent by transaction code."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from canonical.order import Order, TaxQuote
+
+
+@runtime_checkable
+class TaxAdapter(Protocol):
+    def quote(self, transaction_code: str, order: Order) -> TaxQuote:
+        """Price tax for the order (an uncommitted transaction); raise InvalidAddress if it cannot be located."""
+
+    def commit(self, transaction_code: str) -> None:
+        """Commit the quoted transaction (report it as collected); committing twice is a no-op."""
+
+    def void(self, transaction_code: str) -> bool:
+        """Void if present and not already voided; True if voided by this call."""

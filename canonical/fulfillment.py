@@ -1,0 +1,103 @@
+"""Facts the order-to-fulfillment workflow passes between its steps (ids and facts, never vendor blobs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from canonical.money import Money
+from canonical.order import CanonicalModel, Order, OrderStatus, Shipment, TaxQuote
+
+
+class ResolvedLine(CanonicalModel):
+    line_id: str
+    channel_sku: str
+    item_code: str
+    quantity: int = Field(gt=0)
+
+
+class ReservedLine(CanonicalModel):
+    item_code: str
+    location: str
+    quantity: int
+    backordered: int = 0
+
+
+class Reservation(CanonicalModel):
+    key: str
+    lines: list[ReservedLine]
+
+
+class SalesOrderRef(CanonicalModel):
+    erp_sales_order_id: str
+    external_ref: str
+
+
+class WmsReleaseRef(CanonicalModel):
+    release_id: str
+    external_ref: str
+
+
+class InvoiceRef(CanonicalModel):
+    invoice_id: str
+    external_ref: str
+    total: Money
+
+
+class AnalystAction(CanonicalModel):
+    """Who asked for a retry/skip/cancel and why; recorded in the workflow history."""
+
+    actor: str = "unknown"
+    reason: str | None = None
+
+
+class StepState(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    PARKED = "parked"
+    SKIPPED = "skipped"
+    COMPENSATED = "compensated"
+    WAITING = "waiting"
+
+
+class StepRecord(CanonicalModel):
+    name: str
+    state: StepState
+    started_at: datetime
+    finished_at: datetime | None = None
+    detail: str | None = None
+
+
+class OrderFulfillmentInput(CanonicalModel):
+    order: Order
+    sla_hours: int = Field(default=48, gt=0, description="Time to first full shipment before the order is marked late")
+    allow_backorder: bool = False
+    step_max_attempts: int = Field(
+        default=20, ge=1, description="Attempts per step for transient faults before the run parks"
+    )
+
+
+class OrderView(CanonicalModel):
+    workflow_id: str
+    status: OrderStatus
+    reason: str | None = None
+    late: bool = False
+    erp_sales_order_id: str | None = None
+    wms_release_id: str | None = None
+    invoice_id: str | None = None
+    tax_transaction_code: str | None = None
+    shipments: list[Shipment] = Field(default_factory=list)
+    shipped_quantities: dict[str, int] = Field(default_factory=dict)
+    steps: list[StepRecord] = Field(default_factory=list)
+    compensations: list[str] = Field(default_factory=list, description="Undo steps that ran, in order")
+
+
+class OrderResult(CanonicalModel):
+    workflow_id: str
+    status: OrderStatus
+    erp_sales_order_id: str | None = None
+    invoice_id: str | None = None
+    tax: TaxQuote | None = None

@@ -1,0 +1,1 @@
+"""retailflow application shell: settings, logging, database, CLI and the embedded dev stack."""

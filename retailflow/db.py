@@ -1,0 +1,265 @@
+"""The platform database: one SQLAlchemy 2 metadata for the embedded adapters and the intake service.
+
+SQLite (the embedded default) and PostgreSQL are both supported. Nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+
+metadata = MetaData()
+
+MONEY = Numeric(18, 4)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(DateTime):
+    """SQLite forgets tz; normalise on the way out."""
+
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def result_processor(self, dialect, coltype):  # type: ignore[override]
+        parent = super().result_processor(dialect, coltype)
+
+        def process(value):
+            if parent is not None:
+                value = parent(value)
+            if isinstance(value, datetime) and value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            return value
+
+        return process
+
+
+# --- embedded ERP -----------------------------------------------------------------------------------
+items = Table(
+    "erp_items",
+    metadata,
+    Column("item_code", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("unit_price", MONEY, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+)
+
+sku_xref = Table(
+    "erp_sku_xref",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("channel_sku", String(128), primary_key=True),
+    Column("item_code", String(64), ForeignKey("erp_items.item_code"), nullable=False),
+)
+
+stock = Table(
+    "erp_stock",
+    metadata,
+    Column("item_code", String(64), ForeignKey("erp_items.item_code"), primary_key=True),
+    Column("location", String(64), primary_key=True),
+    Column("on_hand", Integer, nullable=False, default=0),
+    Column("reserved", Integer, nullable=False, default=0),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+)
+
+reservations = Table(
+    "erp_reservations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("reservation_key", String(255), nullable=False),
+    Column("item_code", String(64), nullable=False),
+    Column("location", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("backordered", Integer, nullable=False, default=0),
+    Column("consumed", Integer, nullable=False, default=0),
+    Column("status", String(16), nullable=False, default="open"),  # open | released | consumed
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    UniqueConstraint("reservation_key", "item_code", "location", name="uq_reservation_line"),
+)
+
+sales_orders = Table(
+    "erp_sales_orders",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("external_ref", String(255), nullable=False, unique=True),
+    Column("channel", String(64), nullable=False),
+    Column("external_order_id", String(128), nullable=False),
+    Column("customer", String(255)),
+    Column("currency", String(3), nullable=False),
+    Column("net_total", MONEY, nullable=False),
+    Column("tax_total", MONEY, nullable=False),
+    Column("grand_total", MONEY, nullable=False),
+    Column("lines", JSON, nullable=False),
+    Column("status", String(16), nullable=False, default="open"),  # open | cancelled | invoiced
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("cancelled_at", UtcDateTime()),
+)
+
+deliveries = Table(
+    "erp_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("external_ref", String(255), nullable=False),
+    Column("shipment_id", String(128), nullable=False),
+    Column("lines", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    UniqueConstraint("external_ref", "shipment_id", name="uq_delivery"),
+)
+
+invoices = Table(
+    "erp_invoices",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("external_ref", String(255), nullable=False, unique=True),
+    Column("sales_order_id", String(32), ForeignKey("erp_sales_orders.id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("net_total", MONEY, nullable=False),
+    Column("tax_total", MONEY, nullable=False),
+    Column("grand_total", MONEY, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+)
+
+# --- embedded WMS -----------------------------------------------------------------------------------
+wms_requests = Table(
+    "wms_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("external_ref", String(255), nullable=False, unique=True),
+    Column("lines", JSON, nullable=False),
+    Column("ship_to", JSON),
+    Column("status", String(16), nullable=False, default="released"),  # released | shipped | cancelled
+    Column("ship_after", UtcDateTime(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("shipped_at", UtcDateTime()),
+    Column("cancelled_at", UtcDateTime()),
+    Column("delivery_attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Index("ix_wms_requests_due", "status", "ship_after"),
+)
+
+# --- embedded tax engine ----------------------------------------------------------------------------
+tax_rates = Table(
+    "tax_rates",
+    metadata,
+    Column("country", String(2), primary_key=True),
+    Column("region", String(16), primary_key=True),  # "" means the whole country
+    Column("rate", Numeric(8, 6), nullable=False),
+    Column("name", String(64), nullable=False),
+)
+
+tax_transactions = Table(
+    "tax_transactions",
+    metadata,
+    Column("code", String(255), primary_key=True),
+    Column("status", String(16), nullable=False),  # quoted | committed | voided
+    Column("currency", String(3), nullable=False),
+    Column("total_tax", MONEY, nullable=False),
+    Column("quote", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+)
+
+# --- embedded marketplace (what the platform told each channel) --------------------------------------
+channel_updates = Table(
+    "channel_updates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(255), nullable=False, unique=True),
+    Column("channel", String(64), nullable=False),
+    Column("external_order_id", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),  # shipment | cancelled | status
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+)
+
+# --- intake -------------------------------------------------------------------------------------------
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("delivery_id", String(255), primary_key=True),
+    Column("topic", String(128)),
+    Column("workflow_id", String(255)),
+    Column("received_at", UtcDateTime(), nullable=False, default=utcnow),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("topic", String(128)),
+    Column("delivery_id", String(255)),
+    Column("headers", JSON, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("replayed_at", UtcDateTime()),
+    Column("replay_result", Text),
+    Column("resolved", Boolean, nullable=False, default=False),
+)
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):  # serialise writers: SQLite's equivalent of row locks
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        # let SQLAlchemy's "begin" event issue BEGIN itself
+        @event.listens_for(engine, "connect")
+        def _no_autobegin(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None
+
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def create_schema(engine: Engine) -> None:
+    metadata.create_all(engine)
+    from retailflow.seed import seed_tax_rates
+
+    seed_tax_rates(engine)
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"

@@ -1,0 +1,68 @@
+"""All configuration, from environment variables `RETAILFLOW_*` (and an optional `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    "Channel": "Keyword",
+    "ExternalOrderId": "Keyword",
+    "OrderStatus": "Keyword",
+    "NeedsAttention": "Bool",
+    "StoreId": "Keyword",
+    "SettlementId": "Keyword",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RETAILFLOW_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".data"), description="Where the embedded stack keeps its files")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default is SQLite at <data_dir>/retailflow.db"
+    )
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "retailflow-orders"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_base_url: str | None = Field(default=None, description="How the embedded WMS reaches the API")
+
+    shopify_webhook_secret: SecretStr = Field(
+        default=SecretStr("retailflow-dev-shopify-secret"),
+        description="Shopify app client secret used to verify X-Shopify-Hmac-Sha256",
+    )
+    shopify_channel: str = "shopify"
+    local_wms_webhook_secret: SecretStr = SecretStr("retailflow-dev-wms-secret")
+    local_wms_ship_after_seconds: float = 10.0
+    local_wms_poll_seconds: float = 1.0
+    local_wms_enabled: bool = Field(default=True, description="Run the embedded WMS shipper inside the worker")
+    default_location: str = "MAIN"
+
+    order_sla_hours: int = 48
+    allow_backorder: bool = False
+    max_webhook_bytes: int = 2 * 1024 * 1024
+
+    log_level: str = "INFO"
+    log_json: bool | None = Field(default=None, description="JSON logs; default JSON unless stderr is a TTY")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'retailflow.db').resolve()}"
+
+    @property
+    def effective_api_base_url(self) -> str:
+        return self.api_base_url or f"http://{self.api_host}:{self.api_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

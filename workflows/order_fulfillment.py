@@ -1,0 +1,401 @@
+"""OrderFulfillment: validate → resolve SKUs → reserve → tax quote → ERP sales order → WMS release →
+wait for shipments (partial shipments add up; an SLA timer marks the order late) → confirm each shipment
+to the channel → ERP invoice → tax commit → completed.
+
+- Business faults (unknown SKU, no stock, invalid address...) park the run: status `needs_attention`,
+  search attribute `NeedsAttention=true`, and it waits for an analyst's `retry`, `skip` or `cancel` signal.
+- A transient fault that outlasts its retry budget parks the run the same way (nothing is lost).
+- `cancel` before the first shipment, a Temporal cancellation, or an unrecoverable (non-retryable,
+  non-business) failure runs the registered undo steps in reverse: cancel the WMS release, cancel the ERP
+  order, void tax, release stock, tell the channel. Each undo is registered *before* its step runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+
+with workflow.unsafe.imports_passed_through():
+    from activities.orders import (
+        ChannelCancelInput,
+        DeliveryInput,
+        KeyInput,
+        OrderActivities,
+        OrderInput,
+        ReserveInput,
+        SalesOrderInput,
+        ShipmentConfirmInput,
+        TaxQuoteInput,
+        WmsReleaseInput,
+    )
+    from canonical.errors import BUSINESS_ERROR_TYPES
+    from canonical.fulfillment import (
+        AnalystAction,
+        OrderFulfillmentInput,
+        OrderResult,
+        OrderView,
+        ResolvedLine,
+        StepRecord,
+        StepState,
+    )
+    from canonical.order import Order, OrderStatus, Shipment, TaxQuote
+    from workflows import search_attributes as sa
+
+ACTIVITY_TIMEOUT = timedelta(seconds=60)
+COMPENSATION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60),
+                                 maximum_attempts=0)
+# Undo steps that may legitimately be refused (e.g. the warehouse already shipped): recorded, not retried.
+COMPENSATION_TIMEOUT = timedelta(minutes=30)
+
+
+class CancelRequested(Exception):
+    def __init__(self, action: AnalystAction, *, by_temporal: bool = False) -> None:
+        super().__init__(action.reason or "cancelled")
+        self.action = action
+        self.by_temporal = by_temporal
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"{step}: {message}")
+        self.step = step
+        self.message = message
+
+
+@dataclass
+class _Undo:
+    name: str
+    activity: Any
+    arg: Any
+    summary: str
+
+
+@workflow.defn(name="OrderFulfillment")
+class OrderFulfillment:
+    @workflow.init
+    def __init__(self, inp: OrderFulfillmentInput) -> None:
+        self._input = inp
+        self._order: Order = inp.order
+        self._wf_id = workflow.info().workflow_id
+        self._status = OrderStatus.RECEIVED
+        self._reason: str | None = None
+        self._late = False
+        self._steps: list[StepRecord] = []
+        self._undo: list[_Undo] = []
+        self._compensated: list[str] = []
+        self._pending_action: tuple[str, AnalystAction] | None = None
+        self._cancel: AnalystAction | None = None
+        self._pending_shipments: list[Shipment] = []
+        self._seen_shipments: set[str] = set()
+        self._shipments: list[Shipment] = []
+        self._shipped: dict[str, int] = {line.line_id: 0 for line in inp.order.lines}
+        self._resolved: list[ResolvedLine] = []
+        self._erp_so: str | None = None
+        self._wms_release: str | None = None
+        self._invoice: str | None = None
+        self._tax: TaxQuote | None = None
+        self._retry_policy = RetryPolicy(
+            initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=60), maximum_attempts=inp.step_max_attempts,
+        )
+
+    # -- the run -------------------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, inp: OrderFulfillmentInput) -> OrderResult:
+        order = inp.order
+        workflow.upsert_search_attributes([
+            sa.CHANNEL.value_set(order.channel),
+            sa.EXTERNAL_ORDER_ID.value_set(order.external_order_id),
+            sa.ORDER_STATUS.value_set(self._status.value),
+            sa.NEEDS_ATTENTION.value_set(False),
+        ])
+        try:
+            await self._fulfil(inp)
+        except asyncio.CancelledError:
+            # Cancelled from Temporal (Web UI "Cancel" or the API): undo, then end as cancelled.
+            await self._compensate(AnalystAction(actor="temporal", reason="workflow cancellation requested"))
+            self._set_status(OrderStatus.CANCELLED, "cancelled through Temporal")
+            raise
+        except CancelRequested as cancel:
+            await self._compensate(cancel.action)
+            self._set_status(OrderStatus.CANCELLED, cancel.action.reason or f"cancelled by {cancel.action.actor}")
+        except StepFailed as failure:
+            await self._compensate(AnalystAction(actor="system", reason=f"failed at {failure.step}"))
+            self._set_status(OrderStatus.FAILED, f"{failure.step} failed: {failure.message}")
+            raise ApplicationError(
+                f"order {order.external_order_id} failed at {failure.step}: {failure.message}; "
+                f"compensation ran: {', '.join(self._compensated) or 'nothing to undo'}",
+                type="OrderFailed", non_retryable=True,
+            ) from None
+        return OrderResult(workflow_id=self._wf_id, status=self._status, erp_sales_order_id=self._erp_so,
+                           invoice_id=self._invoice, tax=self._tax)
+
+    async def _fulfil(self, inp: OrderFulfillmentInput) -> None:
+        order = inp.order
+        key = self._wf_id
+        await self._step("validate", OrderActivities.validate_order, OrderInput(order=order),
+                         f"Validate order {order.order_number or order.external_order_id}")
+        self._set_status(OrderStatus.VALIDATED)
+
+        self._resolved = await self._step("resolve_skus", OrderActivities.resolve_skus, OrderInput(order=order),
+                                          f"Map {len(order.lines)} {order.channel} SKU(s) to ERP items")
+
+        self._register("release_stock", OrderActivities.release_stock, KeyInput(key=key), "Release reserved stock")
+        await self._step("reserve_stock", OrderActivities.reserve_stock,
+                         ReserveInput(key=key, lines=self._resolved, allow_backorder=inp.allow_backorder),
+                         f"Reserve stock for {sum(r.quantity for r in self._resolved)} unit(s)")
+        self._set_status(OrderStatus.RESERVED)
+
+        self._register("void_tax", OrderActivities.void_tax, KeyInput(key=key), "Void the tax transaction")
+        self._tax = await self._step("quote_tax", OrderActivities.quote_tax,
+                                     TaxQuoteInput(transaction_code=key, order=order), "Quote tax")
+
+        self._register("cancel_sales_order", OrderActivities.cancel_sales_order, KeyInput(key=key),
+                       "Cancel the ERP sales order")
+        so = await self._step("create_sales_order", OrderActivities.create_sales_order,
+                              SalesOrderInput(external_ref=key, order=order, lines=self._resolved, tax=self._tax),
+                              f"Book ERP sales order (tax {self._tax.total_tax})")
+        self._erp_so = so.erp_sales_order_id
+        self._set_status(OrderStatus.BOOKED)
+
+        self._register("cancel_wms_release", OrderActivities.cancel_wms_release, KeyInput(key=key),
+                       "Cancel the warehouse release")
+        release = await self._step("release_to_wms", OrderActivities.release_to_wms,
+                                   WmsReleaseInput(external_ref=key, lines=self._resolved,
+                                                   ship_to=order.shipping_address),
+                                   f"Release {self._erp_so} to the warehouse")
+        self._wms_release = release.release_id
+        self._set_status(OrderStatus.RELEASED)
+
+        await self._await_shipments(inp)
+
+        self._set_status(OrderStatus.SHIPPED)
+        invoice = await self._step("create_invoice", OrderActivities.create_invoice, KeyInput(key=key),
+                                   f"Invoice {self._erp_so}")
+        self._invoice = invoice.invoice_id
+        self._set_status(OrderStatus.INVOICED)
+        await self._step("commit_tax", OrderActivities.commit_tax, KeyInput(key=key),
+                         f"Commit tax {self._tax.total_tax if self._tax else ''}".strip())
+        self._set_status(OrderStatus.COMPLETED)
+
+    async def _await_shipments(self, inp: OrderFulfillmentInput) -> None:
+        deadline = workflow.now() + timedelta(hours=inp.sla_hours)
+        waiting = self._record("await_shipment", StepState.WAITING, "Waiting for the warehouse to ship")
+        while not self._fully_shipped():
+            timeout = None if self._late else max(deadline - workflow.now(), timedelta(seconds=1))
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._pending_shipments) or self._cancel is not None, timeout=timeout,
+                    timeout_summary="Shipment SLA",
+                )
+            except TimeoutError:
+                self._late = True
+                self._record("sla_breached", StepState.DONE,
+                             f"Not fully shipped within {inp.sla_hours}h; order marked late, still waiting")
+                workflow.set_current_details(self._details())
+                continue
+            if self._cancel is not None and not self._pending_shipments:
+                self._check_cancel()
+            while self._pending_shipments:
+                await self._process_shipment(self._pending_shipments.pop(0))
+            self._check_cancel()
+        self._finish(waiting, StepState.DONE, f"{len(self._shipments)} shipment(s)")
+
+    async def _process_shipment(self, shipment: Shipment) -> None:
+        key = self._wf_id
+        await self._step("post_delivery", OrderActivities.post_delivery,
+                         DeliveryInput(external_ref=key, shipment=shipment, lines=self._resolved),
+                         f"Post delivery for shipment {shipment.shipment_id}")
+        self._shipments.append(shipment)
+        self._undo.clear()  # shipped goods are not undone by compensation; a return handles them
+        by_sku = {line.channel_sku: line.line_id for line in self._order.lines}
+        for sl in shipment.lines:
+            line_id = sl.line_id if sl.line_id in self._shipped else by_sku.get(sl.channel_sku)
+            if line_id is not None:
+                self._shipped[line_id] += sl.quantity
+        self._set_status(OrderStatus.SHIPPED if self._fully_shipped() else OrderStatus.PARTIALLY_SHIPPED)
+        tracking = f" ({shipment.carrier} {shipment.tracking_number})" if shipment.tracking_number else ""
+        await self._step("confirm_shipment", OrderActivities.confirm_shipment,
+                         ShipmentConfirmInput(channel=self._order.channel,
+                                              external_order_id=self._order.external_order_id, shipment=shipment),
+                         f"Confirm shipment {shipment.shipment_id}{tracking} to {self._order.channel}",
+                         skippable=True)
+
+    def _fully_shipped(self) -> bool:
+        ordered = {line.line_id: line.quantity for line in self._order.lines if line.requires_shipping}
+        return all(self._shipped.get(lid, 0) >= qty for lid, qty in ordered.items())
+
+    # -- steps, parking and compensation ----------------------------------------------------------------
+    async def _step(self, name: str, activity: Any, arg: Any, summary: str, *, skippable: bool = False) -> Any:
+        while True:
+            self._check_cancel()
+            record = self._record(name, StepState.RUNNING, summary)
+            try:
+                result = await workflow.execute_activity_method(
+                    activity, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=self._retry_policy,
+                    summary=summary,
+                )
+            except ActivityError as err:
+                cause = err.cause
+                message = str(cause.message if isinstance(cause, ApplicationError) else cause or err)
+                business = isinstance(cause, ApplicationError) and cause.type in BUSINESS_ERROR_TYPES
+                shipped = any(self._shipped.values())
+                if not business and err.retry_state == RetryState.NON_RETRYABLE_FAILURE and not shipped:
+                    self._finish(record, StepState.FAILED, message)
+                    raise StepFailed(name, message) from None
+                details = cause.details[0] if isinstance(cause, ApplicationError) and cause.details else {}
+                if business:
+                    action = details.get("action") if isinstance(details, dict) else None
+                    skippable = skippable or bool(isinstance(details, dict) and details.get("skippable"))
+                    reason = f"{name}: {message}"
+                elif err.retry_state == RetryState.NON_RETRYABLE_FAILURE:  # after shipment: nothing to undo
+                    action = "Goods have shipped, so nothing is undone; fix the cause, then send `retry`."
+                    reason = f"{name}: {message}"
+                else:
+                    action = "The system kept failing; send `retry` once it is reachable again, or `cancel`."
+                    reason = f"{name}: still failing after {self._retry_policy.maximum_attempts} attempts: {message}"
+                self._finish(record, StepState.PARKED, reason)
+                decision = await self._park(reason, action, skippable)
+                if decision == "retry":
+                    continue
+                self._record(name, StepState.SKIPPED, f"skipped by {self._last_actor}")
+                return None
+            self._finish(record, StepState.DONE, None)
+            return result
+
+    async def _park(self, reason: str, action: str | None, skippable: bool) -> str:
+        previous = self._status
+        self._reason = f"{reason}. {action}" if action else reason
+        self._set_status(OrderStatus.NEEDS_ATTENTION, self._reason)
+        workflow.logger.warning("order parked: %s", self._reason)
+        while True:
+            self._pending_action = None
+            await workflow.wait_condition(lambda: self._pending_action is not None or self._cancel is not None)
+            if self._cancel is not None:
+                self._check_cancel()  # raises unless goods have shipped (then the cancel is refused)
+            if self._pending_action is None:
+                continue
+            kind, who = self._pending_action
+            self._last_actor = who.actor
+            if kind == "skip" and not skippable:
+                self._record("skip_refused", StepState.FAILED,
+                             f"{who.actor} asked to skip, but this step cannot be skipped")
+                continue
+            self._record(f"analyst_{kind}", StepState.DONE, f"{who.actor}: {who.reason or kind}")
+            self._pending_action = None
+            self._reason = None
+            self._set_status(previous)
+            return kind
+
+    def _register(self, name: str, activity: Any, arg: Any, summary: str) -> None:
+        if all(u.name != name for u in self._undo):
+            self._undo.append(_Undo(name, activity, arg, summary))
+
+    async def _compensate(self, action: AnalystAction) -> None:
+        self._set_status(OrderStatus.CANCELLING, action.reason)
+        undo = list(reversed(self._undo))
+        self._undo.clear()
+        if action.actor != f"channel:{self._order.channel}":
+            undo.append(_Undo("notify_channel_cancelled", OrderActivities.notify_channel_cancelled,
+                              ChannelCancelInput(channel=self._order.channel,
+                                                 external_order_id=self._order.external_order_id,
+                                                 reason=action.reason or "cancelled"),
+                              f"Tell {self._order.channel} the order is cancelled"))
+        for step in undo:
+            record = self._record(f"undo_{step.name}", StepState.RUNNING, step.summary)
+            try:
+                await workflow.execute_activity_method(
+                    step.activity, step.arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    schedule_to_close_timeout=COMPENSATION_TIMEOUT, retry_policy=COMPENSATION_RETRY,
+                    summary=f"Undo: {step.summary}",
+                )
+                self._finish(record, StepState.COMPENSATED, None)
+                self._compensated.append(step.name)
+            except ActivityError as err:
+                cause = err.cause
+                message = str(cause.message if isinstance(cause, ApplicationError) else cause)
+                self._finish(record, StepState.FAILED, f"undo failed: {message}")
+                workflow.logger.error("compensation %s failed: %s", step.name, message)
+
+    def _check_cancel(self) -> None:
+        if self._cancel is None:
+            return
+        action = self._cancel
+        if any(self._shipped.values()):
+            self._record("cancel_refused", StepState.FAILED,
+                         f"{action.actor} asked to cancel, but goods have shipped; handle it as a return")
+            self._cancel = None
+            return
+        raise CancelRequested(action)
+
+    # -- bookkeeping ------------------------------------------------------------------------------------
+    _last_actor: str = "unknown"
+
+    def _record(self, name: str, state: StepState, detail: str | None) -> int:
+        self._steps.append(StepRecord(name=name, state=state, started_at=workflow.now(),
+                                      finished_at=None if state in (StepState.RUNNING, StepState.WAITING)
+                                      else workflow.now(), detail=detail))
+        return len(self._steps) - 1
+
+    def _finish(self, index: int, state: StepState, detail: str | None) -> None:
+        step = self._steps[index]
+        self._steps[index] = step.model_copy(update={
+            "state": state, "finished_at": workflow.now(), "detail": detail if detail is not None else step.detail})
+
+    def _set_status(self, status: OrderStatus, reason: str | None = None) -> None:
+        self._status = status
+        if status != OrderStatus.NEEDS_ATTENTION:
+            self._reason = reason
+        workflow.upsert_search_attributes([
+            sa.ORDER_STATUS.value_set(status.value),
+            sa.NEEDS_ATTENTION.value_set(status == OrderStatus.NEEDS_ATTENTION),
+        ])
+        workflow.set_current_details(self._details())
+
+    def _details(self) -> str:
+        parts = [f"**Status:** {self._status.value}{' (late)' if self._late else ''}"]
+        if self._reason:
+            parts.append(f"**Reason:** {self._reason}")
+        if self._erp_so:
+            parts.append(f"**ERP sales order:** {self._erp_so}")
+        shipped = sum(self._shipped.values())
+        ordered = sum(line.quantity for line in self._order.lines)
+        parts.append(f"**Shipped:** {shipped}/{ordered} unit(s)")
+        return "\n\n".join(parts)
+
+    # -- signals and queries ----------------------------------------------------------------------------
+    @workflow.signal
+    def retry(self, action: AnalystAction | None = None) -> None:
+        self._pending_action = ("retry", action or AnalystAction())
+
+    @workflow.signal
+    def skip(self, action: AnalystAction | None = None) -> None:
+        self._pending_action = ("skip", action or AnalystAction())
+
+    @workflow.signal
+    def cancel(self, action: AnalystAction | None = None) -> None:
+        if self._cancel is None:
+            self._cancel = action or AnalystAction()
+
+    @workflow.signal
+    def shipment(self, shipment: Shipment) -> None:
+        if shipment.shipment_id in self._seen_shipments:
+            return
+        self._seen_shipments.add(shipment.shipment_id)
+        self._pending_shipments.append(shipment)
+
+    @workflow.query
+    def status(self) -> OrderView:
+        return OrderView(
+            workflow_id=self._wf_id, status=self._status, reason=self._reason, late=self._late,
+            erp_sales_order_id=self._erp_so, wms_release_id=self._wms_release, invoice_id=self._invoice,
+            tax_transaction_code=self._tax.transaction_code if self._tax else None,
+            shipments=list(self._shipments), shipped_quantities=dict(self._shipped), steps=list(self._steps),
+            compensations=list(self._compensated),
+        )
