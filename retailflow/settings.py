@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         default=SecretStr("retailflow-dev-shopify-secret"),
         description="Shopify app client secret used to verify X-Shopify-Hmac-Sha256",
     )
+    shopify_previous_webhook_secret: SecretStr | None = Field(
+        default=None, description="The previous secret, accepted during a secret rotation"
+    )
     shopify_channel: str = "shopify"
     local_wms_webhook_secret: SecretStr = SecretStr("retailflow-dev-wms-secret")
     local_wms_ship_after_seconds: float = 10.0
@@ -57,6 +60,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'retailflow.db').resolve()}"
+
+    @property
+    def shopify_webhook_secrets(self) -> list[SecretStr]:
+        return [s for s in (self.shopify_webhook_secret, self.shopify_previous_webhook_secret) if s is not None]
 
     @property
     def effective_api_base_url(self) -> str:

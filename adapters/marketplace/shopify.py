@@ -1,0 +1,218 @@
+"""Shopify: webhook verification and the mapping of Shopify payloads to canonical models.
+
+Facts (shared/fixtures/SOURCES.md): the HMAC is base64(HMAC-SHA256(client secret, raw body)); header names
+come as `X-Shopify-*` or, for the newer "events" webhooks, `shopify-*`; ids exceed 2^53 so they stay strings;
+the same sample Order is used for every `orders/*` topic.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from canonical.money import Money, sum_money
+from canonical.order import Address, Customer, Discount, Order, OrderLine, Shipment, ShipmentLine, ShippingLine, TaxLine
+
+CHANNEL_DEFAULT = "shopify"
+
+
+class ShopifyMappingError(ValueError):
+    """The payload cannot be turned into a canonical model; the message says why."""
+
+
+# -- webhook headers and signature ---------------------------------------------------------------------
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Read `X-Shopify-<name>` or `shopify-<name>`, case-insensitively."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return lowered.get(f"x-shopify-{name}") or lowered.get(f"shopify-{name}")
+
+
+def compute_hmac(body: bytes, secret: str) -> str:
+    return base64.b64encode(hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()).decode("ascii")
+
+
+def verify_webhook(body: bytes, signature: str | None, secrets: list[str]) -> bool:
+    """Constant-time check against the current secret and any previous one kept for rotation."""
+    if not signature:
+        return False
+    try:
+        given = base64.b64decode(signature.strip(), validate=True)
+    except (ValueError, TypeError):
+        return False
+    ok = False
+    for secret in secrets:
+        expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
+        ok |= hmac.compare_digest(expected, given)
+    return ok
+
+
+def loads(body: bytes) -> dict[str, Any]:
+    """Parse a webhook body keeping integers exact and JSON numbers with fractions as Decimal."""
+    try:
+        data = json.loads(body, parse_float=Decimal)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ShopifyMappingError(f"body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ShopifyMappingError("body must be a JSON object")
+    return data
+
+
+# -- mapping -------------------------------------------------------------------------------------------
+def _id(value: Any, what: str) -> str:
+    if isinstance(value, bool) or value is None:
+        raise ShopifyMappingError(f"{what} is missing")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        text = value.strip()
+        return text.rsplit("/", 1)[-1] if text.startswith("gid://") else text
+    raise ShopifyMappingError(f"{what} must be an integer or string id, got {type(value).__name__}")
+
+
+def _money(obj: Mapping[str, Any], field: str, currency: str) -> Money:
+    """Prefer the `<field>_set.shop_money` form, falling back to the plain string field."""
+    money_set = obj.get(f"{field}_set")
+    if isinstance(money_set, Mapping) and isinstance(money_set.get("shop_money"), Mapping):
+        shop = money_set["shop_money"]
+        return Money.of(shop.get("amount"), shop.get("currency_code") or currency)
+    value = obj.get(field)
+    if value is None:
+        return Money.zero(currency)
+    return Money.of(value, currency)
+
+
+def _address(raw: Any) -> Address | None:
+    if not isinstance(raw, Mapping) or not raw:
+        return None
+    name = raw.get("name") or " ".join(p for p in (raw.get("first_name"), raw.get("last_name")) if p) or None
+    country = raw.get("country_code")
+    if not country:
+        raise ShopifyMappingError("address has no country_code")
+    return Address(
+        name=name, company=raw.get("company"), line1=raw.get("address1"), line2=raw.get("address2"),
+        city=raw.get("city"), region=raw.get("province_code"), postal_code=raw.get("zip"), country=country,
+        phone=raw.get("phone"),
+    )
+
+
+def _tax_lines(raw: Any, currency: str) -> list[TaxLine]:
+    return [
+        TaxLine(title=t.get("title") or "tax", rate=Decimal(str(t.get("rate", "0"))), amount=_money(t, "price", currency))
+        for t in raw or []
+    ]
+
+
+def _discounts(raw: Any, currency: str) -> list[Discount]:
+    return [Discount(amount=_money(d, "amount", currency)) for d in raw or []]
+
+
+def map_order(payload: Mapping[str, Any], channel: str = CHANNEL_DEFAULT) -> Order:
+    """Shopify `orders/create` (or any `orders/*` topic) → canonical Order."""
+    try:
+        currency = payload.get("currency")
+        if not currency:
+            raise ShopifyMappingError("order has no currency")
+        lines = []
+        for li in payload.get("line_items") or []:
+            line_id = _id(li.get("id"), "line_items[].id")
+            sku = (li.get("sku") or "").strip()
+            if not sku:  # an unmapped variant: resolved (or parked) by the SKU step, not lost here
+                sku = f"variant:{_id(li.get('variant_id'), f'line {line_id} sku and variant_id')}"
+            qty = li.get("quantity")
+            lines.append(OrderLine(
+                line_id=line_id, channel_sku=sku, name=li.get("name") or li.get("title"), quantity=qty,
+                unit_price=_money(li, "price", currency),
+                discounts=_discounts(li.get("discount_allocations"), currency),
+                tax_lines=_tax_lines(li.get("tax_lines"), currency),
+                requires_shipping=bool(li.get("requires_shipping", True)), taxable=bool(li.get("taxable", True)),
+            ))
+        if not lines:
+            raise ShopifyMappingError("order has no line_items")
+        shipping = [
+            ShippingLine(code=s.get("code"), title=s.get("title") or "shipping", price=_money(s, "price", currency),
+                         discounts=_discounts(s.get("discount_allocations"), currency),
+                         tax_lines=_tax_lines(s.get("tax_lines"), currency))
+            for s in payload.get("shipping_lines") or [] if not s.get("is_removed")
+        ]
+        total_discounts = _money(payload, "total_discounts", currency)
+        allocated = sum_money([d.amount for line in lines for d in line.discounts]
+                              + [d.amount for s in shipping for d in s.discounts], currency)
+        order_discounts = []
+        unallocated = total_discounts - allocated
+        if unallocated.amount > 0:
+            codes = [c.get("code") for c in payload.get("discount_codes") or [] if c.get("code")]
+            order_discounts.append(Discount(code=", ".join(codes) or None,
+                                            description="order-level discount not allocated to lines",
+                                            amount=unallocated))
+        customer_raw = payload.get("customer") or {}
+        customer = Customer(
+            external_id=_id(customer_raw["id"], "customer.id") if customer_raw.get("id") is not None else None,
+            email=payload.get("email") or payload.get("contact_email") or customer_raw.get("email"),
+            name=" ".join(p for p in (customer_raw.get("first_name"), customer_raw.get("last_name")) if p) or None,
+            tax_exempt=bool(customer_raw.get("tax_exempt") or payload.get("tax_exempt")),
+        )
+        created = payload.get("created_at")
+        if not created:
+            raise ShopifyMappingError("order has no created_at")
+        return Order(
+            channel=channel, external_order_id=_id(payload.get("id"), "order id"),
+            order_number=payload.get("name") or (str(payload["order_number"]) if payload.get("order_number") else None),
+            created_at=datetime.fromisoformat(str(created).replace("Z", "+00:00")),
+            currency=currency, taxes_included=bool(payload.get("taxes_included")), customer=customer,
+            shipping_address=_address(payload.get("shipping_address")),
+            billing_address=_address(payload.get("billing_address")),
+            lines=lines, shipping_lines=shipping, order_discounts=order_discounts,
+            total=_money(payload, "total_price", currency) if payload.get("total_price") is not None else None,
+            test=bool(payload.get("test")),
+        )
+    except ValidationError as exc:
+        raise ShopifyMappingError(describe_validation_error(exc)) from None
+    except (TypeError, AttributeError, KeyError) as exc:
+        raise ShopifyMappingError(f"unexpected payload shape: {type(exc).__name__}: {exc}") from None
+    except ValueError as exc:
+        if isinstance(exc, ShopifyMappingError):
+            raise
+        raise ShopifyMappingError(str(exc)) from None
+
+
+def map_fulfillment(payload: Mapping[str, Any]) -> tuple[str, Shipment]:
+    """Shopify `fulfillments/create` → (external order id, canonical Shipment)."""
+    try:
+        order_id = _id(payload.get("order_id"), "order_id")
+        lines = [
+            ShipmentLine(line_id=_id(li.get("id"), "line_items[].id"),
+                         channel_sku=(li.get("sku") or f"variant:{li.get('variant_id')}"), quantity=li.get("quantity"))
+            for li in payload.get("line_items") or []
+        ]
+        tracking_numbers = payload.get("tracking_numbers") or []
+        tracking_urls = payload.get("tracking_urls") or []
+        shipped = payload.get("created_at")
+        return order_id, Shipment(
+            shipment_id=f"shopify-fulfillment:{_id(payload.get('id'), 'fulfillment id')}",
+            carrier=payload.get("tracking_company"), service=payload.get("service"),
+            tracking_number=payload.get("tracking_number") or (tracking_numbers[0] if tracking_numbers else None),
+            tracking_url=payload.get("tracking_url") or (tracking_urls[0] if tracking_urls else None),
+            shipped_at=datetime.fromisoformat(str(shipped).replace("Z", "+00:00")), lines=lines,
+        )
+    except ValidationError as exc:
+        raise ShopifyMappingError(describe_validation_error(exc)) from None
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:
+        if isinstance(exc, ShopifyMappingError):
+            raise
+        raise ShopifyMappingError(f"unexpected payload shape: {exc}") from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:10]:
+        loc = ".".join(str(p) for p in err["loc"]) or "order"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,1 @@
+"""The webhook intake and operations API (FastAPI)."""

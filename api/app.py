@@ -1,0 +1,52 @@
+"""The FastAPI application factory. Nothing connects at import time; Temporal connects on first use."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import Engine, text
+from temporalio.client import Client
+
+from api.deps import EngineDep, TemporalConnector
+from api.routers import erp, ops, orders, webhooks
+from retailflow.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None,
+               client: Client | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    own_engine = engine is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from retailflow.db import create_schema, make_engine
+
+        if app.state.engine is None:
+            app.state.engine = make_engine(settings.effective_database_url)
+            create_schema(app.state.engine)
+        yield
+        if own_engine and app.state.engine is not None:
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="retailflow",
+        version="0.1.0",
+        description="Webhook intake, order status and analyst operations for retailflow's Temporal workflows.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.temporal = TemporalConnector(settings, client)
+    app.include_router(webhooks.router)
+    app.include_router(orders.router)
+    app.include_router(ops.router)
+    app.include_router(erp.router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz(engine: EngineDep) -> dict:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"ok": True}
+
+    return app

@@ -1,0 +1,220 @@
+"""Intake logic shared by the webhook routes and quarantine replay: dedupe, quarantine, start, signal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from adapters.marketplace import shopify
+from adapters.wms.local import SIGNATURE_HEADER as WMS_SIGNATURE_HEADER
+from adapters.wms.local import verify as verify_wms
+from canonical.fulfillment import AnalystAction, OrderFulfillmentInput
+from canonical.order import Order, Shipment, order_workflow_id
+from retailflow import db
+from retailflow.settings import Settings
+from workflows import search_attributes as sa
+
+log = structlog.get_logger(__name__)
+
+ORDER_WORKFLOW = "OrderFulfillment"
+SAFE_HEADERS = ("content-type", "x-shopify-topic", "x-shopify-shop-domain", "x-shopify-api-version",
+                "x-shopify-webhook-id", "x-shopify-triggered-at", "x-shopify-event-id", "x-shopify-hmac-sha256",
+                "shopify-topic", "shopify-shop-domain", "shopify-api-version", "shopify-webhook-id",
+                "shopify-event-id", "shopify-hmac-sha256", "shopify-triggered-at", WMS_SIGNATURE_HEADER.lower())
+
+
+@dataclass
+class Outcome:
+    status_code: int
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+class TemporalUnavailable(Exception):
+    pass
+
+
+def keep_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Headers worth keeping with a quarantined copy (the signature is kept so a replay can re-verify)."""
+    return {k.lower(): v for k, v in headers.items() if k.lower() in SAFE_HEADERS}
+
+
+def quarantine(engine: Engine, *, source: str, topic: str | None, delivery_id: str | None, headers: dict[str, str],
+               body: bytes, reason: str, status_code: int) -> int:
+    with engine.begin() as conn:
+        result = conn.execute(db.quarantine.insert().values(
+            source=source, topic=topic, delivery_id=delivery_id, headers=keep_headers(headers), body=body,
+            reason=reason, status_code=status_code))
+        qid = result.inserted_primary_key[0]
+    log.warning("intake.quarantined", source=source, topic=topic, delivery_id=delivery_id, quarantine_id=qid,
+                reason=reason, status_code=status_code)
+    return int(qid)
+
+
+def seen_delivery(engine: Engine, source: str, delivery_id: str | None) -> str | None:
+    """The workflow id a delivery already led to, or None if it is new."""
+    if not delivery_id:
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(select(db.webhook_deliveries.c.workflow_id).where(
+            (db.webhook_deliveries.c.source == source) & (db.webhook_deliveries.c.delivery_id == delivery_id))).first()
+    return (row.workflow_id or "") if row else None
+
+
+def record_delivery(engine: Engine, source: str, delivery_id: str | None, topic: str | None, workflow_id: str | None) -> None:
+    if not delivery_id:
+        return
+    try:
+        with engine.begin() as conn:
+            conn.execute(db.webhook_deliveries.insert().values(
+                source=source, delivery_id=delivery_id, topic=topic, workflow_id=workflow_id))
+    except IntegrityError:
+        pass  # a concurrent duplicate recorded it first
+
+
+async def start_order(client: Client, settings: Settings, order: Order) -> tuple[str, bool]:
+    """Start the order's workflow; (workflow id, duplicate?). The id is the business key."""
+    wf_id = order.workflow_id
+    items = sum(line.quantity for line in order.lines)
+    summary = (f"{order.channel} order {order.order_number or order.external_order_id}: {items} item(s), "
+               f"{order.computed_total}")
+    details = "\n".join(f"- {line.quantity} × {line.channel_sku} {line.name or ''} @ {line.unit_price}"
+                        for line in order.lines)
+    try:
+        await client.start_workflow(
+            ORDER_WORKFLOW,
+            OrderFulfillmentInput(order=order, sla_hours=settings.order_sla_hours,
+                                  allow_backorder=settings.allow_backorder),
+            id=wf_id, task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(sa.CHANNEL, order.channel),
+                SearchAttributePair(sa.EXTERNAL_ORDER_ID, order.external_order_id),
+                SearchAttributePair(sa.ORDER_STATUS, "received"),
+                SearchAttributePair(sa.NEEDS_ATTENTION, False),
+            ]),
+            static_summary=summary, static_details=f"Order lines:\n{details}",
+        )
+        return wf_id, False
+    except WorkflowAlreadyStartedError:
+        return wf_id, True
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.ALREADY_EXISTS:
+            return wf_id, True
+        raise TemporalUnavailable(str(exc)) from exc
+
+
+async def signal_workflow(client: Client, workflow_id: str, signal: str, arg: Any) -> bool:
+    """Signal a running workflow; False if there is none (never started, or already closed)."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        desc = await handle.describe()
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            return False
+        await handle.signal(signal, arg)
+        return True
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise TemporalUnavailable(str(exc)) from exc
+
+
+# -- Shopify ---------------------------------------------------------------------------------------------
+async def handle_shopify(engine: Engine, client_getter, settings: Settings, body: bytes, headers: dict[str, str],
+                         *, replay: bool = False) -> Outcome:
+    topic = shopify.header(headers, "topic")
+    delivery_id = shopify.header(headers, "webhook-id")
+    source = "shopify"
+    if not shopify.verify_webhook(body, shopify.header(headers, "hmac-sha256"),
+                                  [s.get_secret_value() for s in settings.shopify_webhook_secrets]):
+        reason = "missing or invalid X-Shopify-Hmac-Sha256 signature"
+        qid = None if replay else quarantine(engine, source=source, topic=topic, delivery_id=delivery_id,
+                                             headers=headers, body=body, reason=reason, status_code=401)
+        return Outcome(401, {"detail": reason, "quarantine_id": qid})
+    previous = seen_delivery(engine, source, delivery_id)
+    if previous is not None:
+        return Outcome(200, {"workflow_id": previous or None, "duplicate": True})
+    try:
+        payload = shopify.loads(body)
+        if topic == "orders/create":
+            order = shopify.map_order(payload, channel=settings.shopify_channel)
+            client = await client_getter()
+            wf_id, duplicate = await start_order(client, settings, order)
+            record_delivery(engine, source, delivery_id, topic, wf_id)
+            log.info("intake.order", channel=order.channel, external_id=order.external_order_id, workflow_id=wf_id,
+                     duplicate=duplicate)
+            return Outcome(200 if duplicate else 202, {"workflow_id": wf_id, "duplicate": duplicate})
+        if topic == "orders/cancelled":
+            external_id = shopify._id(payload.get("id"), "order id")
+            wf_id = order_workflow_id(settings.shopify_channel, external_id)
+            reason = payload.get("cancel_reason") or "cancelled in Shopify"
+            client = await client_getter()
+            ok = await signal_workflow(client, wf_id, "cancel",
+                                       AnalystAction(actor=f"channel:{settings.shopify_channel}", reason=str(reason)))
+            if not ok:
+                # No running order yet (the cancel overtook the create) or it has closed: keep it for an analyst.
+                qid = None if replay else quarantine(
+                    engine, source=source, topic=topic, delivery_id=delivery_id, headers=headers, body=body,
+                    reason=f"no running workflow {wf_id} to cancel", status_code=202)
+                return Outcome(202, {"workflow_id": wf_id, "duplicate": False, "signalled": False,
+                                     "quarantine_id": qid})
+            record_delivery(engine, source, delivery_id, topic, wf_id)
+            return Outcome(202, {"workflow_id": wf_id, "duplicate": False, "signalled": True})
+        record_delivery(engine, source, delivery_id, topic, None)
+        return Outcome(200, {"ignored": True, "detail": f"topic {topic!r} is not handled", "duplicate": False})
+    except shopify.ShopifyMappingError as exc:
+        reason = f"payload does not map ({topic}): {exc}"
+        qid = None if replay else quarantine(engine, source=source, topic=topic, delivery_id=delivery_id,
+                                             headers=headers, body=body, reason=reason, status_code=422)
+        return Outcome(422, {"detail": reason, "quarantine_id": qid})
+
+
+# -- embedded WMS ----------------------------------------------------------------------------------------
+async def handle_wms_local(engine: Engine, client_getter, settings: Settings, body: bytes, headers: dict[str, str],
+                           *, replay: bool = False) -> Outcome:
+    source = "wms-local"
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if not verify_wms(body, lowered.get(WMS_SIGNATURE_HEADER.lower()), settings.local_wms_webhook_secret.get_secret_value()):
+        reason = f"missing or invalid {WMS_SIGNATURE_HEADER}"
+        qid = None if replay else quarantine(engine, source=source, topic=None, delivery_id=None, headers=headers,
+                                             body=body, reason=reason, status_code=401)
+        return Outcome(401, {"detail": reason, "quarantine_id": qid})
+    try:
+        payload = shopify.loads(body)
+        event_id = str(payload["event_id"])
+        external_ref = str(payload["external_ref"])
+        shipment = Shipment.model_validate(payload["shipment"])
+    except (KeyError, TypeError, ValueError) as exc:
+        reason = f"shipment event does not map: {exc}"
+        qid = None if replay else quarantine(engine, source=source, topic="shipment", delivery_id=None,
+                                             headers=headers, body=body, reason=reason, status_code=422)
+        return Outcome(422, {"detail": reason, "quarantine_id": qid})
+    previous = seen_delivery(engine, source, event_id)
+    if previous is not None:
+        return Outcome(200, {"workflow_id": previous, "duplicate": True})
+    client = await client_getter()
+    if not await signal_workflow(client, external_ref, "shipment", shipment):
+        reason = f"no running workflow {external_ref} for shipment {shipment.shipment_id}"
+        qid = None if replay else quarantine(engine, source=source, topic="shipment", delivery_id=event_id,
+                                             headers=headers, body=body, reason=reason, status_code=409)
+        return Outcome(409, {"detail": reason, "quarantine_id": qid})
+    record_delivery(engine, source, event_id, "shipment", external_ref)
+    return Outcome(202, {"workflow_id": external_ref, "duplicate": False})
+
+
+HANDLERS = {"shopify": handle_shopify, "wms-local": handle_wms_local}
+
+
+def mark_replayed(engine: Engine, qid: int, outcome: Outcome) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(db.quarantine).where(db.quarantine.c.id == qid).values(
+            replayed_at=db.utcnow(), replay_result=f"{outcome.status_code} {outcome.body}",
+            resolved=outcome.status_code < 300 and outcome.body.get("signalled", True) is not False))

@@ -1,0 +1,91 @@
+"""Operations: the quarantine of deliveries that could not be taken, and their replay after a fix."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from api import intake
+from api.deps import EngineDep, SettingsDep
+from retailflow import db
+
+router = APIRouter(prefix="/ops", tags=["ops"])
+
+
+class QuarantineItem(BaseModel):
+    id: int
+    source: str
+    topic: str | None
+    delivery_id: str | None
+    reason: str
+    status_code: int
+    received_at: datetime
+    replayed_at: datetime | None
+    replay_result: str | None
+    resolved: bool
+    size: int
+    body_preview: str
+
+
+class ReplayResult(BaseModel):
+    id: int
+    status_code: int
+    result: dict
+    resolved: bool
+
+
+def _item(row) -> QuarantineItem:
+    body: bytes = row["body"]
+    try:
+        preview = body[:2000].decode("utf-8")
+    except UnicodeDecodeError:
+        preview = "base64:" + base64.b64encode(body[:1500]).decode()
+    return QuarantineItem(size=len(body), body_preview=preview,
+                          **{k: row[k] for k in QuarantineItem.model_fields if k not in ("size", "body_preview")})
+
+
+@router.get("/quarantine", response_model=list[QuarantineItem])
+def list_quarantine(engine: EngineDep, resolved: bool | None = False, source: str | None = None,
+                    limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0)):
+    query = select(db.quarantine).order_by(db.quarantine.c.id.desc()).limit(limit).offset(offset)
+    if resolved is not None:
+        query = query.where(db.quarantine.c.resolved == resolved)
+    if source:
+        query = query.where(db.quarantine.c.source == source)
+    with engine.connect() as conn:
+        return [_item(r) for r in conn.execute(query).mappings().all()]
+
+
+@router.get("/quarantine/{qid}", response_model=QuarantineItem)
+def get_quarantine(qid: int, engine: EngineDep):
+    with engine.connect() as conn:
+        row = conn.execute(select(db.quarantine).where(db.quarantine.c.id == qid)).mappings().first()
+    if row is None:
+        raise HTTPException(404, f"no quarantined delivery {qid}")
+    return _item(row)
+
+
+@router.post("/quarantine/{qid}/replay", response_model=ReplayResult)
+async def replay_quarantine(qid: int, request: Request, engine: EngineDep, settings: SettingsDep) -> ReplayResult:
+    """Run a quarantined delivery through intake again (after fixing the mapping, the secret or the data)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(db.quarantine).where(db.quarantine.c.id == qid)).mappings().first()
+    if row is None:
+        raise HTTPException(404, f"no quarantined delivery {qid}")
+    if row["resolved"]:
+        raise HTTPException(409, f"quarantined delivery {qid} was already replayed successfully")
+    handler = intake.HANDLERS.get(row["source"])
+    if handler is None:
+        raise HTTPException(409, f"no intake for source {row['source']!r}")
+    try:
+        outcome = await handler(engine, request.app.state.temporal.get, settings, row["body"], dict(row["headers"]),
+                                replay=True)
+    except intake.TemporalUnavailable as exc:
+        raise HTTPException(503, f"Temporal is unavailable: {exc}") from None
+    intake.mark_replayed(engine, qid, outcome)
+    resolved = outcome.status_code < 300 and outcome.body.get("signalled", True) is not False
+    return ReplayResult(id=qid, status_code=outcome.status_code, result=outcome.body, resolved=resolved)

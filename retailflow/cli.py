@@ -1,0 +1,163 @@
+"""The `retailflow` command line (typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from retailflow.logging import configure_logging
+from retailflow.settings import Settings
+
+app = typer.Typer(help="retailflow: durable Temporal workflows for retail orders.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The embedded ERP's catalog.", no_args_is_help=True)
+shopify_app = typer.Typer(help="Shopify helpers.", no_args_is_help=True)
+db_app = typer.Typer(help="The platform database.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(shopify_app, name="shopify")
+app.add_typer(db_app, name="db")
+
+
+def _settings(**overrides) -> Settings:
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+@app.command()
+def dev(
+    data_dir: Annotated[Path, typer.Option(help="Where Temporal's and the platform's SQLite files live")] = Path(".data"),
+    temporal_port: Annotated[int, typer.Option(help="Temporal frontend (gRPC) port")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = 8233,
+    api_port: Annotated[int, typer.Option(help="retailflow API port")] = 8000,
+    demo: Annotated[bool, typer.Option(help="Load the demo catalog (covers every SKU of the Shopify samples)")] = False,
+) -> None:
+    """Run the whole platform on the embedded default: Temporal dev server + Web UI, database, worker, API."""
+    from retailflow.devstack import run_dev
+
+    settings = _settings(data_dir=data_dir, api_port=api_port, temporal_address=f"localhost:{temporal_port}")
+    try:
+        asyncio.run(run_dev(settings, temporal_port=temporal_port, ui_port=ui_port, demo=demo))
+    except RuntimeError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def worker() -> None:
+    """Run the worker alone against an existing Temporal (RETAILFLOW_TEMPORAL_ADDRESS)."""
+    import signal
+
+    from worker import run_worker
+
+    settings = _settings()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop=stop)
+
+    asyncio.run(main())
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+) -> None:
+    """Run the API alone against an existing Temporal (RETAILFLOW_TEMPORAL_ADDRESS)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings(api_host=host, api_port=port)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+
+
+@catalog_app.command("import")
+def catalog_import(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]) -> None:
+    """Upsert items, the SKU cross-reference and stock from a CSV with header
+    channel,channel_sku,item_code,name,location,on_hand,unit_price,currency."""
+    from adapters.erp.local import LocalErp
+    from retailflow.catalog import import_catalog
+    from retailflow.db import create_schema, make_engine
+
+    settings = _settings()
+    engine = make_engine(settings.effective_database_url)
+    create_schema(engine)
+    try:
+        report = import_catalog(LocalErp(engine, default_location=settings.default_location), file)
+    except ValueError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+    if report.errors:
+        for err in report.errors:
+            typer.secho(err, fg="red", err=True)
+        typer.secho(f"nothing imported: {len(report.errors)} bad row(s)", fg="red", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"imported {report.rows} row(s), {len(report.items)} item(s)")
+
+
+@db_app.command("init")
+def db_init() -> None:
+    """Create the platform database tables (idempotent)."""
+    from retailflow.db import create_schema, make_engine
+
+    settings = _settings()
+    create_schema(make_engine(settings.effective_database_url))
+    typer.echo(f"database ready: {settings.effective_database_url.split('@')[-1]}")
+
+
+@shopify_app.command("send")
+def shopify_send(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Raw webhook body")],
+    topic: Annotated[str, typer.Option(help="X-Shopify-Topic")] = "orders/create",
+    url: Annotated[str | None, typer.Option(help="Webhook URL; default the local API")] = None,
+    webhook_id: Annotated[str | None, typer.Option(help="X-Shopify-Webhook-Id; default a new uuid")] = None,
+    as_new_order: Annotated[bool, typer.Option(
+        help="Give the order a fresh id (the sample is one order; without this a second send is a duplicate)")] = False,
+) -> None:
+    """Send a file as a signed Shopify webhook (signed with RETAILFLOW_SHOPIFY_WEBHOOK_SECRET)."""
+    import re
+    import secrets
+
+    import httpx
+
+    from adapters.marketplace.shopify import compute_hmac
+
+    settings = _settings()
+    body = file.read_bytes()
+    if as_new_order:
+        match = re.search(rb'"id"\s*:\s*(\d+)', body)
+        if match is None:
+            typer.secho("no top-level numeric \"id\" in the body", fg="red", err=True)
+            raise typer.Exit(2)
+        new_id = str(secrets.randbelow(9 * 10**17) + 10**17).encode()
+        body = body.replace(match.group(1), new_id)
+    target = url or f"{settings.effective_api_base_url}/webhooks/shopify"
+    headers = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Hmac-Sha256": compute_hmac(body, settings.shopify_webhook_secret.get_secret_value()),
+        "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
+        "X-Shopify-Shop-Domain": "retailflow-dev.myshopify.com",
+        "X-Shopify-API-Version": "2026-07",
+    }
+    resp = httpx.post(target, content=body, headers=headers, timeout=30)
+    typer.echo(f"HTTP {resp.status_code}")
+    try:
+        typer.echo(json.dumps(resp.json(), indent=2))
+    except ValueError:
+        typer.echo(resp.text)
+    if resp.status_code >= 400:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()
