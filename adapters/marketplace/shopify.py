@@ -19,7 +19,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from canonical.money import Money, sum_money
-from canonical.order import Address, Customer, Discount, Order, OrderLine, Shipment, ShipmentLine, ShippingLine, TaxLine
+from canonical.order import (
+    Address,
+    Customer,
+    Discount,
+    Order,
+    OrderLine,
+    Shipment,
+    ShipmentLine,
+    ShippingLine,
+    TaxLine,
+)
 
 CHANNEL_DEFAULT = "shopify"
 

@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass
 
 import httpx
-import pytest
 import pytest_asyncio
 import uvicorn
 from temporalio.client import Client
