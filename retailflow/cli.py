@@ -72,12 +72,23 @@ def api(
     port: Annotated[int | None, typer.Option(help="Port")] = None,
 ) -> None:
     """Run the API alone against an existing Temporal (RETAILFLOW_TEMPORAL_ADDRESS)."""
+    import signal
+
     import uvicorn
 
     from api.app import create_app
+    from retailflow.devstack import _ApiServer
 
     settings = _settings(api_host=host, api_port=port)
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+    server = _ApiServer(uvicorn.Config(create_app(settings), host=settings.api_host, port=settings.api_port))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        await server.serve()
+
+    asyncio.run(main())
 
 
 @catalog_app.command("import")

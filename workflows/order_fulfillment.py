@@ -187,6 +187,14 @@ class OrderFulfillment:
     async def _await_shipments(self, inp: OrderFulfillmentInput) -> None:
         deadline = workflow.now() + timedelta(hours=inp.sla_hours)
         waiting = self._record("await_shipment", StepState.WAITING, "Waiting for the warehouse to ship")
+        try:
+            await self._shipment_loop(inp, deadline)
+        except BaseException:
+            self._finish(waiting, StepState.SKIPPED, "stopped waiting: the order is being cancelled")
+            raise
+        self._finish(waiting, StepState.DONE, f"{len(self._shipments)} shipment(s)")
+
+    async def _shipment_loop(self, inp: OrderFulfillmentInput, deadline) -> None:
         while not self._fully_shipped():
             timeout = None if self._late else max(deadline - workflow.now(), timedelta(seconds=1))
             try:
@@ -205,7 +213,6 @@ class OrderFulfillment:
             while self._pending_shipments:
                 await self._process_shipment(self._pending_shipments.pop(0))
             self._check_cancel()
-        self._finish(waiting, StepState.DONE, f"{len(self._shipments)} shipment(s)")
 
     async def _process_shipment(self, shipment: Shipment) -> None:
         key = self._wf_id
