@@ -8,13 +8,17 @@ import shutil
 import sys
 from pathlib import Path
 
+import prometheus_client
 import structlog
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from activities.ops import OpsActivities
 from activities.orders import OrderActivities
 from adapters.registry import Adapters, build_adapters
+from retailflow.observability import CorrelationInterceptor
 from retailflow.settings import Settings
 from workflows.order_fulfillment import OrderFulfillment
 
@@ -23,21 +27,35 @@ log = structlog.get_logger(__name__)
 WORKFLOWS = [OrderFulfillment]
 
 
-async def connect_client(settings: Settings) -> Client:
+async def connect_client(settings: Settings, *, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter,
+        interceptors=[CorrelationInterceptor()], runtime=runtime,
     )
+
+
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """A Temporal runtime exporting the SDK's own metrics (schedule-to-start, poll, task latencies) for
+    Prometheus on `RETAILFLOW_TEMPORAL_SDK_METRICS_PORT`."""
+    if not settings.temporal_sdk_metrics_port:
+        return None
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(
+        bind_address=f"{settings.metrics_host}:{settings.temporal_sdk_metrics_port}")))
 
 
 def build_worker(
     client: Client, adapters: Adapters, *, task_queue: str, executor: concurrent.futures.Executor | None = None
 ) -> Worker:
     activities = OrderActivities(adapters)
+    ops = OpsActivities(adapters.projection) if adapters.projection is not None else None
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=activities.all(),
+        activities=[*activities.all(), *(ops.all() if ops else [])],
+        # the client's CorrelationInterceptor (if any) is applied to the worker too; never add it twice
+        interceptors=[] if any(isinstance(i, CorrelationInterceptor) for i in client.config()["interceptors"])
+        else [CorrelationInterceptor()],
         activity_executor=executor or concurrent.futures.ThreadPoolExecutor(max_workers=32),
         max_concurrent_activities=32,
     )
@@ -63,7 +81,10 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     engine = make_engine(settings.effective_database_url)
     create_schema(engine)
     adapters = build_adapters(settings, engine)
-    client = await connect_client(settings)
+    if settings.worker_metrics_port:
+        # the platform's own metrics (activity failures/retries by step and channel, order milestones)
+        prometheus_client.start_http_server(settings.worker_metrics_port, addr=settings.metrics_host)
+    client = await connect_client(settings, runtime=metrics_runtime(settings))
     worker = build_worker(client, adapters, task_queue=settings.task_queue)
     tasks = []
     if settings.local_wms_enabled and isinstance(adapters.wms, LocalWms):

@@ -10,6 +10,7 @@ from adapters.erp.base import ErpAdapter
 from adapters.erp.local import LocalErp
 from adapters.marketplace.base import MarketplaceAdapter
 from adapters.marketplace.local import LocalMarketplace
+from adapters.platform.projection import StatusProjection
 from adapters.tax.base import TaxAdapter
 from adapters.tax.local import LocalTax
 from adapters.wms.base import WmsAdapter
@@ -23,6 +24,7 @@ class Adapters:
     wms: WmsAdapter
     tax: TaxAdapter
     marketplace: MarketplaceAdapter
+    projection: StatusProjection | None = None
 
 
 def build_adapters(settings: Settings, engine: Engine) -> Adapters:
@@ -32,4 +34,5 @@ def build_adapters(settings: Settings, engine: Engine) -> Adapters:
         wms=LocalWms(engine, ship_after_seconds=settings.local_wms_ship_after_seconds),
         tax=LocalTax(engine),
         marketplace=LocalMarketplace(engine),
+        projection=StatusProjection(engine),
     )

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+import structlog
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
 from temporalio.client import Client
 
+from adapters.platform.projection import StatusProjection
 from api.deps import EngineDep, TemporalConnector
 from api.routers import erp, ops, orders, webhooks
+from retailflow.observability import HTTP_HEADER, PARKED_RUNS, correlation_id, new_correlation_id
 from retailflow.settings import Settings, get_settings
 
 
@@ -42,6 +46,25 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(orders.router)
     app.include_router(ops.router)
     app.include_router(erp.router)
+
+    @app.middleware("http")
+    async def correlation(request: Request, call_next):
+        """Take or mint a correlation id; it follows the request into Temporal headers and every log line."""
+        cid = request.headers.get(HTTP_HEADER) or new_correlation_id()
+        token = correlation_id.set(cid)
+        try:
+            with structlog.contextvars.bound_contextvars(correlation_id=cid, path=request.url.path):
+                response = await call_next(request)
+        finally:
+            correlation_id.reset(token)
+        response.headers[HTTP_HEADER] = cid
+        return response
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    def metrics(engine: EngineDep) -> Response:
+        for kind, count in StatusProjection(engine).parked_counts().items():
+            PARKED_RUNS.labels(kind).set(count)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["ops"])
     def healthz(engine: EngineDep) -> dict:

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from retailflow.observability import CorrelationInterceptor
 from retailflow.settings import Settings
 
 
@@ -18,6 +19,10 @@ class TemporalConnector:
 
     def __init__(self, settings: Settings, client: Client | None = None) -> None:
         self.settings = settings
+        if client is not None and not any(isinstance(i, CorrelationInterceptor) for i in client.config()["interceptors"]):
+            config = client.config()
+            config["interceptors"] = [*config["interceptors"], CorrelationInterceptor()]
+            client = Client(**config)
         self._client = client
         self._lock = asyncio.Lock()
 
@@ -29,7 +34,7 @@ class TemporalConnector:
                 try:
                     self._client = await Client.connect(
                         self.settings.temporal_address, namespace=self.settings.temporal_namespace,
-                        data_converter=pydantic_data_converter,
+                        data_converter=pydantic_data_converter, interceptors=[CorrelationInterceptor()],
                     )
                 except Exception as exc:  # connection refused, DNS, TLS...
                     raise HTTPException(503, f"Temporal at {self.settings.temporal_address} is unavailable: {exc}") from exc

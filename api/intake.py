@@ -105,6 +105,7 @@ async def start_order(client: Client, settings: Settings, order: Order) -> tuple
                 SearchAttributePair(sa.EXTERNAL_ORDER_ID, order.external_order_id),
                 SearchAttributePair(sa.ORDER_STATUS, "received"),
                 SearchAttributePair(sa.NEEDS_ATTENTION, False),
+                SearchAttributePair(sa.SKUS, sorted({line.channel_sku for line in order.lines})),
             ]),
             static_summary=summary, static_details=f"Order lines:\n{details}",
         )

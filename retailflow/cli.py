@@ -17,6 +17,8 @@ app = typer.Typer(help="retailflow: durable Temporal workflows for retail orders
 catalog_app = typer.Typer(help="The embedded ERP's catalog.", no_args_is_help=True)
 shopify_app = typer.Typer(help="Shopify helpers.", no_args_is_help=True)
 db_app = typer.Typer(help="The platform database.", no_args_is_help=True)
+ops_app = typer.Typer(help="Analysts' operations: bulk retry, audit trails.", no_args_is_help=True)
+app.add_typer(ops_app, name="ops")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(shopify_app, name="shopify")
 app.add_typer(db_app, name="db")
@@ -168,6 +170,78 @@ def shopify_send(
         typer.echo(resp.text)
     if resp.status_code >= 400:
         raise typer.Exit(1)
+
+
+@ops_app.command("retry")
+def ops_retry(
+    query: Annotated[str, typer.Option(help="Temporal visibility query, e.g. 'NeedsAttention = true AND Channel = \"shopify\"'")],
+    actor: Annotated[str, typer.Option(help="Who is retrying (recorded in each history)")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in each history)")],
+    dry_run: Annotated[bool, typer.Option(help="List what would be retried, change nothing")] = False,
+) -> None:
+    """Retry every parked run the query finds, through the workflow's validated `act` update."""
+    from rich.progress import track
+    from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+
+    from canonical.ops import AnalystRequest
+    from worker import connect_client
+
+    settings = _settings()
+
+    async def main() -> tuple[int, list[str]]:
+        client = await connect_client(settings)
+        full_query = f"({query}) AND ExecutionStatus = 'Running'"
+        ids = [w.id async for w in client.list_workflows(full_query)
+               if w.status == WorkflowExecutionStatus.RUNNING]
+        if dry_run:
+            return 0, ids
+        retried, refused = 0, []
+        for wf_id in track(ids, description="retrying"):
+            try:
+                await client.get_workflow_handle(wf_id).execute_update(
+                    "act", AnalystRequest(action="retry", actor=actor, reason=reason))
+                retried += 1
+            except WorkflowUpdateFailedError as exc:
+                refused.append(f"{wf_id}: {getattr(exc.cause, 'message', exc.cause)}")
+        return retried, refused
+
+    retried, detail = asyncio.run(main())
+    if dry_run:
+        typer.echo("\n".join(detail) or "nothing matches")
+        return
+    typer.echo(f"retried {retried} run(s)")
+    for line in detail:
+        typer.secho(f"refused {line}", fg="yellow")
+
+
+@ops_app.command("audit")
+def ops_audit(
+    workflow_id: Annotated[str, typer.Argument(help="e.g. order:shopify:820982911946154508")],
+    format: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+    output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout")] = None,
+) -> None:
+    """The business audit trail of one run (from its Temporal history), as CSV for finance or JSON."""
+    from api.audit import build_trail, to_csv
+    from worker import connect_client
+
+    settings = _settings()
+
+    async def main():
+        client = await connect_client(settings)
+        return build_trail(await client.get_workflow_handle(workflow_id).fetch_history())
+
+    entries = asyncio.run(main())
+    if format == "csv":
+        text = to_csv(entries)
+    elif format == "json":
+        text = json.dumps([e.model_dump(mode="json") for e in entries], indent=2)
+    else:
+        raise typer.BadParameter("format must be csv or json")
+    if output:
+        output.write_text(text)
+        typer.echo(f"wrote {len(entries)} entries to {output}")
+    else:
+        typer.echo(text)
 
 
 if __name__ == "__main__":

@@ -197,6 +197,28 @@ channel_updates = Table(
     Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
 )
 
+# --- run status projection (for listing; search attributes are eventually consistent) -------------------
+run_status = Table(
+    "run_status",
+    metadata,
+    Column("workflow_id", String(255), primary_key=True),
+    Column("kind", String(32), nullable=False),  # order | return | settlement | storeday ...
+    Column("channel", String(64)),
+    Column("external_id", String(128)),
+    Column("reference", String(128)),  # the channel's human order number, e.g. #9999
+    Column("status", String(32), nullable=False),
+    Column("needs_attention", Boolean, nullable=False, default=False),
+    Column("reason", Text),
+    Column("suggested_action", Text),
+    Column("erp_ref", String(64)),
+    Column("late", Boolean, nullable=False, default=False),
+    Column("version", Integer, nullable=False, default=0),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+    Index("ix_run_status_list", "kind", "status", "channel"),
+    Index("ix_run_status_attention", "needs_attention", "updated_at"),
+)
+
 # --- intake -------------------------------------------------------------------------------------------
 webhook_deliveries = Table(
     "webhook_deliveries",

@@ -15,6 +15,7 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "NeedsAttention": "Bool",
     "StoreId": "Keyword",
     "SettlementId": "Keyword",
+    "Skus": "KeywordList",
 }
 
 
@@ -51,6 +52,10 @@ class Settings(BaseSettings):
     order_sla_hours: int = 48
     allow_backorder: bool = False
     max_webhook_bytes: int = 2 * 1024 * 1024
+
+    metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int | None = Field(default=9464, description="Worker's /metrics port; 0 disables")
+    temporal_sdk_metrics_port: int | None = Field(default=9465, description="Temporal SDK metrics port; 0 disables")
 
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="JSON logs; default JSON unless stderr is a TTY")

@@ -22,6 +22,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 
 with workflow.unsafe.imports_passed_through():
+    from activities.ops import OpsActivities
     from activities.orders import (
         ChannelCancelInput,
         DeliveryInput,
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         StepState,
     )
+    from canonical.ops import AnalystRequest, OrderCorrections, RunStatusUpdate
     from canonical.order import Order, OrderStatus, Shipment, TaxQuote
     from workflows import search_attributes as sa
 
@@ -52,6 +54,9 @@ COMPENSATION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_
                                  maximum_attempts=0)
 # Undo steps that may legitimately be refused (e.g. the warehouse already shipped): recorded, not retried.
 COMPENSATION_TIMEOUT = timedelta(minutes=30)
+PROJECTION_PATCH = "status-projection-v1"
+SHIPPED_STATUSES = frozenset({OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.INVOICED,
+                              OrderStatus.COMPLETED})
 
 
 class CancelRequested(Exception):
@@ -100,6 +105,11 @@ class OrderFulfillment:
         self._wms_release: str | None = None
         self._invoice: str | None = None
         self._tax: TaxQuote | None = None
+        self._parked_skippable = False
+        self._action_hint: str | None = None
+        self._project = False
+        self._projection_version = 0
+        self._projection_tasks: list[asyncio.Future] = []
         self._retry_policy = RetryPolicy(
             initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
             maximum_interval=timedelta(seconds=60), maximum_attempts=inp.step_max_attempts,
@@ -109,18 +119,22 @@ class OrderFulfillment:
     @workflow.run
     async def run(self, inp: OrderFulfillmentInput) -> OrderResult:
         order = inp.order
+        self._project = workflow.patched(PROJECTION_PATCH)
         workflow.upsert_search_attributes([
             sa.CHANNEL.value_set(order.channel),
             sa.EXTERNAL_ORDER_ID.value_set(order.external_order_id),
             sa.ORDER_STATUS.value_set(self._status.value),
             sa.NEEDS_ATTENTION.value_set(False),
         ])
+        if self._project:
+            self._set_status(OrderStatus.RECEIVED)  # first projection row
         try:
             await self._fulfil(inp)
         except asyncio.CancelledError:
             # Cancelled from Temporal (Web UI "Cancel" or the API): undo, then end as cancelled.
             await self._compensate(AnalystAction(actor="temporal", reason="workflow cancellation requested"))
             self._set_status(OrderStatus.CANCELLED, "cancelled through Temporal")
+            await self._drain_projection()
             raise
         except CancelRequested as cancel:
             await self._compensate(cancel.action)
@@ -128,38 +142,43 @@ class OrderFulfillment:
         except StepFailed as failure:
             await self._compensate(AnalystAction(actor="system", reason=f"failed at {failure.step}"))
             self._set_status(OrderStatus.FAILED, f"{failure.step} failed: {failure.message}")
+            await self._drain_projection()
             raise ApplicationError(
                 f"order {order.external_order_id} failed at {failure.step}: {failure.message}; "
                 f"compensation ran: {', '.join(self._compensated) or 'nothing to undo'}",
                 type="OrderFailed", non_retryable=True,
             ) from None
+        await self._drain_projection()
         return OrderResult(workflow_id=self._wf_id, status=self._status, erp_sales_order_id=self._erp_so,
                            invoice_id=self._invoice, tax=self._tax)
 
     async def _fulfil(self, inp: OrderFulfillmentInput) -> None:
         order = inp.order
         key = self._wf_id
-        await self._step("validate", OrderActivities.validate_order, OrderInput(order=order),
+        # Step inputs are built on each attempt from self._order, so an analyst's corrections apply on retry.
+        await self._step("validate", OrderActivities.validate_order, lambda: OrderInput(order=self._order),
                          f"Validate order {order.order_number or order.external_order_id}")
         self._set_status(OrderStatus.VALIDATED)
 
-        self._resolved = await self._step("resolve_skus", OrderActivities.resolve_skus, OrderInput(order=order),
+        self._resolved = await self._step("resolve_skus", OrderActivities.resolve_skus,
+                                          lambda: OrderInput(order=self._order),
                                           f"Map {len(order.lines)} {order.channel} SKU(s) to ERP items")
 
         self._register("release_stock", OrderActivities.release_stock, KeyInput(key=key), "Release reserved stock")
         await self._step("reserve_stock", OrderActivities.reserve_stock,
-                         ReserveInput(key=key, lines=self._resolved, allow_backorder=inp.allow_backorder),
+                         lambda: ReserveInput(key=key, lines=self._resolved, allow_backorder=inp.allow_backorder),
                          f"Reserve stock for {sum(r.quantity for r in self._resolved)} unit(s)")
         self._set_status(OrderStatus.RESERVED)
 
         self._register("void_tax", OrderActivities.void_tax, KeyInput(key=key), "Void the tax transaction")
         self._tax = await self._step("quote_tax", OrderActivities.quote_tax,
-                                     TaxQuoteInput(transaction_code=key, order=order), "Quote tax")
+                                     lambda: TaxQuoteInput(transaction_code=key, order=self._order), "Quote tax")
 
         self._register("cancel_sales_order", OrderActivities.cancel_sales_order, KeyInput(key=key),
                        "Cancel the ERP sales order")
         so = await self._step("create_sales_order", OrderActivities.create_sales_order,
-                              SalesOrderInput(external_ref=key, order=order, lines=self._resolved, tax=self._tax),
+                              lambda: SalesOrderInput(external_ref=key, order=self._order, lines=self._resolved,
+                                                      tax=self._tax),
                               f"Book ERP sales order (tax {self._tax.total_tax})")
         self._erp_so = so.erp_sales_order_id
         self._set_status(OrderStatus.BOOKED)
@@ -167,8 +186,8 @@ class OrderFulfillment:
         self._register("cancel_wms_release", OrderActivities.cancel_wms_release, KeyInput(key=key),
                        "Cancel the warehouse release")
         release = await self._step("release_to_wms", OrderActivities.release_to_wms,
-                                   WmsReleaseInput(external_ref=key, lines=self._resolved,
-                                                   ship_to=order.shipping_address),
+                                   lambda: WmsReleaseInput(external_ref=key, lines=self._resolved,
+                                                           ship_to=self._order.shipping_address),
                                    f"Release {self._erp_so} to the warehouse")
         self._wms_release = release.release_id
         self._set_status(OrderStatus.RELEASED)
@@ -245,7 +264,7 @@ class OrderFulfillment:
             record = self._record(name, StepState.RUNNING, summary)
             try:
                 result = await workflow.execute_activity_method(
-                    activity, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=self._retry_policy,
+                    activity, arg() if callable(arg) else arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=self._retry_policy,
                     summary=summary,
                 )
             except ActivityError as err:
@@ -278,6 +297,8 @@ class OrderFulfillment:
 
     async def _park(self, reason: str, action: str | None, skippable: bool) -> str:
         previous = self._status
+        self._parked_skippable = skippable
+        self._action_hint = action
         self._reason = f"{reason}. {action}" if action else reason
         self._set_status(OrderStatus.NEEDS_ATTENTION, self._reason)
         workflow.logger.warning("order parked: %s", self._reason)
@@ -295,7 +316,13 @@ class OrderFulfillment:
                              f"{who.actor} asked to skip, but this step cannot be skipped")
                 continue
             self._record(f"analyst_{kind}", StepState.DONE, f"{who.actor}: {who.reason or kind}")
+            if kind == "resume":
+                self._apply_corrections(self._pending_corrections, who)
+                kind = "retry"
             self._pending_action = None
+            self._pending_corrections = None
+            self._parked_skippable = False
+            self._action_hint = None
             self._reason = None
             self._set_status(previous)
             return kind
@@ -341,8 +368,28 @@ class OrderFulfillment:
             return
         raise CancelRequested(action)
 
+    def _apply_corrections(self, corrections: OrderCorrections | None, who: AnalystAction) -> None:
+        if corrections is None:
+            return
+        update: dict[str, Any] = {}
+        notes = []
+        if corrections.shipping_address is not None:
+            update["shipping_address"] = corrections.shipping_address
+            notes.append("shipping address")
+        if corrections.sku_corrections:
+            lines = []
+            for line in self._order.lines:
+                new_sku = corrections.sku_corrections.get(line.channel_sku)
+                lines.append(line.model_copy(update={"channel_sku": new_sku}) if new_sku else line)
+                if new_sku:
+                    notes.append(f"SKU {line.channel_sku} → {new_sku}")
+            update["lines"] = lines
+        self._order = self._order.model_copy(update=update)
+        self._record("corrected_data", StepState.DONE, f"{who.actor} corrected {', '.join(notes) or 'nothing'}")
+
     # -- bookkeeping ------------------------------------------------------------------------------------
     _last_actor: str = "unknown"
+    _pending_corrections: OrderCorrections | None = None
 
     def _record(self, name: str, state: StepState, detail: str | None) -> int:
         self._steps.append(StepRecord(name=name, state=state, started_at=workflow.now(),
@@ -364,6 +411,32 @@ class OrderFulfillment:
             sa.NEEDS_ATTENTION.value_set(status == OrderStatus.NEEDS_ATTENTION),
         ])
         workflow.set_current_details(self._details())
+        if self._project:
+            self._projection_version += 1
+            upd = RunStatusUpdate(
+                workflow_id=self._wf_id, kind="order", channel=self._order.channel,
+                external_id=self._order.external_order_id, reference=self._order.order_number,
+                status=status.value, needs_attention=status == OrderStatus.NEEDS_ATTENTION, reason=self._reason,
+                suggested_action=self._action_hint, erp_ref=self._erp_so, late=self._late,
+                version=self._projection_version, started_at=workflow.info().start_time, changed_at=workflow.now(),
+            )
+            self._projection_tasks.append(asyncio.ensure_future(self._write_projection(upd)))
+
+    async def _write_projection(self, upd: RunStatusUpdate) -> None:
+        """Best effort: the projection is for listing; a failure to write it never fails the order."""
+        try:
+            await workflow.execute_local_activity_method(
+                OpsActivities.record_run_status, upd, start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(milliseconds=200)),
+                summary=f"Status: {upd.status}",
+            )
+        except ActivityError as err:
+            workflow.logger.warning("status projection not written (%s): %s", upd.status, err.cause)
+
+    async def _drain_projection(self) -> None:
+        if self._projection_tasks:
+            await asyncio.gather(*self._projection_tasks)
+            self._projection_tasks.clear()
 
     def _details(self) -> str:
         parts = [f"**Status:** {self._status.value}{' (late)' if self._late else ''}"]
@@ -389,6 +462,40 @@ class OrderFulfillment:
     def cancel(self, action: AnalystAction | None = None) -> None:
         if self._cancel is None:
             self._cancel = action or AnalystAction()
+
+    @workflow.signal
+    def resume(self, request: AnalystRequest) -> None:
+        """Retry the parked step with corrected data (a fixed address or SKU)."""
+        self._pending_corrections = request.corrections
+        self._pending_action = ("resume", AnalystAction(actor=request.actor, reason=request.reason))
+
+    @workflow.update
+    def act(self, request: AnalystRequest) -> OrderView:
+        """The validated form of retry/skip/cancel/resume used by the API (rejected requests leave no trace)."""
+        who = AnalystAction(actor=request.actor, reason=request.reason)
+        if request.action == "cancel":
+            self.cancel(who)
+        elif request.action == "resume":
+            self.resume(request)
+        else:
+            self._pending_action = (request.action, who)
+        return self.status()
+
+    @act.validator
+    def _validate_act(self, request: AnalystRequest) -> None:
+        if self._status in (OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.FAILED, OrderStatus.CANCELLING):
+            raise ValueError(f"the order is {self._status.value}; nothing to {request.action}")
+        if request.action == "cancel":
+            if any(self._shipped.values()) or self._status in SHIPPED_STATUSES:
+                raise ValueError("goods have shipped; the order cannot be cancelled, handle it as a return")
+            return
+        if self._status != OrderStatus.NEEDS_ATTENTION:
+            raise ValueError(f"the order is {self._status.value}, not needs_attention; nothing to {request.action}")
+        if request.action == "skip" and not self._parked_skippable:
+            raise ValueError("the parked step cannot be skipped; fix the cause and retry, or cancel")
+        if request.action == "resume" and (request.corrections is None or (
+                request.corrections.shipping_address is None and not request.corrections.sku_corrections)):
+            raise ValueError("resume needs corrections: a shipping_address or sku_corrections")
 
     @workflow.signal
     def shipment(self, shipment: Shipment) -> None:

@@ -8,5 +8,6 @@ ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 NEEDS_ATTENTION = SearchAttributeKey.for_bool("NeedsAttention")
 STORE_ID = SearchAttributeKey.for_keyword("StoreId")
 SETTLEMENT_ID = SearchAttributeKey.for_keyword("SettlementId")
+SKUS = SearchAttributeKey.for_keyword_list("Skus")
 
-ALL = [CHANNEL, EXTERNAL_ORDER_ID, ORDER_STATUS, NEEDS_ATTENTION, STORE_ID, SETTLEMENT_ID]
+ALL = [CHANNEL, EXTERNAL_ORDER_ID, ORDER_STATUS, NEEDS_ATTENTION, STORE_ID, SETTLEMENT_ID, SKUS]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from adapters.platform.projection import StatusProjection
 from api import intake
 from api.deps import EngineDep, SettingsDep
 from retailflow import db
@@ -89,3 +90,26 @@ async def replay_quarantine(qid: int, request: Request, engine: EngineDep, setti
     intake.mark_replayed(engine, qid, outcome)
     resolved = outcome.status_code < 300 and outcome.body.get("signalled", True) is not False
     return ReplayResult(id=qid, status_code=outcome.status_code, result=outcome.body, resolved=resolved)
+
+
+class ParkedRun(BaseModel):
+    workflow_id: str
+    kind: str
+    channel: str | None
+    external_id: str | None
+    reference: str | None
+    status: str
+    reason: str | None
+    suggested_action: str | None
+    parked_since: datetime
+
+
+@router.get("/needs-attention", response_model=list[ParkedRun], summary="Runs parked for an analyst")
+def needs_attention(engine: EngineDep, kind: str | None = None, channel: str | None = None,
+                    limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0)):
+    rows, _ = StatusProjection(engine).list(kind=kind, channel=channel, needs_attention=True, limit=limit,
+                                            offset=offset)
+    return [ParkedRun(workflow_id=r["workflow_id"], kind=r["kind"], channel=r["channel"],
+                      external_id=r["external_id"], reference=r["reference"], status=r["status"],
+                      reason=r["reason"], suggested_action=r["suggested_action"], parked_since=r["updated_at"])
+            for r in rows]

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Body, HTTPException
-from pydantic import BaseModel
-from temporalio.client import WorkflowExecutionStatus
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import ClientDep
-from canonical.fulfillment import AnalystAction, OrderView, StepRecord
+from adapters.platform.projection import StatusProjection
+from api.audit import AuditEntry, build_trail, to_csv
+from api.deps import ClientDep, EngineDep
+from canonical.fulfillment import OrderView, StepRecord
+from canonical.ops import AnalystRequest, OrderCorrections
 from canonical.order import OrderStatus, Shipment, order_workflow_id
 
 router = APIRouter(prefix="/orders", tags=["orders"])
-
-SHIPPED_STATES = {OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.INVOICED, OrderStatus.COMPLETED}
-
 
 class OrderStatusResponse(BaseModel):
     status: OrderStatus
@@ -36,6 +38,53 @@ class ActionResponse(BaseModel):
     workflow_id: str
     action: str
     accepted: bool
+    status: OrderStatus
+
+
+class ActionBody(BaseModel):
+    actor: str = Field(min_length=1, description="Who is acting (recorded in the workflow history)")
+    reason: str = Field(min_length=1, description="Why (recorded in the workflow history)")
+    corrections: OrderCorrections | None = Field(default=None, description="For `resume`: the corrected data")
+
+
+class OrderSummary(BaseModel):
+    workflow_id: str
+    channel: str | None
+    external_order_id: str | None
+    order_number: str | None
+    status: str
+    needs_attention: bool
+    reason: str | None
+    suggested_action: str | None
+    erp_sales_order_id: str | None
+    late: bool
+    started_at: datetime
+    updated_at: datetime
+
+
+class OrderPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[OrderSummary]
+
+
+def summary_of(row: dict) -> OrderSummary:
+    return OrderSummary(workflow_id=row["workflow_id"], channel=row["channel"], external_order_id=row["external_id"],
+                        order_number=row["reference"], status=row["status"], needs_attention=row["needs_attention"],
+                        reason=row["reason"], suggested_action=row["suggested_action"],
+                        erp_sales_order_id=row["erp_ref"], late=row["late"], started_at=row["started_at"],
+                        updated_at=row["updated_at"])
+
+
+@router.get("", response_model=OrderPage, summary="List orders from the status projection")
+def list_orders(engine: EngineDep, status: OrderStatus | None = None, channel: str | None = None,
+                needs_attention: bool | None = None, limit: int = Query(default=50, ge=1, le=500),
+                offset: int = Query(default=0, ge=0)) -> OrderPage:
+    rows, total = StatusProjection(engine).list(kind="order", status=status.value if status else None,
+                                                channel=channel, needs_attention=needs_attention, limit=limit,
+                                                offset=offset)
+    return OrderPage(total=total, limit=limit, offset=offset, items=[summary_of(r) for r in rows])
 
 
 async def _describe_and_query(client, workflow_id: str) -> tuple[str, OrderView]:
@@ -68,16 +117,45 @@ async def get_order(channel: str, external_order_id: str, client: ClientDep) -> 
 @router.post("/{channel}/{external_order_id}/actions/{action}", status_code=202, response_model=ActionResponse,
              responses={404: {"description": "No such order"}, 409: {"description": "Action not valid now"}})
 async def order_action(
-    channel: str, external_order_id: str, action: Literal["retry", "skip", "cancel"], client: ClientDep,
-    body: AnalystAction | None = Body(default=None),
+    channel: str, external_order_id: str, action: Literal["retry", "skip", "cancel", "resume"], body: ActionBody,
+    client: ClientDep,
 ) -> ActionResponse:
+    """Send an analyst action as a validated Temporal update: the workflow itself refuses what does not apply
+    (409), and what it accepts is recorded in its history with the actor and reason."""
     wf_id = order_workflow_id(channel, external_order_id)
-    run_status, view = await _describe_and_query(client, wf_id)
-    if run_status != WorkflowExecutionStatus.RUNNING.name:
-        raise HTTPException(409, f"order {wf_id} is no longer running ({view.status.value})")
-    if action in ("retry", "skip") and view.status != OrderStatus.NEEDS_ATTENTION:
-        raise HTTPException(409, f"order {wf_id} is {view.status.value}, not needs_attention; nothing to {action}")
-    if action == "cancel" and view.status in SHIPPED_STATES:
-        raise HTTPException(409, f"order {wf_id} has shipped ({view.status.value}); handle it as a return")
-    await client.get_workflow_handle(wf_id).signal(action, body or AnalystAction(actor="api"))
-    return ActionResponse(workflow_id=wf_id, action=action, accepted=True)
+    handle = client.get_workflow_handle(wf_id)
+    request = AnalystRequest(action=action, actor=body.actor, reason=body.reason, corrections=body.corrections)
+    try:
+        view = await handle.execute_update("act", request, result_type=OrderView)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        raise HTTPException(409, getattr(cause, "message", None) or str(cause or exc)) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            # closed runs reject updates as "not found": say which it is
+            run_status, closed = await _describe_and_query(client, wf_id)
+            raise HTTPException(409, f"order {wf_id} is {closed.status.value} ({run_status.lower()}); "
+                                     f"nothing to {action}") from None
+        raise HTTPException(503, f"Temporal is unavailable: {exc.message}") from None
+    return ActionResponse(workflow_id=wf_id, action=action, accepted=True, status=view.status)
+
+
+@router.get("/{channel}/{external_order_id}/audit", response_model=list[AuditEntry],
+            responses={200: {"content": {"text/csv": {}}}})
+async def order_audit(channel: str, external_order_id: str, client: ClientDep,
+                      format: Literal["json", "csv"] = "json"):
+    """The business audit trail of the order, from its workflow history."""
+    entries = await fetch_audit(client, order_workflow_id(channel, external_order_id))
+    if format == "csv":
+        return PlainTextResponse(to_csv(entries), media_type="text/csv")
+    return entries
+
+
+async def fetch_audit(client, workflow_id: str) -> list[AuditEntry]:
+    try:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(404, f"no workflow {workflow_id}") from None
+        raise HTTPException(503, f"Temporal is unavailable: {exc.message}") from None
+    return build_trail(history)

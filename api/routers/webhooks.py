@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 
 from api import intake
 from api.deps import EngineDep, SettingsDep
+from retailflow.observability import QUARANTINED, WEBHOOK_DUPLICATES, WEBHOOKS
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +43,11 @@ async def _intake(kind: str, request: Request, engine, settings) -> JSONResponse
                                 reason=f"internal error: {type(exc).__name__}: {exc}", status_code=503)
         return JSONResponse({"detail": "internal error; the delivery was kept and can be replayed",
                              "quarantine_id": qid}, status_code=503, headers={"Retry-After": "30"})
+    if outcome.body.get("duplicate"):
+        WEBHOOK_DUPLICATES.labels(kind).inc()
+    if outcome.body.get("quarantine_id"):
+        QUARANTINED.labels(kind, str(outcome.status_code)).inc()
+    WEBHOOKS.labels(kind, str(outcome.status_code)).inc()
     return JSONResponse(outcome.body, status_code=outcome.status_code)
 
 

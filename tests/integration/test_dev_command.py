@@ -21,7 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_dev_stack_runs_the_sample_order_and_stops_cleanly(tmp_path):
     temporal_port, ui_port, api_port = free_port(), free_port(), free_port()
-    env = {**os.environ, "RETAILFLOW_LOCAL_WMS_SHIP_AFTER_SECONDS": "1", "RETAILFLOW_LOG_JSON": "true"}
+    worker_metrics, sdk_metrics = free_port(), free_port()
+    env = {**os.environ, "RETAILFLOW_LOCAL_WMS_SHIP_AFTER_SECONDS": "1", "RETAILFLOW_LOG_JSON": "true",
+           "RETAILFLOW_WORKER_METRICS_PORT": str(worker_metrics),
+           "RETAILFLOW_TEMPORAL_SDK_METRICS_PORT": str(sdk_metrics)}
     env.pop("RETAILFLOW_DATABASE_URL", None)
     cli = str(Path(sys.executable).parent / "retailflow")
     proc = subprocess.Popen(
@@ -54,6 +57,13 @@ def test_dev_stack_runs_the_sample_order_and_stops_cleanly(tmp_path):
         assert status == "completed"
         ui = httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=10)
         assert ui.status_code == 200
+        worker_text = httpx.get(f"http://127.0.0.1:{worker_metrics}/metrics", timeout=10).text
+        assert 'retailflow_activity_seconds_count{activity="create_sales_order"} 1.0' in worker_text
+        assert 'retailflow_order_milestone_seconds_count{channel="shopify",milestone="completed"} 1.0' in worker_text
+        sdk_text = httpx.get(f"http://127.0.0.1:{sdk_metrics}/metrics", timeout=10).text
+        assert "temporal_workflow_completed" in sdk_text or "workflow_completed" in sdk_text
+        api_text = httpx.get(f"http://127.0.0.1:{api_port}/metrics", timeout=10).text
+        assert 'retailflow_webhooks_total{outcome="202",source="shopify"} 1.0' in api_text
     finally:
         proc.send_signal(signal.SIGINT)
         try:

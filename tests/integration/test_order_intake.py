@@ -165,4 +165,7 @@ async def test_unknown_sku_parks_then_retry_after_mapping_completes(stack):
 
 async def test_unknown_order_status_is_404(stack):
     assert (await stack.http.get("/orders/shopify/does-not-exist")).status_code == 404
-    assert (await stack.http.post("/orders/shopify/does-not-exist/actions/cancel")).status_code == 404
+    body = {"actor": "analyst@example.com", "reason": "test"}
+    assert (await stack.http.post("/orders/shopify/does-not-exist/actions/cancel", json=body)).status_code == 404
+    # actor and reason are required: who did it and why is recorded
+    assert (await stack.http.post("/orders/shopify/does-not-exist/actions/cancel", json={})).status_code == 422

@@ -31,6 +31,8 @@ def test_worker_and_api_run_alone_against_existing_temporal(dev_env, tmp_path):
         "RETAILFLOW_API_PORT": str(api_port),
         "RETAILFLOW_LOCAL_WMS_SHIP_AFTER_SECONDS": "0.5",
         "RETAILFLOW_LOG_JSON": "true",
+        "RETAILFLOW_WORKER_METRICS_PORT": "0",
+        "RETAILFLOW_TEMPORAL_SDK_METRICS_PORT": "0",
     }
     imported = subprocess.run([CLI, "catalog", "import", str(DEMO_CATALOG)], env=env, capture_output=True,
                               text=True, timeout=60)

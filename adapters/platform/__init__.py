@@ -1,0 +1,1 @@
+"""The platform's own stores (not an external system)."""

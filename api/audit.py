@@ -1,0 +1,172 @@
+"""Turn a workflow history into a business audit trail: steps with time, attempts, canonical inputs and
+outputs and errors; analyst signals and updates with actor and reason; status changes; compensation."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHistory
+
+UNDO_ACTIVITIES = {"release_stock", "void_tax", "cancel_sales_order", "cancel_wms_release",
+                   "notify_channel_cancelled"}
+
+
+class AuditEntry(BaseModel):
+    time: datetime
+    kind: str  # workflow | step | signal | update | status | timer
+    name: str
+    summary: str | None = None
+    state: str | None = None
+    attempt: int | None = None
+    actor: str | None = None
+    reason: str | None = None
+    error: str | None = None
+    compensation: bool = False
+    input: Any = None
+    output: Any = None
+    finished: datetime | None = None
+
+
+def _payloads(payloads) -> Any:
+    values = []
+    for p in payloads:
+        encoding = p.metadata.get("encoding", b"").decode()
+        if encoding == "binary/null" or not p.data:
+            values.append(None)
+        elif encoding.startswith("json/"):
+            values.append(json.loads(p.data))
+        else:
+            values.append(f"<{encoding or 'binary'} payload, {len(p.data)} bytes>")
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else values
+
+
+def _summary(event: HistoryEvent) -> str | None:
+    if event.HasField("user_metadata") and event.user_metadata.HasField("summary"):
+        value = _payloads([event.user_metadata.summary])
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _when(event: HistoryEvent) -> datetime:
+    return event.event_time.ToDatetime().replace(tzinfo=__import__("datetime").UTC)
+
+
+def _actor(value: Any) -> tuple[str | None, str | None]:
+    if isinstance(value, dict):
+        return value.get("actor"), value.get("reason")
+    return None, None
+
+
+def build_trail(history: WorkflowHistory) -> list[AuditEntry]:
+    entries: list[AuditEntry] = []
+    by_scheduled: dict[int, AuditEntry] = {}
+    updates: dict[str, AuditEntry] = {}
+    for event in history.events:
+        et = event.event_type
+        if et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            attrs = event.workflow_execution_started_event_attributes
+            entries.append(AuditEntry(time=_when(event), kind="workflow", name="started",
+                                      summary=attrs.workflow_type.name, input=_payloads(attrs.input.payloads)))
+        elif et == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            summary = _summary(event)
+            entry = AuditEntry(time=_when(event), kind="step", name=attrs.activity_type.name, summary=summary,
+                               state="scheduled", input=_payloads(attrs.input.payloads),
+                               compensation=bool(summary and summary.startswith("Undo:"))
+                               or attrs.activity_type.name in UNDO_ACTIVITIES)
+            by_scheduled[event.event_id] = entry
+            entries.append(entry)
+        elif et == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attrs = event.activity_task_started_event_attributes
+            if (entry := by_scheduled.get(attrs.scheduled_event_id)) is not None:
+                entry.attempt = attrs.attempt
+                entry.state = "started"
+                if attrs.HasField("last_failure") and attrs.last_failure.message:
+                    entry.error = f"earlier attempt: {attrs.last_failure.message}"
+        elif et == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            attrs = event.activity_task_completed_event_attributes
+            if (entry := by_scheduled.get(attrs.scheduled_event_id)) is not None:
+                entry.state, entry.finished = "completed", _when(event)
+                entry.output = _payloads(attrs.result.payloads)
+        elif et == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+            attrs = event.activity_task_failed_event_attributes
+            if (entry := by_scheduled.get(attrs.scheduled_event_id)) is not None:
+                entry.state, entry.finished = "failed", _when(event)
+                failure = attrs.failure
+                kind = failure.application_failure_info.type if failure.HasField("application_failure_info") else ""
+                entry.error = f"{kind + ': ' if kind else ''}{failure.message}"
+        elif et == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+            attrs = event.activity_task_timed_out_event_attributes
+            if (entry := by_scheduled.get(attrs.scheduled_event_id)) is not None:
+                entry.state, entry.finished, entry.error = "timed_out", _when(event), attrs.failure.message
+        elif et == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+            attrs = event.activity_task_canceled_event_attributes
+            if (entry := by_scheduled.get(attrs.scheduled_event_id)) is not None:
+                entry.state, entry.finished = "cancelled", _when(event)
+        elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            attrs = event.workflow_execution_signaled_event_attributes
+            value = _payloads(attrs.input.payloads)
+            actor, reason = _actor(value)
+            entries.append(AuditEntry(time=_when(event), kind="signal", name=attrs.signal_name, actor=actor,
+                                      reason=reason, input=value))
+        elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            attrs = event.workflow_execution_update_accepted_event_attributes
+            request = attrs.accepted_request
+            value = _payloads(request.input.args.payloads)
+            actor, reason = _actor(value)
+            entry = AuditEntry(time=_when(event), kind="update", name=request.input.name, actor=actor, reason=reason,
+                               state="accepted", input=value)
+            updates[attrs.protocol_instance_id] = entry
+            entries.append(entry)
+        elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+            attrs = event.workflow_execution_update_completed_event_attributes
+            if (entry := updates.get(attrs.meta.update_id)) is not None:
+                entry.state, entry.finished = "completed", _when(event)
+        elif et == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            if "OrderStatus" in fields:
+                status = json.loads(fields["OrderStatus"].data)
+                entries.append(AuditEntry(time=_when(event), kind="status", name=str(status)))
+        elif et == EventType.EVENT_TYPE_TIMER_STARTED:
+            attrs = event.timer_started_event_attributes
+            entries.append(AuditEntry(time=_when(event), kind="timer", name=_summary(event) or "timer",
+                                      state="started", summary=f"{attrs.start_to_fire_timeout.ToSeconds()}s"))
+        elif et == EventType.EVENT_TYPE_TIMER_FIRED:
+            entries.append(AuditEntry(time=_when(event), kind="timer", name="timer fired", state="fired"))
+        elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+            attrs = event.workflow_execution_completed_event_attributes
+            entries.append(AuditEntry(time=_when(event), kind="workflow", name="completed",
+                                      output=_payloads(attrs.result.payloads)))
+        elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+            attrs = event.workflow_execution_failed_event_attributes
+            entries.append(AuditEntry(time=_when(event), kind="workflow", name="failed", error=attrs.failure.message))
+        elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
+            entries.append(AuditEntry(time=_when(event), kind="workflow", name="cancelled"))
+        elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+            attrs = event.workflow_execution_cancel_requested_event_attributes
+            entries.append(AuditEntry(time=_when(event), kind="signal", name="cancel_requested",
+                                      actor=attrs.identity or None, reason=attrs.cause or None))
+    return entries
+
+
+CSV_COLUMNS = ["time", "kind", "name", "summary", "state", "attempt", "actor", "reason", "error", "compensation",
+               "finished"]
+
+
+def to_csv(entries: list[AuditEntry]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for e in entries:
+        row = e.model_dump(mode="json")
+        writer.writerow({k: row.get(k) for k in CSV_COLUMNS})
+    return out.getvalue()
