@@ -55,6 +55,11 @@ COMPENSATION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_
 # Undo steps that may legitimately be refused (e.g. the warehouse already shipped): recorded, not retried.
 COMPENSATION_TIMEOUT = timedelta(minutes=30)
 PROJECTION_PATCH = "status-projection-v1"
+# The status projection records milestones only, to keep the timeline readable; leaving needs_attention
+# is always recorded so the listing never shows a resumed order as parked.
+PROJECTED_MILESTONES = frozenset({OrderStatus.RECEIVED, OrderStatus.NEEDS_ATTENTION, OrderStatus.RELEASED,
+                                  OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.COMPLETED,
+                                  OrderStatus.CANCELLED, OrderStatus.FAILED})
 SHIPPED_STATUSES = frozenset({OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.INVOICED,
                               OrderStatus.COMPLETED})
 
@@ -108,6 +113,7 @@ class OrderFulfillment:
         self._parked_skippable = False
         self._action_hint: str | None = None
         self._project = False
+        self._last_projected: tuple[OrderStatus | None, bool, str | None] = (None, False, None)
         self._projection_version = 0
         self._projection_tasks: list[asyncio.Future] = []
         self._retry_policy = RetryPolicy(
@@ -225,7 +231,10 @@ class OrderFulfillment:
                 self._late = True
                 self._record("sla_breached", StepState.DONE,
                              f"Not fully shipped within {inp.sla_hours}h; order marked late, still waiting")
-                workflow.set_current_details(self._details())
+                if self._project:  # runs started before the projection patch keep their history shape
+                    self._set_status(self._status, self._reason)  # records the late flag
+                else:
+                    workflow.set_current_details(self._details())
                 continue
             if self._cancel is not None and not self._pending_shipments:
                 self._check_cancel()
@@ -411,7 +420,10 @@ class OrderFulfillment:
             sa.NEEDS_ATTENTION.value_set(status == OrderStatus.NEEDS_ATTENTION),
         ])
         workflow.set_current_details(self._details())
-        if self._project:
+        changed = (status, self._late, self._erp_so) != self._last_projected
+        if self._project and changed and (status in PROJECTED_MILESTONES
+                                          or self._last_projected[0] == OrderStatus.NEEDS_ATTENTION):
+            self._last_projected = (status, self._late, self._erp_so)
             self._projection_version += 1
             upd = RunStatusUpdate(
                 workflow_id=self._wf_id, kind="order", channel=self._order.channel,

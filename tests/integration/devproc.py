@@ -1,0 +1,76 @@
+"""Run `retailflow dev` as a subprocess on free ports, as `make run` would, and stop it with Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from retailflow.devstack import port_open
+from tests.integration.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = str(Path(sys.executable).parent / "retailflow")
+
+
+@dataclass
+class DevProcess:
+    proc: subprocess.Popen
+    data_dir: Path
+    temporal_port: int
+    ui_port: int
+    api_port: int
+    worker_metrics: int
+    sdk_metrics: int
+    env: dict
+    output: str = ""
+    ports: list[int] = field(default_factory=list)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def send(self, path: str, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([CLI, "shopify", "send", *extra, path], cwd=ROOT,
+                              env={**self.env, "RETAILFLOW_API_PORT": str(self.api_port)},
+                              capture_output=True, text=True, timeout=60)
+
+
+@contextmanager
+def dev_process(tmp_path: Path, **extra_env: str):
+    ports = [free_port() for _ in range(5)]
+    temporal_port, ui_port, api_port, worker_metrics, sdk_metrics = ports
+    env = {**os.environ, "RETAILFLOW_LOCAL_WMS_SHIP_AFTER_SECONDS": "1", "RETAILFLOW_LOG_JSON": "true",
+           "RETAILFLOW_WORKER_METRICS_PORT": str(worker_metrics),
+           "RETAILFLOW_TEMPORAL_SDK_METRICS_PORT": str(sdk_metrics), **extra_env}
+    env.pop("RETAILFLOW_DATABASE_URL", None)
+    data_dir = tmp_path / "data"
+    proc = subprocess.Popen(
+        [CLI, "dev", "--demo", "--data-dir", str(data_dir), "--temporal-port", str(temporal_port),
+         "--ui-port", str(ui_port), "--api-port", str(api_port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    dev = DevProcess(proc, data_dir, temporal_port, ui_port, api_port, worker_metrics, sdk_metrics, env,
+                     ports=ports)
+    try:
+        deadline = time.monotonic() + 60
+        while not port_open("127.0.0.1", api_port):
+            if proc.poll() is not None:
+                raise AssertionError(f"retailflow dev exited early:\n{proc.stdout.read()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError("the API never came up")
+            time.sleep(0.3)
+        yield dev
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            dev.output, _ = proc.communicate(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            dev.output, _ = proc.communicate()
+            raise AssertionError(f"retailflow dev did not stop on Ctrl-C:\n{dev.output[-3000:]}") from None
