@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from adapters.platform.projection import StatusProjection
 from api import intake
-from api.deps import EngineDep, SettingsDep
+from api.deps import ClientDep, EngineDep, SettingsDep
 from retailflow import db
 
 router = APIRouter(prefix="/ops", tags=["ops"])
@@ -113,3 +115,14 @@ def needs_attention(engine: EngineDep, kind: str | None = None, channel: str | N
                       external_id=r["external_id"], reference=r["reference"], status=r["status"],
                       reason=r["reason"], suggested_action=r["suggested_action"], parked_since=r["updated_at"])
             for r in rows]
+
+
+@router.get("/audit/{workflow_id}", summary="Business audit trail of any run (order, return, settlement, store day)")
+async def audit(workflow_id: str, client: ClientDep, format: Literal["json", "csv"] = "json"):
+    from api.audit import to_csv
+    from api.routers.orders import fetch_audit
+
+    entries = await fetch_audit(client, workflow_id)
+    if format == "csv":
+        return PlainTextResponse(to_csv(entries), media_type="text/csv")
+    return entries

@@ -90,3 +90,48 @@ async def test_correlation_id_follows_the_webhook_into_activities_and_metrics_co
     metrics = (await stack.http.get("/metrics")).text
     assert 'retailflow_webhook_duplicates_total{source="shopify"}' in metrics
     assert 'retailflow_order_milestone_seconds_count{channel="shopify",milestone="completed"}' in metrics
+
+
+async def test_cli_bulk_retry_by_visibility_query_and_csv_audit(stack, tmp_path):
+    import asyncio as aio
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = str(Path(sys.executable).parent / "retailflow")
+    ids = []
+    for _ in range(2):
+        body, oid = stack.order_body()
+        assert (await stack.send_shopify(body.replace(b'"SKU2006-035"', b'"SKU-BULK-1"'))).status_code == 202
+        ids.append(oid)
+    for oid in ids:
+        await stack.wait_status("shopify", oid, {"needs_attention"})
+    env = {**os.environ, "RETAILFLOW_TEMPORAL_ADDRESS": stack.client.service_client.config.target_host}
+    query = f'NeedsAttention = true AND Skus = "SKU-BULK-1" AND TaskQueue = "{stack.settings.task_queue}"'
+
+    async def run(*args: str) -> subprocess.CompletedProcess:
+        return await aio.to_thread(subprocess.run, [cli, "ops", *args], env=env, capture_output=True, text=True,
+                                   timeout=60)
+
+    for _ in range(50):  # visibility is eventually consistent
+        listed = await run("retry", "--query", query, "--actor", "ana", "--reason", "bulk", "--dry-run")
+        if all(f"order:shopify:{oid}" in listed.stdout for oid in ids):
+            break
+        await aio.sleep(0.2)
+    assert all(f"order:shopify:{oid}" in listed.stdout for oid in ids), listed.stdout + listed.stderr
+
+    stack.adapters.erp.map_sku("shopify", "SKU-BULK-1", "FURN-COFFEE-TABLE")
+    done = await run("retry", "--query", query, "--actor", "ana@example.com", "--reason", "mapped SKU-BULK-1")
+    assert done.returncode == 0 and "retried 2 run(s)" in done.stdout, done.stdout + done.stderr
+    for oid in ids:
+        await stack.wait_status("shopify", oid, {"completed"})
+
+    out = tmp_path / "audit.csv"
+    audit = await run("audit", f"order:shopify:{ids[0]}", "--format", "csv", "--output", str(out))
+    assert audit.returncode == 0, audit.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert any(r["kind"] == "update" and r["actor"] == "ana@example.com" and r["reason"] == "mapped SKU-BULK-1"
+               for r in rows)
+    generic = (await stack.http.get(f"/ops/audit/order:shopify:{ids[0]}")).json()
+    assert [e["name"] for e in generic] == [r["name"] for r in rows]
