@@ -20,6 +20,7 @@ from activities.orders import OrderActivities
 from adapters.registry import Adapters, build_adapters
 from retailflow.observability import CorrelationInterceptor
 from retailflow.settings import Settings
+from retailflow.tracing import tracing_interceptors
 from workflows.order_fulfillment import OrderFulfillment
 
 log = structlog.get_logger(__name__)
@@ -30,7 +31,7 @@ WORKFLOWS = [OrderFulfillment]
 async def connect_client(settings: Settings, *, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
         settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter,
-        interceptors=[CorrelationInterceptor()], runtime=runtime,
+        interceptors=[CorrelationInterceptor(), *tracing_interceptors(settings)], runtime=runtime,
     )
 
 

@@ -134,8 +134,10 @@ def build_trail(history: WorkflowHistory) -> list[AuditEntry]:
         elif et == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
             fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
             if "OrderStatus" in fields:
-                status = json.loads(fields["OrderStatus"].data)
-                entries.append(AuditEntry(time=_when(event), kind="status", name=str(status)))
+                status = str(json.loads(fields["OrderStatus"].data))
+                last = next((e for e in reversed(entries) if e.kind == "status"), None)
+                if last is None or last.name != status:
+                    entries.append(AuditEntry(time=_when(event), kind="status", name=status))
         elif et == EventType.EVENT_TYPE_TIMER_STARTED:
             attrs = event.timer_started_event_attributes
             entries.append(AuditEntry(time=_when(event), kind="timer", name=_summary(event) or "timer",

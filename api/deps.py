@@ -12,6 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from retailflow.observability import CorrelationInterceptor
 from retailflow.settings import Settings
+from retailflow.tracing import tracing_interceptors
 
 
 class TemporalConnector:
@@ -34,7 +35,8 @@ class TemporalConnector:
                 try:
                     self._client = await Client.connect(
                         self.settings.temporal_address, namespace=self.settings.temporal_namespace,
-                        data_converter=pydantic_data_converter, interceptors=[CorrelationInterceptor()],
+                        data_converter=pydantic_data_converter,
+                        interceptors=[CorrelationInterceptor(), *tracing_interceptors(self.settings)],
                     )
                 except Exception as exc:  # connection refused, DNS, TLS...
                     raise HTTPException(503, f"Temporal at {self.settings.temporal_address} is unavailable: {exc}") from exc

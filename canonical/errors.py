@@ -23,7 +23,7 @@ class BusinessError(Exception):
 
 
 class UnknownSku(BusinessError):
-    action = "Map the channel SKU to an ERP item (retailflow catalog import), then send `retry`."
+    action = "Map the channel SKU to an ERP item (retailflow catalog map-sku, or catalog import), then send `retry`."
 
 
 class OutOfStock(BusinessError):

@@ -117,6 +117,30 @@ def catalog_import(file: Annotated[Path, typer.Argument(exists=True, dir_okay=Fa
     typer.echo(f"imported {report.rows} row(s), {len(report.items)} item(s)")
 
 
+@catalog_app.command("map-sku")
+def catalog_map_sku(
+    channel: Annotated[str, typer.Argument(help="e.g. shopify")],
+    channel_sku: Annotated[str, typer.Argument(help="The SKU as the channel sends it")],
+    item_code: Annotated[str, typer.Argument(help="An existing ERP item")],
+) -> None:
+    """Map one channel SKU to an existing ERP item (stock untouched)."""
+    from sqlalchemy import select
+
+    from adapters.erp.local import LocalErp
+    from retailflow import db
+    from retailflow.db import create_schema, make_engine
+
+    settings = _settings()
+    engine = make_engine(settings.effective_database_url)
+    create_schema(engine)
+    with engine.connect() as conn:
+        if conn.execute(select(db.items.c.item_code).where(db.items.c.item_code == item_code)).first() is None:
+            typer.secho(f"no ERP item {item_code!r}; import it first", fg="red", err=True)
+            raise typer.Exit(2)
+    LocalErp(engine).map_sku(channel, channel_sku, item_code)
+    typer.echo(f"{channel} {channel_sku} → {item_code}")
+
+
 @db_app.command("init")
 def db_init() -> None:
     """Create the platform database tables (idempotent)."""

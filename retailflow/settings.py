@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(default=9464, description="Worker's /metrics port; 0 disables")
     temporal_sdk_metrics_port: int | None = Field(default=9465, description="Temporal SDK metrics port; 0 disables")
 
+    otel_enabled: bool = Field(default=False, description="OpenTelemetry tracing of workflows and activities")
+    otel_service_name: str = "retailflow"
+
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="JSON logs; default JSON unless stderr is a TTY")
 
