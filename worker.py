@@ -17,15 +17,17 @@ from temporalio.worker import Worker
 
 from activities.ops import OpsActivities
 from activities.orders import OrderActivities
+from activities.returns import ReturnActivities
 from adapters.registry import Adapters, build_adapters
 from retailflow.observability import CorrelationInterceptor
 from retailflow.settings import Settings
 from retailflow.tracing import tracing_interceptors
 from workflows.order_fulfillment import OrderFulfillment
+from workflows.return_to_refund import ReturnToRefund
 
 log = structlog.get_logger(__name__)
 
-WORKFLOWS = [OrderFulfillment]
+WORKFLOWS = [OrderFulfillment, ReturnToRefund]
 
 
 async def connect_client(settings: Settings, *, runtime: Runtime | None = None) -> Client:
@@ -53,7 +55,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[*activities.all(), *(ops.all() if ops else [])],
+        activities=[*activities.all(), *ReturnActivities(adapters).all(), *(ops.all() if ops else [])],
         # the client's CorrelationInterceptor (if any) is applied to the worker too; never add it twice
         interceptors=[] if any(isinstance(i, CorrelationInterceptor) for i in client.config()["interceptors"])
         else [CorrelationInterceptor()],

@@ -13,6 +13,7 @@ from temporalio.client import Client
 from adapters.platform.projection import StatusProjection
 from api.deps import EngineDep, TemporalConnector
 from api.routers import erp, ops, orders, webhooks
+from api.routers import returns as returns_router
 from retailflow.observability import HTTP_HEADER, PARKED_RUNS, correlation_id, new_correlation_id
 from retailflow.settings import Settings, get_settings
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(orders.router)
     app.include_router(ops.router)
     app.include_router(erp.router)
+    app.include_router(returns_router.router)
 
     @app.middleware("http")
     async def correlation(request: Request, call_next):

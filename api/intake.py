@@ -158,9 +158,27 @@ async def handle_shopify(engine: Engine, client_getter, settings: Settings, body
             log.info("intake.order", channel=order.channel, external_id=order.external_order_id, workflow_id=wf_id,
                      duplicate=duplicate)
             return Outcome(200 if duplicate else 202, {"workflow_id": wf_id, "duplicate": duplicate})
+        if topic == "refunds/create":  # returns (issue 3): a refund without a return → credit note + tax
+            from api.returns_intake import map_shopify_refund, start_return
+
+            request = map_shopify_refund(engine, payload, settings.shopify_channel)
+            client = await client_getter()
+            wf_id, duplicate = await start_return(client, settings, request, goods_returned=False,
+                                                  channel_already_refunded=True)
+            record_delivery(engine, source, delivery_id, topic, wf_id)
+            return Outcome(200 if duplicate else 202, {"workflow_id": wf_id, "duplicate": duplicate})
         if topic == "orders/cancelled":
             external_id = shopify._id(payload.get("id"), "order id")
             wf_id = order_workflow_id(settings.shopify_channel, external_id)
+            from api.returns_intake import cancellation_return, start_return
+
+            shipped_return = cancellation_return(engine, settings.shopify_channel, external_id, db.utcnow())
+            if shipped_return is not None:  # returns (issue 3): a cancellation after shipment becomes a return
+                client = await client_getter()
+                ret_id, duplicate = await start_return(client, settings, shipped_return)
+                record_delivery(engine, source, delivery_id, topic, ret_id)
+                return Outcome(200 if duplicate else 202, {"workflow_id": ret_id, "duplicate": duplicate,
+                                                           "order_workflow_id": wf_id})
             reason = payload.get("cancel_reason") or "cancelled in Shopify"
             client = await client_getter()
             ok = await signal_workflow(client, wf_id, "cancel",
@@ -193,6 +211,10 @@ async def handle_wms_local(engine: Engine, client_getter, settings: Settings, bo
         qid = None if replay else quarantine(engine, source=source, topic=None, delivery_id=None, headers=headers,
                                              body=body, reason=reason, status_code=401)
         return Outcome(401, {"detail": reason, "quarantine_id": qid})
+    from api.returns_intake import handle_wms_receipt, is_receipt_event
+
+    if is_receipt_event(body):  # returns (issue 3): receipt events next to shipment.shipped
+        return await handle_wms_receipt(engine, client_getter, body, headers, replay=replay)
     try:
         payload = shopify.loads(body)
         event_id = str(payload["event_id"])

@@ -22,6 +22,9 @@ app.add_typer(ops_app, name="ops")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(shopify_app, name="shopify")
 app.add_typer(db_app, name="db")
+from retailflow.returns_cli import returns_app  # noqa: E402
+
+app.add_typer(returns_app, name="returns")
 
 
 def _settings(**overrides) -> Settings:

@@ -249,6 +249,72 @@ quarantine = Table(
 )
 
 
+# --- returns ----------------------------------------------------------------------------------------
+credit_notes = Table(
+    "erp_credit_notes",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("external_ref", String(255), nullable=False, unique=True),
+    Column("order_external_ref", String(255), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("net_total", MONEY, nullable=False),
+    Column("tax_total", MONEY, nullable=False),
+    Column("grand_total", MONEY, nullable=False),
+    Column("lines", JSON, nullable=False),  # line_id, item_code, quantity, net, tax
+    Column("status", String(16), nullable=False, default="open"),  # open | cancelled
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("cancelled_at", UtcDateTime()),
+)
+
+restocks = Table(
+    "erp_restocks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("receipt_key", String(255), nullable=False),
+    Column("item_code", String(64), nullable=False),
+    Column("location", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    UniqueConstraint("receipt_key", "item_code", name="uq_restock_line"),
+)
+
+channel_refunds = Table(
+    "channel_refunds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("refund_key", String(255), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("external_order_id", String(128), nullable=False),
+    Column("line_id", String(128), nullable=False),  # "" for the refund's shipping / fees row
+    Column("quantity", Integer, nullable=False),
+    Column("amount", MONEY, nullable=False),  # net + tax paid back for this line
+    Column("currency", String(3), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    UniqueConstraint("refund_key", "line_id", name="uq_channel_refund_line"),
+)
+
+tax_adjustments = Table(
+    "tax_adjustments",
+    metadata,
+    Column("code", String(255), primary_key=True),
+    Column("original_code", String(255), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", MONEY, nullable=False),  # tax given back (positive)
+    Column("status", String(16), nullable=False, default="committed"),  # committed | voided
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+)
+
+wms_return_expectations = Table(
+    "wms_return_expectations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("external_ref", String(255), nullable=False, unique=True),
+    Column("lines", JSON, nullable=False),
+    Column("status", String(16), nullable=False, default="expected"),  # expected | cancelled
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+)
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
 
     order_sla_hours: int = 48
     allow_backorder: bool = False
+    # returns: channels that refund at once (marketplaces such as Amazon); the others refund on receipt
+    refund_before_receipt_channels: list[str] = ["amazon"]
+    return_window_days: int = 30
+    return_receipt_timeout_days: int = 21
     max_webhook_bytes: int = 2 * 1024 * 1024
 
     metrics_host: str = "127.0.0.1"

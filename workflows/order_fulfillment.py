@@ -244,9 +244,8 @@ class OrderFulfillment:
 
     async def _process_shipment(self, shipment: Shipment) -> None:
         key = self._wf_id
-        await self._step("post_delivery", OrderActivities.post_delivery,
-                         DeliveryInput(external_ref=key, shipment=shipment, lines=self._resolved),
-                         f"Post delivery for shipment {shipment.shipment_id}")
+        # The goods have left the warehouse once the WMS says so: count them first, so that a failure to post
+        # the delivery parks the order for an analyst instead of undoing a shipped order.
         self._shipments.append(shipment)
         self._undo.clear()  # shipped goods are not undone by compensation; a return handles them
         by_sku = {line.channel_sku: line.line_id for line in self._order.lines}
@@ -254,6 +253,9 @@ class OrderFulfillment:
             line_id = sl.line_id if sl.line_id in self._shipped else by_sku.get(sl.channel_sku)
             if line_id is not None:
                 self._shipped[line_id] += sl.quantity
+        await self._step("post_delivery", OrderActivities.post_delivery,
+                         DeliveryInput(external_ref=key, shipment=shipment, lines=self._resolved),
+                         f"Post delivery for shipment {shipment.shipment_id}")
         self._set_status(OrderStatus.SHIPPED if self._fully_shipped() else OrderStatus.PARTIALLY_SHIPPED)
         tracking = f" ({shipment.carrier} {shipment.tracking_number})" if shipment.tracking_number else ""
         await self._step("confirm_shipment", OrderActivities.confirm_shipment,

@@ -6,6 +6,7 @@ from typing import Protocol, runtime_checkable
 
 from canonical.fulfillment import InvoiceRef, Reservation, ResolvedLine, SalesOrderRef
 from canonical.order import Order, Shipment, TaxQuote
+from canonical.returns import AuthorizedReturn, CreditNote, DispositionLine, ReturnRequest
 
 
 @runtime_checkable
@@ -32,3 +33,17 @@ class ErpAdapter(Protocol):
 
     def create_invoice(self, external_ref: str) -> InvoiceRef:
         """Invoice the sales order; idempotent by external reference."""
+
+    # -- returns (additive) --
+    def authorize_return(self, request: ReturnRequest, *, workflow_id: str, return_window_days: int
+                         ) -> AuthorizedReturn:
+        """Check the return against the sales order, its deliveries and earlier credit notes; price it."""
+
+    def create_credit_note(self, note: CreditNote) -> CreditNote:
+        """Book a balanced credit note; idempotent by external reference; never credits a unit twice."""
+
+    def cancel_credit_note(self, external_ref: str) -> bool:
+        """Cancel if present and open; True if cancelled by this call."""
+
+    def restock(self, receipt_key: str, lines: list[DispositionLine]) -> int:
+        """Put `restock` units back on hand; idempotent by receipt key; returns the units added."""

@@ -7,6 +7,7 @@ Stock is taken under a row lock (`SELECT ... FOR UPDATE` on PostgreSQL, `BEGIN I
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import Engine, select, update
@@ -16,6 +17,16 @@ from canonical.errors import CannotCancel, InvalidOrder, OutOfStock, UnknownSku
 from canonical.fulfillment import InvoiceRef, Reservation, ReservedLine, ResolvedLine, SalesOrderRef
 from canonical.money import Money
 from canonical.order import Order, Shipment, TaxQuote
+from canonical.returns import (
+    AuthorizedLine,
+    AuthorizedReturn,
+    CreditNote,
+    CreditNoteLine,
+    Disposition,
+    DispositionLine,
+    ReturnNotAllowed,
+    ReturnRequest,
+)
 from retailflow import db
 
 
@@ -133,8 +144,13 @@ class LocalErp:
                     need -= take
                 if need > 0:
                     shortages[item_code] = need
-                    if allow_backorder:
-                        plan.append((item_code, self.default_location, 0, need))
+                    if allow_backorder:  # one reservation row per item and location: merge into it
+                        at = next((i for i, p in enumerate(plan)
+                                   if p[0] == item_code and p[1] == self.default_location), None)
+                        if at is None:
+                            plan.append((item_code, self.default_location, 0, need))
+                        else:
+                            plan[at] = (item_code, self.default_location, plan[at][2], need)
             if shortages and not allow_backorder:
                 short = ", ".join(f"{k} short by {v}" for k, v in shortages.items())
                 raise OutOfStock(f"not enough stock: {short}", details={"shortages": shortages})
@@ -307,6 +323,140 @@ class LocalErp:
             ))
             conn.execute(update(db.sales_orders).where(db.sales_orders.c.id == so["id"]).values(status="invoiced"))
             return InvoiceRef(invoice_id=inv_id, external_ref=external_ref, total=Money.of(so["grand_total"], so["currency"]))
+
+    # -- returns -------------------------------------------------------------------------------------
+    def _credited(self, conn, order_ref: str, *, exclude_ref: str | None = None) -> dict[str, int]:
+        credited: dict[str, int] = {}
+        rows = conn.execute(select(db.credit_notes.c.external_ref, db.credit_notes.c.lines).where(
+            (db.credit_notes.c.order_external_ref == order_ref) & (db.credit_notes.c.status == "open"))).all()
+        for row in rows:
+            if row.external_ref == exclude_ref:
+                continue
+            for line in row.lines:
+                credited[line["line_id"]] = credited.get(line["line_id"], 0) + int(line["quantity"])
+        return credited
+
+    def authorize_return(self, request: ReturnRequest, *, workflow_id: str, return_window_days: int
+                         ) -> AuthorizedReturn:
+        order_ref = request.order_workflow_id
+        with self.engine.connect() as conn:
+            so = conn.execute(select(db.sales_orders).where(db.sales_orders.c.external_ref == order_ref)).mappings().first()
+            if so is None:
+                raise ReturnNotAllowed(f"no ERP sales order {order_ref} to return against")
+            shipped_by_item: dict[str, int] = {}
+            for row in conn.execute(select(db.deliveries.c.lines).where(db.deliveries.c.external_ref == order_ref)):
+                for dl in row.lines:
+                    shipped_by_item[dl["item_code"]] = shipped_by_item.get(dl["item_code"], 0) + int(dl["quantity"])
+            credited = self._credited(conn, order_ref, exclude_ref=workflow_id)
+        if request.requested_at > so["created_at"] + timedelta(days=return_window_days):
+            raise ReturnNotAllowed(f"the return window of {return_window_days} day(s) for {order_ref} has closed")
+        # shipped quantities per line: each item's delivered units go to its lines in order
+        shipped: dict[str, int] = {}
+        for line in so["lines"]:
+            take = min(int(line["quantity"]), shipped_by_item.get(line["item_code"], 0))
+            shipped[line["line_id"]] = take
+            shipped_by_item[line["item_code"]] = shipped_by_item.get(line["item_code"], 0) - take
+        by_line = {line["line_id"]: line for line in so["lines"]}
+        cur = so["currency"]
+        problems, out = [], []
+        for rl in request.lines:
+            line = by_line.get(rl.line_id)
+            if line is None:
+                problems.append(f"line {rl.line_id} is not on the order")
+                continue
+            returnable = shipped.get(rl.line_id, 0) - credited.get(rl.line_id, 0)
+            if rl.quantity > returnable:
+                problems.append(f"line {rl.line_id}: {rl.quantity} asked, {returnable} returnable "
+                                f"({shipped.get(rl.line_id, 0)} shipped, {credited.get(rl.line_id, 0)} already credited)")
+                continue
+            out.append(AuthorizedLine(
+                line_id=rl.line_id, item_code=line["item_code"], quantity=rl.quantity,
+                ordered_quantity=int(line["quantity"]), line_net=Money.of(line["net"], cur),
+                line_tax=Money.of(line["tax"], cur)))
+        if problems:
+            raise ReturnNotAllowed("; ".join(problems), details={"problems": problems})
+        return AuthorizedReturn(order_external_ref=order_ref, erp_sales_order_id=so["id"], currency=cur, lines=out)
+
+    def _note(self, row) -> CreditNote:
+        cur = row["currency"]
+        lines = [CreditNoteLine(line_id=x["line_id"], item_code=x.get("item_code"), quantity=int(x["quantity"]),
+                                net=Money.of(x["net"], cur), tax=Money.of(x["tax"], cur)) for x in row["lines"]]
+        return CreditNote(credit_note_id=row["id"], external_ref=row["external_ref"],
+                          order_external_ref=row["order_external_ref"], currency=cur, lines=lines,
+                          net_total=Money.of(row["net_total"], cur), tax_total=Money.of(row["tax_total"], cur),
+                          total=Money.of(row["grand_total"], cur))
+
+    def create_credit_note(self, note: CreditNote) -> CreditNote:
+        note = CreditNote.model_validate(note.model_dump())  # re-check the balance
+        with self.engine.begin() as conn:
+            existing = conn.execute(select(db.credit_notes).where(
+                db.credit_notes.c.external_ref == note.external_ref)).mappings().first()
+            if existing is not None and existing["status"] == "open":
+                return self._note(existing)
+            so = conn.execute(select(db.sales_orders).where(
+                db.sales_orders.c.external_ref == note.order_external_ref)).mappings().first()
+            if so is None:
+                raise ReturnNotAllowed(f"no ERP sales order {note.order_external_ref} to credit")
+            if so["currency"] != note.currency:
+                raise ReturnNotAllowed(f"credit note in {note.currency}, sales order in {so['currency']}")
+            ordered = {x["line_id"]: int(x["quantity"]) for x in so["lines"]}
+            credited = self._credited(conn, note.order_external_ref, exclude_ref=note.external_ref)
+            for line in note.lines:
+                if line.line_id and line.quantity and credited.get(line.line_id, 0) + line.quantity > ordered.get(
+                        line.line_id, 0):
+                    raise ReturnNotAllowed(f"line {line.line_id} would be credited beyond what was ordered")
+            values = dict(order_external_ref=note.order_external_ref, currency=note.currency,
+                          net_total=note.net_total.amount, tax_total=note.tax_total.amount,
+                          grand_total=note.total.amount, status="open", cancelled_at=None,
+                          lines=[{"line_id": x.line_id, "item_code": x.item_code, "quantity": x.quantity,
+                                  "net": str(x.net.amount), "tax": str(x.tax.amount)} for x in note.lines])
+            if existing is not None:  # re-book a cancelled note (an analyst retried after compensation)
+                conn.execute(update(db.credit_notes).where(db.credit_notes.c.id == existing["id"]).values(**values))
+                cn_id = existing["id"]
+            else:
+                cn_id = _new_id("CN")
+                conn.execute(db.credit_notes.insert().values(id=cn_id, external_ref=note.external_ref, **values))
+        return note.model_copy(update={"credit_note_id": cn_id})
+
+    def cancel_credit_note(self, external_ref: str) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(update(db.credit_notes).where(
+                (db.credit_notes.c.external_ref == external_ref) & (db.credit_notes.c.status == "open"))
+                .values(status="cancelled", cancelled_at=db.utcnow()))
+            return result.rowcount > 0
+
+    def restock(self, receipt_key: str, lines: list[DispositionLine]) -> int:
+        units: dict[str, int] = {}
+        for line in lines:
+            if line.disposition == Disposition.RESTOCK:
+                units[line.item_code] = units.get(line.item_code, 0) + line.quantity
+        if not units:
+            return 0
+        with self.engine.begin() as conn:
+            done = conn.execute(select(db.restocks.c.id).where(db.restocks.c.receipt_key == receipt_key)).first()
+            if done:
+                return 0
+            for item_code, qty in sorted(units.items()):
+                conn.execute(db.restocks.insert().values(receipt_key=receipt_key, item_code=item_code,
+                                                         location=self.default_location, quantity=qty))
+                key = (db.stock.c.item_code == item_code) & (db.stock.c.location == self.default_location)
+                if conn.execute(select(db.stock.c.on_hand).where(key)).first():
+                    conn.execute(update(db.stock).where(key).values(on_hand=db.stock.c.on_hand + qty,
+                                                                    updated_at=db.utcnow()))
+                else:
+                    conn.execute(db.stock.insert().values(item_code=item_code, location=self.default_location,
+                                                          on_hand=qty, reserved=0))
+        return sum(units.values())
+
+    def list_credit_notes(self, external_ref: str | None = None, order_external_ref: str | None = None,
+                          limit: int = 100) -> list[dict]:
+        query = select(db.credit_notes).order_by(db.credit_notes.c.created_at.desc()).limit(limit)
+        if external_ref:
+            query = query.where(db.credit_notes.c.external_ref == external_ref)
+        if order_external_ref:
+            query = query.where(db.credit_notes.c.order_external_ref == order_external_ref)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings().all()]
 
     # -- read side for the API -------------------------------------------------------------------------
     def list_sales_orders(self, external_ref: str | None = None, limit: int = 100) -> list[dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from canonical.order import Shipment
+from canonical.returns import Refund
 
 
 @runtime_checkable
@@ -14,3 +15,9 @@ class MarketplaceAdapter(Protocol):
 
     def notify_cancelled(self, channel: str, external_order_id: str, reason: str) -> None:
         """Tell the channel the order was cancelled; idempotent per order."""
+
+    def refund(self, refund: Refund) -> None:
+        """Pay the refund through the channel; idempotent per refund key (a line is never paid twice)."""
+
+    def notify_return_not_received(self, channel: str, external_order_id: str, return_id: str) -> None:
+        """Tell the channel a return was closed because the goods never arrived; idempotent per return."""

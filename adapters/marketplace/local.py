@@ -6,6 +6,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from canonical.order import Shipment
+from canonical.returns import Refund
 from retailflow import db
 
 
@@ -29,6 +30,33 @@ class LocalMarketplace:
     def notify_cancelled(self, channel: str, external_order_id: str, reason: str) -> None:
         self._record(f"cancelled:{channel}:{external_order_id}", channel, external_order_id, "cancelled",
                      {"reason": reason})
+
+    def refund(self, refund: Refund) -> None:
+        """One row per refunded line, unique by (refund key, line): a retried or re-delivered refund pays nothing."""
+        rows = [dict(line_id=line.line_id, quantity=line.quantity, amount=(line.amount + line.tax).amount)
+                for line in refund.lines]
+        extra = refund.shipping - refund.fees_kept
+        if not extra.is_zero:
+            rows.append(dict(line_id="", quantity=0, amount=extra.amount))
+        with self.engine.begin() as conn:
+            if conn.execute(select(db.channel_refunds.c.id).where(
+                    db.channel_refunds.c.refund_key == refund.refund_key)).first():
+                return
+            for row in rows:
+                conn.execute(db.channel_refunds.insert().values(
+                    refund_key=refund.refund_key, channel=refund.channel, external_order_id=refund.external_order_id,
+                    currency=refund.currency, **row))
+
+    def refunds(self, channel: str, external_order_id: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(db.channel_refunds).where(
+                (db.channel_refunds.c.channel == channel) & (db.channel_refunds.c.external_order_id == external_order_id)
+            ).order_by(db.channel_refunds.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def notify_return_not_received(self, channel: str, external_order_id: str, return_id: str) -> None:
+        self._record(f"return_not_received:{channel}:{return_id}", channel, external_order_id, "return_closed",
+                     {"return_id": return_id, "reason": "not received"})
 
     def updates(self, channel: str, external_order_id: str) -> list[dict]:
         with self.engine.connect() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from canonical.money import Money
 from canonical.order import Order, TaxQuote
 
 
@@ -17,3 +18,9 @@ class TaxAdapter(Protocol):
 
     def void(self, transaction_code: str) -> bool:
         """Void if present and not already voided; True if voided by this call."""
+
+    def refund_tax(self, code: str, original_code: str, amount: Money) -> None:
+        """Record tax given back against the original transaction; idempotent by code."""
+
+    def void_tax_refund(self, code: str) -> bool:
+        """Void a tax refund if present; True if voided by this call."""

@@ -116,6 +116,31 @@ class LocalTax:
                          .values(status="voided", updated_at=db.utcnow()))
             return True
 
+    def refund_tax(self, code: str, original_code: str, amount: Money) -> None:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(db.tax_adjustments.c.status).where(db.tax_adjustments.c.code == code)).first()
+            if row is not None and row.status == "committed":
+                return
+            if row is not None:
+                conn.execute(update(db.tax_adjustments).where(db.tax_adjustments.c.code == code).values(
+                    status="committed", amount=amount.amount, currency=amount.currency))
+                return
+            conn.execute(db.tax_adjustments.insert().values(code=code, original_code=original_code,
+                                                            currency=amount.currency, amount=amount.amount,
+                                                            status="committed"))
+
+    def void_tax_refund(self, code: str) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(update(db.tax_adjustments).where(
+                (db.tax_adjustments.c.code == code) & (db.tax_adjustments.c.status == "committed"))
+                .values(status="voided"))
+            return result.rowcount > 0
+
+    def adjustments(self, original_code: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(db.tax_adjustments).where(
+                db.tax_adjustments.c.original_code == original_code)).mappings().all()]
+
     def status(self, transaction_code: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(

@@ -6,6 +6,7 @@ from typing import Protocol, runtime_checkable
 
 from canonical.fulfillment import ResolvedLine, WmsReleaseRef
 from canonical.order import Address
+from canonical.returns import AuthorizedLine
 
 
 @runtime_checkable
@@ -15,3 +16,9 @@ class WmsAdapter(Protocol):
 
     def cancel_release(self, external_ref: str) -> bool:
         """Cancel if present; True if cancelled by this call. Raise CannotCancel if already shipped."""
+
+    def expect_return(self, external_ref: str, lines: list[AuthorizedLine]) -> str:
+        """Announce an inbound return; idempotent by external reference; returns the WMS id."""
+
+    def cancel_expected_return(self, external_ref: str) -> bool:
+        """Withdraw the announcement if present; True if cancelled by this call."""

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select, update
 from canonical.errors import CannotCancel
 from canonical.fulfillment import ResolvedLine, WmsReleaseRef
 from canonical.order import Address
+from canonical.returns import AuthorizedLine
 from retailflow import db
 
 log = structlog.get_logger(__name__)
@@ -68,6 +69,27 @@ class LocalWms:
             conn.execute(update(db.wms_requests).where(db.wms_requests.c.external_ref == external_ref)
                          .values(status="cancelled", cancelled_at=db.utcnow()))
             return True
+
+    def expect_return(self, external_ref: str, lines: list[AuthorizedLine]) -> str:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(db.wms_return_expectations.c.id).where(
+                db.wms_return_expectations.c.external_ref == external_ref)).first()
+            if row:
+                conn.execute(update(db.wms_return_expectations).where(
+                    db.wms_return_expectations.c.id == row.id).values(status="expected"))
+                return row.id
+            rma = f"RMA-{uuid.uuid4().hex[:12].upper()}"
+            conn.execute(db.wms_return_expectations.insert().values(
+                id=rma, external_ref=external_ref, status="expected",
+                lines=[{"line_id": x.line_id, "item_code": x.item_code, "quantity": x.quantity} for x in lines]))
+        return rma
+
+    def cancel_expected_return(self, external_ref: str) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(update(db.wms_return_expectations).where(
+                (db.wms_return_expectations.c.external_ref == external_ref)
+                & (db.wms_return_expectations.c.status == "expected")).values(status="cancelled"))
+            return result.rowcount > 0
 
     def get(self, external_ref: str) -> dict | None:
         with self.engine.connect() as conn:

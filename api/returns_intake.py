@@ -1,0 +1,204 @@
+"""Return intake: start ReturnToRefund runs (from the API, a Shopify refund, a cancellation after shipment)
+and route warehouse receipt events to them. Bad input → 4xx and a quarantined copy, as in api/intake.py."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import Engine, select
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from adapters.marketplace import shopify
+from canonical.order import order_workflow_id
+from canonical.returns import (
+    Receipt,
+    RefundPolicy,
+    ReturnLine,
+    ReturnReason,
+    ReturnRequest,
+    ReturnToRefundInput,
+)
+from retailflow import db
+from retailflow.settings import Settings
+from workflows import search_attributes as sa
+
+log = structlog.get_logger(__name__)
+
+RETURN_WORKFLOW = "ReturnToRefund"
+
+
+def policy_for(settings: Settings, channel: str) -> RefundPolicy:
+    return (RefundPolicy.BEFORE_RECEIPT if channel in settings.refund_before_receipt_channels
+            else RefundPolicy.ON_RECEIPT)
+
+
+async def start_return(client: Client, settings: Settings, request: ReturnRequest, *, goods_returned: bool = True,
+                       channel_already_refunded: bool = False) -> tuple[str, bool]:
+    """Start the return's workflow; (workflow id, duplicate?). The id is the business key."""
+    from api.intake import TemporalUnavailable
+
+    wf_id = request.workflow_id
+    units = sum(line.quantity for line in request.lines)
+    kind = "return" if goods_returned else "refund without return"
+    try:
+        await client.start_workflow(
+            RETURN_WORKFLOW,
+            ReturnToRefundInput(request=request, policy=policy_for(settings, request.channel),
+                                return_window_days=settings.return_window_days,
+                                receipt_timeout_days=settings.return_receipt_timeout_days,
+                                goods_returned=goods_returned, channel_already_refunded=channel_already_refunded),
+            id=wf_id, task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(sa.CHANNEL, request.channel),
+                SearchAttributePair(sa.EXTERNAL_ORDER_ID, request.external_order_id),
+                SearchAttributePair(sa.ORDER_STATUS, "requested"),
+                SearchAttributePair(sa.NEEDS_ATTENTION, False),
+            ]),
+            static_summary=f"{request.channel} {kind} {request.return_id} of order {request.external_order_id}: "
+                           f"{units} unit(s)",
+            static_details="\n".join(f"- line {line.line_id}: {line.quantity} ({line.reason.value})"
+                                     for line in request.lines),
+        )
+        return wf_id, False
+    except WorkflowAlreadyStartedError:
+        return wf_id, True
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.ALREADY_EXISTS:
+            return wf_id, True
+        raise TemporalUnavailable(str(exc)) from exc
+
+
+def shipped_lines(engine: Engine, order_ref: str) -> list[tuple[str, int]]:
+    """(line id, shipped quantity) for the order, from the ERP sales order and its deliveries."""
+    with engine.connect() as conn:
+        so = conn.execute(select(db.sales_orders.c.lines).where(db.sales_orders.c.external_ref == order_ref)).first()
+        if so is None:
+            return []
+        by_item: dict[str, int] = {}
+        for row in conn.execute(select(db.deliveries.c.lines).where(db.deliveries.c.external_ref == order_ref)):
+            for dl in row.lines:
+                by_item[dl["item_code"]] = by_item.get(dl["item_code"], 0) + int(dl["quantity"])
+    out = []
+    for line in so.lines:
+        take = min(int(line["quantity"]), by_item.get(line["item_code"], 0))
+        by_item[line["item_code"]] = by_item.get(line["item_code"], 0) - take
+        if take:
+            out.append((line["line_id"], take))
+    return out
+
+
+def cancellation_return(engine: Engine, channel: str, external_order_id: str, requested_at) -> ReturnRequest | None:
+    """A cancellation of an order that has shipped becomes a return of everything shipped (None if nothing)."""
+    lines = shipped_lines(engine, order_workflow_id(channel, external_order_id))
+    if not lines:
+        return None
+    return ReturnRequest(channel=channel, return_id=f"cancel-{external_order_id}", external_order_id=external_order_id,
+                         requested_at=requested_at,
+                         lines=[ReturnLine(line_id=lid, quantity=q, reason=ReturnReason.ORDER_CANCELLED)
+                                for lid, q in lines])
+
+
+def _amount(raw: Any, what: str) -> Decimal:
+    if isinstance(raw, float):  # JSON numbers in the refund payload: go through their text, never binary float
+        raw = repr(raw)
+    try:
+        return Decimal(str(raw))
+    except Exception as exc:
+        raise shopify.ShopifyMappingError(f"{what} {raw!r} is not an amount") from exc
+
+
+def map_shopify_refund(engine: Engine, payload: dict, channel: str) -> ReturnRequest:
+    """Check a Shopify refund against the order the platform booked, and map it. Inconsistent refunds (lines
+    not on the order, more units than ordered, transactions that do not add up to the refunded lines) raise
+    ShopifyMappingError: they are quarantined for an analyst instead of being booked."""
+    refund_id = shopify._id(payload.get("id"), "refund id")
+    order_id = shopify._id(payload.get("order_id"), "order id")
+    order_ref = order_workflow_id(channel, order_id)
+    with engine.connect() as conn:
+        so = conn.execute(select(db.sales_orders.c.lines).where(db.sales_orders.c.external_ref == order_ref)).first()
+    if so is None:
+        raise shopify.ShopifyMappingError(f"refund {refund_id}: no ERP sales order {order_ref}")
+    ordered = {str(line["line_id"]): int(line["quantity"]) for line in so.lines}
+    problems, lines, expected = [], [], Decimal(0)
+    for item in payload.get("refund_line_items") or []:
+        line_id = shopify._id(item.get("line_item_id"), "line_item_id")
+        qty = int(item.get("quantity") or 0)
+        expected += _amount(item.get("subtotal", 0), "subtotal") + _amount(item.get("total_tax", 0), "total_tax")
+        if line_id not in ordered:
+            problems.append(f"line item {line_id} is not on order {order_id}")
+        elif qty > ordered[line_id]:
+            problems.append(f"line item {line_id}: {qty} refunded, {ordered[line_id]} ordered")
+        elif qty > 0:
+            lines.append(ReturnLine(line_id=line_id, quantity=qty, reason=ReturnReason.OTHER,
+                                    note=(payload.get("note") or None)))
+    paid = sum((_amount(t.get("amount"), "transaction amount") for t in payload.get("transactions") or []
+                if t.get("kind") == "refund" and t.get("status") in (None, "success")), Decimal(0))
+    if paid != expected:
+        problems.append(f"refund transactions total {paid} but the refunded lines total {expected}")
+    if problems:
+        raise shopify.ShopifyMappingError(f"refund {refund_id} is inconsistent with order {order_id}: "
+                                          + "; ".join(problems))
+    if not lines:
+        raise shopify.ShopifyMappingError(f"refund {refund_id} refunds no line quantity")
+    try:
+        return ReturnRequest(channel=channel, return_id=f"refund-{refund_id}", external_order_id=order_id,
+                             requested_at=payload.get("created_at"), lines=lines)
+    except ValidationError as exc:
+        raise shopify.ShopifyMappingError(shopify.describe_validation_error(exc)) from exc
+
+
+def map_receipt(payload: dict) -> tuple[str, Receipt]:
+    """A `return.received` event of the embedded WMS: (return workflow id, receipt)."""
+    return str(payload["external_ref"]), Receipt.model_validate(payload["receipt"])
+
+
+def is_receipt_event(body: bytes) -> bool:
+    try:
+        payload = shopify.loads(body)
+    except shopify.ShopifyMappingError:
+        return False
+    return payload.get("type") == "return.received"
+
+
+async def handle_wms_receipt(engine: Engine, client_getter, body: bytes, headers: dict[str, str], *,
+                             replay: bool = False):
+    """`{"type": "return.received", "event_id", "external_ref": "return:…", "receipt": {...}}` (already verified)."""
+    from api.intake import Outcome, quarantine, record_delivery, seen_delivery, signal_workflow
+
+    source = "wms-local"
+    try:
+        payload = shopify.loads(body)
+        if payload.get("type") != "return.received":
+            raise ValueError(f"unknown event type {payload.get('type')!r}")
+        event_id = str(payload["event_id"])
+        external_ref, receipt = map_receipt(payload)
+        if not external_ref.startswith("return:"):
+            raise ValueError(f"{external_ref!r} is not a return workflow id")
+    except (KeyError, TypeError, ValueError, shopify.ShopifyMappingError) as exc:
+        reason = f"receipt event does not map: {exc}"
+        qid = None if replay else quarantine(engine, source=source, topic="return.received", delivery_id=None,
+                                             headers=headers, body=body, reason=reason, status_code=422)
+        return Outcome(422, {"detail": reason, "quarantine_id": qid})
+    previous = seen_delivery(engine, source, event_id)
+    if previous is not None:
+        return Outcome(200, {"workflow_id": previous, "duplicate": True})
+    client = await client_getter()
+    if not await signal_workflow(client, external_ref, "receipt", receipt):
+        reason = f"no running return {external_ref} for receipt {receipt.receipt_id}"
+        qid = None if replay else quarantine(engine, source=source, topic="return.received", delivery_id=event_id,
+                                             headers=headers, body=body, reason=reason, status_code=409)
+        return Outcome(409, {"detail": reason, "quarantine_id": qid})
+    record_delivery(engine, source, event_id, "return.received", external_ref)
+    return Outcome(202, {"workflow_id": external_ref, "duplicate": False})

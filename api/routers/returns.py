@@ -1,0 +1,123 @@
+"""Returns: create one, read its status, record a warehouse receipt, analyst actions; and the embedded ERP's
+credit notes (read-only), so anyone can see a return was credited once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import select
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import ClientDep, EngineDep, SettingsDep
+from api.intake import TemporalUnavailable, signal_workflow
+from api.returns_intake import start_return
+from canonical.fulfillment import AnalystAction
+from canonical.money import quantize
+from canonical.returns import Receipt, ReturnRequest, ReturnView
+from retailflow import db
+
+router = APIRouter(tags=["returns"])
+
+
+class StartResponse(BaseModel):
+    workflow_id: str
+    duplicate: bool
+
+
+class ReturnStatusResponse(ReturnView):
+    run_status: str
+
+
+class ActionBody(BaseModel):
+    actor: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+
+
+class CreditNoteOut(BaseModel):
+    id: str
+    external_ref: str
+    order_external_ref: str
+    status: str
+    currency: str
+    net_total: Decimal
+    tax_total: Decimal
+    grand_total: Decimal
+    lines: list[dict]
+    created_at: datetime
+
+    @model_validator(mode="after")
+    def _minor_units(self) -> CreditNoteOut:
+        for name in ("net_total", "tax_total", "grand_total"):
+            setattr(self, name, quantize(getattr(self, name), self.currency))
+        return self
+
+
+def _wf_id(channel: str, return_id: str) -> str:
+    return f"return:{channel}:{return_id}"
+
+
+@router.post("/returns", status_code=202, response_model=StartResponse,
+             responses={200: {"description": "The return already exists"}})
+async def create_return(request: ReturnRequest, client: ClientDep, settings: SettingsDep) -> StartResponse:
+    """Start ReturnToRefund for a canonical return request (id `return:{channel}:{return_id}`)."""
+    try:
+        wf_id, duplicate = await start_return(client, settings, request)
+    except TemporalUnavailable as exc:
+        raise HTTPException(503, f"Temporal is unavailable: {exc}") from None
+    return StartResponse(workflow_id=wf_id, duplicate=duplicate)
+
+
+@router.get("/returns/{channel}/{return_id}", response_model=ReturnStatusResponse)
+async def get_return(channel: str, return_id: str, client: ClientDep) -> ReturnStatusResponse:
+    handle = client.get_workflow_handle(_wf_id(channel, return_id))
+    try:
+        desc = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(404, f"no return {return_id} from {channel}") from None
+        raise HTTPException(503, f"Temporal is unavailable: {exc.message}") from None
+    try:
+        view = await handle.query("status", result_type=ReturnView)
+    except Exception as exc:
+        raise HTTPException(503, f"the return's status cannot be queried now: {exc}") from None
+    return ReturnStatusResponse(**view.model_dump(), run_status=desc.status.name if desc.status else "UNKNOWN")
+
+
+@router.post("/returns/{channel}/{return_id}/receipts", status_code=202, response_model=StartResponse,
+             responses={409: {"description": "No running return"}})
+async def record_receipt(channel: str, return_id: str, receipt: Receipt, client: ClientDep) -> StartResponse:
+    """Record what the warehouse received (as the WMS's `return.received` event does); receipts add up and a
+    receipt id delivered twice counts once."""
+    wf_id = _wf_id(channel, return_id)
+    try:
+        ok = await signal_workflow(client, wf_id, "receipt", receipt)
+    except TemporalUnavailable as exc:
+        raise HTTPException(503, f"Temporal is unavailable: {exc}") from None
+    if not ok:
+        raise HTTPException(409, f"no running return {wf_id}")
+    return StartResponse(workflow_id=wf_id, duplicate=False)
+
+
+@router.post("/returns/{channel}/{return_id}/actions/{action}", status_code=202, response_model=StartResponse)
+async def return_action(channel: str, return_id: str, action: Literal["retry", "skip", "cancel"], body: ActionBody,
+                        client: ClientDep) -> StartResponse:
+    wf_id = _wf_id(channel, return_id)
+    if not await signal_workflow(client, wf_id, action, AnalystAction(actor=body.actor, reason=body.reason)):
+        raise HTTPException(409, f"no running return {wf_id}; nothing to {action}")
+    return StartResponse(workflow_id=wf_id, duplicate=False)
+
+
+@router.get("/erp/credit-notes", response_model=list[CreditNoteOut], tags=["erp"])
+def list_credit_notes(engine: EngineDep, external_ref: str | None = None, order_external_ref: str | None = None,
+                      limit: int = Query(default=100, ge=1, le=1000)) -> list[CreditNoteOut]:
+    query = select(db.credit_notes).order_by(db.credit_notes.c.created_at.desc()).limit(limit)
+    if external_ref:
+        query = query.where(db.credit_notes.c.external_ref == external_ref)
+    if order_external_ref:
+        query = query.where(db.credit_notes.c.order_external_ref == order_external_ref)
+    with engine.connect() as conn:
+        return [CreditNoteOut.model_validate(dict(r)) for r in conn.execute(query).mappings().all()]

@@ -1,0 +1,258 @@
+"""Returns and refunds as the platform sees them: the request, what the warehouse received, what becomes of
+each unit, the money going back to the customer and the ERP credit note that books it."""
+
+from __future__ import annotations
+
+from decimal import ROUND_FLOOR, Decimal
+from enum import StrEnum
+
+from pydantic import Field, model_validator
+
+from canonical.fulfillment import StepRecord
+from canonical.money import Money, minor_units, sum_money
+from canonical.order import CanonicalModel, UtcDatetime
+
+
+class ReturnReason(StrEnum):
+    DAMAGED = "damaged"
+    WRONG_ITEM = "wrong_item"
+    NOT_AS_DESCRIBED = "not_as_described"
+    NO_LONGER_NEEDED = "no_longer_needed"
+    ORDER_CANCELLED = "order_cancelled"
+    OTHER = "other"
+
+
+class RefundPolicy(StrEnum):
+    ON_RECEIPT = "refund_on_receipt"
+    BEFORE_RECEIPT = "refund_before_receipt"
+
+
+class ReturnLine(CanonicalModel):
+    line_id: str = Field(description="The original order line's channel id")
+    quantity: int = Field(gt=0)
+    reason: ReturnReason = ReturnReason.OTHER
+    note: str | None = None
+
+
+class ReturnRequest(CanonicalModel):
+    channel: str
+    return_id: str
+    external_order_id: str = Field(description="The original order's channel id")
+    requested_at: UtcDatetime
+    lines: list[ReturnLine] = Field(min_length=1)
+
+    @property
+    def order_workflow_id(self) -> str:
+        return f"order:{self.channel}:{self.external_order_id}"
+
+    @property
+    def workflow_id(self) -> str:
+        return f"return:{self.channel}:{self.return_id}"
+
+    @model_validator(mode="after")
+    def _unique_lines(self) -> ReturnRequest:
+        ids = [line.line_id for line in self.lines]
+        if len(ids) != len(set(ids)):
+            raise ValueError("each order line may appear once in a return request")
+        return self
+
+
+class Condition(StrEnum):
+    RESELLABLE = "resellable"
+    DAMAGED = "damaged"
+    DEFECTIVE = "defective"
+
+
+class Disposition(StrEnum):
+    RESTOCK = "restock"
+    REFURBISH = "refurbish"
+    SCRAP = "scrap"
+
+
+DISPOSITION_BY_CONDITION = {
+    Condition.RESELLABLE: Disposition.RESTOCK,
+    Condition.DAMAGED: Disposition.REFURBISH,
+    Condition.DEFECTIVE: Disposition.SCRAP,
+}
+
+
+class ReceiptLine(CanonicalModel):
+    line_id: str
+    quantity: int = Field(gt=0)
+    condition: Condition = Condition.RESELLABLE
+
+
+class Receipt(CanonicalModel):
+    """What the warehouse actually received in one delivery of a return (partial receipts add up)."""
+
+    receipt_id: str
+    return_id: str
+    received_at: UtcDatetime
+    lines: list[ReceiptLine] = Field(min_length=1)
+
+
+class DispositionLine(CanonicalModel):
+    line_id: str
+    item_code: str
+    quantity: int = Field(gt=0)
+    disposition: Disposition
+
+
+class AuthorizedLine(CanonicalModel):
+    """One returnable line, priced from the ERP sales order: per-unit net and tax as they were charged."""
+
+    line_id: str
+    item_code: str
+    quantity: int = Field(gt=0, description="Units authorized for return")
+    ordered_quantity: int = Field(gt=0)
+    line_net: Money = Field(description="What the whole order line was charged, net of discounts")
+    line_tax: Money
+
+    def share(self, quantity: int) -> tuple[Money, Money]:
+        """Net and tax for `quantity` units, rounded down so partial returns never add up to more than paid."""
+        return _floor_share(self.line_net, quantity, self.ordered_quantity), _floor_share(
+            self.line_tax, quantity, self.ordered_quantity)
+
+
+def _floor_share(total: Money, quantity: int, of: int) -> Money:
+    unit = Decimal(1).scaleb(-minor_units(total.currency))
+    raw = total.amount * Decimal(quantity) / Decimal(of)
+    return Money.of((raw / unit).to_integral_value(rounding=ROUND_FLOOR) * unit, total.currency)
+
+
+class AuthorizedReturn(CanonicalModel):
+    order_external_ref: str
+    erp_sales_order_id: str
+    currency: str
+    lines: list[AuthorizedLine]
+
+
+class RefundLine(CanonicalModel):
+    line_id: str
+    quantity: int = Field(gt=0)
+    amount: Money = Field(description="Net amount refunded for the line")
+    tax: Money
+
+
+class Refund(CanonicalModel):
+    """Money back to the customer. `fees_kept` (restocking fee, say) is withheld from the total."""
+
+    refund_key: str = Field(description="Idempotency key: the same key never pays twice")
+    channel: str
+    external_order_id: str
+    currency: str
+    lines: list[RefundLine]
+    shipping: Money
+    tax: Money
+    fees_kept: Money
+
+    @property
+    def total(self) -> Money:
+        return sum_money([line.amount for line in self.lines], self.currency) + self.shipping + self.tax - self.fees_kept
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Refund:
+        line_tax = sum_money([line.tax for line in self.lines], self.currency)
+        if line_tax != self.tax:
+            raise ValueError(f"refund tax {self.tax} differs from the sum of its lines' tax {line_tax}")
+        if self.total.amount < 0:
+            raise ValueError("fees kept exceed the refund")
+        return self
+
+
+class CreditNoteLine(CanonicalModel):
+    line_id: str
+    item_code: str | None = None
+    quantity: int = Field(ge=0)
+    net: Money
+    tax: Money
+
+
+class CreditNote(CanonicalModel):
+    """The ERP document reversing (part of) a sale. It balances: net + tax of the lines = total."""
+
+    credit_note_id: str | None = None
+    external_ref: str
+    order_external_ref: str
+    currency: str
+    lines: list[CreditNoteLine] = Field(min_length=1)
+    net_total: Money
+    tax_total: Money
+    total: Money
+
+    @model_validator(mode="after")
+    def _balances(self) -> CreditNote:
+        net = sum_money([line.net for line in self.lines], self.currency)
+        tax = sum_money([line.tax for line in self.lines], self.currency)
+        if net != self.net_total or tax != self.tax_total or net + tax != self.total:
+            raise ValueError(f"credit note does not balance: lines {net} + {tax}, header {self.net_total} + "
+                             f"{self.tax_total} = {self.total}")
+        if self.total.amount < 0:
+            raise ValueError("a credit note total must not be negative")
+        return self
+
+    @classmethod
+    def build(cls, external_ref: str, order_external_ref: str, currency: str,
+              lines: list[CreditNoteLine]) -> CreditNote:
+        net = sum_money([line.net for line in lines], currency)
+        tax = sum_money([line.tax for line in lines], currency)
+        return cls(external_ref=external_ref, order_external_ref=order_external_ref, currency=currency, lines=lines,
+                   net_total=net, tax_total=tax, total=net + tax)
+
+
+class ReturnStatus(StrEnum):
+    REQUESTED = "requested"
+    AUTHORIZED = "authorized"
+    AWAITING_RECEIPT = "awaiting_receipt"
+    PARTIALLY_RECEIVED = "partially_received"
+    RECEIVED = "received"
+    CREDITED = "credited"
+    REFUNDED = "refunded"
+    COMPLETED = "completed"
+    NOT_RECEIVED = "not_received"
+    NEEDS_ATTENTION = "needs_attention"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class ReturnToRefundInput(CanonicalModel):
+    request: ReturnRequest
+    policy: RefundPolicy = RefundPolicy.ON_RECEIPT
+    return_window_days: int = Field(default=30, gt=0)
+    receipt_timeout_days: int = Field(default=21, gt=0)
+    restocking_fee_percent: int = Field(default=0, ge=0, le=100)
+    goods_returned: bool = Field(default=True, description="False for a refund without a return (price "
+                                 "adjustment, goodwill): no warehouse, no receipt, no restock")
+    channel_already_refunded: bool = Field(default=False, description="The channel paid it (e.g. Shopify "
+                                           "refunds/create): book and adjust tax, never pay again")
+    step_max_attempts: int = Field(default=20, ge=1)
+
+
+class ReturnView(CanonicalModel):
+    workflow_id: str
+    status: ReturnStatus
+    reason: str | None = None
+    policy: RefundPolicy
+    erp_sales_order_id: str | None = None
+    credit_note_id: str | None = None
+    refund_total: Money | None = None
+    received_quantities: dict[str, int] = Field(default_factory=dict)
+    dispositions: list[DispositionLine] = Field(default_factory=list)
+    steps: list[StepRecord] = Field(default_factory=list)
+    compensations: list[str] = Field(default_factory=list)
+
+
+# -- business faults of returns (park the run for an analyst) -------------------------------------------
+from canonical.errors import BusinessError  # noqa: E402
+
+
+class ReturnNotAllowed(BusinessError):
+    action = "Check the return against the order (shipped, already returned, return window); then `retry` or `cancel`."
+
+
+class RefundInconsistent(BusinessError):
+    action = "The refund does not match the order; check it in the channel, then `retry` or `cancel`."
+
+
+RETURN_ERROR_TYPES: frozenset[str] = frozenset({"ReturnNotAllowed", "RefundInconsistent"})

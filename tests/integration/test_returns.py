@@ -1,0 +1,153 @@
+"""Returns end to end on the dev server with the real API, worker and database: ship the Shopify sample order,
+return one line, receive it through the WMS webhook, and see the credit note, the refund and the restocked
+unit, each once, whatever is delivered twice. Also: Shopify's refunds/create sample is inconsistent with the
+v2024 order and is quarantined, never booked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from adapters.wms.local import SIGNATURE_HEADER, sign
+from retailflow import db
+from tests.conftest import fixture_bytes
+
+pytestmark = pytest.mark.integration
+
+
+def count(engine, table, where) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
+
+
+async def _shipped_order(stack) -> tuple[str, dict]:
+    body, oid = stack.order_body()
+    assert (await stack.send_shopify(body)).status_code == 202
+    await stack.wait_status("shopify", oid, {"completed"})
+    so = (await stack.http.get("/erp/sales-orders", params={"external_ref": f"order:shopify:{oid}"})).json()[0]
+    return oid, so["lines"][0]
+
+
+async def _wait_return(stack, rid: str, wanted: str, timeout: float = 30) -> dict:
+    deadline = asyncio.get_running_loop().time() + timeout
+    last = {}
+    while asyncio.get_running_loop().time() < deadline:
+        resp = await stack.http.get(f"/returns/shopify/{rid}")
+        if resp.status_code == 200:
+            last = resp.json()
+            if last["status"] == wanted and (wanted != "completed" or last["run_status"] == "COMPLETED"):
+                return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"return {rid} never reached {wanted}; last: {last}")
+
+
+async def _wms_event(stack, rid: str, line_id: str, event_id: str):
+    body = json.dumps({"type": "return.received", "event_id": event_id, "external_ref": f"return:shopify:{rid}",
+                       "receipt": {"receipt_id": f"RCPT-{event_id}", "return_id": rid,
+                                   "received_at": datetime.now(UTC).isoformat(),
+                                   "lines": [{"line_id": line_id, "quantity": 1, "condition": "resellable"}]}}).encode()
+    secret = stack.settings.local_wms_webhook_secret.get_secret_value()
+    return await stack.http.post("/webhooks/wms/local", content=body,
+                                 headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(body, secret)})
+
+
+async def test_return_one_line_credit_refund_restock_once_each(stack):
+    oid, line = await _shipped_order(stack)
+    item = line["item_code"]
+    on_hand_before = stack.adapters.erp.stock_levels(item)["MAIN"]["on_hand"]
+    rid = f"R{uuid.uuid4().hex[:8]}"
+    request = {"channel": "shopify", "return_id": rid, "external_order_id": oid,
+               "requested_at": datetime.now(UTC).isoformat(),
+               "lines": [{"line_id": line["line_id"], "quantity": 1, "reason": "no_longer_needed"}]}
+    resp = await stack.http.post("/returns", json=request)
+    assert resp.status_code == 202 and resp.json() == {"workflow_id": f"return:shopify:{rid}", "duplicate": False}
+    assert (await stack.http.post("/returns", json=request)).json()["duplicate"] is True
+    await _wait_return(stack, rid, "awaiting_receipt")
+
+    event_id = uuid.uuid4().hex
+    assert (await _wms_event(stack, rid, line["line_id"], event_id)).status_code == 202
+    dup = await _wms_event(stack, rid, line["line_id"], event_id)
+    assert dup.status_code == 200 and dup.json()["duplicate"] is True
+    view = await _wait_return(stack, rid, "completed")
+    assert view["received_quantities"] == {line["line_id"]: 1}
+    assert view["credit_note_id"].startswith("CN-")
+
+    notes = (await stack.http.get("/erp/credit-notes", params={"external_ref": f"return:shopify:{rid}"})).json()
+    assert len(notes) == 1
+    note = notes[0]
+    assert float(note["grand_total"]) == pytest.approx(float(note["net_total"]) + float(note["tax_total"]))
+    unit_net = round(float(line["net"]) / line["quantity"], 2)
+    assert abs(float(note["net_total"]) - unit_net) <= 0.01
+    refunds = stack.adapters.marketplace.refunds("shopify", oid)
+    assert len(refunds) == 1 and refunds[0]["quantity"] == 1
+    assert float(refunds[0]["amount"]) == pytest.approx(float(note["grand_total"]))
+    assert stack.adapters.erp.stock_levels(item)["MAIN"]["on_hand"] == on_hand_before + 1
+    assert count(stack.engine, db.restocks, db.restocks.c.receipt_key.like(f"return:shopify:{rid}:%")) == 1
+
+    # the same unit cannot be returned again: the second return parks with the reason
+    rid2 = f"R{uuid.uuid4().hex[:8]}"
+    resp = await stack.http.post("/returns", json={**request, "return_id": rid2,
+                                                    "lines": [{"line_id": line["line_id"],
+                                                               "quantity": line["quantity"]}]})
+    assert resp.status_code == 202
+    parked = await _wait_return(stack, rid2, "needs_attention")
+    assert "returnable" in parked["reason"]
+    await stack.http.post(f"/returns/shopify/{rid2}/actions/cancel", json={"actor": "t@x", "reason": "test"})
+    await _wait_return(stack, rid2, "cancelled")
+    assert len(stack.adapters.marketplace.refunds("shopify", oid)) == 1
+
+
+async def test_shopify_refund_sample_is_inconsistent_and_quarantined(stack):
+    body, oid = stack.order_body()  # the v2024 sample under a fresh id (the dev server outlives the test)
+    assert (await stack.send_shopify(body)).status_code == 202
+    await stack.wait_status("shopify", oid, {"completed"})
+    refund = fixture_bytes("shopify", "webhook_refunds_create_sample.json").replace(b"820982911946154508",
+                                                                                     oid.encode())
+    resp = await stack.send_shopify(refund, topic="refunds/create")
+    assert resp.status_code == 422, resp.text
+    detail = resp.json()["detail"]
+    assert "789012345678901234 is not on order" in detail and "890123456789012345" in detail
+    assert "refund transactions total 85.00" in detail
+    assert resp.json()["quarantine_id"]
+    assert count(stack.engine, db.credit_notes,
+                 db.credit_notes.c.order_external_ref == f"order:shopify:{oid}") == 0
+
+
+async def test_consistent_refund_without_return_credits_and_adjusts_tax_stock_untouched(stack):
+    oid, line = await _shipped_order(stack)
+    on_hand_before = stack.adapters.erp.stock_levels(line["item_code"])["MAIN"]["on_hand"]
+    subtotal, tax = line["net"], line["tax"]
+    total = f"{float(subtotal) + float(tax):.2f}"
+    payload = {"id": 990000000000000001 + int(uuid.uuid4().int % 10**9), "order_id": int(oid),
+               "created_at": datetime.now(UTC).isoformat(), "note": "price adjustment", "restock": False,
+               "refund_line_items": [{"line_item_id": int(line["line_id"]), "quantity": line["quantity"],
+                                      "restock_type": "no_restock", "subtotal": subtotal, "total_tax": tax}],
+               "transactions": [{"kind": "refund", "status": "success", "amount": total}]}
+    resp = await stack.send_shopify(json.dumps(payload).encode(), topic="refunds/create")
+    assert resp.status_code == 202, resp.text
+    rid = resp.json()["workflow_id"].split(":", 2)[2]
+    view = await _wait_return(stack, rid, "completed")
+    assert view["received_quantities"] == {line["line_id"]: 0}
+    notes = (await stack.http.get("/erp/credit-notes", params={"order_external_ref": f"order:shopify:{oid}"})).json()
+    assert len(notes) == 1 and f"{float(notes[0]['grand_total']):.2f}" == total
+    assert stack.adapters.marketplace.refunds("shopify", oid) == []  # Shopify paid it; we never pay again
+    adjustments = stack.adapters.tax.adjustments(f"order:shopify:{oid}")
+    assert len(adjustments) == (1 if float(tax) else 0)
+    assert stack.adapters.erp.stock_levels(line["item_code"])["MAIN"]["on_hand"] == on_hand_before
+
+
+async def test_cancellation_after_shipment_becomes_a_return(stack):
+    body, oid = stack.order_body()
+    assert (await stack.send_shopify(body)).status_code == 202
+    await stack.wait_status("shopify", oid, {"completed"})
+    resp = await stack.send_shopify(body, topic="orders/cancelled")
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["workflow_id"] == f"return:shopify:cancel-{oid}"
+    view = await _wait_return(stack, f"cancel-{oid}", "awaiting_receipt")
+    assert sum(view["received_quantities"].values()) == 0
+    assert view["status"] == "awaiting_receipt"

@@ -1,0 +1,478 @@
+"""ReturnToRefund (id `return:{channel}:{return_id}`): authorize against the original order → tell the WMS to
+expect the goods → wait for receipts (partial receipts add up; a timer closes the return as not received and
+tells the channel) → disposition per line → ERP credit note → refund through the channel → tax refund →
+restock what is resellable → completed.
+
+A channel policy decides refund-before-receipt (credit note, refund and tax run before waiting, for what was
+authorized) or refund-on-receipt (for what was received). Business faults park the run for `retry`, `skip` or
+`cancel`, exactly as OrderFulfillment does. Until the refund is paid, `cancel` or an unrecoverable failure
+undoes what was done in reverse (cancel the credit note, withdraw the WMS announcement); once money has gone
+back to the customer nothing is undone and a failure parks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ops import OpsActivities
+    from activities.returns import (
+        AuthorizeReturnInput,
+        CreditNoteInput,
+        ExpectReturnInput,
+        NotReceivedInput,
+        RefundInput,
+        RestockInput,
+        ReturnActivities,
+        ReturnKeyInput,
+        TaxRefundInput,
+    )
+    from canonical.errors import BUSINESS_ERROR_TYPES
+    from canonical.fulfillment import AnalystAction, StepRecord, StepState
+    from canonical.money import Money, sum_money
+    from canonical.ops import RunStatusUpdate
+    from canonical.returns import (
+        DISPOSITION_BY_CONDITION,
+        RETURN_ERROR_TYPES,
+        AuthorizedReturn,
+        CreditNote,
+        CreditNoteLine,
+        Disposition,
+        DispositionLine,
+        Receipt,
+        Refund,
+        RefundLine,
+        RefundPolicy,
+        ReturnStatus,
+        ReturnToRefundInput,
+        ReturnView,
+    )
+    from workflows import search_attributes as sa
+
+ACTIVITY_TIMEOUT = timedelta(seconds=60)
+COMPENSATION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60),
+                                 maximum_attempts=0)
+COMPENSATION_TIMEOUT = timedelta(minutes=30)
+PARKING_ERRORS = BUSINESS_ERROR_TYPES | RETURN_ERROR_TYPES
+FINAL = frozenset({ReturnStatus.COMPLETED, ReturnStatus.CANCELLED, ReturnStatus.FAILED, ReturnStatus.NOT_RECEIVED})
+
+
+class CancelRequested(Exception):
+    def __init__(self, action: AnalystAction) -> None:
+        super().__init__(action.reason or "cancelled")
+        self.action = action
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"{step}: {message}")
+        self.step = step
+        self.message = message
+
+
+@dataclass
+class _Undo:
+    name: str
+    activity: Any
+    arg: Any
+    summary: str
+
+
+@workflow.defn(name="ReturnToRefund")
+class ReturnToRefund:
+    @workflow.init
+    def __init__(self, inp: ReturnToRefundInput) -> None:
+        self._input = inp
+        self._req = inp.request
+        self._wf_id = workflow.info().workflow_id
+        self._status = ReturnStatus.REQUESTED
+        self._reason: str | None = None
+        self._action_hint: str | None = None
+        self._steps: list[StepRecord] = []
+        self._undo: list[_Undo] = []
+        self._compensated: list[str] = []
+        self._pending_action: tuple[str, AnalystAction] | None = None
+        self._cancel: AnalystAction | None = None
+        self._parked_skippable = False
+        self._last_actor = "unknown"
+        self._auth: AuthorizedReturn | None = None
+        self._pending_receipts: list[Receipt] = []
+        self._seen_receipts: set[str] = set()
+        self._received: dict[str, int] = {line.line_id: 0 for line in inp.request.lines}
+        self._dispositions: list[DispositionLine] = []
+        self._credit_note: CreditNote | None = None
+        self._refund: Refund | None = None
+        self._paid = False
+        self._projection_version = 0
+        self._projection_tasks: list[asyncio.Future] = []
+        self._retry_policy = RetryPolicy(
+            initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=60), maximum_attempts=inp.step_max_attempts,
+        )
+
+    # -- the run -------------------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, inp: ReturnToRefundInput) -> ReturnView:
+        workflow.upsert_search_attributes([
+            sa.CHANNEL.value_set(self._req.channel),
+            sa.EXTERNAL_ORDER_ID.value_set(self._req.external_order_id),
+            sa.ORDER_STATUS.value_set(self._status.value),
+            sa.NEEDS_ATTENTION.value_set(False),
+        ])
+        self._set_status(ReturnStatus.REQUESTED)
+        try:
+            await self._process(inp)
+        except asyncio.CancelledError:
+            await self._compensate()
+            self._set_status(ReturnStatus.CANCELLED, "cancelled through Temporal")
+            await self._drain_projection()
+            raise
+        except CancelRequested as cancel:
+            await self._compensate()
+            self._set_status(ReturnStatus.CANCELLED, cancel.action.reason or f"cancelled by {cancel.action.actor}")
+        except StepFailed as failure:
+            await self._compensate()
+            self._set_status(ReturnStatus.FAILED, f"{failure.step} failed: {failure.message}")
+            await self._drain_projection()
+            raise ApplicationError(
+                f"return {self._req.return_id} failed at {failure.step}: {failure.message}; "
+                f"compensation ran: {', '.join(self._compensated) or 'nothing to undo'}",
+                type="ReturnFailed", non_retryable=True,
+            ) from None
+        await self._drain_projection()
+        return self.status()
+
+    async def _process(self, inp: ReturnToRefundInput) -> None:
+        req, key = self._req, self._wf_id
+        units = sum(line.quantity for line in req.lines)
+        self._auth = await self._step(
+            "authorize", ReturnActivities.authorize_return,
+            AuthorizeReturnInput(workflow_id=key, request=req, return_window_days=inp.return_window_days),
+            f"Authorize return {req.return_id} of {units} unit(s) against order {req.external_order_id}")
+        self._set_status(ReturnStatus.AUTHORIZED)
+        if not inp.goods_returned:  # a refund without a return: credit note and tax, stock untouched
+            await self._settle({line.line_id: line.quantity for line in self._auth.lines}, "refunded")
+            self._set_status(ReturnStatus.COMPLETED)
+            return
+
+        self._register("cancel_expected_return", ReturnActivities.cancel_expected_return, ReturnKeyInput(key=key),
+                       "Withdraw the return announcement at the warehouse")
+        await self._step("expect_return", ReturnActivities.expect_return,
+                         ExpectReturnInput(external_ref=key, lines=self._auth.lines),
+                         f"Tell the warehouse to expect {units} unit(s)")
+        self._set_status(ReturnStatus.AWAITING_RECEIPT)
+
+        if inp.policy == RefundPolicy.BEFORE_RECEIPT:
+            await self._settle({line.line_id: line.quantity for line in self._auth.lines}, "authorized")
+
+        processed = await self._await_receipts(inp)
+        if not processed:
+            await self._step("notify_not_received", ReturnActivities.notify_return_not_received,
+                             NotReceivedInput(channel=req.channel, external_order_id=req.external_order_id,
+                                              return_id=req.return_id),
+                             f"Tell {req.channel} return {req.return_id} was not received", skippable=True)
+            if not self._paid:
+                await self._compensate(notify=False)
+            self._set_status(ReturnStatus.NOT_RECEIVED,
+                             f"nothing received within {inp.receipt_timeout_days} day(s)"
+                             + ("; refunded before receipt" if self._paid else ""))
+            return
+
+        if inp.policy == RefundPolicy.ON_RECEIPT:
+            await self._settle({lid: q for lid, q in self._received.items() if q > 0}, "received")
+
+        for receipt in processed:
+            lines = [d for d in self._dispositions_for(receipt) if d.disposition == Disposition.RESTOCK]
+            if lines:
+                await self._step("restock", ReturnActivities.restock_returned,
+                                 RestockInput(receipt_key=f"{key}:{receipt.receipt_id}", lines=lines),
+                                 f"Restock {sum(d.quantity for d in lines)} resellable unit(s) "
+                                 f"from receipt {receipt.receipt_id}")
+        self._set_status(ReturnStatus.COMPLETED)
+
+    async def _await_receipts(self, inp: ReturnToRefundInput) -> list[Receipt]:
+        deadline = workflow.now() + timedelta(days=inp.receipt_timeout_days)
+        expected = {line.line_id: line.quantity for line in self._auth.lines} if self._auth else {}
+        processed: list[Receipt] = []
+        waiting = self._record("await_receipt", StepState.WAITING, "Waiting for the warehouse to receive the goods")
+        while any(self._received.get(lid, 0) < q for lid, q in expected.items()):
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._pending_receipts) or self._cancel is not None,
+                    timeout=max(deadline - workflow.now(), timedelta(seconds=1)), timeout_summary="Return receipt window",
+                )
+            except TimeoutError:
+                self._record("receipt_window_closed", StepState.DONE,
+                             f"Receipt window of {inp.receipt_timeout_days} day(s) closed")
+                break
+            self._check_cancel()
+            while self._pending_receipts:
+                receipt = self._pending_receipts.pop(0)
+                accepted = self._accept_receipt(receipt, expected)
+                if accepted is not None:
+                    processed.append(accepted)
+            got = sum(self._received.values())
+            self._set_status(ReturnStatus.RECEIVED if got >= sum(expected.values()) else ReturnStatus.PARTIALLY_RECEIVED)
+        self._finish(waiting, StepState.DONE, f"{len(processed)} receipt(s), {sum(self._received.values())} unit(s)")
+        return processed
+
+    def _accept_receipt(self, receipt: Receipt, expected: dict[str, int]) -> Receipt | None:
+        """Count what was expected; anything beyond what was authorized is recorded and not credited."""
+        kept = []
+        for rl in receipt.lines:
+            room = expected.get(rl.line_id, 0) - self._received.get(rl.line_id, 0)
+            take = min(room, rl.quantity)
+            if take < rl.quantity:
+                self._record("receipt_excess", StepState.DONE,
+                             f"receipt {receipt.receipt_id}: {rl.quantity - take} unit(s) of line {rl.line_id} "
+                             "were not expected and are not credited")
+            if take > 0:
+                self._received[rl.line_id] = self._received.get(rl.line_id, 0) + take
+                kept.append(rl.model_copy(update={"quantity": take}))
+        if not kept:
+            return None
+        accepted = receipt.model_copy(update={"lines": kept})
+        self._dispositions.extend(self._dispositions_for(accepted))
+        self._record("disposition", StepState.DONE, ", ".join(
+            f"{d.quantity}× {d.item_code} → {d.disposition.value}" for d in self._dispositions_for(accepted)))
+        return accepted
+
+    def _dispositions_for(self, receipt: Receipt) -> list[DispositionLine]:
+        items = {line.line_id: line.item_code for line in self._auth.lines} if self._auth else {}
+        return [DispositionLine(line_id=rl.line_id, item_code=items[rl.line_id], quantity=rl.quantity,
+                                disposition=DISPOSITION_BY_CONDITION[rl.condition]) for rl in receipt.lines]
+
+    async def _settle(self, quantities: dict[str, int], basis: str) -> None:
+        """Credit note → refund through the channel → tax refund, for `quantities` per line."""
+        assert self._auth is not None
+        req, key, cur = self._req, self._wf_id, self._auth.currency
+        by_line = {line.line_id: line for line in self._auth.lines}
+        cn_lines, refund_lines = [], []
+        for line_id, qty in quantities.items():
+            net, tax = by_line[line_id].share(qty)
+            cn_lines.append(CreditNoteLine(line_id=line_id, item_code=by_line[line_id].item_code, quantity=qty,
+                                           net=net, tax=tax))
+            refund_lines.append(RefundLine(line_id=line_id, quantity=qty, amount=net, tax=tax))
+        note = CreditNote.build(key, self._auth.order_external_ref, cur, cn_lines)
+        self._register("cancel_credit_note", ReturnActivities.cancel_credit_note, ReturnKeyInput(key=key),
+                       "Cancel the ERP credit note")
+        self._credit_note = await self._step("create_credit_note", ReturnActivities.create_credit_note,
+                                             CreditNoteInput(note=note),
+                                             f"Book ERP credit note {note.total} for the {basis} units")
+        self._set_status(ReturnStatus.CREDITED)
+
+        net_total = sum_money([r.amount for r in refund_lines], cur)
+        fee = Money.of(net_total.amount * Decimal(self._input.restocking_fee_percent) / Decimal(100), cur)
+        self._refund = Refund(refund_key=key, channel=req.channel, external_order_id=req.external_order_id,
+                              currency=cur, lines=refund_lines, shipping=Money.zero(cur),
+                              tax=sum_money([r.tax for r in refund_lines], cur), fees_kept=fee)
+        if self._input.channel_already_refunded:
+            self._record("refund", StepState.DONE, f"{req.channel} already refunded {self._refund.total}")
+        else:
+            await self._step("refund", ReturnActivities.refund_through_channel, RefundInput(refund=self._refund),
+                             f"Refund {self._refund.total} through {req.channel}")
+        self._paid = True
+        self._undo.clear()  # money is back with the customer: from here on failures park, nothing is undone
+        self._set_status(ReturnStatus.REFUNDED)
+        if not self._refund.tax.is_zero:
+            await self._step("refund_tax", ReturnActivities.refund_tax,
+                             TaxRefundInput(code=key, original_code=self._auth.order_external_ref,
+                                            amount=self._refund.tax),
+                             f"Give back tax {self._refund.tax}")
+
+    # -- steps, parking and compensation ----------------------------------------------------------------
+    async def _step(self, name: str, activity: Any, arg: Any, summary: str, *, skippable: bool = False) -> Any:
+        while True:
+            self._check_cancel()
+            record = self._record(name, StepState.RUNNING, summary)
+            try:
+                result = await workflow.execute_activity_method(
+                    activity, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=self._retry_policy,
+                    summary=summary)
+            except ActivityError as err:
+                cause = err.cause
+                message = str(cause.message if isinstance(cause, ApplicationError) else cause or err)
+                business = isinstance(cause, ApplicationError) and cause.type in PARKING_ERRORS
+                if not business and err.retry_state == RetryState.NON_RETRYABLE_FAILURE and not self._paid:
+                    self._finish(record, StepState.FAILED, message)
+                    raise StepFailed(name, message) from None
+                details = cause.details[0] if isinstance(cause, ApplicationError) and cause.details else {}
+                if business:
+                    action = details.get("action") if isinstance(details, dict) else None
+                    reason = f"{name}: {message}"
+                elif err.retry_state == RetryState.NON_RETRYABLE_FAILURE:
+                    action = "The refund has been paid, so nothing is undone; fix the cause, then send `retry`."
+                    reason = f"{name}: {message}"
+                else:
+                    action = "The system kept failing; send `retry` once it is reachable again, or `cancel`."
+                    reason = f"{name}: still failing after {self._retry_policy.maximum_attempts} attempts: {message}"
+                self._finish(record, StepState.PARKED, reason)
+                if await self._park(reason, action, skippable) == "retry":
+                    continue
+                self._record(name, StepState.SKIPPED, f"skipped by {self._last_actor}")
+                return None
+            self._finish(record, StepState.DONE, None)
+            return result
+
+    async def _park(self, reason: str, action: str | None, skippable: bool) -> str:
+        previous = self._status
+        self._parked_skippable = skippable
+        self._action_hint = action
+        self._reason = f"{reason}. {action}" if action else reason
+        self._set_status(ReturnStatus.NEEDS_ATTENTION, self._reason)
+        workflow.logger.warning("return parked: %s", self._reason)
+        while True:
+            self._pending_action = None
+            await workflow.wait_condition(lambda: self._pending_action is not None or self._cancel is not None)
+            if self._cancel is not None:
+                self._check_cancel()
+            if self._pending_action is None:
+                continue
+            kind, who = self._pending_action
+            self._last_actor = who.actor
+            if kind == "skip" and not skippable:
+                self._record("skip_refused", StepState.FAILED,
+                             f"{who.actor} asked to skip, but this step cannot be skipped")
+                continue
+            self._record(f"analyst_{kind}", StepState.DONE, f"{who.actor}: {who.reason or kind}")
+            self._pending_action = None
+            self._parked_skippable = False
+            self._action_hint = None
+            self._reason = None
+            self._set_status(previous)
+            return kind
+
+    def _register(self, name: str, activity: Any, arg: Any, summary: str) -> None:
+        if all(u.name != name for u in self._undo):
+            self._undo.append(_Undo(name, activity, arg, summary))
+
+    async def _compensate(self, *, notify: bool = True) -> None:
+        if notify:
+            self._set_status(ReturnStatus.CANCELLING, self._reason)
+        undo = list(reversed(self._undo))
+        self._undo.clear()
+        for step in undo:
+            record = self._record(f"undo_{step.name}", StepState.RUNNING, step.summary)
+            try:
+                await workflow.execute_activity_method(
+                    step.activity, step.arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    schedule_to_close_timeout=COMPENSATION_TIMEOUT, retry_policy=COMPENSATION_RETRY,
+                    summary=f"Undo: {step.summary}")
+                self._finish(record, StepState.COMPENSATED, None)
+                self._compensated.append(step.name)
+            except ActivityError as err:
+                cause = err.cause
+                message = str(cause.message if isinstance(cause, ApplicationError) else cause)
+                self._finish(record, StepState.FAILED, f"undo failed: {message}")
+                workflow.logger.error("compensation %s failed: %s", step.name, message)
+
+    def _check_cancel(self) -> None:
+        if self._cancel is None:
+            return
+        action = self._cancel
+        if self._paid:
+            self._record("cancel_refused", StepState.FAILED,
+                         f"{action.actor} asked to cancel, but the refund has been paid")
+            self._cancel = None
+            return
+        raise CancelRequested(action)
+
+    # -- bookkeeping ------------------------------------------------------------------------------------
+    def _record(self, name: str, state: StepState, detail: str | None) -> int:
+        self._steps.append(StepRecord(name=name, state=state, started_at=workflow.now(),
+                                      finished_at=None if state in (StepState.RUNNING, StepState.WAITING)
+                                      else workflow.now(), detail=detail))
+        return len(self._steps) - 1
+
+    def _finish(self, index: int, state: StepState, detail: str | None) -> None:
+        step = self._steps[index]
+        self._steps[index] = step.model_copy(update={
+            "state": state, "finished_at": workflow.now(), "detail": detail if detail is not None else step.detail})
+
+    def _set_status(self, status: ReturnStatus, reason: str | None = None) -> None:
+        changed = status != self._status or status == ReturnStatus.REQUESTED and not self._projection_version
+        self._status = status
+        if status != ReturnStatus.NEEDS_ATTENTION:
+            self._reason = reason
+        workflow.upsert_search_attributes([
+            sa.ORDER_STATUS.value_set(status.value),
+            sa.NEEDS_ATTENTION.value_set(status == ReturnStatus.NEEDS_ATTENTION),
+        ])
+        workflow.set_current_details(self._details())
+        if changed:
+            self._projection_version += 1
+            upd = RunStatusUpdate(
+                workflow_id=self._wf_id, kind="return", channel=self._req.channel, external_id=self._req.return_id,
+                reference=self._req.external_order_id, status=status.value,
+                needs_attention=status == ReturnStatus.NEEDS_ATTENTION, reason=self._reason,
+                suggested_action=self._action_hint,
+                erp_ref=self._credit_note.credit_note_id if self._credit_note else None, late=False,
+                version=self._projection_version, started_at=workflow.info().start_time, changed_at=workflow.now())
+            self._projection_tasks.append(asyncio.ensure_future(self._write_projection(upd)))
+
+    async def _write_projection(self, upd: RunStatusUpdate) -> None:
+        try:
+            await workflow.execute_local_activity_method(
+                OpsActivities.record_run_status, upd, start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(milliseconds=200)),
+                summary=f"Status: {upd.status}")
+        except ActivityError as err:
+            workflow.logger.warning("status projection not written (%s): %s", upd.status, err.cause)
+
+    async def _drain_projection(self) -> None:
+        if self._projection_tasks:
+            await asyncio.gather(*self._projection_tasks)
+            self._projection_tasks.clear()
+
+    def _details(self) -> str:
+        parts = [f"**Return** {self._req.return_id} of order {self._req.external_order_id} "
+                 f"({self._input.policy.value})", f"**Status:** {self._status.value}"]
+        if self._reason:
+            parts.append(f"**Reason:** {self._reason}")
+        expected = sum(line.quantity for line in self._req.lines)
+        parts.append(f"**Received:** {sum(self._received.values())}/{expected} unit(s)")
+        if self._credit_note:
+            parts.append(f"**Credit note:** {self._credit_note.credit_note_id} ({self._credit_note.total})")
+        if self._paid and self._refund:
+            parts.append(f"**Refunded:** {self._refund.total}")
+        return "\n\n".join(parts)
+
+    # -- signals and queries ----------------------------------------------------------------------------
+    @workflow.signal
+    def retry(self, action: AnalystAction | None = None) -> None:
+        self._pending_action = ("retry", action or AnalystAction())
+
+    @workflow.signal
+    def skip(self, action: AnalystAction | None = None) -> None:
+        self._pending_action = ("skip", action or AnalystAction())
+
+    @workflow.signal
+    def cancel(self, action: AnalystAction | None = None) -> None:
+        if self._cancel is None:
+            self._cancel = action or AnalystAction()
+
+    @workflow.signal
+    def receipt(self, receipt: Receipt) -> None:
+        if receipt.receipt_id in self._seen_receipts or self._status in FINAL:
+            return
+        self._seen_receipts.add(receipt.receipt_id)
+        self._pending_receipts.append(receipt)
+
+    @workflow.query
+    def status(self) -> ReturnView:
+        return ReturnView(
+            workflow_id=self._wf_id, status=self._status, reason=self._reason, policy=self._input.policy,
+            erp_sales_order_id=self._auth.erp_sales_order_id if self._auth else None,
+            credit_note_id=self._credit_note.credit_note_id if self._credit_note else None,
+            refund_total=self._refund.total if self._refund and self._paid else None,
+            received_quantities=dict(self._received), dispositions=list(self._dispositions),
+            steps=list(self._steps), compensations=list(self._compensated),
+        )
