@@ -60,6 +60,11 @@ class WmsReleaseInput(_In):
     ship_to: Address | None
 
 
+class WmsAmendInput(_In):
+    external_ref: str
+    lines: list[ResolvedLine]
+
+
 class DeliveryInput(_In):
     external_ref: str
     shipment: Shipment
@@ -164,6 +169,27 @@ class OrderActivities:
     def cancel_wms_release(self, inp: KeyInput) -> bool:
         return self.adapters.wms.cancel_release(inp.key)
 
+    # -- lines cancelled before shipment: each downstream document shrinks (idempotent: sets the state given)
+    @activity.defn(name="amend_wms_release")
+    @business_errors
+    def amend_wms_release(self, inp: WmsAmendInput) -> bool:
+        return self.adapters.wms.amend_release(inp.external_ref, inp.lines)
+
+    @activity.defn(name="requote_tax")
+    @business_errors
+    def requote_tax(self, inp: TaxQuoteInput) -> TaxQuote:
+        return self.adapters.tax.requote(inp.transaction_code, inp.order)
+
+    @activity.defn(name="amend_sales_order")
+    @business_errors
+    def amend_sales_order(self, inp: SalesOrderInput) -> bool:
+        return self.adapters.erp.amend_sales_order(inp.external_ref, inp.order, inp.lines, inp.tax)
+
+    @activity.defn(name="reduce_reservation")
+    @business_errors
+    def reduce_reservation(self, inp: ReserveInput) -> int:
+        return self.adapters.erp.reduce_reservation(inp.key, inp.lines)
+
     @activity.defn(name="post_delivery")
     @business_errors
     def post_delivery(self, inp: DeliveryInput) -> None:
@@ -194,5 +220,6 @@ class OrderActivities:
             self.validate_order, self.resolve_skus, self.reserve_stock, self.release_stock, self.quote_tax,
             self.void_tax, self.create_sales_order, self.cancel_sales_order, self.release_to_wms,
             self.cancel_wms_release, self.post_delivery, self.confirm_shipment, self.notify_channel_cancelled,
-            self.create_invoice, self.commit_tax,
+            self.create_invoice, self.commit_tax, self.amend_wms_release, self.requote_tax, self.amend_sales_order,
+            self.reduce_reservation,
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from canonical.money import Money
 from canonical.order import CanonicalModel, Order, OrderStatus, Shipment, TaxQuote
@@ -53,6 +53,33 @@ class AnalystAction(CanonicalModel):
     reason: str | None = None
 
 
+class LineCancel(CanonicalModel):
+    line_id: str = Field(min_length=1)
+    quantity: int = Field(gt=0, description="Units of the line to cancel")
+
+
+class LineCancelRequest(CanonicalModel):
+    """Cancel some units of an order before shipment: the ERP order, reservation, tax and WMS release shrink."""
+
+    actor: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=2000)
+    lines: list[LineCancel] = Field(min_length=1)
+
+    @field_validator("actor", "reason")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v
+
+    @model_validator(mode="after")
+    def _unique(self) -> LineCancelRequest:
+        ids = [line.line_id for line in self.lines]
+        if len(set(ids)) != len(ids):
+            raise ValueError("each line may appear once")
+        return self
+
+
 class StepState(StrEnum):
     RUNNING = "running"
     DONE = "done"
@@ -90,6 +117,7 @@ class OrderView(CanonicalModel):
     invoice_id: str | None = None
     tax_transaction_code: str | None = None
     shipments: list[Shipment] = Field(default_factory=list)
+    ordered_quantities: dict[str, int] = Field(default_factory=dict, description="Line id → units on the order now")
     shipped_quantities: dict[str, int] = Field(default_factory=dict)
     steps: list[StepRecord] = Field(default_factory=list)
     compensations: list[str] = Field(default_factory=list, description="Undo steps that ran, in order")

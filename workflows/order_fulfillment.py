@@ -33,11 +33,13 @@ with workflow.unsafe.imports_passed_through():
         SalesOrderInput,
         ShipmentConfirmInput,
         TaxQuoteInput,
+        WmsAmendInput,
         WmsReleaseInput,
     )
     from canonical.errors import BUSINESS_ERROR_TYPES
     from canonical.fulfillment import (
         AnalystAction,
+        LineCancelRequest,
         OrderFulfillmentInput,
         OrderResult,
         OrderView,
@@ -116,6 +118,9 @@ class OrderFulfillment:
         self._last_projected: tuple[OrderStatus | None, bool, str | None] = (None, False, None)
         self._projection_version = 0
         self._projection_tasks: list[asyncio.Future] = []
+        self._busy = False  # an activity of the main line is running
+        self._amending = False  # a line cancellation is amending the downstream documents
+        self._reserved = False
         self._retry_policy = RetryPolicy(
             initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
             maximum_interval=timedelta(seconds=60), maximum_attempts=inp.step_max_attempts,
@@ -174,6 +179,7 @@ class OrderFulfillment:
         await self._step("reserve_stock", OrderActivities.reserve_stock,
                          lambda: ReserveInput(key=key, lines=self._resolved, allow_backorder=inp.allow_backorder),
                          f"Reserve stock for {sum(r.quantity for r in self._resolved)} unit(s)")
+        self._reserved = True
         self._set_status(OrderStatus.RESERVED)
 
         self._register("void_tax", OrderActivities.void_tax, KeyInput(key=key), "Void the tax transaction")
@@ -272,13 +278,17 @@ class OrderFulfillment:
     async def _step(self, name: str, activity: Any, arg: Any, summary: str, *, skippable: bool = False) -> Any:
         while True:
             self._check_cancel()
+            if self._amending:  # a line cancellation is changing the documents this step works on
+                await workflow.wait_condition(lambda: not self._amending)
             record = self._record(name, StepState.RUNNING, summary)
+            self._busy = True
             try:
                 result = await workflow.execute_activity_method(
                     activity, arg() if callable(arg) else arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=self._retry_policy,
                     summary=summary,
                 )
             except ActivityError as err:
+                self._busy = False
                 cause = err.cause
                 message = str(cause.message if isinstance(cause, ApplicationError) else cause or err)
                 business = isinstance(cause, ApplicationError) and cause.type in BUSINESS_ERROR_TYPES
@@ -303,6 +313,7 @@ class OrderFulfillment:
                     continue
                 self._record(name, StepState.SKIPPED, f"skipped by {self._last_actor}")
                 return None
+            self._busy = False
             self._finish(record, StepState.DONE, None)
             return result
 
@@ -343,6 +354,8 @@ class OrderFulfillment:
             self._undo.append(_Undo(name, activity, arg, summary))
 
     async def _compensate(self, action: AnalystAction) -> None:
+        if self._amending:
+            await workflow.wait_condition(lambda: not self._amending)
         self._set_status(OrderStatus.CANCELLING, action.reason)
         undo = list(reversed(self._undo))
         self._undo.clear()
@@ -511,6 +524,82 @@ class OrderFulfillment:
                 request.corrections.shipping_address is None and not request.corrections.sku_corrections)):
             raise ValueError("resume needs corrections: a shipping_address or sku_corrections")
 
+    @workflow.update
+    async def cancel_lines(self, request: LineCancelRequest) -> OrderView:
+        """Cancel units of some lines before shipment: the warehouse release, tax, ERP sales order and
+        reservation shrink, in that order (the warehouse is the one that may refuse: then nothing changes)."""
+        await workflow.wait_condition(lambda: not self._busy)
+        try:  # re-checked: a shipment or another change may have come in meanwhile
+            self._refuse_line_cancel(request)
+        except ValueError as refused:
+            raise ApplicationError(str(refused), type="LineCancelRefused") from None
+        self._amending = True
+        wanted = {c.line_id: c.quantity for c in request.lines}
+        lines = [line.model_copy(update={"quantity": line.quantity - wanted.get(line.line_id, 0)})
+                 for line in self._order.lines if line.quantity > wanted.get(line.line_id, 0)]
+        order = self._order.model_copy(update={"lines": lines, "total": None})
+        keep = {line.line_id: line.quantity for line in lines}
+        resolved = [r.model_copy(update={"quantity": keep[r.line_id]}) for r in self._resolved if r.line_id in keep]
+        what = ", ".join(f"{c.quantity} × line {c.line_id}" for c in request.lines)
+        record = self._record("cancel_lines", StepState.RUNNING, f"{request.actor}: cancel {what} ({request.reason})")
+        key = self._wf_id
+        try:
+            if self._wms_release:
+                await workflow.execute_activity_method(
+                    OrderActivities.amend_wms_release, WmsAmendInput(external_ref=key, lines=resolved),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=self._retry_policy,
+                    summary=f"Amend warehouse release: cancel {what}")
+            # after the warehouse agreed, the platform's own documents follow; retried until they do
+            amend = {"start_to_close_timeout": ACTIVITY_TIMEOUT, "schedule_to_close_timeout": COMPENSATION_TIMEOUT,
+                     "retry_policy": COMPENSATION_RETRY}
+            if self._tax is not None:
+                self._tax = await workflow.execute_activity_method(
+                    OrderActivities.requote_tax, TaxQuoteInput(transaction_code=key, order=order),
+                    summary="Re-price tax for the remaining lines", **amend)
+            if self._erp_so:
+                await workflow.execute_activity_method(
+                    OrderActivities.amend_sales_order,
+                    SalesOrderInput(external_ref=key, order=order, lines=resolved, tax=self._tax),
+                    summary=f"Amend ERP sales order {self._erp_so}", **amend)
+            if self._reserved:
+                await workflow.execute_activity_method(
+                    OrderActivities.reduce_reservation, ReserveInput(key=key, lines=resolved),
+                    summary="Give back the reserved stock of the cancelled units", **amend)
+        except ActivityError as err:
+            cause = err.cause
+            message = str(cause.message if isinstance(cause, ApplicationError) else cause)
+            self._finish(record, StepState.FAILED, f"lines not cancelled: {message}")
+            raise ApplicationError(f"lines not cancelled: {message}", type="LineCancelRefused") from None
+        finally:
+            self._amending = False
+        self._order = order
+        self._resolved = resolved
+        self._finish(record, StepState.DONE, None)
+        workflow.set_current_details(self._details())
+        return self.status()
+
+    @cancel_lines.validator
+    def _validate_cancel_lines(self, request: LineCancelRequest) -> None:
+        self._refuse_line_cancel(request)
+
+    def _refuse_line_cancel(self, request: LineCancelRequest) -> None:
+        if self._status in (OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.FAILED, OrderStatus.CANCELLING):
+            raise ValueError(f"the order is {self._status.value}; its lines cannot change")
+        if any(self._shipped.values()) or self._status in SHIPPED_STATUSES:
+            raise ValueError("goods have shipped; cancel what is left by a return instead")
+        if self._amending:
+            raise ValueError("another line cancellation is in progress; try again in a moment")
+        current = {line.line_id: line for line in self._order.lines}
+        for c in request.lines:
+            line = current.get(c.line_id)
+            if line is None:
+                raise ValueError(f"line {c.line_id} is not on the order (lines: {', '.join(current)})")
+            if c.quantity > line.quantity:
+                raise ValueError(f"line {c.line_id} has {line.quantity} unit(s); cannot cancel {c.quantity}")
+        wanted = {c.line_id: c.quantity for c in request.lines}
+        if all(line.quantity <= wanted.get(line.line_id, 0) for line in self._order.lines if line.requires_shipping):
+            raise ValueError("that cancels every unit to ship; cancel the order instead")
+
     @workflow.signal
     def shipment(self, shipment: Shipment) -> None:
         if shipment.shipment_id in self._seen_shipments:
@@ -524,6 +613,7 @@ class OrderFulfillment:
             workflow_id=self._wf_id, status=self._status, reason=self._reason, late=self._late,
             erp_sales_order_id=self._erp_so, wms_release_id=self._wms_release, invoice_id=self._invoice,
             tax_transaction_code=self._tax.transaction_code if self._tax else None,
-            shipments=list(self._shipments), shipped_quantities=dict(self._shipped), steps=list(self._steps),
+            shipments=list(self._shipments), shipped_quantities=dict(self._shipped),
+            ordered_quantities={line.line_id: line.quantity for line in self._order.lines}, steps=list(self._steps),
             compensations=list(self._compensated),
         )

@@ -25,6 +25,12 @@ class ErpAdapter(Protocol):
     ) -> SalesOrderRef:
         """Create the sales order, or return the existing one with the same external reference."""
 
+    def amend_sales_order(self, external_ref: str, order: Order, lines: list[ResolvedLine], tax: TaxQuote) -> bool:
+        """Rewrite an open sales order after lines were cancelled; raise CannotCancel once invoiced."""
+
+    def reduce_reservation(self, key: str, lines: list[ResolvedLine]) -> int:
+        """Shrink what `key` holds to what `lines` still need; idempotent; returns units given back."""
+
     def cancel_sales_order(self, external_ref: str) -> bool:
         """Cancel if present and open; True if it was cancelled by this call."""
 

@@ -192,17 +192,9 @@ class LocalErp:
                 released = True
         return released
 
-    def create_sales_order(
-        self, external_ref: str, order: Order, lines: list[ResolvedLine], tax: TaxQuote
-    ) -> SalesOrderRef:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(db.sales_orders.c.id, db.sales_orders.c.status).where(
-                    db.sales_orders.c.external_ref == external_ref
-                )
-            ).first()
-        if row:
-            return SalesOrderRef(erp_sales_order_id=row.id, external_ref=external_ref)
+    @staticmethod
+    def _sales_order_values(order: Order, lines: list[ResolvedLine], tax: TaxQuote) -> tuple[list[dict], Money, Money]:
+        """Sales order lines and (net, grand) totals for an order as booked: the ERP's view of it."""
         items_by_line = {r.line_id: r.item_code for r in lines}
         tax_by_line = {t.line_id: t.tax for t in tax.lines}
         zero = Money.zero(order.currency)
@@ -222,6 +214,76 @@ class LocalErp:
             net = net - tax.total_tax
         else:
             grand = net + tax.total_tax
+        return so_lines, net, grand
+
+    def amend_sales_order(self, external_ref: str, order: Order, lines: list[ResolvedLine], tax: TaxQuote) -> bool:
+        """Rewrite an open sales order's lines and totals after lines were cancelled; idempotent (sets the state
+        given). Raise CannotCancel when it is invoiced or cancelled."""
+        so_lines, net, grand = self._sales_order_values(order, lines, tax)
+        with self.engine.begin() as conn:
+            query = select(db.sales_orders.c.status, db.sales_orders.c.lines).where(
+                db.sales_orders.c.external_ref == external_ref)
+            if db.is_postgres(self.engine):
+                query = query.with_for_update()
+            row = conn.execute(query).first()
+            if row is None:
+                return False
+            if row.status != "open":
+                raise CannotCancel(f"sales order {external_ref} is {row.status}; its lines cannot change")
+            if row.lines == so_lines:
+                return False
+            conn.execute(update(db.sales_orders).where(db.sales_orders.c.external_ref == external_ref).values(
+                lines=so_lines, net_total=net.amount, tax_total=tax.total_tax.amount, grand_total=grand.amount))
+            return True
+
+    def reduce_reservation(self, key: str, lines: list[ResolvedLine]) -> int:
+        """Shrink what `key` holds to the quantities `lines` still need (per item), giving the rest back to stock;
+        idempotent. Returns the units released by this call."""
+        wanted: dict[str, int] = {}
+        for line in lines:
+            wanted[line.item_code] = wanted.get(line.item_code, 0) + line.quantity
+        released = 0
+        with self.engine.begin() as conn:
+            query = select(db.reservations).where(
+                (db.reservations.c.reservation_key == key) & (db.reservations.c.status == "open")
+            ).order_by(db.reservations.c.item_code, db.reservations.c.id)
+            if db.is_postgres(self.engine):
+                query = query.with_for_update()
+            for r in conn.execute(query).mappings().all():
+                keep = wanted.get(r["item_code"], 0)
+                held = r["quantity"] + r["backordered"]
+                if held <= keep:
+                    wanted[r["item_code"]] = keep - held
+                    continue
+                # drop backorders first, then reserved units
+                backordered = min(r["backordered"], max(keep - r["quantity"], 0))
+                quantity = min(r["quantity"], keep)
+                give_back = r["quantity"] - quantity
+                wanted[r["item_code"]] = 0
+                if give_back:
+                    conn.execute(
+                        update(db.stock)
+                        .where((db.stock.c.item_code == r["item_code"]) & (db.stock.c.location == r["location"]))
+                        .values(reserved=db.stock.c.reserved - give_back, updated_at=db.utcnow())
+                    )
+                    released += give_back
+                conn.execute(update(db.reservations).where(db.reservations.c.id == r["id"]).values(
+                    quantity=quantity, backordered=backordered,
+                    status="released" if quantity + backordered == 0 else "open"))
+        return released
+
+    def create_sales_order(
+        self, external_ref: str, order: Order, lines: list[ResolvedLine], tax: TaxQuote
+    ) -> SalesOrderRef:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(db.sales_orders.c.id, db.sales_orders.c.status).where(
+                    db.sales_orders.c.external_ref == external_ref
+                )
+            ).first()
+        if row:
+            return SalesOrderRef(erp_sales_order_id=row.id, external_ref=external_ref)
+        so_lines, net, grand = self._sales_order_values(order, lines, tax)
         so_id = _new_id("SO")
         try:
             with self.engine.begin() as conn:

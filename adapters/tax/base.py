@@ -13,6 +13,9 @@ class TaxAdapter(Protocol):
     def quote(self, transaction_code: str, order: Order) -> TaxQuote:
         """Price tax for the order (an uncommitted transaction); raise InvalidAddress if it cannot be located."""
 
+    def requote(self, transaction_code: str, order: Order) -> TaxQuote:
+        """Price an uncommitted transaction again for a changed order; raise TaxRejected once committed."""
+
     def commit(self, transaction_code: str) -> None:
         """Commit the quoted transaction (report it as collected); committing twice is a no-op."""
 

@@ -91,6 +91,25 @@ class LocalTax:
                     pass
         return quote
 
+    def requote(self, transaction_code: str, order: Order) -> TaxQuote:
+        """Price an uncommitted transaction again for a changed order (lines cancelled before shipment);
+        idempotent. Raise TaxRejected once it is committed."""
+        quote = self._compute(transaction_code, order)
+        with self.engine.begin() as conn:
+            row = conn.execute(select(db.tax_transactions.c.status).where(
+                db.tax_transactions.c.code == transaction_code)).first()
+            if row is None:
+                conn.execute(db.tax_transactions.insert().values(
+                    code=transaction_code, status="quoted", currency=quote.currency,
+                    total_tax=quote.total_tax.amount, quote=quote.model_dump(mode="json")))
+                return quote
+            if row.status == "committed":
+                raise TaxRejected(f"tax transaction {transaction_code} is committed and cannot be re-priced")
+            conn.execute(update(db.tax_transactions).where(db.tax_transactions.c.code == transaction_code).values(
+                status="quoted", total_tax=quote.total_tax.amount, quote=quote.model_dump(mode="json"),
+                updated_at=db.utcnow()))
+        return quote
+
     def commit(self, transaction_code: str) -> None:
         with self.engine.begin() as conn:
             row = conn.execute(

@@ -17,6 +17,9 @@ class WmsAdapter(Protocol):
     def cancel_release(self, external_ref: str) -> bool:
         """Cancel if present; True if cancelled by this call. Raise CannotCancel if already shipped."""
 
+    def amend_release(self, external_ref: str, lines: list[ResolvedLine]) -> bool:
+        """Replace a release's lines before it ships; raise CannotCancel once shipping."""
+
     def expect_return(self, external_ref: str, lines: list[AuthorizedLine]) -> str:
         """Announce an inbound return; idempotent by external reference; returns the WMS id."""
 

@@ -70,6 +70,26 @@ class LocalWms:
                          .values(status="cancelled", cancelled_at=db.utcnow()))
             return True
 
+    def amend_release(self, external_ref: str, lines: list[ResolvedLine]) -> bool:
+        """Replace the lines of a release that has not started shipping (lines cancelled before shipment);
+        idempotent. Raise CannotCancel once the warehouse is shipping it."""
+        new_lines = [r.model_dump(mode="json") for r in lines]
+        with self.engine.begin() as conn:
+            row = conn.execute(select(db.wms_requests.c.status, db.wms_requests.c.lines).where(
+                db.wms_requests.c.external_ref == external_ref)).first()
+            if row is None:
+                return False
+            if row.status != "released":
+                raise CannotCancel(f"warehouse request {external_ref} is {row.status}; its lines cannot change")
+            if row.lines == new_lines:
+                return False
+            result = conn.execute(update(db.wms_requests).where(
+                (db.wms_requests.c.external_ref == external_ref) & (db.wms_requests.c.status == "released"))
+                .values(lines=new_lines))
+            if not result.rowcount:  # the shipper claimed it between our read and write
+                raise CannotCancel(f"warehouse request {external_ref} started shipping; its lines cannot change")
+            return True
+
     def expect_return(self, external_ref: str, lines: list[AuthorizedLine]) -> str:
         with self.engine.begin() as conn:
             row = conn.execute(select(db.wms_return_expectations.c.id).where(

@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from adapters.platform.projection import StatusProjection
 from api.audit import AuditEntry, build_trail, to_csv
 from api.deps import ClientDep, EngineDep
-from canonical.fulfillment import OrderView, StepRecord
+from canonical.fulfillment import LineCancel, LineCancelRequest, OrderView, StepRecord
 from canonical.ops import AnalystRequest, OrderCorrections
 from canonical.order import OrderStatus, Shipment, order_workflow_id
 
@@ -28,6 +28,7 @@ class OrderStatusResponse(BaseModel):
     reason: str | None
     late: bool
     invoice_id: str | None
+    ordered_quantities: dict[str, int]
     shipped_quantities: dict[str, int]
     shipments: list[Shipment]
     compensations: list[str]
@@ -109,7 +110,7 @@ async def get_order(channel: str, external_order_id: str, client: ClientDep) -> 
     return OrderStatusResponse(
         status=view.status, workflow_id=view.workflow_id, run_status=run_status,
         erp_sales_order_id=view.erp_sales_order_id, reason=view.reason, late=view.late, invoice_id=view.invoice_id,
-        shipped_quantities=view.shipped_quantities, shipments=view.shipments, compensations=view.compensations,
+        ordered_quantities=view.ordered_quantities, shipped_quantities=view.shipped_quantities, shipments=view.shipments, compensations=view.compensations,
         steps=view.steps,
     )
 
@@ -138,6 +139,43 @@ async def order_action(
                                      f"nothing to {action}") from None
         raise HTTPException(503, f"Temporal is unavailable: {exc.message}") from None
     return ActionResponse(workflow_id=wf_id, action=action, accepted=True, status=view.status)
+
+
+class LineCancelBody(BaseModel):
+    actor: str = Field(min_length=1, description="Who is acting (recorded in the workflow history)")
+    reason: str = Field(min_length=1, description="Why (recorded in the workflow history)")
+    lines: list[LineCancel] = Field(min_length=1, description="Order line ids and the units of each to cancel")
+
+
+class LineCancelResponse(BaseModel):
+    workflow_id: str
+    status: OrderStatus
+    lines: dict[str, int] = Field(description="What is left to ship: order line id → units")
+    tax_transaction_code: str | None
+
+
+@router.post("/{channel}/{external_order_id}/lines/cancel", response_model=LineCancelResponse,
+             responses={404: {"description": "No such order"},
+                        409: {"description": "The change does not apply now (shipped, unknown line, all units)"}})
+async def cancel_order_lines(channel: str, external_order_id: str, body: LineCancelBody,
+                             client: ClientDep) -> LineCancelResponse:
+    """Cancel units of some lines before shipment. The order workflow amends the warehouse release, re-prices
+    tax, amends the ERP sales order and gives the reserved stock back, and records who asked and why."""
+    wf_id = order_workflow_id(channel, external_order_id)
+    request = LineCancelRequest(actor=body.actor, reason=body.reason, lines=body.lines)
+    try:
+        view = await client.get_workflow_handle(wf_id).execute_update("cancel_lines", request, result_type=OrderView)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        raise HTTPException(409, getattr(cause, "message", None) or str(cause or exc)) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            run_status, closed = await _describe_and_query(client, wf_id)
+            raise HTTPException(409, f"order {wf_id} is {closed.status.value} ({run_status.lower()}); "
+                                     "its lines cannot change") from None
+        raise HTTPException(503, f"Temporal is unavailable: {exc.message}") from None
+    return LineCancelResponse(workflow_id=wf_id, status=view.status, lines=view.ordered_quantities,
+                              tax_transaction_code=view.tax_transaction_code)
 
 
 @router.get("/{channel}/{external_order_id}/audit", response_model=list[AuditEntry],

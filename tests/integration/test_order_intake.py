@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
@@ -169,3 +170,46 @@ async def test_unknown_order_status_is_404(stack):
     assert (await stack.http.post("/orders/shopify/does-not-exist/actions/cancel", json=body)).status_code == 404
     # actor and reason are required: who did it and why is recorded
     assert (await stack.http.post("/orders/shopify/does-not-exist/actions/cancel", json={})).status_code == 422
+
+
+@pytest.mark.parametrize("stack", [600.0], indirect=True)
+async def test_cancelling_a_line_before_shipment_amends_erp_reservation_tax_and_warehouse(stack):
+    body, oid = stack.order_body()
+    ref = f"order:shopify:{oid}"
+    assert (await stack.send_shopify(body)).status_code == 202
+    await stack.wait_status("shopify", oid, {"released"})
+    before = (await stack.http.get("/erp/sales-orders", params={"external_ref": ref})).json()[0]
+    assert stack.adapters.erp.stock_levels("FURN-LOUNGER")["MAIN"]["reserved"] == 1
+
+    url = f"/orders/shopify/{oid}/lines/cancel"
+    lounger = "976318377106520349"
+    who = {"actor": "analyst@example.com", "reason": "customer called"}
+    for lines, why in [([{"line_id": "nope", "quantity": 1}], "not on the order"),
+                       ([{"line_id": lounger, "quantity": 2}], "cannot cancel 2")]:
+        refused = await stack.http.post(url, json={**who, "lines": lines})
+        assert refused.status_code == 409 and why in refused.json()["detail"]
+    assert (await stack.http.post(url, json={**who, "lines": []})).status_code == 422
+
+    resp = await stack.http.post(url, json={**who, "lines": [{"line_id": lounger, "quantity": 1}]})
+    assert resp.status_code == 200, resp.text
+    assert lounger not in resp.json()["lines"] and len(resp.json()["lines"]) == 2
+
+    after = (await stack.http.get("/erp/sales-orders", params={"external_ref": ref})).json()
+    assert len(after) == 1 and after[0]["id"] == before["id"] and after[0]["status"] == "open"
+    assert [line["line_id"] for line in after[0]["lines"]] == ["487817672276298554", "315789986012684393"]
+    # 369.97 - 159.99 lounger - 20.00 order discount + 10.00 shipping
+    assert after[0]["net_total"] == "199.98"
+    assert Decimal(after[0]["tax_total"]) < Decimal(before["tax_total"])
+    assert Decimal(after[0]["grand_total"]) == Decimal(after[0]["net_total"]) + Decimal(after[0]["tax_total"])
+    assert stack.adapters.erp.stock_levels("FURN-LOUNGER")["MAIN"]["reserved"] == 0
+    assert stack.adapters.erp.stock_levels("SUN-AVIATOR")["MAIN"]["reserved"] == 1
+    assert [line["line_id"] for line in stack.adapters.wms.get(ref)["lines"]] == ["487817672276298554",
+                                                                               "315789986012684393"]
+    # everything else to cancel is the whole order: refused here, the cancel action does that
+    rest = [{"line_id": "487817672276298554", "quantity": 1}, {"line_id": "315789986012684393", "quantity": 1}]
+    assert (await stack.http.post(url, json={**who, "lines": rest})).status_code == 409
+    resp = await stack.http.post(f"/orders/shopify/{oid}/actions/cancel", json=who)
+    assert resp.status_code == 202
+    view = await stack.wait_status("shopify", oid, {"cancelled"})
+    assert stack.adapters.erp.stock_levels("SUN-AVIATOR")["MAIN"]["reserved"] == 0
+    assert any(s["name"] == "cancel_lines" and "analyst@example.com" in s["detail"] for s in view["steps"])

@@ -216,3 +216,45 @@ def test_catalog_import_upserts_and_a_bad_row_imports_nothing(engine):
     assert erp.stock_levels("ITEM-A")["MAIN"]["on_hand"] == 4  # the good row was not applied either
     with pytest.raises(ValueError, match="header"):
         import_catalog(erp, text="sku,qty\nA,1\n")
+
+
+# -- lines cancelled before shipment ------------------------------------------------------------------
+def test_amending_documents_for_cancelled_lines_is_idempotent_and_refused_once_too_late(erp, engine, tax):
+    wms = LocalWms(engine, ship_after_seconds=3600)
+    erp.reserve(KEY, _resolved(2), allow_backorder=False)
+    erp.create_sales_order(KEY, _order(), _resolved(2), tax.quote(KEY, _order()))
+    wms.release(KEY, _resolved(2), KY)
+
+    smaller = _order(qty=1)
+    quote = tax.requote(KEY, smaller)
+    assert quote.total_tax == Money.of("2.10", "USD")  # 6 % of 25.00 + 10.00 shipping
+    assert tax.requote(KEY, smaller) == quote
+    assert wms.amend_release(KEY, _resolved(1)) is True and wms.amend_release(KEY, _resolved(1)) is False
+    assert wms.get(KEY)["lines"][0]["quantity"] == 1
+    assert erp.amend_sales_order(KEY, smaller, _resolved(1), quote) is True
+    assert erp.amend_sales_order(KEY, smaller, _resolved(1), quote) is False
+    [so] = erp.list_sales_orders(external_ref=KEY)
+    assert (Decimal(so["net_total"]), Decimal(so["tax_total"]), Decimal(so["grand_total"])) == (
+        Decimal("35.00"), Decimal("2.10"), Decimal("37.10"))
+    assert erp.reduce_reservation(KEY, _resolved(1)) == 1 and erp.reduce_reservation(KEY, _resolved(1)) == 0
+    assert erp.stock_levels("CHAIR")["MAIN"]["reserved"] == 1
+    assert erp.release_reservation(KEY) is True and erp.stock_levels("CHAIR")["MAIN"]["reserved"] == 0
+
+    with engine.begin() as conn:
+        conn.execute(db.wms_requests.update().values(status="shipping"))
+    with pytest.raises(CannotCancel):
+        wms.amend_release(KEY, _resolved(1))
+    erp.create_invoice(KEY)
+    with pytest.raises(CannotCancel):
+        erp.amend_sales_order(KEY, smaller, _resolved(1), quote)
+    tax.commit(KEY)
+    with pytest.raises(TaxRejected, match="committed"):
+        tax.requote(KEY, smaller)
+
+
+def test_reduce_reservation_drops_backorders_before_reserved_units(erp):
+    erp.reserve(KEY, _resolved(7), allow_backorder=True)  # 5 reserved + 2 backordered
+    assert erp.reduce_reservation(KEY, _resolved(6)) == 0  # one backorder dropped, stock untouched
+    assert erp.stock_levels("CHAIR")["MAIN"]["reserved"] == 5
+    assert erp.reduce_reservation(KEY, _resolved(3)) == 2
+    assert erp.stock_levels("CHAIR")["MAIN"]["reserved"] == 3

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from temporalio import activity
@@ -25,11 +26,14 @@ from activities.orders import (
     SalesOrderInput,
     ShipmentConfirmInput,
     TaxQuoteInput,
+    WmsAmendInput,
     WmsReleaseInput,
 )
 from canonical.fulfillment import (
     AnalystAction,
     InvoiceRef,
+    LineCancel,
+    LineCancelRequest,
     OrderFulfillmentInput,
     Reservation,
     ReservedLine,
@@ -118,12 +122,7 @@ class Fake:
         @activity.defn(name="quote_tax")
         async def quote_tax(inp: TaxQuoteInput) -> TaxQuote:
             fake._hit("quote_tax", inp)
-            line = inp.order.lines[0]
-            tax = Money.of("1.20", inp.order.currency)
-            return TaxQuote(transaction_code=inp.transaction_code, currency=inp.order.currency, jurisdiction="US-KY",
-                            taxes_included=False, shipping_tax=Money.zero(inp.order.currency), total_tax=tax,
-                            lines=[TaxQuoteLine(line_id=line.line_id, taxable_amount=line.net,
-                                                rate="0.06", tax=tax)])
+            return _quote(inp)
 
         @activity.defn(name="void_tax")
         async def void_tax(inp: KeyInput) -> bool:
@@ -171,6 +170,26 @@ class Fake:
         async def commit_tax(inp: KeyInput) -> None:
             fake._hit("commit_tax", inp)
 
+        @activity.defn(name="amend_wms_release")
+        async def amend_wms_release(inp: WmsAmendInput) -> bool:
+            fake._hit("amend_wms_release", inp)
+            return True
+
+        @activity.defn(name="requote_tax")
+        async def requote_tax(inp: TaxQuoteInput) -> TaxQuote:
+            fake._hit("requote_tax", inp)
+            return _quote(inp)
+
+        @activity.defn(name="amend_sales_order")
+        async def amend_sales_order(inp: SalesOrderInput) -> bool:
+            fake._hit("amend_sales_order", inp)
+            return True
+
+        @activity.defn(name="reduce_reservation")
+        async def reduce_reservation(inp: ReserveInput) -> int:
+            fake._hit("reduce_reservation", inp)
+            return 1
+
         @activity.defn(name="record_run_status")
         async def record_run_status(upd: RunStatusUpdate) -> bool:
             fake.projections.append(upd)
@@ -178,7 +197,20 @@ class Fake:
 
         return [validate_order, resolve_skus, reserve_stock, release_stock, quote_tax, void_tax, create_sales_order,
                 cancel_sales_order, release_to_wms, cancel_wms_release, post_delivery, confirm_shipment,
-                notify_channel_cancelled, create_invoice, commit_tax, record_run_status]
+                notify_channel_cancelled, create_invoice, commit_tax, record_run_status, amend_wms_release, requote_tax,
+                amend_sales_order, reduce_reservation]
+
+
+def _quote(inp: TaxQuoteInput) -> TaxQuote:
+    """6 % on every line, as a tax engine would price it."""
+    cur = inp.order.currency
+    lines = [TaxQuoteLine(line_id=line.line_id, taxable_amount=line.net, rate="0.06", tax=line.net * Decimal("0.06"))
+             for line in inp.order.lines]
+    total = Money.zero(cur)
+    for line in lines:
+        total = total + line.tax
+    return TaxQuote(transaction_code=inp.transaction_code, currency=cur, jurisdiction="US-KY", taxes_included=False,
+                    shipping_tax=Money.zero(cur), total_tax=total, lines=lines)
 
 
 def _order(quantities: tuple[int, ...] = (2,), sku_prefix: str = "SKU") -> Order:
@@ -516,3 +548,91 @@ async def test_compensation_failure_is_recorded_and_the_rest_still_runs(ts_env):
     assert view.compensations == ["cancel_wms_release", "void_tax", "release_stock", "notify_channel_cancelled"]
     failed = next(s for s in view.steps if s.name == "undo_cancel_sales_order")
     assert failed.state == StepState.FAILED and "undo failed" in failed.detail
+
+
+# -- lines cancelled before shipment -------------------------------------------------------------------
+def _cancel(*lines: tuple[str, int]) -> LineCancelRequest:
+    return LineCancelRequest(actor="ana", reason="customer changed their mind",
+                             lines=[LineCancel(line_id=lid, quantity=q) for lid, q in lines])
+
+
+async def test_cancelling_lines_before_shipment_shrinks_every_document_then_the_rest_ships(ts_env):
+    fake, inp = Fake(), OrderFulfillmentInput(order=_order((2, 1)))
+
+    async def during(handle):
+        await _until(handle, _status(OrderStatus.RELEASED), "released")
+        view = await handle.execute_update(OrderFulfillment.cancel_lines, _cancel(("L1", 1), ("L2", 1)))
+        assert view.status == OrderStatus.RELEASED
+        await handle.signal(OrderFulfillment.shipment, _shipment("S1", ("L1", 1)))
+
+    result, view, _ = await _run(ts_env, fake, inp, during)
+    assert result.status == OrderStatus.COMPLETED  # one unit of L1 was all that was left to ship
+    amend = ["amend_wms_release", "requote_tax", "amend_sales_order", "reduce_reservation"]
+    assert [n for n in fake.names() if n in amend] == amend
+    assert [(r.line_id, r.quantity) for r in fake.arg("amend_wms_release").lines] == [("L1", 1)]
+    assert [(r.line_id, r.quantity) for r in fake.arg("reduce_reservation").lines] == [("L1", 1)]
+    booked = fake.arg("amend_sales_order")
+    assert [(line.line_id, line.quantity) for line in booked.order.lines] == [("L1", 1)]
+    assert booked.tax.total_tax == Money.of("0.60", "USD")  # re-priced: 6 % of the one remaining 10.00
+    assert result.tax.total_tax == Money.of("0.60", "USD")
+    assert any(s.name == "cancel_lines" and s.state == StepState.DONE and "ana" in s.detail for s in view.steps)
+
+
+async def test_warehouse_refusing_the_change_leaves_the_order_as_it_was(ts_env):
+    fake = Fake({"amend_wms_release": ("CannotCancel", 1)})
+    inp = OrderFulfillmentInput(order=_order((2, 1)))
+
+    async def during(handle):
+        await _until(handle, _status(OrderStatus.RELEASED), "released")
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(OrderFulfillment.cancel_lines, _cancel(("L2", 1)))
+        assert "lines not cancelled" in str(refused.value.cause)
+        await handle.signal(OrderFulfillment.shipment, _shipment("S1", ("L1", 2)))
+        view = await _until(handle, _status(OrderStatus.PARTIALLY_SHIPPED), "partially shipped")
+        assert view.shipped_quantities == {"L1": 2, "L2": 0}  # L2 is still owed
+        await handle.signal(OrderFulfillment.shipment, _shipment("S2", ("L2", 1)))
+
+    result, view, _ = await _run(ts_env, fake, inp, during)
+    assert result.status == OrderStatus.COMPLETED
+    assert not {"requote_tax", "amend_sales_order", "reduce_reservation"} & set(fake.names())
+
+
+async def test_line_cancellations_that_do_not_apply_are_rejected(ts_env):
+    fake, inp = Fake(), OrderFulfillmentInput(order=_order((2, 1)))
+
+    async def during(handle):
+        await _until(handle, _status(OrderStatus.RELEASED), "released")
+        for request, why in [(_cancel(("L9", 1)), "not on the order"), (_cancel(("L1", 3)), "has 2 unit(s)"),
+                             (_cancel(("L1", 2), ("L2", 1)), "cancel the order instead")]:
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await handle.execute_update(OrderFulfillment.cancel_lines, request)
+            assert why in str(refused.value.cause)
+        await handle.signal(OrderFulfillment.shipment, _shipment("S1", ("L1", 1)))
+        await _until(handle, _status(OrderStatus.PARTIALLY_SHIPPED), "partially shipped")
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(OrderFulfillment.cancel_lines, _cancel(("L2", 1)))
+        assert "goods have shipped" in str(refused.value.cause)
+        await handle.signal(OrderFulfillment.shipment, _shipment("S2", ("L1", 1), ("L2", 1)))
+
+    result, _, _ = await _run(ts_env, fake, inp, during)
+    assert result.status == OrderStatus.COMPLETED
+    assert not {"amend_wms_release", "amend_sales_order"} & set(fake.names())
+
+
+async def test_cancelling_the_short_line_of_a_parked_order_lets_retry_reserve_the_rest(ts_env):
+    fake = Fake({"reserve_stock": ("OutOfStock", 1)})
+    inp = OrderFulfillmentInput(order=_order((1, 5)))
+
+    async def during(handle):
+        await _until(handle, _status(OrderStatus.NEEDS_ATTENTION), "parked")
+        await handle.execute_update(OrderFulfillment.cancel_lines, _cancel(("L2", 5)))
+        await handle.execute_update(OrderFulfillment.act, AnalystRequest(action="retry", actor="ana",
+                                                                         reason="short line cancelled"))
+        await _ship_all(_shipment("S1", ("L1", 1)))(handle)
+
+    result, _, _ = await _run(ts_env, fake, inp, during)
+    assert result.status == OrderStatus.COMPLETED
+    # nothing was booked yet, so only the order itself changed; the retried step reserved what is left
+    assert not {"amend_wms_release", "requote_tax", "amend_sales_order", "reduce_reservation"} & set(fake.names())
+    assert [(r.line_id, r.quantity) for r in fake.arg("reserve_stock", 1).lines] == [("L1", 1)]
+    assert [line.line_id for line in fake.arg("create_sales_order").order.lines] == ["L1"]
