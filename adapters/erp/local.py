@@ -198,15 +198,20 @@ class LocalErp:
         items_by_line = {r.line_id: r.item_code for r in lines}
         tax_by_line = {t.line_id: t.tax for t in tax.lines}
         zero = Money.zero(order.currency)
+        # What each line was really charged: its share of order-level discounts taken off (as the tax engine
+        # does), and for VAT-style prices the tax taken out, so that net + tax of a line is what was paid.
+        shares = order.order_discount_total.allocate([line.net.amount for line in order.lines])
         so_lines = []
-        for line in order.lines:
+        for line, share in zip(order.lines, shares, strict=True):
             if line.line_id not in items_by_line:
                 raise InvalidOrder(f"order line {line.line_id} has no resolved ERP item")
+            line_tax = tax_by_line.get(line.line_id, zero)
+            net = line.net - share - (line_tax if order.taxes_included else zero)
             so_lines.append({
                 "line_id": line.line_id, "item_code": items_by_line[line.line_id], "channel_sku": line.channel_sku,
                 "quantity": line.quantity, "unit_price": str(line.unit_price.amount),
-                "discount": str(line.discount_total.amount), "net": str(line.net.amount),
-                "tax": str(tax_by_line.get(line.line_id, zero).amount),
+                "discount": str((line.discount_total + share).amount), "net": str(net.amount),
+                "tax": str(line_tax.amount),
             })
         net = order.lines_net + order.shipping_net - order.order_discount_total
         if order.taxes_included:

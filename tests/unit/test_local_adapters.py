@@ -258,3 +258,28 @@ def test_reduce_reservation_drops_backorders_before_reserved_units(erp):
     assert erp.stock_levels("CHAIR")["MAIN"]["reserved"] == 5
     assert erp.reduce_reservation(KEY, _resolved(3)) == 2
     assert erp.stock_levels("CHAIR")["MAIN"]["reserved"] == 3
+
+
+def test_sales_order_lines_carry_what_was_really_paid_so_credits_never_exceed_it(erp, tax):
+    """Order-level discounts are shared out over the lines and VAT is taken out of VAT-style prices: a line's
+    net + tax is what the customer paid for it, and the lines add up to the order."""
+    from canonical.order import Discount
+
+    erp.upsert_item("LAMP", "Lamp", Decimal("15.00"), "EUR")
+    erp.map_sku("shopify", "LAMP-1", "LAMP")
+    base = _order(DE, included=True, currency="EUR", shipping=None)
+    order = base.model_copy(update={
+        "lines": [*base.lines, OrderLine(line_id="L2", channel_sku="LAMP-1", quantity=1,
+                                         unit_price=Money.of("15.00", "EUR"))],
+        "order_discounts": [Discount(code="TEN", amount=Money.of("10.00", "EUR"))]})
+    resolved = erp.resolve_skus(order)
+    quote = tax.quote("vat-1", order)
+    erp.create_sales_order("vat-1", order, resolved, quote)
+    [so] = erp.list_sales_orders(external_ref="vat-1")
+    nets = [Decimal(line["net"]) for line in so["lines"]]
+    taxes = [Decimal(line["tax"]) for line in so["lines"]]
+    paid = Decimal("65.00") - Decimal("10.00")  # gross, VAT included, after the order discount
+    assert sum(nets) + sum(taxes) == paid == Decimal(so["grand_total"])
+    assert sum(nets) == Decimal(so["net_total"]) and sum(taxes) == Decimal(so["tax_total"])
+    # 50.00 of 65.00 carries 7.69 of the discount: 42.31 gross → 35.55 net + 6.76 VAT
+    assert (nets[0], taxes[0]) == (Decimal("35.55"), Decimal("6.76"))
