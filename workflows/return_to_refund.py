@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.errors import BUSINESS_ERROR_TYPES
     from canonical.fulfillment import AnalystAction, StepRecord, StepState
     from canonical.money import Money, sum_money
-    from canonical.ops import RunStatusUpdate
+    from canonical.ops import AnalystRequest, RunStatusUpdate
     from canonical.returns import (
         DISPOSITION_BY_CONDITION,
         RETURN_ERROR_TYPES,
@@ -458,6 +458,31 @@ class ReturnToRefund:
     def cancel(self, action: AnalystAction | None = None) -> None:
         if self._cancel is None:
             self._cancel = action or AnalystAction()
+
+    @workflow.update
+    def act(self, request: AnalystRequest) -> ReturnView:
+        """The validated form of retry/skip/cancel used by the API (rejected requests leave no trace)."""
+        who = AnalystAction(actor=request.actor, reason=request.reason)
+        if request.action == "cancel":
+            self.cancel(who)
+        else:
+            self._pending_action = (request.action, who)
+        return self.status()
+
+    @act.validator
+    def _validate_act(self, request: AnalystRequest) -> None:
+        if self._status in FINAL or self._status == ReturnStatus.CANCELLING:
+            raise ValueError(f"the return is {self._status.value}; nothing to {request.action}")
+        if request.action == "resume":
+            raise ValueError("a return has no data to correct; fix the cause, then retry")
+        if request.action == "cancel":
+            if self._paid:
+                raise ValueError("the refund has been paid; the return cannot be cancelled")
+            return
+        if self._status != ReturnStatus.NEEDS_ATTENTION:
+            raise ValueError(f"the return is {self._status.value}, not needs_attention; nothing to {request.action}")
+        if request.action == "skip" and not self._parked_skippable:
+            raise ValueError("the parked step cannot be skipped; fix the cause and retry, or cancel")
 
     @workflow.signal
     def receipt(self, receipt: Receipt) -> None:

@@ -10,13 +10,14 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ClientDep, EngineDep, SettingsDep
 from api.intake import TemporalUnavailable, signal_workflow
 from api.returns_intake import start_return
-from canonical.fulfillment import AnalystAction
 from canonical.money import quantize
+from canonical.ops import AnalystRequest
 from canonical.returns import Receipt, ReturnRequest, ReturnView
 from retailflow import db
 
@@ -105,9 +106,19 @@ async def record_receipt(channel: str, return_id: str, receipt: Receipt, client:
 @router.post("/returns/{channel}/{return_id}/actions/{action}", status_code=202, response_model=StartResponse)
 async def return_action(channel: str, return_id: str, action: Literal["retry", "skip", "cancel"], body: ActionBody,
                         client: ClientDep) -> StartResponse:
+    """Send an analyst action as a validated Temporal update: the return itself refuses what does not apply (409)
+    and records what it accepts, with the actor and reason, in its history."""
     wf_id = _wf_id(channel, return_id)
-    if not await signal_workflow(client, wf_id, action, AnalystAction(actor=body.actor, reason=body.reason)):
-        raise HTTPException(409, f"no running return {wf_id}; nothing to {action}")
+    request = AnalystRequest(action=action, actor=body.actor, reason=body.reason)
+    try:
+        await client.get_workflow_handle(wf_id).execute_update("act", request, result_type=ReturnView)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        raise HTTPException(409, getattr(cause, "message", None) or str(cause or exc)) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(409, f"no running return {wf_id}; nothing to {action}") from None
+        raise HTTPException(503, f"Temporal is unavailable: {exc.message}") from None
     return StartResponse(workflow_id=wf_id, duplicate=False)
 
 

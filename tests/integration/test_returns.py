@@ -97,8 +97,13 @@ async def test_return_one_line_credit_refund_restock_once_each(stack):
     assert resp.status_code == 202
     parked = await _wait_return(stack, rid2, "needs_attention")
     assert "returnable" in parked["reason"]
-    await stack.http.post(f"/returns/shopify/{rid2}/actions/cancel", json={"actor": "t@x", "reason": "test"})
+    skip = await stack.http.post(f"/returns/shopify/{rid2}/actions/skip", json={"actor": "t@x", "reason": "test"})
+    assert skip.status_code == 409 and "cannot be skipped" in skip.json()["detail"]
+    cancel = await stack.http.post(f"/returns/shopify/{rid2}/actions/cancel", json={"actor": "t@x", "reason": "test"})
+    assert cancel.status_code == 202
     await _wait_return(stack, rid2, "cancelled")
+    again = await stack.http.post(f"/returns/shopify/{rid2}/actions/cancel", json={"actor": "t@x", "reason": "test"})
+    assert again.status_code == 409
     assert len(stack.adapters.marketplace.refunds("shopify", oid)) == 1
 
 

@@ -317,3 +317,35 @@ async def test_more_received_than_authorized_is_not_credited_and_partial_closes_
     assert refund.total == Money.of("11.00", "USD")
     restock = next(a for n, a in fake.calls if n == "restock_returned")
     assert sum(d.quantity for d in restock.lines) == 1
+
+
+async def test_validated_actions_refuse_what_does_not_apply_and_record_what_they_accept(ts_env):
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from canonical.ops import AnalystRequest
+
+    fake, inp = Fake({"authorize_return": ("ReturnNotAllowed", 1), "refund_tax": ("Boom", 1)}), _input(
+        RefundPolicy.BEFORE_RECEIPT)
+    rid = inp.request.return_id
+
+    async def refused(handle, action: str, why: str) -> None:
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await handle.execute_update(ReturnToRefund.act, AnalystRequest(action=action, actor="a@x", reason="r"))
+        assert why in str(err.value.cause)
+
+    async def during(handle):
+        await _until(handle, ReturnStatus.NEEDS_ATTENTION)
+        await refused(handle, "skip", "cannot be skipped")
+        await refused(handle, "resume", "no data to correct")
+        await handle.execute_update(ReturnToRefund.act, AnalystRequest(action="retry", actor="a@x", reason="fixed"))
+        await _until(handle, ReturnStatus.NEEDS_ATTENTION)  # now the tax refund, after the money went back
+        await refused(handle, "cancel", "refund has been paid")
+        await handle.execute_update(ReturnToRefund.act, AnalystRequest(action="retry", actor="b@x", reason="tax ok"))
+        await _until(handle, ReturnStatus.REFUNDED)
+        await refused(handle, "retry", "not needs_attention")
+        await handle.signal(ReturnToRefund.receipt, _receipt(rid, "R1", 2))
+
+    view, _ = await _run(ts_env, fake, inp, during)
+    assert view.status == ReturnStatus.COMPLETED
+    assert [s.detail for s in view.steps if s.name == "analyst_retry"] == ["a@x: fixed", "b@x: tax ok"]
+    assert not any(s.name in ("skip_refused", "cancel_refused") for s in view.steps)  # refusals leave no trace
