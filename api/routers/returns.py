@@ -8,11 +8,13 @@ from decimal import Decimal
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.audit import AuditEntry, to_csv
 from api.deps import ClientDep, EngineDep, SettingsDep
 from api.intake import TemporalUnavailable, signal_workflow
 from api.returns_intake import start_return
@@ -120,6 +122,18 @@ async def return_action(channel: str, return_id: str, action: Literal["retry", "
             raise HTTPException(409, f"no running return {wf_id}; nothing to {action}") from None
         raise HTTPException(503, f"Temporal is unavailable: {exc.message}") from None
     return StartResponse(workflow_id=wf_id, duplicate=False)
+
+
+@router.get("/returns/{channel}/{return_id}/audit", response_model=list[AuditEntry],
+            responses={200: {"content": {"text/csv": {}}}})
+async def return_audit(channel: str, return_id: str, client: ClientDep, format: Literal["json", "csv"] = "json"):
+    """The business audit trail of the return, from its workflow history."""
+    from api.routers.orders import fetch_audit
+
+    entries = await fetch_audit(client, _wf_id(channel, return_id))
+    if format == "csv":
+        return PlainTextResponse(to_csv(entries), media_type="text/csv")
+    return entries
 
 
 @router.get("/erp/credit-notes", response_model=list[CreditNoteOut], tags=["erp"])

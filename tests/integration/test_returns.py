@@ -76,6 +76,10 @@ async def test_return_one_line_credit_refund_restock_once_each(stack):
     view = await _wait_return(stack, rid, "completed")
     assert view["received_quantities"] == {line["line_id"]: 1}
     assert view["credit_note_id"].startswith("CN-")
+    trail = (await stack.http.get(f"/returns/shopify/{rid}/audit")).json()
+    assert any(e["kind"] == "step" and e["name"] == "create_credit_note" for e in trail), trail[:3]
+    csv_text = (await stack.http.get(f"/returns/shopify/{rid}/audit", params={"format": "csv"})).text
+    assert "create_credit_note" in csv_text
 
     notes = (await stack.http.get("/erp/credit-notes", params={"external_ref": f"return:shopify:{rid}"})).json()
     assert len(notes) == 1
