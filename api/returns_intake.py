@@ -20,6 +20,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.marketplace import shopify
+from canonical.money import Money
 from canonical.order import order_workflow_id
 from canonical.returns import (
     Receipt,
@@ -120,41 +121,56 @@ def _amount(raw: Any, what: str) -> Decimal:
 
 
 def map_shopify_refund(engine: Engine, payload: dict, channel: str) -> ReturnRequest:
-    """Check a Shopify refund against the order the platform booked, and map it. Inconsistent refunds (lines
-    not on the order, more units than ordered, transactions that do not add up to the refunded lines) raise
-    ShopifyMappingError: they are quarantined for an analyst instead of being booked."""
+    """Check a Shopify refund against the order the platform booked, and map it.
+
+    Each refunded line carries Shopify's own subtotal and tax, so a partial price adjustment credits what was
+    refunded, not the units' full price. Money refunded beyond the lines (a goodwill refund, a refunded
+    discrepancy, a refund with no line items at all) becomes a lump-sum adjustment, tax included, spread over
+    the order's lines. Inconsistent refunds (lines not on the order, more units than ordered, transactions that
+    pay back less than the refunded lines) raise ShopifyMappingError: quarantined for an analyst, not booked."""
     refund_id = shopify._id(payload.get("id"), "refund id")
     order_id = shopify._id(payload.get("order_id"), "order id")
     order_ref = order_workflow_id(channel, order_id)
     with engine.connect() as conn:
-        so = conn.execute(select(db.sales_orders.c.lines).where(db.sales_orders.c.external_ref == order_ref)).first()
+        so = conn.execute(select(db.sales_orders.c.lines, db.sales_orders.c.currency).where(
+            db.sales_orders.c.external_ref == order_ref)).first()
     if so is None:
         raise shopify.ShopifyMappingError(f"refund {refund_id}: no ERP sales order {order_ref}")
+    cur = so.currency
     ordered = {str(line["line_id"]): int(line["quantity"]) for line in so.lines}
+    note = payload.get("note") or None
     problems, lines, expected = [], [], Decimal(0)
     for item in payload.get("refund_line_items") or []:
         line_id = shopify._id(item.get("line_item_id"), "line_item_id")
         qty = int(item.get("quantity") or 0)
-        expected += _amount(item.get("subtotal", 0), "subtotal") + _amount(item.get("total_tax", 0), "total_tax")
+        subtotal = _amount(item.get("subtotal", 0), "subtotal")
+        tax = _amount(item.get("total_tax", 0), "total_tax")
+        expected += subtotal + tax
         if line_id not in ordered:
             problems.append(f"line item {line_id} is not on order {order_id}")
         elif qty > ordered[line_id]:
             problems.append(f"line item {line_id}: {qty} refunded, {ordered[line_id]} ordered")
-        elif qty > 0:
-            lines.append(ReturnLine(line_id=line_id, quantity=qty, reason=ReturnReason.OTHER,
-                                    note=(payload.get("note") or None)))
+        elif qty > 0 or subtotal + tax > 0:
+            lines.append(ReturnLine(line_id=line_id, quantity=qty, reason=ReturnReason.OTHER, note=note,
+                                    amount=Money.of(subtotal, cur), tax=Money.of(tax, cur)))
     paid = sum((_amount(t.get("amount"), "transaction amount") for t in payload.get("transactions") or []
                 if t.get("kind") == "refund" and t.get("status") in (None, "success")), Decimal(0))
-    if paid != expected:
+    if paid < expected:
         problems.append(f"refund transactions total {paid} but the refunded lines total {expected}")
     if problems:
         raise shopify.ShopifyMappingError(f"refund {refund_id} is inconsistent with order {order_id}: "
                                           + "; ".join(problems))
-    if not lines:
-        raise shopify.ShopifyMappingError(f"refund {refund_id} refunds no line quantity")
+    extra = paid - expected
+    if not lines and extra <= 0:
+        raise shopify.ShopifyMappingError(f"refund {refund_id} refunds nothing (no line quantity, no amount)")
+    if extra > 0:  # goodwill / discrepancy / a refund with no line items: spread over the order's lines
+        have = {line.line_id for line in lines}
+        lines += [ReturnLine(line_id=lid, quantity=0, reason=ReturnReason.OTHER, note=note)
+                  for lid in ordered if lid not in have]
     try:
         return ReturnRequest(channel=channel, return_id=f"refund-{refund_id}", external_order_id=order_id,
-                             requested_at=payload.get("created_at"), lines=lines)
+                             requested_at=payload.get("created_at"), lines=lines,
+                             adjustment=Money.of(extra, cur) if extra > 0 else None)
     except ValidationError as exc:
         raise shopify.ShopifyMappingError(shopify.describe_validation_error(exc)) from exc
 

@@ -29,9 +29,21 @@ class RefundPolicy(StrEnum):
 
 class ReturnLine(CanonicalModel):
     line_id: str = Field(description="The original order line's channel id")
-    quantity: int = Field(gt=0)
+    quantity: int = Field(ge=0, description="Units returned or refunded; 0 for a price adjustment on the line")
     reason: ReturnReason = ReturnReason.OTHER
     note: str | None = None
+    amount: Money | None = Field(default=None, description="Net amount the channel refunded for the line, when it "
+                                 "is not simply the units' share (a partial price adjustment); capped at what is "
+                                 "left to credit on the line")
+    tax: Money | None = Field(default=None, description="Tax refunded with `amount`")
+
+    @model_validator(mode="after")
+    def _amount_or_units(self) -> ReturnLine:
+        if self.tax is not None and self.amount is None:
+            raise ValueError(f"line {self.line_id}: tax is given without an amount")
+        if self.amount is not None and self.amount.amount < 0 or self.tax is not None and self.tax.amount < 0:
+            raise ValueError(f"line {self.line_id}: refunded amounts must not be negative")
+        return self
 
 
 class ReturnRequest(CanonicalModel):
@@ -40,6 +52,8 @@ class ReturnRequest(CanonicalModel):
     external_order_id: str = Field(description="The original order's channel id")
     requested_at: UtcDatetime
     lines: list[ReturnLine] = Field(min_length=1)
+    adjustment: Money | None = Field(default=None, description="A lump sum refunded with no units (goodwill), tax "
+                                     "included: spread over the lines in proportion to what is left on them")
 
     @property
     def order_workflow_id(self) -> str:
@@ -54,6 +68,11 @@ class ReturnRequest(CanonicalModel):
         ids = [line.line_id for line in self.lines]
         if len(ids) != len(set(ids)):
             raise ValueError("each order line may appear once in a return request")
+        for line in self.lines:
+            if line.quantity == 0 and line.amount is None and self.adjustment is None:
+                raise ValueError(f"line {line.line_id}: no units and no amount: nothing to refund")
+        if self.adjustment is not None and self.adjustment.amount <= 0:
+            raise ValueError("an adjustment must be a positive amount")
         return self
 
 
@@ -103,10 +122,20 @@ class AuthorizedLine(CanonicalModel):
 
     line_id: str
     item_code: str
-    quantity: int = Field(gt=0, description="Units authorized for return")
+    quantity: int = Field(ge=0, description="Units authorized for return (0: an amount only)")
     ordered_quantity: int = Field(gt=0)
     line_net: Money = Field(description="What the whole order line was charged, net of discounts")
     line_tax: Money
+    credited_net: Money | None = Field(default=None, description="Net already credited on the line by earlier notes")
+    credited_tax: Money | None = None
+
+    @property
+    def remaining_net(self) -> Money:
+        return self.line_net - (self.credited_net or Money.zero(self.line_net.currency))
+
+    @property
+    def remaining_tax(self) -> Money:
+        return self.line_tax - (self.credited_tax or Money.zero(self.line_tax.currency))
 
     def share(self, quantity: int) -> tuple[Money, Money]:
         """Net and tax for `quantity` units, rounded down so partial returns never add up to more than paid."""
@@ -129,7 +158,7 @@ class AuthorizedReturn(CanonicalModel):
 
 class RefundLine(CanonicalModel):
     line_id: str
-    quantity: int = Field(gt=0)
+    quantity: int = Field(ge=0)
     amount: Money = Field(description="Net amount refunded for the line")
     tax: Money
 

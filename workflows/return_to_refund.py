@@ -250,14 +250,46 @@ class ReturnToRefund:
         return [DispositionLine(line_id=rl.line_id, item_code=items[rl.line_id], quantity=rl.quantity,
                                 disposition=DISPOSITION_BY_CONDITION[rl.condition]) for rl in receipt.lines]
 
+    def _amounts(self, quantities: dict[str, int]) -> dict[str, tuple[Money, Money]]:
+        """Net and tax to credit per line: the units' share of what was charged, or the amount the channel
+        refunded for the line, plus any lump-sum adjustment spread over the lines — never more than is left to
+        credit on a line (earlier credit notes included), so refunds never exceed what was paid."""
+        assert self._auth is not None
+        cur = self._auth.currency
+        zero = Money.zero(cur)
+        asked = {line.line_id: line for line in self._req.lines}
+        out: dict[str, tuple[Money, Money]] = {}
+        for line in self._auth.lines:
+            if line.line_id not in quantities:
+                continue
+            req = asked.get(line.line_id)
+            if req is not None and req.amount is not None:
+                net, tax = req.amount, req.tax or zero
+            else:
+                net, tax = line.share(quantities[line.line_id])
+            out[line.line_id] = (min(net, max(line.remaining_net, zero)), min(tax, max(line.remaining_tax, zero)))
+        if self._req.adjustment is not None:
+            lines = [line for line in self._auth.lines if line.line_id in out]
+            room = [(line.remaining_net - out[line.line_id][0]) + (line.remaining_tax - out[line.line_id][1])
+                    for line in lines]
+            parts = self._req.adjustment.allocate([max(r.amount, 0) for r in room])
+            for line, part, left in zip(lines, parts, room, strict=True):
+                part = min(part, max(left, zero))
+                gross = line.line_net + line.line_tax
+                tax_part = Money.of(part.amount * line.line_tax.amount / gross.amount, cur) if not gross.is_zero else zero
+                net, tax = out[line.line_id]
+                out[line.line_id] = (net + part - tax_part, tax + tax_part)
+        return out
+
     async def _settle(self, quantities: dict[str, int], basis: str) -> None:
         """Credit note → refund through the channel → tax refund, for `quantities` per line."""
         assert self._auth is not None
         req, key, cur = self._req, self._wf_id, self._auth.currency
         by_line = {line.line_id: line for line in self._auth.lines}
         cn_lines, refund_lines = [], []
+        amounts = self._amounts(quantities)
         for line_id, qty in quantities.items():
-            net, tax = by_line[line_id].share(qty)
+            net, tax = amounts[line_id]
             cn_lines.append(CreditNoteLine(line_id=line_id, item_code=by_line[line_id].item_code, quantity=qty,
                                            net=net, tax=tax))
             refund_lines.append(RefundLine(line_id=line_id, quantity=qty, amount=net, tax=tax))

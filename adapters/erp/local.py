@@ -393,14 +393,22 @@ class LocalErp:
 
     # -- returns -------------------------------------------------------------------------------------
     def _credited(self, conn, order_ref: str, *, exclude_ref: str | None = None) -> dict[str, int]:
-        credited: dict[str, int] = {}
+        return {lid: units for lid, (units, _, _) in self._credited_amounts(conn, order_ref,
+                                                                             exclude_ref=exclude_ref).items()}
+
+    def _credited_amounts(self, conn, order_ref: str, *, exclude_ref: str | None = None
+                          ) -> dict[str, tuple[int, Decimal, Decimal]]:
+        """Per order line: units, net and tax already credited by open credit notes."""
+        credited: dict[str, tuple[int, Decimal, Decimal]] = {}
         rows = conn.execute(select(db.credit_notes.c.external_ref, db.credit_notes.c.lines).where(
             (db.credit_notes.c.order_external_ref == order_ref) & (db.credit_notes.c.status == "open"))).all()
         for row in rows:
             if row.external_ref == exclude_ref:
                 continue
             for line in row.lines:
-                credited[line["line_id"]] = credited.get(line["line_id"], 0) + int(line["quantity"])
+                units, net, tax = credited.get(line["line_id"], (0, Decimal(0), Decimal(0)))
+                credited[line["line_id"]] = (units + int(line["quantity"]), net + Decimal(str(line["net"])),
+                                             tax + Decimal(str(line["tax"])))
         return credited
 
     def authorize_return(self, request: ReturnRequest, *, workflow_id: str, return_window_days: int
@@ -414,7 +422,8 @@ class LocalErp:
             for row in conn.execute(select(db.deliveries.c.lines).where(db.deliveries.c.external_ref == order_ref)):
                 for dl in row.lines:
                     shipped_by_item[dl["item_code"]] = shipped_by_item.get(dl["item_code"], 0) + int(dl["quantity"])
-            credited = self._credited(conn, order_ref, exclude_ref=workflow_id)
+            amounts = self._credited_amounts(conn, order_ref, exclude_ref=workflow_id)
+            credited = {lid: units for lid, (units, _, _) in amounts.items()}
         if request.requested_at > so["created_at"] + timedelta(days=return_window_days):
             raise ReturnNotAllowed(f"the return window of {return_window_days} day(s) for {order_ref} has closed")
         # shipped quantities per line: each item's delivered units go to its lines in order
@@ -439,7 +448,9 @@ class LocalErp:
             out.append(AuthorizedLine(
                 line_id=rl.line_id, item_code=line["item_code"], quantity=rl.quantity,
                 ordered_quantity=int(line["quantity"]), line_net=Money.of(line["net"], cur),
-                line_tax=Money.of(line["tax"], cur)))
+                line_tax=Money.of(line["tax"], cur),
+                credited_net=Money.of(amounts.get(rl.line_id, (0, 0, 0))[1], cur),
+                credited_tax=Money.of(amounts.get(rl.line_id, (0, 0, 0))[2], cur)))
         if problems:
             raise ReturnNotAllowed("; ".join(problems), details={"problems": problems})
         return AuthorizedReturn(order_external_ref=order_ref, erp_sales_order_id=so["id"], currency=cur, lines=out)
@@ -468,10 +479,16 @@ class LocalErp:
                 raise ReturnNotAllowed(f"credit note in {note.currency}, sales order in {so['currency']}")
             ordered = {x["line_id"]: int(x["quantity"]) for x in so["lines"]}
             credited = self._credited(conn, note.order_external_ref, exclude_ref=note.external_ref)
+            amounts = self._credited_amounts(conn, note.order_external_ref, exclude_ref=note.external_ref)
+            paid = {x["line_id"]: Decimal(str(x["net"])) + Decimal(str(x["tax"])) for x in so["lines"]}
             for line in note.lines:
                 if line.line_id and line.quantity and credited.get(line.line_id, 0) + line.quantity > ordered.get(
                         line.line_id, 0):
                     raise ReturnNotAllowed(f"line {line.line_id} would be credited beyond what was ordered")
+                _, net, tax = amounts.get(line.line_id, (0, Decimal(0), Decimal(0)))
+                if line.line_id in paid and net + tax + line.net.amount + line.tax.amount > paid[line.line_id]:
+                    raise ReturnNotAllowed(f"line {line.line_id} would be credited more than was paid for it "
+                                           f"({paid[line.line_id]} {note.currency})")
             values = dict(order_external_ref=note.order_external_ref, currency=note.currency,
                           net_total=note.net_total.amount, tax_total=note.tax_total.amount,
                           grand_total=note.total.amount, status="open", cancelled_at=None,

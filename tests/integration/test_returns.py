@@ -160,3 +160,62 @@ async def test_cancellation_after_shipment_becomes_a_return(stack):
     view = await _wait_return(stack, f"cancel-{oid}", "awaiting_receipt")
     assert sum(view["received_quantities"].values()) == 0
     assert view["status"] == "awaiting_receipt"
+
+
+def _refund_payload(oid: str, lines: list[dict], paid: str, note: str) -> bytes:
+    return json.dumps({"id": 990000000000000001 + int(uuid.uuid4().int % 10**9), "order_id": int(oid),
+                       "created_at": datetime.now(UTC).isoformat(), "note": note, "restock": False,
+                       "refund_line_items": lines,
+                       "transactions": [{"kind": "refund", "status": "success", "amount": paid}]}).encode()
+
+
+async def _credit_note_of(stack, resp) -> dict:
+    assert resp.status_code == 202, resp.text
+    rid = resp.json()["workflow_id"].split(":", 2)[2]
+    await _wait_return(stack, rid, "completed")
+    [note] = (await stack.http.get("/erp/credit-notes", params={"external_ref": f"return:shopify:{rid}"})).json()
+    return note
+
+
+async def test_price_adjustment_and_goodwill_refunds_credit_what_was_refunded_never_more_than_paid(stack):
+    from decimal import Decimal
+
+    oid, line = await _shipped_order(stack)
+    paid_for_line = Decimal(line["net"]) + Decimal(line["tax"])
+    on_hand_before = stack.adapters.erp.stock_levels(line["item_code"])["MAIN"]["on_hand"]
+
+    # 1. a partial price adjustment on the line: no units, 10.00 + 0.60 tax
+    adjust = [{"line_item_id": int(line["line_id"]), "quantity": 0, "subtotal": "10.00", "total_tax": "0.60"}]
+    note = await _credit_note_of(stack, await stack.send_shopify(
+        _refund_payload(oid, adjust, "10.60", "price adjustment"), topic="refunds/create"))
+    assert (note["net_total"], note["tax_total"], note["grand_total"]) == ("10.00", "0.60", "10.60")
+
+    # 2. a goodwill refund with no line items: 15.00, tax included, spread over the order's lines
+    note = await _credit_note_of(stack, await stack.send_shopify(
+        _refund_payload(oid, [], "15.00", "sorry for the delay"), topic="refunds/create"))
+    assert note["grand_total"] == "15.00" and len(note["lines"]) == 3
+    assert Decimal(note["net_total"]) + Decimal(note["tax_total"]) == Decimal("15.00")
+    assert Decimal(note["tax_total"]) > 0  # the tax part of a price reduction goes back too
+
+    # 3. the line is then returned in full: only what is left on it is credited
+    credited = sum(Decimal(x["net"]) + Decimal(x["tax"])
+                   for n in (await stack.http.get("/erp/credit-notes",
+                                                  params={"order_external_ref": f"order:shopify:{oid}"})).json()
+                   for x in n["lines"] if x["line_id"] == line["line_id"])
+    resp = await stack.http.post("/returns", json={
+        "channel": "shopify", "return_id": f"R{uuid.uuid4().hex[:8]}", "external_order_id": oid,
+        "requested_at": datetime.now(UTC).isoformat(), "lines": [{"line_id": line["line_id"], "quantity": 1}]})
+    assert resp.status_code == 202, resp.text
+    rid = resp.json()["workflow_id"].split(":", 2)[2]
+    await _wait_return(stack, rid, "awaiting_receipt")
+    assert (await _wms_event(stack, rid, line["line_id"], uuid.uuid4().hex)).status_code == 202
+    await _wait_return(stack, rid, "completed")
+    [last] = (await stack.http.get("/erp/credit-notes", params={"external_ref": f"return:shopify:{rid}"})).json()
+    assert Decimal(last["grand_total"]) == paid_for_line - credited
+    notes = (await stack.http.get("/erp/credit-notes", params={"order_external_ref": f"order:shopify:{oid}"})).json()
+    on_line = sum(Decimal(x["net"]) + Decimal(x["tax"]) for n in notes for x in n["lines"]
+                  if x["line_id"] == line["line_id"])
+    assert on_line == paid_for_line  # everything paid for the line came back, and not a cent more
+    refunds = stack.adapters.marketplace.refunds("shopify", oid)
+    assert sum(Decimal(r["amount"]) for r in refunds) == Decimal(last["grand_total"])  # only the return is paid
+    assert stack.adapters.erp.stock_levels(line["item_code"])["MAIN"]["on_hand"] == on_hand_before + 1

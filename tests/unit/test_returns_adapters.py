@@ -149,3 +149,17 @@ def test_partial_shares_never_exceed_what_was_paid():
     parts = [line.share(1) for _ in range(3)]
     assert sum(p[0].amount for p in parts) <= 10 and sum(p[1].amount for p in parts) <= Money.of("0.05", "USD").amount
     assert line.share(3) == (Money.of("10.00", "USD"), Money.of("0.05", "USD"))
+
+
+def test_a_credit_note_may_not_credit_more_money_than_was_paid_for_the_line(erp):
+    """L1 was charged 30.00 + 3.00 for 3 units: amounts-only notes add up against that, not against units."""
+    first = CreditNote.build("return:shopify:adj-1", ORDER_REF, "USD", [CreditNoteLine(
+        line_id="L1", item_code="CHAIR", quantity=0, net=Money.of("20.00", "USD"), tax=Money.of("2.00", "USD"))])
+    erp.create_credit_note(first)
+    too_much = CreditNote.build("return:shopify:adj-2", ORDER_REF, "USD", [CreditNoteLine(
+        line_id="L1", item_code="CHAIR", quantity=0, net=Money.of("10.01", "USD"), tax=Money.of("1.00", "USD"))])
+    with pytest.raises(ReturnNotAllowed, match="more than was paid"):
+        erp.create_credit_note(too_much)
+    exact = CreditNote.build("return:shopify:adj-3", ORDER_REF, "USD", [CreditNoteLine(
+        line_id="L1", item_code="CHAIR", quantity=0, net=Money.of("10.00", "USD"), tax=Money.of("1.00", "USD"))])
+    assert erp.create_credit_note(exact).credit_note_id

@@ -349,3 +349,34 @@ async def test_validated_actions_refuse_what_does_not_apply_and_record_what_they
     assert view.status == ReturnStatus.COMPLETED
     assert [s.detail for s in view.steps if s.name == "analyst_retry"] == ["a@x: fixed", "b@x: tax ok"]
     assert not any(s.name in ("skip_refused", "cancel_refused") for s in view.steps)  # refusals leave no trace
+
+
+@pytest.mark.parametrize(("amount", "tax", "adjustment", "net_total", "tax_total"), [
+    ("5.00", "0.50", None, "5.00", "0.50"),      # a price adjustment: what the channel refunded
+    ("40.00", "9.00", None, "30.00", "3.00"),    # more than the line was charged for: capped at what was paid
+    ("5.00", "0.50", "11.00", "15.00", "1.50"),  # plus goodwill 11.00, tax included at the line's 10 %
+    (None, None, "99.00", "30.00", "3.00"),      # a lump sum larger than the line: capped too
+])
+async def test_amounts_refunded_without_units_are_credited_as_refunded_never_beyond_what_was_paid(
+        ts_env, amount, tax, adjustment, net_total, tax_total):
+    rid = uuid.uuid4().hex[:8]
+    line = ReturnLine(line_id="L1", quantity=0, amount=Money.of(amount, "USD") if amount else None,
+                      tax=Money.of(tax, "USD") if tax else None)
+    inp = ReturnToRefundInput(request=ReturnRequest(
+        channel="shopify", return_id=rid, external_order_id="1001", requested_at=NOW, lines=[line],
+        adjustment=Money.of(adjustment, "USD") if adjustment else None), goods_returned=False,
+        channel_already_refunded=True)
+    fake = Fake()
+    view, _ = await _run(ts_env, fake, inp)
+    assert view.status == ReturnStatus.COMPLETED
+    note = next(a for n, a in fake.calls if n == "create_credit_note").note
+    assert (note.net_total, note.tax_total) == (Money.of(net_total, "USD"), Money.of(tax_total, "USD"))
+    assert note.lines[0].quantity == 0
+
+
+def test_a_line_with_no_units_and_no_amount_is_refused():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="nothing to refund"):
+        ReturnRequest(channel="shopify", return_id="r", external_order_id="1", requested_at=NOW,
+                      lines=[ReturnLine(line_id="L1", quantity=0)])
