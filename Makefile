@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean venv
+.PHONY: run run-vendors test lint bench clean venv
 
 venv: $(STAMP)
 
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/retailflow dev --demo
 
+run-vendors: $(STAMP)
+	$(BIN)/retailflow dev --sandbox --profile vendors
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
@@ -26,3 +29,8 @@ test: $(STAMP)
 
 clean:
 	rm -rf .data .pytest_cache .ruff_cache
+
+# ~15 min on 2 cores; `$(BIN)/python -m bench --quick` is a ~4 min smoke run. Raw results: .data/benchmarks.json
+bench: $(STAMP)
+	mkdir -p .data
+	$(BIN)/python -m bench --report docs/benchmarks.md --json .data/benchmarks.json

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import shutil
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import prometheus_client
@@ -15,24 +17,52 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from activities.amazon import AmazonActivities, start_amazon_poll
+from activities.finance import build_finance_activities
+from activities.inventory import InventoryActivities, relay_stock_changes
 from activities.ops import OpsActivities
 from activities.orders import OrderActivities
+from activities.pos import PosActivities
 from activities.returns import ReturnActivities
 from adapters.registry import Adapters, build_adapters
+from retailflow.cluster import client_connect_options
 from retailflow.observability import CorrelationInterceptor
 from retailflow.settings import Settings
 from retailflow.tracing import tracing_interceptors
+from workflows.amazon_poll import AmazonOrderPoll
+from workflows.inventory_drift import InventoryDrift
+from workflows.inventory_sync import InventorySync
 from workflows.order_fulfillment import OrderFulfillment
 from workflows.return_to_refund import ReturnToRefund
+from workflows.settlement_reconciliation import SettlementFetch, SettlementReconciliation
+from workflows.store_day import StoreDay, StoreDayClose
 
 log = structlog.get_logger(__name__)
 
-WORKFLOWS = [OrderFulfillment, ReturnToRefund]
+# The workflows of each domain (retailflow.settings.DOMAINS); a domain runs on its task queue
+# (RETAILFLOW_DOMAIN_TASK_QUEUES, default RETAILFLOW_TASK_QUEUE), so domains can have their own worker groups.
+DOMAIN_WORKFLOWS: dict[str, list] = {
+    "orders": [OrderFulfillment, AmazonOrderPoll],  # AmazonOrderPoll: SP-API order polling (docs/vendors.md)
+    "returns": [ReturnToRefund],  # docs/returns.md
+    "inventory": [InventorySync, InventoryDrift],  # docs/inventory.md
+    "finance": [SettlementReconciliation, SettlementFetch],  # docs/finance.md
+    "pos": [StoreDay, StoreDayClose],  # docs/pos.md
+}
+WORKFLOWS = [wf for workflows in DOMAIN_WORKFLOWS.values() for wf in workflows]
+
+
+def workflow_queues(settings: Settings) -> dict[str, str]:
+    """Workflow type name → the task queue it runs on (what schedules and other starters use)."""
+    from temporalio.workflow import _Definition
+
+    return {_Definition.must_from_class(wf).name: settings.queue_for(domain)
+            for domain, workflows in DOMAIN_WORKFLOWS.items() for wf in workflows}
 
 
 async def connect_client(settings: Settings, *, runtime: Runtime | None = None) -> Client:
+    # address, namespace, TLS / mTLS / API key (Temporal Cloud): retailflow/cluster.py
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter,
+        **client_connect_options(settings), data_converter=pydantic_data_converter,
         interceptors=[CorrelationInterceptor(), *tracing_interceptors(settings)], runtime=runtime,
     )
 
@@ -46,22 +76,80 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
         bind_address=f"{settings.metrics_host}:{settings.temporal_sdk_metrics_port}")))
 
 
-def build_worker(
-    client: Client, adapters: Adapters, *, task_queue: str, executor: concurrent.futures.Executor | None = None
-) -> Worker:
+def worker_activities(adapters: Adapters, settings: Settings | None = None) -> list:
+    """Every activity; `settings` (default: the environment's) configure the finance report source and the
+    Amazon SP-API client of the order poll (built on first use)."""
     activities = OrderActivities(adapters)
     ops = OpsActivities(adapters.projection) if adapters.projection is not None else None
+    return [*activities.all(), *ReturnActivities(adapters).all(), *(ops.all() if ops else []),
+            *(InventoryActivities(adapters).all() if adapters.inventory is not None else []),
+            *build_finance_activities(adapters, settings).all(), *PosActivities(adapters).all(),
+            *AmazonActivities(settings).all()]
+
+
+def build_worker(
+    client: Client, adapters: Adapters, *, task_queue: str, executor: concurrent.futures.Executor | None = None,
+    graceful_shutdown_timeout: timedelta = timedelta(), settings: Settings | None = None,
+    workflows: list | None = None,
+) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=[*activities.all(), *ReturnActivities(adapters).all(), *(ops.all() if ops else [])],
+        workflows=WORKFLOWS if workflows is None else workflows,
+        activities=worker_activities(adapters, settings),
         # the client's CorrelationInterceptor (if any) is applied to the worker too; never add it twice
         interceptors=[] if any(isinstance(i, CorrelationInterceptor) for i in client.config()["interceptors"])
         else [CorrelationInterceptor()],
         activity_executor=executor or concurrent.futures.ThreadPoolExecutor(max_workers=32),
         max_concurrent_activities=32,
+        graceful_shutdown_timeout=graceful_shutdown_timeout,
     )
+
+
+def build_domain_workers(
+    client: Client, adapters: Adapters, settings: Settings, *, graceful_shutdown_timeout: timedelta = timedelta(),
+) -> list[Worker]:
+    """One Worker per task queue of the domains this process serves (`RETAILFLOW_WORKER_DOMAINS`): with no
+    domain queues configured, a single Worker with every workflow on RETAILFLOW_TASK_QUEUE. Each polls for its
+    workflows and for the activities they schedule on their own queue."""
+    return [build_worker(client, adapters, task_queue=queue, workflows=workflows, settings=settings,
+                         graceful_shutdown_timeout=graceful_shutdown_timeout)
+            for queue, workflows in queue_plan(settings).items()]
+
+
+def queue_plan(settings: Settings) -> dict[str, list]:
+    """Task queue → the workflows this worker process runs on it (the domains in RETAILFLOW_WORKER_DOMAINS)."""
+    by_queue: dict[str, list] = {}
+    for domain in settings.worker_domains:
+        by_queue.setdefault(settings.queue_for(domain), []).extend(DOMAIN_WORKFLOWS[domain])
+    return dict(sorted(by_queue.items()))
+
+
+def build_partner_workers(
+    client: Client, adapters: Adapters, rates: dict[str, float], *,
+    graceful_shutdown_timeout: timedelta = timedelta(), executor: concurrent.futures.Executor | None = None,
+    settings: Settings | None = None,
+) -> list[Worker]:
+    """One activity-only Worker per partner task queue (`RETAILFLOW_PARTNER_ACTIVITY_RATE_LIMITS`), each with
+    Temporal's server-side limit `max_task_queue_activities_per_second`, so a partner's API quota holds across
+    every worker and a slow partner only backs up its own queue. A workflow routes a step there with
+    `execute_activity(..., task_queue=<queue>)`; see docs/deployment.md."""
+    workers = []
+    for queue, rate in sorted(rates.items()):
+        if not queue or rate <= 0:
+            raise ValueError(f"partner queue {queue!r}: the rate must be a positive number of activities/second")
+        workers.append(Worker(
+            client,
+            task_queue=queue,
+            activities=worker_activities(adapters, settings),
+            interceptors=[] if any(isinstance(i, CorrelationInterceptor) for i in client.config()["interceptors"])
+            else [CorrelationInterceptor()],
+            activity_executor=executor or concurrent.futures.ThreadPoolExecutor(max_workers=16),
+            max_concurrent_activities=16,
+            max_task_queue_activities_per_second=rate,
+            graceful_shutdown_timeout=graceful_shutdown_timeout,
+        ))
+    return workers
 
 
 def temporal_cli_path() -> str:
@@ -88,15 +176,29 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         # the platform's own metrics (activity failures/retries by step and channel, order milestones)
         prometheus_client.start_http_server(settings.worker_metrics_port, addr=settings.metrics_host)
     client = await connect_client(settings, runtime=metrics_runtime(settings))
-    worker = build_worker(client, adapters, task_queue=settings.task_queue)
+    grace = timedelta(seconds=settings.worker_graceful_shutdown_seconds)
+    domain_workers = build_domain_workers(client, adapters, settings, graceful_shutdown_timeout=grace)
+    workers = [*domain_workers, *build_partner_workers(client, adapters, settings.partner_activity_rate_limits,
+                                              graceful_shutdown_timeout=grace, settings=settings)]
     tasks = []
     if settings.local_wms_enabled and isinstance(adapters.wms, LocalWms):
         tasks.append(asyncio.create_task(run_shipper(
             adapters.wms, settings.effective_api_base_url, settings.local_wms_webhook_secret.get_secret_value(),
             poll_seconds=settings.local_wms_poll_seconds, stop=stop)))
-    log.info("worker.started", task_queue=settings.task_queue, temporal=settings.temporal_address)
-    async with worker:
+    if settings.inventory_outbox_poll_seconds and adapters.inventory is not None:  # ERP stock moves → InventorySync
+        tasks.append(asyncio.create_task(relay_stock_changes(
+            client, adapters.inventory, task_queue=settings.queue_for("inventory"), stop=stop,
+            poll_seconds=settings.inventory_outbox_poll_seconds, events_per_run=settings.inventory_sync_events_per_run)))
+    if settings.amazon_poll_enabled:  # Amazon SP-API order polling (docs/vendors.md)
+        await start_amazon_poll(client, settings)
+    log.info("worker.started", task_queues=[w.task_queue for w in domain_workers], temporal=settings.temporal_address,
+             partner_queues=sorted(settings.partner_activity_rate_limits))
+    async with contextlib.AsyncExitStack() as stack:
+        for w in workers:
+            await stack.enter_async_context(w)
         await stop.wait()
+        # graceful: stop polling, let running activities finish (or hand them back after `grace`), all at once
+        await asyncio.gather(*(w.shutdown() for w in workers))
     for t in tasks:
         await t
     engine.dispose()

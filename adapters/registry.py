@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from adapters.erp.base import ErpAdapter
 from adapters.erp.local import LocalErp
+from adapters.inventory.ledger import InventoryLedger
 from adapters.marketplace.base import MarketplaceAdapter
 from adapters.marketplace.local import LocalMarketplace
 from adapters.platform.projection import StatusProjection
@@ -25,14 +26,73 @@ class Adapters:
     tax: TaxAdapter
     marketplace: MarketplaceAdapter
     projection: StatusProjection | None = None
+    inventory: InventoryLedger | None = None
 
 
 def build_adapters(settings: Settings, engine: Engine) -> Adapters:
     """The embedded adapters on the platform database (vendor adapters are selected here as they land)."""
     return Adapters(
-        erp=LocalErp(engine, default_location=settings.default_location),
-        wms=LocalWms(engine, ship_after_seconds=settings.local_wms_ship_after_seconds),
-        tax=LocalTax(engine),
-        marketplace=LocalMarketplace(engine),
+        erp=build_erp(settings, engine),
+        wms=build_wms(settings, engine),
+        tax=build_tax(settings, engine),
+        marketplace=build_marketplace(settings, engine),
         projection=StatusProjection(engine),
+        inventory=InventoryLedger(engine, policies=settings.inventory_channels,
+                                  default_backorder=settings.allow_backorder),
     )
+
+
+# -- selection per role (RETAILFLOW_ERP_ADAPTER, _TAX_ADAPTER, _WMS_ADAPTER, _MARKETPLACE_ADAPTERS) -------------
+# Vendor modules are imported only when selected. An unknown name is a configuration error: ValueError.
+
+def _unknown(role: str, name: str, known: tuple[str, ...]) -> ValueError:
+    return ValueError(f"unknown {role} adapter {name!r} (RETAILFLOW_{role.upper()}_ADAPTER); one of: {', '.join(known)}")
+
+
+def build_erp(settings: Settings, engine: Engine) -> ErpAdapter:
+    name = settings.erp_adapter.strip().lower()
+    if name == "local":
+        return LocalErp(engine, default_location=settings.default_location)
+    if name == "erpnext":
+        from adapters.erp.erpnext import ErpNext
+
+        return ErpNext.from_settings(settings)
+    raise _unknown("erp", name, ("local", "erpnext"))
+
+
+def build_tax(settings: Settings, engine: Engine) -> TaxAdapter:
+    name = settings.tax_adapter.strip().lower()
+    if name == "local":
+        return LocalTax(engine)
+    if name == "avalara":
+        from adapters.tax.avalara import AvalaraTax
+
+        return AvalaraTax.from_settings(settings)
+    raise _unknown("tax", name, ("local", "avalara"))
+
+
+def build_wms(settings: Settings, engine: Engine) -> WmsAdapter:
+    name = settings.wms_adapter.strip().lower()
+    if name == "local":
+        return LocalWms(engine, ship_after_seconds=settings.local_wms_ship_after_seconds)
+    if name == "shipstation":  # returns are received by the embedded WMS (ShipStation V1 has no inbound API)
+        from adapters.wms.shipstation import build_shipstation
+
+        return build_shipstation(settings, returns=LocalWms(engine, ship_after_seconds=0))
+    raise _unknown("wms", name, ("local", "shipstation"))
+
+
+def build_marketplace(settings: Settings, engine: Engine) -> MarketplaceAdapter:
+    """One adapter for every channel; channels mapped to a vendor in `marketplace_adapters` are routed to it."""
+    known = ("local", "shopify", "amazon")
+    for channel, name in settings.marketplace_adapters.items():
+        if name.strip().lower() not in known:
+            raise ValueError(f"unknown marketplace adapter {name!r} for channel {channel!r} "
+                             f"(RETAILFLOW_MARKETPLACE_ADAPTERS); one of: {', '.join(known)}")
+    vendors = {c: n.strip().lower() for c, n in settings.marketplace_adapters.items() if n.strip().lower() != "local"}
+    if vendors:  # Shopify Admin / Amazon SP-API per channel (docs/vendors.md)
+        from adapters.marketplace.by_channel import ChannelMarketplaces, build_vendor_marketplace
+
+        return ChannelMarketplaces(LocalMarketplace(engine), {c: build_vendor_marketplace(n, settings)
+                                                              for c, n in vendors.items()})
+    return LocalMarketplace(engine)

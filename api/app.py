@@ -13,6 +13,7 @@ from temporalio.client import Client
 from adapters.platform.projection import StatusProjection
 from api.deps import EngineDep, TemporalConnector
 from api.routers import erp, ops, orders, webhooks
+from api.routers import inventory as inventory_router
 from api.routers import returns as returns_router
 from retailflow.observability import HTTP_HEADER, PARKED_RUNS, correlation_id, new_correlation_id
 from retailflow.settings import Settings, get_settings
@@ -48,6 +49,16 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(ops.router)
     app.include_router(erp.router)
     app.include_router(returns_router.router)
+    app.include_router(inventory_router.router)
+    from api.routers import settlements as settlements_router  # finance (docs/finance.md)
+
+    app.include_router(settlements_router.router)
+    from api.routers import pos as pos_router  # POS store days (docs/pos.md)
+
+    pos_router.register(app)
+    from api.routers import shipstation as shipstation_router  # ShipStation SHIP_NOTIFY (docs/vendors.md)
+
+    shipstation_router.register(app)
 
     @app.middleware("http")
     async def correlation(request: Request, call_next):

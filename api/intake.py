@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,11 +20,13 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters.http import VendorUnavailable
 from adapters.marketplace import shopify
 from adapters.wms.local import SIGNATURE_HEADER as WMS_SIGNATURE_HEADER
 from adapters.wms.local import verify as verify_wms
 from canonical.fulfillment import AnalystAction, OrderFulfillmentInput
 from canonical.order import Order, Shipment, order_workflow_id
+from canonical.vendor_errors import VendorAuthFailed
 from retailflow import db
 from retailflow.settings import Settings
 from workflows import search_attributes as sa
@@ -84,6 +88,12 @@ def record_delivery(engine: Engine, source: str, delivery_id: str | None, topic:
         pass  # a concurrent duplicate recorded it first
 
 
+def channel_allows_backorder(settings: Settings, channel: str) -> bool:
+    """The channel's backorder policy (RETAILFLOW_INVENTORY_CHANNELS), else RETAILFLOW_ALLOW_BACKORDER."""
+    policy = settings.inventory_channels.get(channel)
+    return settings.allow_backorder if policy is None or policy.backorder is None else policy.backorder
+
+
 async def start_order(client: Client, settings: Settings, order: Order) -> tuple[str, bool]:
     """Start the order's workflow; (workflow id, duplicate?). The id is the business key."""
     wf_id = order.workflow_id
@@ -96,8 +106,9 @@ async def start_order(client: Client, settings: Settings, order: Order) -> tuple
         await client.start_workflow(
             ORDER_WORKFLOW,
             OrderFulfillmentInput(order=order, sla_hours=settings.order_sla_hours,
-                                  allow_backorder=settings.allow_backorder),
-            id=wf_id, task_queue=settings.task_queue,
+                                  allow_backorder=channel_allows_backorder(settings, order.channel),
+                                  activity_task_queues=settings.activity_task_queues),
+            id=wf_id, task_queue=settings.queue_for("orders"),
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=TypedSearchAttributes([
@@ -159,9 +170,17 @@ async def handle_shopify(engine: Engine, client_getter, settings: Settings, body
                      duplicate=duplicate)
             return Outcome(200 if duplicate else 202, {"workflow_id": wf_id, "duplicate": duplicate})
         if topic == "refunds/create":  # returns (issue 3): a refund without a return → credit note + tax
-            from api.returns_intake import map_shopify_refund, start_return
+            from adapters.marketplace.shopify_admin import REFUND_NOTE_PREFIX
+            from api.returns_intake import booked_order, map_shopify_refund, start_return
 
-            request = map_shopify_refund(engine, payload, settings.shopify_channel)
+            if str(payload.get("note") or "").startswith(REFUND_NOTE_PREFIX):
+                # the echo of a refund the platform itself paid through the Admin API (a return's refund step):
+                # its credit note and tax refund are that return's, so it is not booked again
+                record_delivery(engine, source, delivery_id, topic, None)
+                return Outcome(200, {"ignored": True, "duplicate": False,
+                                     "detail": "a refund retailflow made (its return books it)"})
+            request = await asyncio.to_thread(map_shopify_refund, functools.partial(booked_order, settings, engine),
+                                              payload, settings.shopify_channel)
             client = await client_getter()
             wf_id, duplicate = await start_return(client, settings, request, goods_returned=False,
                                                   channel_already_refunded=True)
@@ -170,9 +189,10 @@ async def handle_shopify(engine: Engine, client_getter, settings: Settings, body
         if topic == "orders/cancelled":
             external_id = shopify._id(payload.get("id"), "order id")
             wf_id = order_workflow_id(settings.shopify_channel, external_id)
-            from api.returns_intake import cancellation_return, start_return
+            from api.returns_intake import booked_order, cancellation_return, start_return
 
-            shipped_return = cancellation_return(engine, settings.shopify_channel, external_id, db.utcnow())
+            booked = await asyncio.to_thread(booked_order, settings, engine, wf_id)
+            shipped_return = cancellation_return(booked, settings.shopify_channel, external_id, db.utcnow())
             if shipped_return is not None:  # returns (issue 3): a cancellation after shipment becomes a return
                 client = await client_getter()
                 ret_id, duplicate = await start_return(client, settings, shipped_return)
@@ -199,6 +219,12 @@ async def handle_shopify(engine: Engine, client_getter, settings: Settings, body
         qid = None if replay else quarantine(engine, source=source, topic=topic, delivery_id=delivery_id,
                                              headers=headers, body=body, reason=reason, status_code=422)
         return Outcome(422, {"detail": reason, "quarantine_id": qid})
+    except (VendorUnavailable, VendorAuthFailed) as exc:  # the ERP could not be asked about the order
+        reason = f"the ERP could not be reached to check the {topic} against the order: {exc}"
+        log.warning("intake.erp_unavailable", topic=topic, error=str(exc)[:300])
+        qid = None if replay else quarantine(engine, source=source, topic=topic, delivery_id=delivery_id,
+                                             headers=headers, body=body, reason=reason, status_code=503)
+        return Outcome(503, {"detail": reason, "quarantine_id": qid})
 
 
 # -- embedded WMS ----------------------------------------------------------------------------------------

@@ -3,12 +3,13 @@ and route warehouse receipt events to them. Bad input → 4xx and a quarantined 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -19,6 +20,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters.erp.base import BookedOrder
 from adapters.marketplace import shopify
 from canonical.money import Money
 from canonical.order import order_workflow_id
@@ -30,7 +32,6 @@ from canonical.returns import (
     ReturnRequest,
     ReturnToRefundInput,
 )
-from retailflow import db
 from retailflow.settings import Settings
 from workflows import search_attributes as sa
 
@@ -58,8 +59,9 @@ async def start_return(client: Client, settings: Settings, request: ReturnReques
             ReturnToRefundInput(request=request, policy=policy_for(settings, request.channel),
                                 return_window_days=settings.return_window_days,
                                 receipt_timeout_days=settings.return_receipt_timeout_days,
-                                goods_returned=goods_returned, channel_already_refunded=channel_already_refunded),
-            id=wf_id, task_queue=settings.task_queue,
+                                goods_returned=goods_returned, channel_already_refunded=channel_already_refunded,
+                                activity_task_queues=settings.activity_task_queues),
+            id=wf_id, task_queue=settings.queue_for("returns"),
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(sa.CHANNEL, request.channel),
@@ -81,28 +83,28 @@ async def start_return(client: Client, settings: Settings, request: ReturnReques
         raise TemporalUnavailable(str(exc)) from exc
 
 
-def shipped_lines(engine: Engine, order_ref: str) -> list[tuple[str, int]]:
+def booked_order(settings: Settings, engine: Engine, order_ref: str) -> BookedOrder | None:
+    """The order as the configured ERP booked it (RETAILFLOW_ERP_ADAPTER: the embedded ERP's tables, or ERPNext
+    over its API — which may raise VendorUnavailable)."""
+    from adapters.registry import build_erp
+
+    erp = build_erp(settings, engine)
+    try:
+        return erp.booked_order(order_ref)
+    finally:
+        if callable(close := getattr(erp, "close", None)):
+            close()
+
+
+def shipped_lines(order: BookedOrder | None) -> list[tuple[str, int]]:
     """(line id, shipped quantity) for the order, from the ERP sales order and its deliveries."""
-    with engine.connect() as conn:
-        so = conn.execute(select(db.sales_orders.c.lines).where(db.sales_orders.c.external_ref == order_ref)).first()
-        if so is None:
-            return []
-        by_item: dict[str, int] = {}
-        for row in conn.execute(select(db.deliveries.c.lines).where(db.deliveries.c.external_ref == order_ref)):
-            for dl in row.lines:
-                by_item[dl["item_code"]] = by_item.get(dl["item_code"], 0) + int(dl["quantity"])
-    out = []
-    for line in so.lines:
-        take = min(int(line["quantity"]), by_item.get(line["item_code"], 0))
-        by_item[line["item_code"]] = by_item.get(line["item_code"], 0) - take
-        if take:
-            out.append((line["line_id"], take))
-    return out
+    return [] if order is None else [(line.line_id, line.shipped) for line in order.lines if line.shipped]
 
 
-def cancellation_return(engine: Engine, channel: str, external_order_id: str, requested_at) -> ReturnRequest | None:
+def cancellation_return(order: BookedOrder | None, channel: str, external_order_id: str, requested_at
+                        ) -> ReturnRequest | None:
     """A cancellation of an order that has shipped becomes a return of everything shipped (None if nothing)."""
-    lines = shipped_lines(engine, order_workflow_id(channel, external_order_id))
+    lines = shipped_lines(order)
     if not lines:
         return None
     return ReturnRequest(channel=channel, return_id=f"cancel-{external_order_id}", external_order_id=external_order_id,
@@ -120,24 +122,23 @@ def _amount(raw: Any, what: str) -> Decimal:
         raise shopify.ShopifyMappingError(f"{what} {raw!r} is not an amount") from exc
 
 
-def map_shopify_refund(engine: Engine, payload: dict, channel: str) -> ReturnRequest:
+def map_shopify_refund(lookup: Callable[[str], BookedOrder | None], payload: dict, channel: str) -> ReturnRequest:
     """Check a Shopify refund against the order the platform booked, and map it.
 
     Each refunded line carries Shopify's own subtotal and tax, so a partial price adjustment credits what was
     refunded, not the units' full price. Money refunded beyond the lines (a goodwill refund, a refunded
     discrepancy, a refund with no line items at all) becomes a lump-sum adjustment, tax included, spread over
     the order's lines. Inconsistent refunds (lines not on the order, more units than ordered, transactions that
-    pay back less than the refunded lines) raise ShopifyMappingError: quarantined for an analyst, not booked."""
+    pay back less than the refunded lines) raise ShopifyMappingError: quarantined for an analyst, not booked.
+    `lookup` gives the order as the ERP booked it (`booked_order`)."""
     refund_id = shopify._id(payload.get("id"), "refund id")
     order_id = shopify._id(payload.get("order_id"), "order id")
     order_ref = order_workflow_id(channel, order_id)
-    with engine.connect() as conn:
-        so = conn.execute(select(db.sales_orders.c.lines, db.sales_orders.c.currency).where(
-            db.sales_orders.c.external_ref == order_ref)).first()
+    so = lookup(order_ref)
     if so is None:
         raise shopify.ShopifyMappingError(f"refund {refund_id}: no ERP sales order {order_ref}")
     cur = so.currency
-    ordered = {str(line["line_id"]): int(line["quantity"]) for line in so.lines}
+    ordered = {line.line_id: line.quantity for line in so.lines}
     note = payload.get("note") or None
     problems, lines, expected = [], [], Decimal(0)
     for item in payload.get("refund_line_items") or []:

@@ -54,4 +54,14 @@ class ChannelRejected(BusinessError):
 BUSINESS_ERROR_TYPES: frozenset[str] = frozenset(
     cls.__name__
     for cls in (UnknownSku, OutOfStock, InvalidAddress, TaxRejected, InvalidOrder, CannotCancel, ChannelRejected)
-)
+) | {"VendorRejected", "VendorAuthFailed"}  # canonical/vendor_errors.py (HTTP 4xx from vendor adapters)
+
+
+class RateLimited(Exception):
+    """A partner answered 429 (too many requests): transient, retried after `retry_after` seconds — never a
+    business fault. Activities turn it into a retryable ApplicationError with `next_retry_delay`."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = max(float(retry_after), 0.0)

@@ -105,6 +105,8 @@ class OrderFulfillmentInput(CanonicalModel):
     step_max_attempts: int = Field(
         default=20, ge=1, description="Attempts per step for transient faults before the run parks"
     )
+    activity_task_queues: dict[str, str] = Field(
+        default_factory=dict, description="Activity name → task queue of a partner worker (RETAILFLOW_ACTIVITY_TASK_QUEUES)")
 
 
 class OrderView(CanonicalModel):

@@ -256,6 +256,8 @@ class ReturnToRefundInput(CanonicalModel):
     channel_already_refunded: bool = Field(default=False, description="The channel paid it (e.g. Shopify "
                                            "refunds/create): book and adjust tax, never pay again")
     step_max_attempts: int = Field(default=20, ge=1)
+    activity_task_queues: dict[str, str] = Field(
+        default_factory=dict, description="Activity name → task queue of a partner worker (RETAILFLOW_ACTIVITY_TASK_QUEUES)")
 
 
 class ReturnView(CanonicalModel):

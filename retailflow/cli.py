@@ -25,6 +25,16 @@ app.add_typer(db_app, name="db")
 from retailflow.returns_cli import returns_app  # noqa: E402
 
 app.add_typer(returns_app, name="returns")
+from retailflow.inventory_cli import inventory_app  # noqa: E402
+
+app.add_typer(inventory_app, name="inventory")
+from retailflow.finance_cli import schedules_app, settlements_app  # noqa: E402
+
+app.add_typer(schedules_app, name="schedules")
+app.add_typer(settlements_app, name="settlements")
+from sandbox.cli import sandbox_app  # noqa: E402  (imports no sandbox app until a command runs)
+
+app.add_typer(sandbox_app, name="sandbox")
 
 
 def _settings(**overrides) -> Settings:
@@ -40,13 +50,25 @@ def dev(
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = 8233,
     api_port: Annotated[int, typer.Option(help="retailflow API port")] = 8000,
     demo: Annotated[bool, typer.Option(help="Load the demo catalog (covers every SKU of the Shopify samples)")] = False,
+    sandbox: Annotated[bool, typer.Option(
+        help="Also serve the vendor sandboxes (AvaTax, ERPNext, Shopify, Amazon, ShipStation) on "
+             "RETAILFLOW_SANDBOX_PORTS; Ctrl-C stops them too")] = False,
+    profile: Annotated[str, typer.Option(
+        help="Adapters: `embedded` (default) or `vendors` (Shopify + Amazon channels, ERPNext, AvaTax, "
+             "ShipStation over HTTP; with --sandbox pointed at the sandboxes, which are seeded with the demo "
+             "catalog)")] = "embedded",
 ) -> None:
-    """Run the whole platform on the embedded default: Temporal dev server + Web UI, database, worker, API."""
+    """Run the whole platform: Temporal dev server + Web UI, database, worker, API (and the vendor sandboxes)."""
     from retailflow.devstack import run_dev
+    from retailflow.profiles import PROFILES, apply_profile
 
+    if profile not in PROFILES:
+        raise typer.BadParameter(f"one of: {', '.join(PROFILES)}", param_hint="--profile")
     settings = _settings(data_dir=data_dir, api_port=api_port, temporal_address=f"localhost:{temporal_port}")
+    settings = apply_profile(settings, profile, sandbox=sandbox)
     try:
-        asyncio.run(run_dev(settings, temporal_port=temporal_port, ui_port=ui_port, demo=demo))
+        asyncio.run(run_dev(settings, temporal_port=temporal_port, ui_port=ui_port, demo=demo, sandbox=sandbox,
+                            profile=profile))
     except RuntimeError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
@@ -152,6 +174,24 @@ def db_init() -> None:
     settings = _settings()
     create_schema(make_engine(settings.effective_database_url))
     typer.echo(f"database ready: {settings.effective_database_url.split('@')[-1]}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+) -> None:
+    """Apply the schema migrations (Alembic) to RETAILFLOW_DATABASE_URL; run before new workers and API."""
+    from retailflow.migrate import MigrationError, upgrade_database
+
+    settings = _settings()
+    try:
+        result = upgrade_database(settings.effective_database_url, revision)
+    except MigrationError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
+    adopted = " (adopted a `db init` database)" if result.adopted else ""
+    typer.echo(f"database at revision {result.after} (was {result.before}){adopted}: "
+               f"{settings.effective_database_url.split('@')[-1]}")
 
 
 @shopify_app.command("send")
@@ -271,5 +311,28 @@ def ops_audit(
         typer.echo(text)
 
 
+def main() -> None:
+    """The `retailflow` console script. Once a command has finished and its output is flushed, the process ends
+    with `os._exit`: the Temporal client's Rust runtime threads can abort CPython's finalization of a short-lived
+    client process ("Fatal Python error: PyGILState_Release", temporalio/sdk-python#300), which would turn a
+    successful `retailflow ops audit` into exit status -6. Long-running commands have shut down by then."""
+    import os
+    import sys
+
+    code: int = 0
+    try:
+        app()
+    except SystemExit as exc:  # typer always ends with sys.exit
+        if isinstance(exc.code, str):
+            sys.stderr.write(exc.code + "\n")
+            code = 1
+        else:
+            code = exc.code or 0
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    app()
+    main()

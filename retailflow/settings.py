@@ -5,8 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from canonical.inventory import ChannelInventoryPolicy
+from canonical.pos import PosAccounts
 
 SEARCH_ATTRIBUTES: dict[str, str] = {
     "Channel": "Keyword",
@@ -17,6 +20,26 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "SettlementId": "Keyword",
     "Skus": "KeywordList",
 }
+
+# Settlement amount types → GL accounts (override with RETAILFLOW_FINANCE_ACCOUNT_MAP as JSON). Customer money
+# (principal, tax, shipping charged) clears the receivable booked at invoicing: the clearing account.
+DEFAULT_FINANCE_ACCOUNT_MAP: dict[str, str] = {
+    "deposit": "1010",  # bank
+    "ItemPrice/*": "1150", "Refund/ItemPrice/*": "1150", "charge/amount": "1150", "refund/amount": "1150",
+    "ItemFees/Commission": "6100", "ItemFees/RefundCommission": "6100", "ItemFees/VariableClosingFee": "6100",
+    "*/fee": "6105",  # payment processing fees (Shopify Payments)
+    "ItemFees/FBAPerUnitFulfillmentFee": "6110", "ItemFees/FBAPerOrderFulfillmentFee": "6110",
+    "ItemFees/FBAWeightBasedFee": "6110", "ItemFees/ShippingChargeback": "6120", "ItemFees/*": "6190",
+    "Promotion/*": "6130", "ItemWithheldTax/*": "2210",
+    "other-transaction/Current Reserve Amount": "1160", "other-transaction/Previous Reserve Amount Balance": "1160",
+    "reserved_funds/amount": "1160",
+    "other-transaction/*": "6140", "adjustment/amount": "6140", "dispute/amount": "6140", "*/Subscription Fee": "6190",
+}
+
+
+# The platform's domains: each can run on its own task queue (and worker group), so a backlog in one (a
+# million-line settlement, a flood of stock events) never delays another's workflows (docs/deployment.md).
+DOMAINS = ("orders", "returns", "inventory", "finance", "pos")
 
 
 class Settings(BaseSettings):
@@ -30,6 +53,47 @@ class Settings(BaseSettings):
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     task_queue: str = "retailflow-orders"
+    # --- Temporal Cloud / any TLS cluster (see docs/deployment.md) ---
+    temporal_tls: bool | None = Field(
+        default=None, description="TLS to the frontend; default on when an API key or a client cert is set")
+    temporal_api_key: SecretStr | None = Field(default=None, description="Temporal Cloud API key (Bearer)")
+    temporal_tls_client_cert_path: Path | None = Field(default=None, description="mTLS client certificate (PEM)")
+    temporal_tls_client_key_path: Path | None = Field(default=None, description="mTLS client private key (PEM)")
+    temporal_tls_server_ca_path: Path | None = Field(
+        default=None, description="CA that signed the server's certificate (PEM); default the system roots")
+    temporal_tls_server_name: str | None = Field(default=None, description="TLS SNI / server name override")
+    # --- worker fleet (see docs/deployment.md) ---
+    partner_activity_rate_limits: dict[str, float] = Field(
+        default_factory=dict, description="Activity-only workers per partner task queue and their server-side "
+        'activities/second, e.g. {"retailflow-erp": 5}')
+    domain_task_queues: dict[str, str] = Field(
+        default_factory=dict, description="Task queue per domain (orders, returns, inventory, finance, pos), e.g. "
+        '{"finance": "retailflow-finance"}; a domain not listed uses RETAILFLOW_TASK_QUEUE. Every process (API, '
+        "workers, CLI) needs the same value")
+    worker_domains: list[str] = Field(
+        default_factory=lambda: list(DOMAINS), description="The domains whose workflows this worker process runs, "
+        'e.g. ["finance"] for a finance-only worker group')
+    activity_task_queues: dict[str, str] = Field(
+        default_factory=dict, description="Activity name → task queue the workflows send that step to, e.g. "
+        '{"create_sales_order": "retailflow-erp"}: a partner queue of RETAILFLOW_PARTNER_ACTIVITY_RATE_LIMITS. '
+        "Fixed per run when it starts")
+    worker_graceful_shutdown_seconds: float = Field(
+        default=10.0, ge=0, description="On SIGTERM, running activities get this long to finish before they are "
+        "cancelled and handed back to the server for another worker")
+
+    @field_validator("domain_task_queues", "worker_domains")
+    @classmethod
+    def _known_domains(cls, v):
+        unknown = sorted(set(v) - set(DOMAINS))
+        if unknown:
+            raise ValueError(f"unknown domain(s) {', '.join(unknown)}; the domains are {', '.join(DOMAINS)}")
+        return v
+
+    def queue_for(self, domain: str) -> str:
+        """The task queue a domain's workflows run on (RETAILFLOW_DOMAIN_TASK_QUEUES, else RETAILFLOW_TASK_QUEUE)."""
+        if domain not in DOMAINS:
+            raise ValueError(f"unknown domain {domain!r}")
+        return self.domain_task_queues.get(domain) or self.task_queue
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -51,6 +115,22 @@ class Settings(BaseSettings):
 
     order_sla_hours: int = 48
     allow_backorder: bool = False
+    # --- inventory availability (see docs/inventory.md) ---
+    inventory_channels: dict[str, ChannelInventoryPolicy] = Field(
+        default_factory=lambda: {
+            "shopify": ChannelInventoryPolicy(locations=["MAIN"], low_stock_threshold=5, publish_window_seconds=60),
+            "amazon": ChannelInventoryPolicy(locations=["MAIN"], share="0.5", safety_stock=2,
+                                             low_stock_threshold=3, publish_window_seconds=300),
+        },
+        description='Per channel: eligible locations, allocation share, safety stock per location, low-stock '
+        'threshold, publish window, backorder policy; JSON, e.g. {"shopify": {"locations": ["MAIN"], '
+        '"share": "0.8", "safety_stock": 1, "low_stock_threshold": 5, "publish_window_seconds": 60}}')
+    inventory_sync_events_per_run: int = Field(
+        default=500, gt=0, description="InventorySync continues as new after this many events")
+    inventory_outbox_poll_seconds: float = Field(
+        default=2.0, ge=0, description="How often the worker tells InventorySync about ERP stock changes; 0 off")
+    inventory_drift_threshold: int = Field(
+        default=10, ge=0, description="Drift beyond this many units per SKU and location parks for an analyst")
     # returns: channels that refund at once (marketplaces such as Amazon); the others refund on receipt
     refund_before_receipt_channels: list[str] = ["amazon"]
     return_window_days: int = 30
@@ -63,6 +143,95 @@ class Settings(BaseSettings):
 
     otel_enabled: bool = Field(default=False, description="OpenTelemetry tracing of workflows and activities")
     otel_service_name: str = "retailflow"
+
+    # --- finance: settlement reconciliation (see docs/finance.md) ---
+    finance_account_map: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_FINANCE_ACCOUNT_MAP),
+        description="Settlement amount type/description → GL account; keys `Type/Description`, `Type/*`, "
+        "`*/Description`, `TransactionType/Type/Description`; `deposit` is the bank account")
+    finance_clearing_account: str = Field(default="1150", description="Marketplace clearing (sales receivable)")
+    finance_suspense_account: str = Field(default="1999", description="Where skipped differences are parked")
+    finance_legal_entity: str = "main"
+    # --- POS store days (see docs/pos.md) ---
+    square_webhook_signature_key: SecretStr = Field(
+        default=SecretStr("retailflow-dev-square-key"), description="Square webhook subscription's signature key")
+    square_notification_url: str = Field(
+        default="http://127.0.0.1:8000/webhooks/square", description="The notification URL exactly as configured "
+        "in Square (it is part of what Square signs)")
+    store_timezones: dict[str, str] = Field(default_factory=dict, description='Store id → IANA time zone, e.g. '
+                                            '{"L1": "America/New_York"}; default UTC')
+    store_locations: dict[str, str] = Field(default_factory=dict, description="Store id → stock location; "
+                                            "default the store id")
+    pos_accounts: PosAccounts = Field(default_factory=PosAccounts, description="GL accounts of store-day journals")
+    pos_late_window_hours: int = Field(default=168, ge=0, description="How long after close late POS "
+                                       "transactions still post (as adjustment journals)")
+    pos_adjustment_delay_seconds: int = Field(default=300, ge=0, description="Late transactions are batched "
+                                              "this long into one adjustment journal")
+
+    # --- vendor adapters: Shopify Admin, Amazon SP-API, ShipStation (issue 7, docs/vendors.md) ---
+    shopify_admin_base_url: str = Field(default="http://127.0.0.1:8103", description="https://<shop>.myshopify.com")
+    shopify_admin_api_version: str = "2024-07"
+    shopify_admin_access_token: SecretStr = Field(default=SecretStr("shpat_retailflow_sandbox"),
+                                                  description="Admin API access token (X-Shopify-Access-Token)")
+    shopify_location_id: str | None = Field(default=None, description="Location whose inventory levels are set; "
+                                            "default the shop's first active location")
+    amazon_channel: str = "amazon"
+    amazon_sp_base_url: str = Field(default="http://127.0.0.1:8104",
+                                    description="e.g. https://sellingpartnerapi-na.amazon.com")
+    amazon_lwa_token_url: str = Field(default="http://127.0.0.1:8104/auth/o2/token",
+                                      description="https://api.amazon.com/auth/o2/token")
+    amazon_lwa_client_id: str = "amzn1.application-oa2-client.retailflow-sandbox"
+    amazon_lwa_client_secret: SecretStr = SecretStr("retailflow-sandbox-lwa-secret")
+    amazon_refresh_token: SecretStr = SecretStr("Atzr|retailflow-sandbox-refresh-token")
+    amazon_marketplace_id: str = "ATVPDKIKX0DER"
+    amazon_seller_id: str = Field(default="A-RETAILFLOW-SANDBOX", description="Merchant token, for feeds")
+    amazon_poll_enabled: bool = Field(default=False, description="The worker starts AmazonOrderPoll")
+    amazon_poll_interval_seconds: int = Field(default=120, gt=0)
+    amazon_poll_lookback_hours: int = Field(default=24, gt=0, description="First poll: orders updated since")
+    shipstation_base_url: str = Field(default="http://127.0.0.1:8105", description="https://ssapi.shipstation.com")
+    shipstation_api_key: SecretStr = SecretStr("retailflow-sandbox-key")
+    shipstation_api_secret: SecretStr = SecretStr("retailflow-sandbox-secret")
+    shipstation_store_id: int | None = None
+    shipstation_webhook_token: SecretStr | None = Field(
+        default=None, description="When set, POST /webhooks/shipstation requires ?token=<this> (V1 signs nothing)")
+
+    # --- adapter selection + AvaTax, ERPNext, sandbox (issue 7, docs/vendors.md; adapters/registry.py) ---
+    erp_adapter: str = Field(default="local", description='"local" | "erpnext"')
+    tax_adapter: str = Field(default="local", description='"local" | "avalara"')
+    wms_adapter: str = Field(default="local", description='"local" | "shipstation"')
+    marketplace_adapters: dict[str, str] = Field(default_factory=dict, description='Channel → "local" | '
+                                                 '"shopify" | "amazon", e.g. {"shopify": "shopify"}; default local')
+    avalara_base_url: str = Field(default="http://127.0.0.1:8101",
+                                  description="https://sandbox-rest.avatax.com or https://rest.avatax.com")
+    avalara_account_id: str = "1100000000"
+    avalara_license_key: SecretStr = SecretStr("retailflow-sandbox-avatax-license-key")
+    avalara_company_code: str = "DEFAULT"
+    avalara_default_tax_code: str = Field(default="P0000000", description="AvaTax code of tangible goods")
+    avalara_shipping_tax_code: str = Field(default="FR020100", description="AvaTax code of shipping charges")
+    avalara_ship_from: dict[str, str] | None = Field(
+        default=None, description='Warehouse address {"line1", "city", "region", "postalCode", "country"}; '
+        'none: the ship-to address is sent as SingleLocation')
+    avalara_timeout_seconds: float = Field(default=20.0, gt=0)
+    erpnext_base_url: str = Field(default="http://127.0.0.1:8102", description="https://<site>.erpnext.com")
+    erpnext_api_key: str = "retailflow-sandbox-api-key"
+    erpnext_api_secret: SecretStr = SecretStr("retailflow-sandbox-api-secret")
+    erpnext_company: str = "Retailflow Demo"
+    erpnext_warehouse: str = Field(default="Stores - RD", description="Warehouse orders ship from and returns "
+                                   "restock into")
+    erpnext_customers: dict[str, str] = Field(default_factory=dict, description="Channel → ERPNext Customer; "
+                                              "default a customer named after the channel")
+    erpnext_tax_account: str = "Sales Tax Payable - RD"
+    erpnext_shipping_account: str = "Freight and Forwarding Charges - RD"
+    erpnext_account_map: dict[str, str] = Field(default_factory=dict, description="Platform GL account → "
+                                                "ERPNext account name for journals; default the code as given")
+    erpnext_timeout_seconds: float = Field(default=30.0, gt=0)
+    sandbox_host: str = "127.0.0.1"
+    sandbox_ports: dict[str, int] = Field(default_factory=dict, description='Sandbox name → port, e.g. '
+                                          '{"avatax": 8101}; default sandbox.DEFAULT_PORTS')
+    sandbox_seed: int = Field(default=0, description="Seed of the sandboxes' fault injection")
+    sandbox_ship_after_seconds: float | None = Field(
+        default=5.0, ge=0, description="The ShipStation sandbox ships each order awaiting shipment this long after "
+        "it is created, then sends SHIP_NOTIFY; none: only `POST /_admin/ship/{orderId}` ships")
 
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="JSON logs; default JSON unless stderr is a TTY")

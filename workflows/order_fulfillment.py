@@ -13,16 +13,14 @@ to the channel → ERP invoice → tax commit → completed.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ops import OpsActivities
     from activities.orders import (
         ChannelCancelInput,
         DeliveryInput,
@@ -50,12 +48,17 @@ with workflow.unsafe.imports_passed_through():
     from canonical.ops import AnalystRequest, OrderCorrections, RunStatusUpdate
     from canonical.order import Order, OrderStatus, Shipment, TaxQuote
     from workflows import search_attributes as sa
+    from workflows.runbook import (
+        ACTIVITY_TIMEOUT,
+        COMPENSATION_RETRY,
+        COMPENSATION_TIMEOUT,
+        CancelRequested,
+        Runbook,
+        StepFailed,
+        Undo,
+        failure_message,
+    )
 
-ACTIVITY_TIMEOUT = timedelta(seconds=60)
-COMPENSATION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60),
-                                 maximum_attempts=0)
-# Undo steps that may legitimately be refused (e.g. the warehouse already shipped): recorded, not retried.
-COMPENSATION_TIMEOUT = timedelta(minutes=30)
 PROJECTION_PATCH = "status-projection-v1"
 # The status projection records milestones only, to keep the timeline readable; leaving needs_attention
 # is always recorded so the listing never shows a resumed order as parked.
@@ -66,30 +69,14 @@ SHIPPED_STATUSES = frozenset({OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED
                               OrderStatus.COMPLETED})
 
 
-class CancelRequested(Exception):
-    def __init__(self, action: AnalystAction, *, by_temporal: bool = False) -> None:
-        super().__init__(action.reason or "cancelled")
-        self.action = action
-        self.by_temporal = by_temporal
-
-
-class StepFailed(Exception):
-    def __init__(self, step: str, message: str) -> None:
-        super().__init__(f"{step}: {message}")
-        self.step = step
-        self.message = message
-
-
-@dataclass
-class _Undo:
-    name: str
-    activity: Any
-    arg: Any
-    summary: str
-
-
 @workflow.defn(name="OrderFulfillment")
-class OrderFulfillment:
+class OrderFulfillment(Runbook):
+    _KIND = "order"
+    _PARKING_ERRORS = BUSINESS_ERROR_TYPES
+    _NEEDS_ATTENTION = OrderStatus.NEEDS_ATTENTION
+    _COMMITTED_ACTION = "Goods have shipped, so nothing is undone; fix the cause, then send `retry`."
+    _CANCEL_TOO_LATE = "goods have shipped; handle it as a return"
+
     @workflow.init
     def __init__(self, inp: OrderFulfillmentInput) -> None:
         self._input = inp
@@ -99,7 +86,7 @@ class OrderFulfillment:
         self._reason: str | None = None
         self._late = False
         self._steps: list[StepRecord] = []
-        self._undo: list[_Undo] = []
+        self._undo: list[Undo] = []
         self._compensated: list[str] = []
         self._pending_action: tuple[str, AnalystAction] | None = None
         self._cancel: AnalystAction | None = None
@@ -118,8 +105,7 @@ class OrderFulfillment:
         self._last_projected: tuple[OrderStatus | None, bool, str | None] = (None, False, None)
         self._projection_version = 0
         self._projection_tasks: list[asyncio.Future] = []
-        self._busy = False  # an activity of the main line is running
-        self._amending = False  # a line cancellation is amending the downstream documents
+        self._init_runbook(inp.activity_task_queues)
         self._reserved = False
         self._retry_policy = RetryPolicy(
             initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -274,84 +260,16 @@ class OrderFulfillment:
         ordered = {line.line_id: line.quantity for line in self._order.lines if line.requires_shipping}
         return all(self._shipped.get(lid, 0) >= qty for lid, qty in ordered.items())
 
-    # -- steps, parking and compensation ----------------------------------------------------------------
-    async def _step(self, name: str, activity: Any, arg: Any, summary: str, *, skippable: bool = False) -> Any:
-        while True:
-            self._check_cancel()
-            if self._amending:  # a line cancellation is changing the documents this step works on
-                await workflow.wait_condition(lambda: not self._amending)
-            record = self._record(name, StepState.RUNNING, summary)
-            self._busy = True
-            try:
-                result = await workflow.execute_activity_method(
-                    activity, arg() if callable(arg) else arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=self._retry_policy,
-                    summary=summary,
-                )
-            except ActivityError as err:
-                self._busy = False
-                cause = err.cause
-                message = str(cause.message if isinstance(cause, ApplicationError) else cause or err)
-                business = isinstance(cause, ApplicationError) and cause.type in BUSINESS_ERROR_TYPES
-                shipped = any(self._shipped.values())
-                if not business and err.retry_state == RetryState.NON_RETRYABLE_FAILURE and not shipped:
-                    self._finish(record, StepState.FAILED, message)
-                    raise StepFailed(name, message) from None
-                details = cause.details[0] if isinstance(cause, ApplicationError) and cause.details else {}
-                if business:
-                    action = details.get("action") if isinstance(details, dict) else None
-                    skippable = skippable or bool(isinstance(details, dict) and details.get("skippable"))
-                    reason = f"{name}: {message}"
-                elif err.retry_state == RetryState.NON_RETRYABLE_FAILURE:  # after shipment: nothing to undo
-                    action = "Goods have shipped, so nothing is undone; fix the cause, then send `retry`."
-                    reason = f"{name}: {message}"
-                else:
-                    action = "The system kept failing; send `retry` once it is reachable again, or `cancel`."
-                    reason = f"{name}: still failing after {self._retry_policy.maximum_attempts} attempts: {message}"
-                self._finish(record, StepState.PARKED, reason)
-                decision = await self._park(reason, action, skippable)
-                if decision == "retry":
-                    continue
-                self._record(name, StepState.SKIPPED, f"skipped by {self._last_actor}")
-                return None
-            self._busy = False
-            self._finish(record, StepState.DONE, None)
-            return result
+    # -- compensation, corrections and status ----------------------------------------------------------------
+    def _committed(self) -> bool:
+        return any(self._shipped.values())
 
-    async def _park(self, reason: str, action: str | None, skippable: bool) -> str:
-        previous = self._status
-        self._parked_skippable = skippable
-        self._action_hint = action
-        self._reason = f"{reason}. {action}" if action else reason
-        self._set_status(OrderStatus.NEEDS_ATTENTION, self._reason)
-        workflow.logger.warning("order parked: %s", self._reason)
-        while True:
-            self._pending_action = None
-            await workflow.wait_condition(lambda: self._pending_action is not None or self._cancel is not None)
-            if self._cancel is not None:
-                self._check_cancel()  # raises unless goods have shipped (then the cancel is refused)
-            if self._pending_action is None:
-                continue
-            kind, who = self._pending_action
-            self._last_actor = who.actor
-            if kind == "skip" and not skippable:
-                self._record("skip_refused", StepState.FAILED,
-                             f"{who.actor} asked to skip, but this step cannot be skipped")
-                continue
-            self._record(f"analyst_{kind}", StepState.DONE, f"{who.actor}: {who.reason or kind}")
-            if kind == "resume":
-                self._apply_corrections(self._pending_corrections, who)
-                kind = "retry"
-            self._pending_action = None
-            self._pending_corrections = None
-            self._parked_skippable = False
-            self._action_hint = None
-            self._reason = None
-            self._set_status(previous)
-            return kind
-
-    def _register(self, name: str, activity: Any, arg: Any, summary: str) -> None:
-        if all(u.name != name for u in self._undo):
-            self._undo.append(_Undo(name, activity, arg, summary))
+    def _on_analyst_action(self, kind: str, who: AnalystAction) -> str:
+        if kind == "resume":
+            self._apply_corrections(self._pending_corrections, who)
+            kind = "retry"
+        self._pending_corrections = None
+        return kind
 
     async def _compensate(self, action: AnalystAction) -> None:
         if self._amending:
@@ -360,37 +278,12 @@ class OrderFulfillment:
         undo = list(reversed(self._undo))
         self._undo.clear()
         if action.actor != f"channel:{self._order.channel}":
-            undo.append(_Undo("notify_channel_cancelled", OrderActivities.notify_channel_cancelled,
+            undo.append(Undo("notify_channel_cancelled", OrderActivities.notify_channel_cancelled,
                               ChannelCancelInput(channel=self._order.channel,
                                                  external_order_id=self._order.external_order_id,
                                                  reason=action.reason or "cancelled"),
                               f"Tell {self._order.channel} the order is cancelled"))
-        for step in undo:
-            record = self._record(f"undo_{step.name}", StepState.RUNNING, step.summary)
-            try:
-                await workflow.execute_activity_method(
-                    step.activity, step.arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    schedule_to_close_timeout=COMPENSATION_TIMEOUT, retry_policy=COMPENSATION_RETRY,
-                    summary=f"Undo: {step.summary}",
-                )
-                self._finish(record, StepState.COMPENSATED, None)
-                self._compensated.append(step.name)
-            except ActivityError as err:
-                cause = err.cause
-                message = str(cause.message if isinstance(cause, ApplicationError) else cause)
-                self._finish(record, StepState.FAILED, f"undo failed: {message}")
-                workflow.logger.error("compensation %s failed: %s", step.name, message)
-
-    def _check_cancel(self) -> None:
-        if self._cancel is None:
-            return
-        action = self._cancel
-        if any(self._shipped.values()):
-            self._record("cancel_refused", StepState.FAILED,
-                         f"{action.actor} asked to cancel, but goods have shipped; handle it as a return")
-            self._cancel = None
-            return
-        raise CancelRequested(action)
+        await self._run_undo(undo)
 
     def _apply_corrections(self, corrections: OrderCorrections | None, who: AnalystAction) -> None:
         if corrections is None:
@@ -412,19 +305,8 @@ class OrderFulfillment:
         self._record("corrected_data", StepState.DONE, f"{who.actor} corrected {', '.join(notes) or 'nothing'}")
 
     # -- bookkeeping ------------------------------------------------------------------------------------
-    _last_actor: str = "unknown"
+    # -- bookkeeping ------------------------------------------------------------------------------------
     _pending_corrections: OrderCorrections | None = None
-
-    def _record(self, name: str, state: StepState, detail: str | None) -> int:
-        self._steps.append(StepRecord(name=name, state=state, started_at=workflow.now(),
-                                      finished_at=None if state in (StepState.RUNNING, StepState.WAITING)
-                                      else workflow.now(), detail=detail))
-        return len(self._steps) - 1
-
-    def _finish(self, index: int, state: StepState, detail: str | None) -> None:
-        step = self._steps[index]
-        self._steps[index] = step.model_copy(update={
-            "state": state, "finished_at": workflow.now(), "detail": detail if detail is not None else step.detail})
 
     def _set_status(self, status: OrderStatus, reason: str | None = None) -> None:
         self._status = status
@@ -447,23 +329,7 @@ class OrderFulfillment:
                 suggested_action=self._action_hint, erp_ref=self._erp_so, late=self._late,
                 version=self._projection_version, started_at=workflow.info().start_time, changed_at=workflow.now(),
             )
-            self._projection_tasks.append(asyncio.ensure_future(self._write_projection(upd)))
-
-    async def _write_projection(self, upd: RunStatusUpdate) -> None:
-        """Best effort: the projection is for listing; a failure to write it never fails the order."""
-        try:
-            await workflow.execute_local_activity_method(
-                OpsActivities.record_run_status, upd, start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(milliseconds=200)),
-                summary=f"Status: {upd.status}",
-            )
-        except ActivityError as err:
-            workflow.logger.warning("status projection not written (%s): %s", upd.status, err.cause)
-
-    async def _drain_projection(self) -> None:
-        if self._projection_tasks:
-            await asyncio.gather(*self._projection_tasks)
-            self._projection_tasks.clear()
+            self._queue_projection(upd)
 
     def _details(self) -> str:
         parts = [f"**Status:** {self._status.value}{' (late)' if self._late else ''}"]
@@ -477,19 +343,6 @@ class OrderFulfillment:
         return "\n\n".join(parts)
 
     # -- signals and queries ----------------------------------------------------------------------------
-    @workflow.signal
-    def retry(self, action: AnalystAction | None = None) -> None:
-        self._pending_action = ("retry", action or AnalystAction())
-
-    @workflow.signal
-    def skip(self, action: AnalystAction | None = None) -> None:
-        self._pending_action = ("skip", action or AnalystAction())
-
-    @workflow.signal
-    def cancel(self, action: AnalystAction | None = None) -> None:
-        if self._cancel is None:
-            self._cancel = action or AnalystAction()
-
     @workflow.signal
     def resume(self, request: AnalystRequest) -> None:
         """Retry the parked step with corrected data (a fixed address or SKU)."""
@@ -548,26 +401,29 @@ class OrderFulfillment:
                 await workflow.execute_activity_method(
                     OrderActivities.amend_wms_release, WmsAmendInput(external_ref=key, lines=resolved),
                     start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=self._retry_policy,
-                    summary=f"Amend warehouse release: cancel {what}")
+                    summary=f"Amend warehouse release: cancel {what}",
+                    task_queue=self._queue_of(OrderActivities.amend_wms_release))
             # after the warehouse agreed, the platform's own documents follow; retried until they do
             amend = {"start_to_close_timeout": ACTIVITY_TIMEOUT, "schedule_to_close_timeout": COMPENSATION_TIMEOUT,
                      "retry_policy": COMPENSATION_RETRY}
             if self._tax is not None:
                 self._tax = await workflow.execute_activity_method(
                     OrderActivities.requote_tax, TaxQuoteInput(transaction_code=key, order=order),
-                    summary="Re-price tax for the remaining lines", **amend)
+                    summary="Re-price tax for the remaining lines",
+                    task_queue=self._queue_of(OrderActivities.requote_tax), **amend)
             if self._erp_so:
                 await workflow.execute_activity_method(
                     OrderActivities.amend_sales_order,
                     SalesOrderInput(external_ref=key, order=order, lines=resolved, tax=self._tax),
-                    summary=f"Amend ERP sales order {self._erp_so}", **amend)
+                    summary=f"Amend ERP sales order {self._erp_so}",
+                    task_queue=self._queue_of(OrderActivities.amend_sales_order), **amend)
             if self._reserved:
                 await workflow.execute_activity_method(
                     OrderActivities.reduce_reservation, ReserveInput(key=key, lines=resolved),
-                    summary="Give back the reserved stock of the cancelled units", **amend)
+                    summary="Give back the reserved stock of the cancelled units",
+                    task_queue=self._queue_of(OrderActivities.reduce_reservation), **amend)
         except ActivityError as err:
-            cause = err.cause
-            message = str(cause.message if isinstance(cause, ApplicationError) else cause)
+            message = failure_message(err)
             self._finish(record, StepState.FAILED, f"lines not cancelled: {message}")
             raise ApplicationError(f"lines not cancelled: {message}", type="LineCancelRefused") from None
         finally:

@@ -13,17 +13,14 @@ back to the customer nothing is undone and a failure parks.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ops import OpsActivities
     from activities.returns import (
         AuthorizeReturnInput,
         CreditNoteInput,
@@ -56,38 +53,19 @@ with workflow.unsafe.imports_passed_through():
         ReturnView,
     )
     from workflows import search_attributes as sa
+    from workflows.runbook import CancelRequested, Runbook, StepFailed, Undo
 
-ACTIVITY_TIMEOUT = timedelta(seconds=60)
-COMPENSATION_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60),
-                                 maximum_attempts=0)
-COMPENSATION_TIMEOUT = timedelta(minutes=30)
-PARKING_ERRORS = BUSINESS_ERROR_TYPES | RETURN_ERROR_TYPES
 FINAL = frozenset({ReturnStatus.COMPLETED, ReturnStatus.CANCELLED, ReturnStatus.FAILED, ReturnStatus.NOT_RECEIVED})
 
 
-class CancelRequested(Exception):
-    def __init__(self, action: AnalystAction) -> None:
-        super().__init__(action.reason or "cancelled")
-        self.action = action
-
-
-class StepFailed(Exception):
-    def __init__(self, step: str, message: str) -> None:
-        super().__init__(f"{step}: {message}")
-        self.step = step
-        self.message = message
-
-
-@dataclass
-class _Undo:
-    name: str
-    activity: Any
-    arg: Any
-    summary: str
-
-
 @workflow.defn(name="ReturnToRefund")
-class ReturnToRefund:
+class ReturnToRefund(Runbook):
+    _KIND = "return"
+    _PARKING_ERRORS = BUSINESS_ERROR_TYPES | RETURN_ERROR_TYPES
+    _NEEDS_ATTENTION = ReturnStatus.NEEDS_ATTENTION
+    _COMMITTED_ACTION = "The refund has been paid, so nothing is undone; fix the cause, then send `retry`."
+    _CANCEL_TOO_LATE = "the refund has been paid"
+
     @workflow.init
     def __init__(self, inp: ReturnToRefundInput) -> None:
         self._input = inp
@@ -97,7 +75,7 @@ class ReturnToRefund:
         self._reason: str | None = None
         self._action_hint: str | None = None
         self._steps: list[StepRecord] = []
-        self._undo: list[_Undo] = []
+        self._undo: list[Undo] = []
         self._compensated: list[str] = []
         self._pending_action: tuple[str, AnalystAction] | None = None
         self._cancel: AnalystAction | None = None
@@ -117,6 +95,7 @@ class ReturnToRefund:
             initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
             maximum_interval=timedelta(seconds=60), maximum_attempts=inp.step_max_attempts,
         )
+        self._init_runbook(inp.activity_task_queues)
 
     # -- the run -------------------------------------------------------------------------------------
     @workflow.run
@@ -320,115 +299,18 @@ class ReturnToRefund:
                                             amount=self._refund.tax),
                              f"Give back tax {self._refund.tax}")
 
-    # -- steps, parking and compensation ----------------------------------------------------------------
-    async def _step(self, name: str, activity: Any, arg: Any, summary: str, *, skippable: bool = False) -> Any:
-        while True:
-            self._check_cancel()
-            record = self._record(name, StepState.RUNNING, summary)
-            try:
-                result = await workflow.execute_activity_method(
-                    activity, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=self._retry_policy,
-                    summary=summary)
-            except ActivityError as err:
-                cause = err.cause
-                message = str(cause.message if isinstance(cause, ApplicationError) else cause or err)
-                business = isinstance(cause, ApplicationError) and cause.type in PARKING_ERRORS
-                if not business and err.retry_state == RetryState.NON_RETRYABLE_FAILURE and not self._paid:
-                    self._finish(record, StepState.FAILED, message)
-                    raise StepFailed(name, message) from None
-                details = cause.details[0] if isinstance(cause, ApplicationError) and cause.details else {}
-                if business:
-                    action = details.get("action") if isinstance(details, dict) else None
-                    reason = f"{name}: {message}"
-                elif err.retry_state == RetryState.NON_RETRYABLE_FAILURE:
-                    action = "The refund has been paid, so nothing is undone; fix the cause, then send `retry`."
-                    reason = f"{name}: {message}"
-                else:
-                    action = "The system kept failing; send `retry` once it is reachable again, or `cancel`."
-                    reason = f"{name}: still failing after {self._retry_policy.maximum_attempts} attempts: {message}"
-                self._finish(record, StepState.PARKED, reason)
-                if await self._park(reason, action, skippable) == "retry":
-                    continue
-                self._record(name, StepState.SKIPPED, f"skipped by {self._last_actor}")
-                return None
-            self._finish(record, StepState.DONE, None)
-            return result
-
-    async def _park(self, reason: str, action: str | None, skippable: bool) -> str:
-        previous = self._status
-        self._parked_skippable = skippable
-        self._action_hint = action
-        self._reason = f"{reason}. {action}" if action else reason
-        self._set_status(ReturnStatus.NEEDS_ATTENTION, self._reason)
-        workflow.logger.warning("return parked: %s", self._reason)
-        while True:
-            self._pending_action = None
-            await workflow.wait_condition(lambda: self._pending_action is not None or self._cancel is not None)
-            if self._cancel is not None:
-                self._check_cancel()
-            if self._pending_action is None:
-                continue
-            kind, who = self._pending_action
-            self._last_actor = who.actor
-            if kind == "skip" and not skippable:
-                self._record("skip_refused", StepState.FAILED,
-                             f"{who.actor} asked to skip, but this step cannot be skipped")
-                continue
-            self._record(f"analyst_{kind}", StepState.DONE, f"{who.actor}: {who.reason or kind}")
-            self._pending_action = None
-            self._parked_skippable = False
-            self._action_hint = None
-            self._reason = None
-            self._set_status(previous)
-            return kind
-
-    def _register(self, name: str, activity: Any, arg: Any, summary: str) -> None:
-        if all(u.name != name for u in self._undo):
-            self._undo.append(_Undo(name, activity, arg, summary))
+    # -- compensation (the machinery is in workflows/runbook.py) ---------------------------------------
+    def _committed(self) -> bool:
+        return self._paid
 
     async def _compensate(self, *, notify: bool = True) -> None:
         if notify:
             self._set_status(ReturnStatus.CANCELLING, self._reason)
         undo = list(reversed(self._undo))
         self._undo.clear()
-        for step in undo:
-            record = self._record(f"undo_{step.name}", StepState.RUNNING, step.summary)
-            try:
-                await workflow.execute_activity_method(
-                    step.activity, step.arg, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    schedule_to_close_timeout=COMPENSATION_TIMEOUT, retry_policy=COMPENSATION_RETRY,
-                    summary=f"Undo: {step.summary}")
-                self._finish(record, StepState.COMPENSATED, None)
-                self._compensated.append(step.name)
-            except ActivityError as err:
-                cause = err.cause
-                message = str(cause.message if isinstance(cause, ApplicationError) else cause)
-                self._finish(record, StepState.FAILED, f"undo failed: {message}")
-                workflow.logger.error("compensation %s failed: %s", step.name, message)
-
-    def _check_cancel(self) -> None:
-        if self._cancel is None:
-            return
-        action = self._cancel
-        if self._paid:
-            self._record("cancel_refused", StepState.FAILED,
-                         f"{action.actor} asked to cancel, but the refund has been paid")
-            self._cancel = None
-            return
-        raise CancelRequested(action)
+        await self._run_undo(undo)
 
     # -- bookkeeping ------------------------------------------------------------------------------------
-    def _record(self, name: str, state: StepState, detail: str | None) -> int:
-        self._steps.append(StepRecord(name=name, state=state, started_at=workflow.now(),
-                                      finished_at=None if state in (StepState.RUNNING, StepState.WAITING)
-                                      else workflow.now(), detail=detail))
-        return len(self._steps) - 1
-
-    def _finish(self, index: int, state: StepState, detail: str | None) -> None:
-        step = self._steps[index]
-        self._steps[index] = step.model_copy(update={
-            "state": state, "finished_at": workflow.now(), "detail": detail if detail is not None else step.detail})
-
     def _set_status(self, status: ReturnStatus, reason: str | None = None) -> None:
         changed = status != self._status or status == ReturnStatus.REQUESTED and not self._projection_version
         self._status = status
@@ -448,21 +330,7 @@ class ReturnToRefund:
                 suggested_action=self._action_hint,
                 erp_ref=self._credit_note.credit_note_id if self._credit_note else None, late=False,
                 version=self._projection_version, started_at=workflow.info().start_time, changed_at=workflow.now())
-            self._projection_tasks.append(asyncio.ensure_future(self._write_projection(upd)))
-
-    async def _write_projection(self, upd: RunStatusUpdate) -> None:
-        try:
-            await workflow.execute_local_activity_method(
-                OpsActivities.record_run_status, upd, start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(milliseconds=200)),
-                summary=f"Status: {upd.status}")
-        except ActivityError as err:
-            workflow.logger.warning("status projection not written (%s): %s", upd.status, err.cause)
-
-    async def _drain_projection(self) -> None:
-        if self._projection_tasks:
-            await asyncio.gather(*self._projection_tasks)
-            self._projection_tasks.clear()
+            self._queue_projection(upd)
 
     def _details(self) -> str:
         parts = [f"**Return** {self._req.return_id} of order {self._req.external_order_id} "
@@ -478,19 +346,6 @@ class ReturnToRefund:
         return "\n\n".join(parts)
 
     # -- signals and queries ----------------------------------------------------------------------------
-    @workflow.signal
-    def retry(self, action: AnalystAction | None = None) -> None:
-        self._pending_action = ("retry", action or AnalystAction())
-
-    @workflow.signal
-    def skip(self, action: AnalystAction | None = None) -> None:
-        self._pending_action = ("skip", action or AnalystAction())
-
-    @workflow.signal
-    def cancel(self, action: AnalystAction | None = None) -> None:
-        if self._cancel is None:
-            self._cancel = action or AnalystAction()
-
     @workflow.update
     def act(self, request: AnalystRequest) -> ReturnView:
         """The validated form of retry/skip/cancel used by the API (rejected requests leave no trace)."""

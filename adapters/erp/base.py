@@ -4,9 +4,28 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from canonical.finance import JournalEntry
 from canonical.fulfillment import InvoiceRef, Reservation, ResolvedLine, SalesOrderRef
-from canonical.order import Order, Shipment, TaxQuote
+from canonical.order import CanonicalModel, Order, Shipment, TaxQuote
 from canonical.returns import AuthorizedReturn, CreditNote, DispositionLine, ReturnRequest
+
+
+class BookedLine(CanonicalModel):
+    line_id: str
+    item_code: str
+    quantity: int
+    shipped: int = 0
+
+
+class BookedOrder(CanonicalModel):
+    """What the ERP booked for an order (its sales order's lines and what was delivered of each): how intake checks
+    a channel's refund or a cancellation after shipment against the order, whatever the ERP."""
+
+    external_ref: str
+    erp_sales_order_id: str
+    currency: str
+    status: str
+    lines: list[BookedLine]
 
 
 @runtime_checkable
@@ -41,6 +60,10 @@ class ErpAdapter(Protocol):
         """Invoice the sales order; idempotent by external reference."""
 
     # -- returns (additive) --
+    def booked_order(self, external_ref: str) -> BookedOrder | None:
+        """The sales order booked for `external_ref` with its lines and delivered units, or None (an ERP may leave
+        out a cancelled one)."""
+
     def authorize_return(self, request: ReturnRequest, *, workflow_id: str, return_window_days: int
                          ) -> AuthorizedReturn:
         """Check the return against the sales order, its deliveries and earlier credit notes; price it."""
@@ -53,3 +76,9 @@ class ErpAdapter(Protocol):
 
     def restock(self, receipt_key: str, lines: list[DispositionLine]) -> int:
         """Put `restock` units back on hand; idempotent by receipt key; returns the units added."""
+
+    # -- finance (additive) --
+    def post_journal(self, journal: JournalEntry) -> str:
+        """Post a balanced journal to the general ledger; idempotent by `journal.external_ref` (the same journal
+        posted again returns the first one's id); raise JournalConflict when that reference was posted with
+        different amounts."""

@@ -1,7 +1,9 @@
 """The embedded ERP: items, SKU cross-reference, stock with reservations, sales orders, deliveries, invoices.
 
 Every write is idempotent by the platform's external reference, so a retried activity never creates twice.
-Stock is taken under a row lock (`SELECT ... FOR UPDATE` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite).
+Stock is the inventory ledger's (`adapters/inventory/ledger.py`): every reservation, release and delivery
+is a ledger movement posted in the same transaction, taken under a row lock (`SELECT ... FOR UPDATE` on
+PostgreSQL, `BEGIN IMMEDIATE` on SQLite).
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ from decimal import Decimal
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
+from adapters.erp.base import BookedLine, BookedOrder
+from adapters.inventory import ledger
 from canonical.errors import CannotCancel, InvalidOrder, OutOfStock, UnknownSku
+from canonical.finance import JournalConflict, JournalEntry
 from canonical.fulfillment import InvoiceRef, Reservation, ReservedLine, ResolvedLine, SalesOrderRef
+from canonical.inventory import InventoryEvent, InventoryEventKind, StockSnapshotLine
 from canonical.money import Money
 from canonical.order import Order, Shipment, TaxQuote
 from canonical.returns import (
@@ -60,17 +66,26 @@ class LocalErp:
     def set_on_hand(self, item_code: str, location: str, on_hand: int) -> None:
         if on_hand < 0:
             raise ValueError("on_hand must not be negative")
+        # a count as of now in the inventory ledger (the stock this ERP reserves from)
         with self.engine.begin() as conn:
-            key = (db.stock.c.item_code == item_code) & (db.stock.c.location == location)
-            if conn.execute(select(db.stock.c.on_hand).where(key)).first():
-                conn.execute(update(db.stock).where(key).values(on_hand=on_hand, updated_at=db.utcnow()))
-            else:
-                conn.execute(db.stock.insert().values(item_code=item_code, location=location, on_hand=on_hand, reserved=0))
+            ledger.apply_in(conn, InventoryEvent(
+                source="erp", source_event_id=ledger.new_movement_id("erp:set-on-hand"),
+                kind=InventoryEventKind.CYCLE_COUNT, sku=item_code, location=location, quantity=on_hand,
+                occurred_at=db.utcnow()))
 
     def stock_levels(self, item_code: str) -> dict[str, dict[str, int]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(db.stock).where(db.stock.c.item_code == item_code)).mappings().all()
+            rows = conn.execute(select(db.inventory_levels).where(
+                db.inventory_levels.c.item_code == item_code)).mappings().all()
         return {r["location"]: {"on_hand": r["on_hand"], "reserved": r["reserved"]} for r in rows}
+
+    def stock_snapshot(self) -> list[StockSnapshotLine]:
+        """The ERP's on-hand per item and location, for drift reconciliation (here: the ledger itself)."""
+        t = db.inventory_levels
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.item_code, t.c.location, t.c.on_hand).where(t.c.on_hand >= 0)
+                                .order_by(t.c.item_code, t.c.location)).all()
+        return [StockSnapshotLine(sku=r.item_code, location=r.location, on_hand=r.on_hand) for r in rows]
 
     # -- port --------------------------------------------------------------------------------------
     def resolve_skus(self, order: Order) -> list[ResolvedLine]:
@@ -116,18 +131,11 @@ class LocalErp:
             existing = self._existing_reservation(conn, key)
             if existing is not None:
                 return existing
-            # Lock the stock rows of every wanted item, in a fixed order to avoid deadlocks.
-            query = (
-                select(db.stock)
-                .where(db.stock.c.item_code.in_(sorted(wanted)))
-                .order_by(db.stock.c.item_code, db.stock.c.location)
-            )
-            if db.is_postgres(self.engine):
-                query = query.with_for_update()
-            stock_rows = conn.execute(query).mappings().all()
+            # Lock the ledger rows of every wanted item, in a fixed order to avoid deadlocks.
+            stock_rows = ledger.lock_rows(conn, items=wanted)
             by_item: dict[str, list[dict]] = {}
-            for r in stock_rows:
-                by_item.setdefault(r["item_code"], []).append(dict(r))
+            for r in stock_rows:  # what is free to promise: on hand less what is reserved or allocated
+                by_item.setdefault(r["item_code"], []).append({**r, "reserved": r["reserved"] + r["allocated"]})
             plan: list[tuple[str, str, int, int]] = []  # item, location, qty reserved, backordered
             shortages: dict[str, int] = {}
             for item_code in sorted(wanted):
@@ -156,11 +164,9 @@ class LocalErp:
                 raise OutOfStock(f"not enough stock: {short}", details={"shortages": shortages})
             for item_code, location, qty, backordered in plan:
                 if qty:
-                    conn.execute(
-                        update(db.stock)
-                        .where((db.stock.c.item_code == item_code) & (db.stock.c.location == location))
-                        .values(reserved=db.stock.c.reserved + qty, updated_at=db.utcnow())
-                    )
+                    ledger.post(conn, source="erp", source_event_id=ledger.new_movement_id(f"erp:reserve:{key}"),
+                                kind="reservation", item_code=item_code, location=location, quantity=qty,
+                                occurred_at=db.utcnow(), d_reserved=qty, reference=key)
                 conn.execute(
                     db.reservations.insert().values(
                         reservation_key=key, item_code=item_code, location=location, quantity=qty,
@@ -183,11 +189,9 @@ class LocalErp:
             for r in conn.execute(query).mappings().all():
                 remaining = r["quantity"] - r["consumed"]
                 if remaining > 0:
-                    conn.execute(
-                        update(db.stock)
-                        .where((db.stock.c.item_code == r["item_code"]) & (db.stock.c.location == r["location"]))
-                        .values(reserved=db.stock.c.reserved - remaining, updated_at=db.utcnow())
-                    )
+                    ledger.post(conn, source="erp", source_event_id=ledger.new_movement_id(f"erp:release:{key}"),
+                                kind="release", item_code=r["item_code"], location=r["location"],
+                                quantity=remaining, occurred_at=db.utcnow(), d_reserved=-remaining, reference=key)
                 conn.execute(update(db.reservations).where(db.reservations.c.id == r["id"]).values(status="released"))
                 released = True
         return released
@@ -266,11 +270,9 @@ class LocalErp:
                 give_back = r["quantity"] - quantity
                 wanted[r["item_code"]] = 0
                 if give_back:
-                    conn.execute(
-                        update(db.stock)
-                        .where((db.stock.c.item_code == r["item_code"]) & (db.stock.c.location == r["location"]))
-                        .values(reserved=db.stock.c.reserved - give_back, updated_at=db.utcnow())
-                    )
+                    ledger.post(conn, source="erp", source_event_id=ledger.new_movement_id(f"erp:release:{key}"),
+                                kind="release", item_code=r["item_code"], location=r["location"],
+                                quantity=give_back, occurred_at=db.utcnow(), d_reserved=-give_back, reference=key)
                     released += give_back
                 conn.execute(update(db.reservations).where(db.reservations.c.id == r["id"]).values(
                     quantity=quantity, backordered=backordered,
@@ -353,22 +355,22 @@ class LocalErp:
                     take = min(remaining, r["quantity"] - r["consumed"])
                     if take <= 0:
                         continue
-                    conn.execute(
-                        update(db.stock)
-                        .where((db.stock.c.item_code == item_code) & (db.stock.c.location == r["location"]))
-                        .values(on_hand=db.stock.c.on_hand - take, reserved=db.stock.c.reserved - take,
-                                updated_at=db.utcnow())
-                    )
+                    ledger.post(conn, source="erp",
+                                source_event_id=ledger.new_movement_id(f"erp:delivery:{external_ref}"),
+                                kind="sale", item_code=item_code, location=r["location"], quantity=take,
+                                occurred_at=db.utcnow(), raw_on_hand=-take, d_reserved=-take,
+                                reference=shipment.shipment_id)
                     consumed = r["consumed"] + take
                     conn.execute(update(db.reservations).where(db.reservations.c.id == r["id"]).values(
                         consumed=consumed, status="consumed" if consumed >= r["quantity"] else "open"))
                     remaining -= take
                 if remaining > 0:  # shipped from backorder or unreserved stock at the default location
-                    conn.execute(
-                        update(db.stock)
-                        .where((db.stock.c.item_code == item_code) & (db.stock.c.location == self.default_location))
-                        .values(on_hand=db.stock.c.on_hand - remaining, updated_at=db.utcnow())
-                    )
+                    ledger.ensure_rows(conn, [(item_code, self.default_location)])
+                    ledger.post(conn, source="erp",
+                                source_event_id=ledger.new_movement_id(f"erp:delivery:{external_ref}"),
+                                kind="sale", item_code=item_code, location=self.default_location,
+                                quantity=remaining, occurred_at=db.utcnow(), raw_on_hand=-remaining,
+                                reference=shipment.shipment_id)
 
     def create_invoice(self, external_ref: str) -> InvoiceRef:
         with self.engine.begin() as conn:
@@ -410,6 +412,25 @@ class LocalErp:
                 credited[line["line_id"]] = (units + int(line["quantity"]), net + Decimal(str(line["net"])),
                                              tax + Decimal(str(line["tax"])))
         return credited
+
+    def booked_order(self, external_ref: str) -> BookedOrder | None:
+        with self.engine.connect() as conn:
+            so = conn.execute(select(db.sales_orders).where(db.sales_orders.c.external_ref == external_ref)
+                              ).mappings().first()
+            if so is None:
+                return None
+            shipped_by_item: dict[str, int] = {}
+            for row in conn.execute(select(db.deliveries.c.lines).where(db.deliveries.c.external_ref == external_ref)):
+                for dl in row.lines:
+                    shipped_by_item[dl["item_code"]] = shipped_by_item.get(dl["item_code"], 0) + int(dl["quantity"])
+        lines = []
+        for line in so["lines"]:  # each item's delivered units go to its lines in order
+            take = min(int(line["quantity"]), shipped_by_item.get(line["item_code"], 0))
+            shipped_by_item[line["item_code"]] = shipped_by_item.get(line["item_code"], 0) - take
+            lines.append(BookedLine(line_id=str(line["line_id"]), item_code=line["item_code"],
+                                    quantity=int(line["quantity"]), shipped=take))
+        return BookedOrder(external_ref=external_ref, erp_sales_order_id=so["id"], currency=so["currency"],
+                           status=so["status"], lines=lines)
 
     def authorize_return(self, request: ReturnRequest, *, workflow_id: str, return_window_days: int
                          ) -> AuthorizedReturn:
@@ -523,13 +544,10 @@ class LocalErp:
             for item_code, qty in sorted(units.items()):
                 conn.execute(db.restocks.insert().values(receipt_key=receipt_key, item_code=item_code,
                                                          location=self.default_location, quantity=qty))
-                key = (db.stock.c.item_code == item_code) & (db.stock.c.location == self.default_location)
-                if conn.execute(select(db.stock.c.on_hand).where(key)).first():
-                    conn.execute(update(db.stock).where(key).values(on_hand=db.stock.c.on_hand + qty,
-                                                                    updated_at=db.utcnow()))
-                else:
-                    conn.execute(db.stock.insert().values(item_code=item_code, location=self.default_location,
-                                                          on_hand=qty, reserved=0))
+                ledger.ensure_rows(conn, [(item_code, self.default_location)])
+                ledger.post(conn, source="erp", source_event_id=f"erp:restock:{receipt_key}:{item_code}",
+                            kind="receipt", item_code=item_code, location=self.default_location, quantity=qty,
+                            occurred_at=db.utcnow(), raw_on_hand=qty, reference=receipt_key)
         return sum(units.values())
 
     def list_credit_notes(self, external_ref: str | None = None, order_external_ref: str | None = None,
@@ -549,3 +567,37 @@ class LocalErp:
             query = query.where(db.sales_orders.c.external_ref == external_ref)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings().all()]
+
+    # -- finance: general ledger journals ---------------------------------------------------------------------
+    def post_journal(self, journal: JournalEntry) -> str:
+        """Idempotent by external reference: a journal posted twice is stored once. The same reference with
+        different lines is refused (JournalConflict): a posted journal is reversed in the ERP, never rewritten."""
+        journal = JournalEntry.model_validate(journal.model_dump())  # re-check the balance
+        lines = [line.model_dump(mode="json") for line in journal.lines]
+        with self.engine.begin() as conn:
+            existing = conn.execute(select(db.erp_journals).where(
+                db.erp_journals.c.external_ref == journal.external_ref)).mappings().first()
+            if existing is not None:
+                if _journal_fingerprint(existing["lines"]) != _journal_fingerprint(lines):
+                    raise JournalConflict(
+                        f"journal {journal.external_ref} is already posted as {existing['id']} with other amounts",
+                        details={"erp_journal_id": existing["id"]})
+                return existing["id"]
+            journal_id = _new_id("JE")
+            conn.execute(db.erp_journals.insert().values(
+                id=journal_id, external_ref=journal.external_ref, posting_date=journal.posting_date.isoformat(),
+                currency=journal.currency, description=journal.description, total_debit=journal.total_debit,
+                total_credit=journal.total_credit, lines=lines))
+        return journal_id
+
+    def get_journal(self, external_ref: str) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(db.erp_journals).where(
+                db.erp_journals.c.external_ref == external_ref)).mappings().first()
+        return dict(row) if row else None
+
+
+def _journal_fingerprint(lines: list[dict]) -> list[tuple]:
+    return sorted((x["account"], Decimal(str(x["debit"])), Decimal(str(x["credit"])),
+                   tuple(sorted((x.get("dimensions") or {}).items()))) for x in lines)
+

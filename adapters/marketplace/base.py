@@ -21,3 +21,8 @@ class MarketplaceAdapter(Protocol):
 
     def notify_return_not_received(self, channel: str, external_order_id: str, return_id: str) -> None:
         """Tell the channel a return was closed because the goods never arrived; idempotent per return."""
+
+    # -- inventory (additive) --
+    def publish_availability(self, channel: str, sku: str, quantity: int, *, key: str | None = None) -> None:
+        """Set what the channel may sell of `sku` (an absolute quantity, so a repeat is harmless); idempotent by
+        `key`. Raise canonical.errors.RateLimited on a 429, ChannelRejected when the channel refuses the SKU."""

@@ -58,6 +58,22 @@ class LocalMarketplace:
         self._record(f"return_not_received:{channel}:{return_id}", channel, external_order_id, "return_closed",
                      {"return_id": return_id, "reason": "not received"})
 
+    def publish_availability(self, channel: str, sku: str, quantity: int, *, key: str | None = None) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(db.inventory_publications.insert().values(
+                    idempotency_key=key, channel=channel, item_code=sku, quantity=quantity, published_at=db.utcnow()))
+        except IntegrityError:
+            pass  # this publication was made already
+
+    def publications(self, sku: str, channel: str | None = None) -> list[dict]:
+        t = db.inventory_publications
+        query = select(t).where(t.c.item_code == sku).order_by(t.c.id)
+        if channel:
+            query = query.where(t.c.channel == channel)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings().all()]
+
     def updates(self, channel: str, external_order_id: str) -> list[dict]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(db.channel_updates).where(

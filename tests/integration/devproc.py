@@ -41,27 +41,41 @@ class DevProcess:
                               capture_output=True, text=True, timeout=60)
 
 
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Another `retailflow` command against this stack (its API, Temporal and sandbox ports)."""
+        return subprocess.run([CLI, *args], cwd=ROOT, env={
+            **self.env, "RETAILFLOW_API_PORT": str(self.api_port),
+            "RETAILFLOW_TEMPORAL_ADDRESS": f"localhost:{self.temporal_port}"},
+            capture_output=True, text=True, timeout=timeout)
+
+
 @contextmanager
-def dev_process(tmp_path: Path, **extra_env: str):
+def dev_process(tmp_path: Path, *args: str, database_url: str | None = None, **extra_env: str):
+    """`retailflow dev --demo` (plus `args`, e.g. `--sandbox --profile vendors`) on free ports; the platform
+    database is SQLite under the data dir unless `database_url` is given."""
     ports = [free_port() for _ in range(5)]
     temporal_port, ui_port, api_port, worker_metrics, sdk_metrics = ports
     env = {**os.environ, "RETAILFLOW_LOCAL_WMS_SHIP_AFTER_SECONDS": "1", "RETAILFLOW_LOG_JSON": "true",
            "RETAILFLOW_WORKER_METRICS_PORT": str(worker_metrics),
            "RETAILFLOW_TEMPORAL_SDK_METRICS_PORT": str(sdk_metrics), **extra_env}
     env.pop("RETAILFLOW_DATABASE_URL", None)
+    if database_url:
+        env["RETAILFLOW_DATABASE_URL"] = database_url
     data_dir = tmp_path / "data"
-    proc = subprocess.Popen(
-        [CLI, "dev", "--demo", "--data-dir", str(data_dir), "--temporal-port", str(temporal_port),
-         "--ui-port", str(ui_port), "--api-port", str(api_port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    log_path = tmp_path / "dev.log"  # a file, not a pipe: a chatty stack never blocks on a full pipe
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [CLI, "dev", "--demo", "--data-dir", str(data_dir), "--temporal-port", str(temporal_port),
+             "--ui-port", str(ui_port), "--api-port", str(api_port), *args],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+        )
     dev = DevProcess(proc, data_dir, temporal_port, ui_port, api_port, worker_metrics, sdk_metrics, env,
                      ports=ports)
     try:
         deadline = time.monotonic() + 60
         while not port_open("127.0.0.1", api_port):
             if proc.poll() is not None:
-                raise AssertionError(f"retailflow dev exited early:\n{proc.stdout.read()[-3000:]}")
+                raise AssertionError(f"retailflow dev exited early:\n{log_path.read_text()[-3000:]}")
             if time.monotonic() > deadline:
                 raise AssertionError("the API never came up")
             time.sleep(0.3)
@@ -69,8 +83,10 @@ def dev_process(tmp_path: Path, **extra_env: str):
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            dev.output, _ = proc.communicate(timeout=40)
+            proc.wait(timeout=40)
         except subprocess.TimeoutExpired:
             proc.kill()
-            dev.output, _ = proc.communicate()
+            proc.wait()
+            dev.output = log_path.read_text()
             raise AssertionError(f"retailflow dev did not stop on Ctrl-C:\n{dev.output[-3000:]}") from None
+        dev.output = log_path.read_text()

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import structlog
 
 from retailflow.logging import configure_logging
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """These tests point structlog at pytest's captured stderr, which is closed after each test: put the default
+    configuration back, or a later test's log call raises "I/O operation on closed file" (inside an activity,
+    that turns a channel's 429 into an ordinary failure)."""
+    yield
+    structlog.reset_defaults()
 
 
 def test_json_logs_redact_secrets_and_personal_data(capsys):

@@ -23,9 +23,12 @@ async def register_search_attributes(env: WorkflowEnvironment) -> None:
     ))
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def ts_env():
-    """One time-skipping test server for the whole session (the Java server starts slowly)."""
+    """A time-skipping test server per test module. The server has one clock for every workflow on it: a run a
+    module leaves open (a terminated sync, an order waiting on its SLA timer) fires later with no worker to take
+    its task, which holds the time-skipping lock and stalls every later module's timers. A fresh server per
+    module (about a second to start) keeps modules independent."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=TEST_SERVER, data_converter=pydantic_data_converter
     )

@@ -82,7 +82,7 @@ class Fake:
         if kind == "transient":
             raise RuntimeError(f"{name}: connection reset")
         if kind == "fatal":
-            raise ApplicationError(f"{name} rejected the request", type="VendorRejected", non_retryable=True)
+            raise ApplicationError(f"{name} broke its contract", type="ContractViolation", non_retryable=True)
         raise ApplicationError(f"{name} refused", {"action": "fix it", "skippable": kind == "ChannelRejected"},
                                type=kind, non_retryable=True)
 

@@ -1,0 +1,225 @@
+"""Inventory activities: apply stock events to the ledger, compute availability per channel, publish it to the
+channels, reconcile drift. Each is one idempotent call into one adapter.
+
+A channel's 429 (`RateLimited`) becomes a *retryable* ApplicationError with `next_retry_delay`, so Temporal
+retries after the channel's Retry-After instead of backing off blindly or hammering it.
+
+`start_inventory_sync` is the one way in to InventorySync (signal-with-start): used by the API, the CLI, the
+drift workflow (through `request_inventory_sync`) and the worker's outbox relay, which tells InventorySync about
+stock the ERP moved (reservations, deliveries, restocks) so channels see those too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
+
+from activities.orders import business_errors
+from adapters.inventory.base import StockSnapshotSource
+from adapters.inventory.ledger import InventoryLedger
+from adapters.registry import Adapters
+from canonical.errors import RateLimited
+from canonical.inventory import (
+    Availability,
+    DriftLine,
+    InventoryEvent,
+    InventorySyncInput,
+    inventory_workflow_id,
+)
+from workflows import search_attributes as sa
+
+log = structlog.get_logger(__name__)
+
+INVENTORY_SYNC_WORKFLOW = "InventorySync"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ApplyEventsInput(_In):
+    events: list[InventoryEvent]
+
+
+class ApplySummary(_In):
+    applied: int
+    replayed: int
+    superseded_by_count: int
+
+
+class SkuInput(_In):
+    sku: str
+
+
+class PublishInput(_In):
+    channel: str
+    sku: str
+    quantity: int = Field(ge=0)
+    key: str
+
+
+class SnapshotInput(_In):
+    snapshot_id: str | None = None
+    source: str = "erp"
+
+
+class CompareInput(_In):
+    snapshot_id: str
+
+
+class DriftRecordInput(_In):
+    run_id: str
+    lines: list[DriftLine]
+    status: str
+
+
+class DriftCorrectInput(_In):
+    run_id: str
+    lines: list[DriftLine]
+
+
+class SkusInput(_In):
+    skus: list[str]
+
+
+async def start_inventory_sync(client: Client, *, sku: str, task_queue: str, events: list[InventoryEvent] | None = None,
+                               events_per_run: int = 500) -> str:
+    """Signal-with-start `inventory:{sku}`: the events (or a refresh) reach the running sync, or start one."""
+    wf_id = inventory_workflow_id(sku)
+    signal, args = ("events", [events]) if events else ("refresh", [])
+    await client.start_workflow(
+        INVENTORY_SYNC_WORKFLOW, InventorySyncInput(sku=sku, events_per_run=events_per_run),
+        id=wf_id, task_queue=task_queue, start_signal=signal, start_signal_args=args,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.SKUS, [sku])]),
+        static_summary=f"Availability of {sku} to every channel",
+    )
+    return wf_id
+
+
+def group_by_sku(events: Iterable[InventoryEvent]) -> dict[str, list[InventoryEvent]]:
+    out: dict[str, list[InventoryEvent]] = defaultdict(list)
+    for ev in events:
+        out[ev.sku].append(ev)
+    return dict(out)
+
+
+def _transient(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A partner's 429 → retryable ApplicationError that Temporal retries after the partner's delay."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RateLimited as exc:
+            log.warning("activity.rate_limited", activity=activity.info().activity_type, retry_after=exc.retry_after)
+            raise ApplicationError(exc.message, {"retry_after": exc.retry_after}, type="RateLimited",
+                                   next_retry_delay=timedelta(seconds=exc.retry_after)) from exc
+
+    return wrapper
+
+
+class InventoryActivities:
+    def __init__(self, adapters: Adapters, *, task_queue: str | None = None, events_per_run: int = 500) -> None:
+        if adapters.inventory is None:
+            raise ValueError("InventoryActivities needs adapters.inventory (the ledger)")
+        self.adapters = adapters
+        self.ledger: InventoryLedger = adapters.inventory
+        self.task_queue = task_queue
+        self.events_per_run = events_per_run
+
+    @activity.defn(name="apply_inventory_events")
+    @business_errors
+    def apply_inventory_events(self, inp: ApplyEventsInput) -> ApplySummary:
+        # InventorySync applies these itself, so they do not go through the outbox back to it
+        results = self.ledger.apply_events(inp.events, mark_changed=False)
+        return ApplySummary(applied=sum(r.applied for r in results), replayed=sum(not r.applied for r in results),
+                            superseded_by_count=sum(r.superseded_by_count for r in results))
+
+    @activity.defn(name="compute_availability")
+    @business_errors
+    def compute_availability(self, inp: SkuInput) -> list[Availability]:
+        return self.ledger.availability(inp.sku)
+
+    @activity.defn(name="publish_availability")
+    @business_errors
+    @_transient
+    def publish_availability(self, inp: PublishInput) -> None:
+        self.adapters.marketplace.publish_availability(inp.channel, inp.sku, inp.quantity, key=inp.key)
+
+    # -- drift ----------------------------------------------------------------------------------------
+    @activity.defn(name="take_stock_snapshot")
+    @business_errors
+    @_transient
+    def take_stock_snapshot(self, inp: SnapshotInput) -> str:
+        if inp.snapshot_id:
+            return inp.snapshot_id
+        source = getattr(self.adapters, inp.source, None)
+        if not isinstance(source, StockSnapshotSource):
+            raise ApplicationError(f"adapter {inp.source!r} cannot give a stock snapshot", type="NoSnapshotSource",
+                                   non_retryable=True)
+        info = activity.info()
+        return self.ledger.save_snapshot(source.stock_snapshot(), f"{info.workflow_id}:{info.workflow_run_id}")
+
+    @activity.defn(name="compare_inventory")
+    @business_errors
+    def compare_inventory(self, inp: CompareInput) -> list[DriftLine]:
+        return self.ledger.compare(inp.snapshot_id)
+
+    @activity.defn(name="record_inventory_drift")
+    @business_errors
+    def record_inventory_drift(self, inp: DriftRecordInput) -> int:
+        return self.ledger.record_drift(inp.run_id, inp.lines, inp.status)
+
+    @activity.defn(name="correct_inventory_drift")
+    @business_errors
+    def correct_inventory_drift(self, inp: DriftCorrectInput) -> int:
+        """Post one correcting adjustment per line (snapshot − ledger as found); idempotent per run and line."""
+        done = 0
+        for ln in inp.lines:
+            result = self.ledger.adjust_to(
+                ln.sku, ln.location, ln.snapshot_on_hand, source="drift", expected_on_hand=ln.ledger_on_hand,
+                source_event_id=f"drift:{inp.run_id}:{ln.sku}:{ln.location}", reference=inp.run_id)
+            done += result.applied
+        self.ledger.record_drift(inp.run_id, inp.lines, "corrected")
+        return done
+
+    @activity.defn(name="request_inventory_sync")
+    async def request_inventory_sync(self, inp: SkusInput) -> int:
+        client = activity.client()
+        for sku in inp.skus:
+            await start_inventory_sync(client, sku=sku, task_queue=self.task_queue or activity.info().task_queue,
+                                       events_per_run=self.events_per_run)
+        return len(inp.skus)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.apply_inventory_events, self.compute_availability, self.publish_availability,
+                self.take_stock_snapshot, self.compare_inventory, self.record_inventory_drift,
+                self.correct_inventory_drift, self.request_inventory_sync]
+
+
+async def relay_stock_changes(client: Client, ledger: InventoryLedger, *, task_queue: str, poll_seconds: float,
+                              stop: asyncio.Event, events_per_run: int = 500) -> None:
+    """The outbox relay (runs in the worker): SKUs whose stock the ERP moved get a `refresh` in InventorySync."""
+    while not stop.is_set():
+        try:
+            changed = await asyncio.to_thread(ledger.changed_skus)
+            for sku, changed_at in changed:
+                await start_inventory_sync(client, sku=sku, task_queue=task_queue, events_per_run=events_per_run)
+                await asyncio.to_thread(ledger.ack_changed, sku, changed_at)
+        except Exception as exc:  # the database or Temporal is away: try again on the next tick
+            log.warning("inventory.relay_failed", error=str(exc))
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
+        except TimeoutError:
+            pass

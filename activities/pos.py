@@ -1,0 +1,131 @@
+"""POS store-day activities: stock movements of POS transactions, and posting the store day's journal to the ERP.
+Each is one idempotent call into one adapter: stock by POS transaction id and line, the journal by its external
+reference (`storeday:{store}:{date}` for the day, `…:adj:{n}` for the n-th batch of late transactions).
+
+`signal_store_day` is the one way in to StoreDay (signal-with-start), used by the API's Square webhook and POS
+batch endpoints.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+
+from activities.orders import business_errors
+from adapters.pos.stock import PosStock
+from adapters.registry import Adapters
+from canonical.finance import JournalEntry
+from canonical.pos import PosTransaction, StoreDayInput
+from retailflow.settings import Settings
+from workflows import search_attributes as sa
+
+STORE_DAY_WORKFLOW = "StoreDay"
+STORE_DAY_CLOSE_WORKFLOW = "StoreDayClose"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PosStockInput(_In):
+    store_id: str
+    location: str
+    transactions: list[PosTransaction] = Field(min_length=1)
+
+
+class PosStockResult(_In):
+    applied: int
+    replayed: int
+
+
+class PostJournalInput(_In):
+    journal: JournalEntry
+
+
+class LocalDateInput(_In):
+    timezone: str
+    days_ago: int = 0
+
+
+@activity.defn(name="store_local_date")
+def store_local_date(inp: LocalDateInput) -> date:
+    """Today (minus `days_ago`) in the store's time zone; a local activity of StoreDayClose, so the date is
+    recorded in its history (a later tz database cannot change it on replay)."""
+    try:
+        tz = ZoneInfo(inp.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ApplicationError(f"unknown time zone {inp.timezone!r}", type="UnknownTimeZone",
+                               non_retryable=True) from None
+    return (datetime.now(UTC).astimezone(tz) - timedelta(days=inp.days_ago)).date()
+
+
+class PosActivities:
+    def __init__(self, adapters: Adapters) -> None:
+        self.adapters = adapters
+        self._stock: PosStock | None = None
+
+    @property
+    def stock(self) -> PosStock:
+        if self._stock is None:
+            ledger = self.adapters.inventory
+            if ledger is None:
+                raise RuntimeError("POS stock needs the inventory ledger (adapters.inventory)")
+            self._stock = PosStock(ledger.engine, ledger)
+        return self._stock
+
+    @activity.defn(name="apply_pos_stock")
+    @business_errors
+    def apply_pos_stock(self, inp: PosStockInput) -> PosStockResult:
+        applied, replayed = self.stock.apply(inp.store_id, inp.location, inp.transactions)
+        return PosStockResult(applied=applied, replayed=replayed)
+
+    @activity.defn(name="post_pos_journal")
+    @business_errors
+    def post_pos_journal(self, inp: PostJournalInput) -> str:
+        return self.adapters.erp.post_journal(inp.journal)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [self.apply_pos_stock, self.post_pos_journal, store_local_date]
+
+
+def store_day_input(settings: Settings, store_id: str, business_date) -> StoreDayInput:
+    return StoreDayInput(
+        store_id=store_id, business_date=business_date, location=settings.store_locations.get(store_id),
+        accounts=settings.pos_accounts, legal_entity=settings.finance_legal_entity,
+        late_window_hours=settings.pos_late_window_hours,
+        adjustment_delay_seconds=settings.pos_adjustment_delay_seconds,
+        activity_task_queues=settings.activity_task_queues)
+
+
+def group_by_store_day(transactions: Iterable[PosTransaction]) -> dict[str, list[PosTransaction]]:
+    out: dict[str, list[PosTransaction]] = defaultdict(list)
+    for t in transactions:
+        out[t.workflow_id].append(t)
+    return dict(out)
+
+
+async def signal_store_day(client: Client, settings: Settings, transactions: list[PosTransaction]) -> str:
+    """Signal-with-start `storeday:{store}:{date}` with transactions of that one store day. A store day that has
+    finished (its late window is over) or was cancelled refuses them: WorkflowAlreadyStartedError."""
+    first = transactions[0]
+    wf_id = first.workflow_id
+    if any(t.workflow_id != wf_id for t in transactions):
+        raise ValueError("signal_store_day takes the transactions of one store day")
+    await client.start_workflow(
+        STORE_DAY_WORKFLOW, store_day_input(settings, first.store_id, first.business_date),
+        id=wf_id, task_queue=settings.queue_for("pos"), start_signal="transactions", start_signal_args=[transactions],
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.STORE_ID, first.store_id),
+                                                 SearchAttributePair(sa.NEEDS_ATTENTION, False)]),
+        static_summary=f"Store {first.store_id}: POS day {first.business_date.isoformat()}",
+    )
+    return wf_id

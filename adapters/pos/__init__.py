@@ -1,0 +1,1 @@
+"""Store POS adapters: vendor webhooks mapped to canonical POS transactions, and POS stock movements."""

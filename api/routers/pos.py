@@ -1,0 +1,198 @@
+"""POS store days: Square webhook intake, POS offline batches, store-day status, close and analyst actions.
+
+`POST /webhooks/square` goes through the shared webhook intake (`api/routers/webhooks.py::_intake`): body limit,
+503 when Temporal is down, a quarantined copy on our own faults. Its handler is registered in `api.intake.HANDLERS`
+under `square`, so quarantined Square deliveries can be replayed like the others.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+import structlog
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.pos import group_by_store_day, signal_store_day
+from adapters.pos import square
+from api import intake
+from api.deps import ClientDep, EngineDep, SettingsDep
+from api.routers import webhooks
+from canonical.ops import AnalystRequest
+from canonical.pos import CloseRequest, PosTransaction, StoreDaySummary, store_day_workflow_id
+from retailflow.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(tags=["pos"])
+
+
+async def _signal(client_getter, settings: Settings, txns: list[PosTransaction]) -> str:
+    client = await client_getter()
+    try:
+        return await signal_store_day(client, settings, txns)
+    except RPCError as exc:
+        raise intake.TemporalUnavailable(str(exc)) from exc
+
+
+async def handle_square(engine: Engine, client_getter, settings: Settings, body: bytes, headers: dict[str, str],
+                        *, replay: bool = False) -> intake.Outcome:
+    source = "square"
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if not square.verify(body, lowered.get(square.SIGNATURE_HEADER), settings.square_webhook_signature_key
+                         .get_secret_value(), settings.square_notification_url):
+        reason = f"missing or invalid {square.SIGNATURE_HEADER} signature"
+        qid = None if replay else intake.quarantine(engine, source=source, topic=None, delivery_id=None,
+                                                    headers=headers, body=body, reason=reason, status_code=401)
+        return intake.Outcome(401, {"detail": reason, "quarantine_id": qid})
+    try:
+        payload = square.loads(body)
+        event = square.map_event(payload, timezones=settings.store_timezones)
+    except square.SquareMappingError as exc:
+        topic = None
+        try:
+            topic = str(square.loads(body).get("type") or "") or None
+        except square.SquareMappingError:
+            pass
+        reason = f"payload does not map: {exc}"
+        qid = None if replay else intake.quarantine(engine, source=source, topic=topic, delivery_id=None,
+                                                    headers=headers, body=body, reason=reason, status_code=422)
+        return intake.Outcome(422, {"detail": reason, "quarantine_id": qid})
+    previous = intake.seen_delivery(engine, source, event.event_id)
+    if previous is not None:
+        return intake.Outcome(200, {"workflow_id": previous or None, "duplicate": True})
+    if event.transaction is None:
+        intake.record_delivery(engine, source, event.event_id, event.event_type, None)
+        return intake.Outcome(200, {"ignored": True, "detail": event.ignored, "duplicate": False})
+    txn = event.transaction
+    try:
+        wf_id = await _signal(client_getter, settings, [txn])
+    except WorkflowAlreadyStartedError:
+        reason = f"store day {txn.workflow_id} is finished or cancelled; {txn.pos_transaction_id} was not counted"
+        qid = None if replay else intake.quarantine(engine, source=source, topic=event.event_type,
+                                                    delivery_id=event.event_id, headers=headers, body=body,
+                                                    reason=reason, status_code=409)
+        return intake.Outcome(409, {"detail": reason, "quarantine_id": qid})
+    intake.record_delivery(engine, source, event.event_id, event.event_type, wf_id)
+    log.info("intake.pos", source=source, store_id=txn.store_id, external_id=txn.pos_transaction_id, workflow_id=wf_id)
+    return intake.Outcome(202, {"workflow_id": wf_id, "pos_transaction_id": txn.pos_transaction_id,
+                                "duplicate": False})
+
+
+intake.HANDLERS.setdefault("square", handle_square)
+
+
+@router.post("/webhooks/square", tags=["webhooks"], summary="Square webhook (payment.*, refund.*, order.*)",
+             responses={202: {"description": "Accepted: the transaction was signalled to its store day"},
+                        200: {"description": "Duplicate delivery, or an event that carries no money"},
+                        401: {"description": "Missing or invalid x-square-hmacsha256-signature; quarantined"},
+                        409: {"description": "The store day is finished or cancelled; quarantined"},
+                        422: {"description": "Payload does not map; quarantined"}})
+async def square_webhook(request: Request, engine: EngineDep, settings: SettingsDep) -> JSONResponse:
+    return await webhooks._intake("square", request, engine, settings)
+
+
+class PosBatch(BaseModel):
+    transactions: list[PosTransaction] = Field(min_length=1, max_length=5000)
+
+
+class PosBatchResult(BaseModel):
+    accepted: int
+    store_days: dict[str, int] = Field(description="Workflow id → transactions signalled to it")
+    refused: dict[str, str] = Field(default_factory=dict, description="Store days that are finished or cancelled")
+
+
+@router.post("/pos/batches", status_code=202, response_model=PosBatchResult,
+             responses={409: {"description": "Every store day of the batch is finished or cancelled"}})
+async def pos_batch(batch: PosBatch, request: Request, settings: SettingsDep) -> PosBatchResult | JSONResponse:
+    """A POS's batch (offline replay, end-of-day export): each store day's transactions are signalled to it; the
+    store day drops the ones it has already counted."""
+    store_days, refused = {}, {}
+    for wf_id, txns in sorted(group_by_store_day(batch.transactions).items()):
+        try:
+            await _signal(request.app.state.temporal.get, settings, txns)
+            store_days[wf_id] = len(txns)
+        except WorkflowAlreadyStartedError:
+            refused[wf_id] = "the store day is finished or cancelled"
+        except intake.TemporalUnavailable as exc:
+            return JSONResponse({"detail": f"Temporal is unavailable: {exc}", "store_days": store_days},
+                                status_code=503, headers={"Retry-After": "5"})
+    if not store_days:
+        return JSONResponse({"detail": "every store day of the batch is finished or cancelled",
+                             "refused": refused}, status_code=409)
+    return PosBatchResult(accepted=sum(store_days.values()), store_days=store_days, refused=refused)
+
+
+class StoreDayResponse(BaseModel):
+    run_status: str
+    store_day: StoreDaySummary
+
+
+async def _describe(client, wf_id: str):
+    handle = client.get_workflow_handle(wf_id)
+    try:
+        desc = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(404, f"no store day {wf_id}") from None
+        raise HTTPException(503, f"Temporal is unavailable: {exc.message}") from None
+    return handle, desc
+
+
+@router.get("/storedays/{store_id}/{business_date}", response_model=StoreDayResponse,
+            responses={404: {"description": "No such store day"}})
+async def get_store_day(store_id: str, business_date: date, client: ClientDep) -> StoreDayResponse:
+    handle, desc = await _describe(client, store_day_workflow_id(store_id, business_date))
+    try:
+        view = await handle.query("status", result_type=StoreDaySummary)
+    except Exception as exc:  # no worker polling right now
+        raise HTTPException(503, f"the store day is {desc.status.name if desc.status else 'unknown'} but its status "
+                                 f"cannot be queried now: {exc}") from None
+    return StoreDayResponse(run_status=desc.status.name if desc.status else "UNKNOWN", store_day=view)
+
+
+@router.post("/storedays/{store_id}/{business_date}/close", status_code=202,
+             responses={404: {"description": "No such store day"}, 409: {"description": "Not running"}})
+async def close_store_day(store_id: str, business_date: date, body: CloseRequest, client: ClientDep) -> dict:
+    """Close the day: its journal is posted once (a second close changes nothing). `counted_cash` books cash
+    over/short."""
+    wf_id = store_day_workflow_id(store_id, business_date)
+    handle, desc = await _describe(client, wf_id)
+    if desc.status is None or desc.status.name != "RUNNING":
+        raise HTTPException(409, f"store day {wf_id} is {desc.status.name if desc.status else 'unknown'}")
+    await handle.signal("close", body)
+    return {"workflow_id": wf_id, "close_requested": True}
+
+
+class ActionBody(BaseModel):
+    actor: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/storedays/{store_id}/{business_date}/actions/{action}", status_code=202,
+             responses={404: {"description": "No such store day"}, 409: {"description": "Action not valid now"}})
+async def store_day_action(store_id: str, business_date: date, action: Literal["retry", "skip", "cancel"],
+                           body: ActionBody, client: ClientDep) -> dict:
+    wf_id = store_day_workflow_id(store_id, business_date)
+    handle = client.get_workflow_handle(wf_id)
+    try:
+        view = await handle.execute_update("act", AnalystRequest(action=action, actor=body.actor, reason=body.reason),
+                                           result_type=StoreDaySummary)
+    except WorkflowUpdateFailedError as exc:
+        raise HTTPException(409, getattr(exc.cause, "message", None) or str(exc.cause or exc)) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            await _describe(client, wf_id)  # 404 if it never existed
+            raise HTTPException(409, f"store day {wf_id} is not running; nothing to {action}") from None
+        raise HTTPException(503, f"Temporal is unavailable: {exc.message}") from None
+    return {"workflow_id": wf_id, "action": action, "accepted": True, "status": view.status}
+
+
+def register(app) -> None:
+    app.include_router(router)

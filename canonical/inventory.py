@@ -1,0 +1,179 @@
+"""Inventory as the platform sees it: stock events from every source, ledger levels, availability per channel.
+
+Quantities are whole units (`int`); allocation shares are `Decimal`. Every event carries the id its source gave
+it (`source_event_id`), which makes replaying it a no-op.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import Field, model_validator
+
+from canonical.order import CanonicalModel, UtcDatetime
+
+
+class InventoryEventKind(StrEnum):
+    RECEIPT = "receipt"  # goods received at a location: on-hand up
+    ADJUSTMENT = "adjustment"  # signed correction of on-hand (found, lost, drift correction)
+    CYCLE_COUNT = "cycle_count"  # the counted on-hand at `occurred_at`; later movements apply on top of it
+    SALE = "sale"  # a unit left the building (POS sale, shipment): on-hand down
+    RESERVATION = "reservation"  # units promised to an order: reserved up
+    RELEASE = "release"  # a reservation given back: reserved down
+    ALLOCATION = "allocation"  # reserved units handed to the warehouse for picking (signed): allocated up
+    TRANSFER_OUT = "transfer_out"  # on-hand down here, in transit to `counterpart_location`
+    TRANSFER_IN = "transfer_in"  # on-hand up here, in transit here down
+    DAMAGE = "damage"  # a unit found damaged: out of sellable on-hand into `damaged`
+
+
+SIGNED_KINDS = frozenset({InventoryEventKind.ADJUSTMENT, InventoryEventKind.ALLOCATION})
+
+
+class InventoryEvent(CanonicalModel):
+    """One stock movement reported by a source system (WMS, ERP, POS, the platform itself)."""
+
+    source: str = Field(min_length=1, max_length=64, description="Who reported it: wms, erp, pos:store-12 …")
+    source_event_id: str = Field(min_length=1, max_length=255, description="The source's id; replays are no-ops")
+    kind: InventoryEventKind
+    sku: str = Field(min_length=1, max_length=64, description="The ERP item code")
+    location: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(description="Units; > 0 except for adjustment/allocation (signed) and cycle_count (>= 0)")
+    occurred_at: UtcDatetime = Field(description="When it happened at the source (timezone-aware, stored UTC)")
+    counterpart_location: str | None = Field(
+        default=None, max_length=64, description="transfer_out: the destination; transfer_in: the origin")
+    reference: str | None = Field(default=None, max_length=255, description="Order, transfer or count reference")
+
+    @model_validator(mode="after")
+    def _check(self) -> InventoryEvent:
+        if self.kind == InventoryEventKind.CYCLE_COUNT:
+            if self.quantity < 0:
+                raise ValueError("a cycle count cannot be negative")
+        elif self.kind in SIGNED_KINDS:
+            if self.quantity == 0:
+                raise ValueError(f"a {self.kind} of 0 units changes nothing")
+        elif self.quantity <= 0:
+            raise ValueError(f"a {self.kind} must move a positive quantity")
+        if self.kind == InventoryEventKind.TRANSFER_OUT and not self.counterpart_location:
+            raise ValueError("a transfer_out needs counterpart_location (the destination)")
+        if self.counterpart_location and self.counterpart_location == self.location:
+            raise ValueError("a transfer needs two different locations")
+        return self
+
+
+class InventoryEventBatch(CanonicalModel):
+    events: list[InventoryEvent] = Field(min_length=1, max_length=5000)
+
+
+class StockLevel(CanonicalModel):
+    """The ledger's row for one SKU at one location."""
+
+    sku: str
+    location: str
+    on_hand: int
+    reserved: int = 0
+    allocated: int = 0
+    in_transit: int = 0
+    damaged: int = 0
+    last_count_at: datetime | None = None
+
+    @property
+    def free(self) -> int:
+        return self.on_hand - self.reserved - self.allocated
+
+
+class ChannelInventoryPolicy(CanonicalModel):
+    """How a sales channel sees stock (configured in `RETAILFLOW_INVENTORY_CHANNELS`)."""
+
+    locations: list[str] = Field(default_factory=list, description="Eligible locations; empty means all")
+    share: Decimal = Field(default=Decimal(1), gt=0, le=1, description="Allocation share of the free stock")
+    safety_stock: int = Field(default=0, ge=0, description="Units held back at each eligible location")
+    low_stock_threshold: int = Field(default=0, ge=0, description="Publish at once when ATS drops below this")
+    publish_window_seconds: int = Field(default=60, ge=0, description="At most one publication per window")
+    backorder: bool | None = Field(default=None, description="Backorder when short; None: the global setting")
+
+
+class Availability(CanonicalModel):
+    """Available to sell for one SKU on one channel, and the policy it was computed with."""
+
+    sku: str
+    channel: str
+    ats: int = Field(ge=0)
+    on_hand: int
+    reserved: int
+    allocated: int
+    locations: list[str]
+    low_stock_threshold: int = 0
+    publish_window_seconds: int = 60
+    backorder: bool = False
+
+
+class ApplyResult(CanonicalModel):
+    source_event_id: str
+    applied: bool  # False: a replay (the source event id was seen before)
+    on_hand_delta: int = 0
+    superseded_by_count: bool = False  # older than the latest cycle count: its on-hand effect is in the count
+
+
+class DriftLine(CanonicalModel):
+    sku: str
+    location: str
+    ledger_on_hand: int
+    snapshot_on_hand: int
+
+    @property
+    def difference(self) -> int:
+        return self.snapshot_on_hand - self.ledger_on_hand
+
+
+class StockSnapshotLine(CanonicalModel):
+    sku: str = Field(min_length=1, max_length=64)
+    location: str = Field(min_length=1, max_length=64)
+    on_hand: int = Field(ge=0)
+
+
+def inventory_workflow_id(sku: str) -> str:
+    return f"inventory:{sku}"
+
+
+# -- InventorySync / drift workflow payloads -------------------------------------------------------------
+class PublishedState(CanonicalModel):
+    quantity: int
+    at: datetime
+    error: str | None = None  # the channel refused it (non-retryable); the next change publishes again
+
+
+class InventorySyncInput(CanonicalModel):
+    sku: str = Field(min_length=1, max_length=64)
+    pending: list[InventoryEvent] = Field(default_factory=list, description="Events carried over continue-as-new")
+    published: dict[str, PublishedState] = Field(default_factory=dict)
+    refresh: bool = Field(default=False, description="Recompute and publish at start (stock changed elsewhere)")
+    events_per_run: int = Field(default=500, gt=0, description="Continue as new after this many events")
+    idle_hours: float = Field(default=24, gt=0, description="End after this long with nothing to do")
+    run: int = 1
+
+
+class InventorySyncView(CanonicalModel):
+    sku: str
+    run: int
+    pending_events: int
+    events_this_run: int
+    availability: list[Availability]
+    published: dict[str, PublishedState]
+    publishing: list[str]
+
+
+class DriftInput(CanonicalModel):
+    snapshot_id: str | None = Field(default=None, description="A stored snapshot (e.g. loaded from a CSV)")
+    source: str = Field(default="erp", description="Else the adapter whose stock_snapshot() to take: erp or wms")
+    threshold: int = Field(default=10, ge=0, description="Differences beyond this many units park for an analyst")
+
+
+class DriftResult(CanonicalModel):
+    run_id: str
+    snapshot_id: str
+    differences: int
+    corrected: int
+    skipped: int
+    republished: list[str]

@@ -1,0 +1,175 @@
+"""`retailflow schedules apply [FILE]`, `retailflow settlements reconcile FILE --provider amazon` and
+`retailflow settlements fetch --provider amazon`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+schedules_app = typer.Typer(help="Temporal Schedules from schedules.toml / schedules.yaml.", no_args_is_help=True)
+settlements_app = typer.Typer(help="Settlement reconciliation (SettlementReconciliation).", no_args_is_help=True)
+
+
+def _settings():
+    from retailflow.logging import configure_logging
+    from retailflow.settings import Settings
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+async def _client(settings):
+    from worker import connect_client
+
+    try:
+        return await connect_client(settings)
+    except Exception as exc:
+        typer.secho(f"Temporal at {settings.temporal_address} is unavailable: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+@schedules_app.command("apply")
+def schedules_apply(
+    file: Annotated[Path | None, typer.Argument(help="Default: schedules.yaml / .yml / .toml in the current folder")
+                    ] = None,
+) -> None:
+    """Create or update every schedule of the file (idempotent; a paused schedule stays paused)."""
+    from pydantic import ValidationError
+
+    from retailflow.schedules import apply_schedules, default_file, load_schedules
+
+    settings = _settings()
+    try:
+        path = file or default_file()
+        entries = load_schedules(path)
+    except (FileNotFoundError, ValueError, ValidationError) as exc:
+        typer.secho(f"invalid schedules file: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+    async def main() -> list[tuple[str, str]]:
+        client = await _client(settings)
+        from worker import workflow_queues
+
+        return await apply_schedules(client, entries, task_queue=settings.task_queue,
+                                     workflow_queues=workflow_queues(settings))
+
+    for schedule_id, what in asyncio.run(main()):
+        typer.echo(f"{what:8} {schedule_id}")
+    typer.echo(f"{len(entries)} schedule(s) from {path}; see them in the Web UI's Schedules page")
+
+
+@settlements_app.command("reconcile")
+def settlements_reconcile(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The settlement report")],
+    provider: Annotated[str, typer.Option(help="amazon, shopify, amazon-de ...")] = "amazon",
+    channel: Annotated[str | None, typer.Option(help="Sales channel of the orders; default from the provider")
+                       ] = None,
+    wait: Annotated[bool, typer.Option(help="Follow it with a progress bar and print the result")] = True,
+) -> None:
+    """Reconcile one report by hand: starts SettlementReconciliation (id settlement:{provider}:{settlement_id}) on
+    the running worker, shows its progress and prints the result (or where it parked)."""
+    from adapters.marketplace.settlement_reports import peek_settlement
+    from canonical.finance import SettlementInput
+
+    settings = _settings()
+    path = file.resolve()
+    try:
+        header = peek_settlement(provider, path)
+    except Exception as exc:  # SettlementFileInvalid and friends
+        typer.secho(f"{file}: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    inp = SettlementInput(provider=provider, settlement_id=header.settlement_id, source=str(path), channel=channel)
+    typer.echo(f"settlement {header.settlement_id}: deposit {header.total} {header.currency} → {inp.workflow_id}")
+    asyncio.run(_run_reconcile(settings, inp, path.stat().st_size, wait))
+
+
+@settlements_app.command("fetch")
+def settlements_fetch(
+    provider: Annotated[str, typer.Option(help="amazon, shopify, amazon-de ...")] = "amazon",
+    channel: Annotated[str | None, typer.Option(help="Sales channel of the orders; default from the provider")
+                       ] = None,
+) -> None:
+    """Run the provider's SettlementFetch now (what its schedule runs): list the provider's reports — with the
+    Amazon SP-API adapter, download the new ones from the Reports API first — and start a SettlementReconciliation
+    for each settlement not reconciled yet. Prints what was started."""
+    import uuid
+
+    from canonical.finance import FetchSettlementsInput, FetchSettlementsResult
+
+    settings = _settings()
+
+    async def main() -> FetchSettlementsResult:
+        client = await _client(settings)
+        return await client.execute_workflow(
+            "SettlementFetch", FetchSettlementsInput(provider=provider, channel=channel),
+            id=f"settlement-fetch:{provider}:{uuid.uuid4().hex[:8]}", task_queue=settings.queue_for("finance"),
+            result_type=FetchSettlementsResult, static_summary=f"Fetch {provider} settlement reports (by hand)")
+
+    result = asyncio.run(main())
+    typer.echo(json.dumps(result.model_dump(mode="json"), indent=2))
+
+
+async def _run_reconcile(settings, inp, size: int, wait: bool) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from canonical.finance import ReconciliationResult, SettlementView
+    from workflows.settlement_reconciliation import SettlementReconciliation
+
+    client = await _client(settings)
+    handle = await client.start_workflow(
+        SettlementReconciliation.run, inp, id=inp.workflow_id, task_queue=settings.queue_for("finance"),
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"Reconcile {inp.provider} settlement {inp.settlement_id} (by hand)")
+    if not wait:
+        typer.echo(f"started {inp.workflow_id}")
+        return
+    console = Console()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=console) as progress:
+        stage = progress.add_task("staging", total=size or 1)
+        steps = progress.add_task("reconciling", total=6)
+        order = ["stage", "match", "classify", "check_totals", "build_journal", "post_journal"]
+        while True:
+            desc = await handle.describe()
+            for pending in desc.raw_description.pending_activities:
+                if pending.heartbeat_details.payloads:
+                    details = (await client.data_converter.decode(pending.heartbeat_details.payloads))[0]
+                    if isinstance(details, dict):
+                        progress.update(stage, completed=details.get("bytes", 0),
+                                        description=f"staging {details.get('lines', 0):,} lines")
+            try:
+                view = await handle.query(SettlementReconciliation.status, result_type=SettlementView)
+            except Exception:
+                view = None
+            if view is not None:
+                if view.step in order:
+                    progress.update(steps, completed=order.index(view.step), description=f"{view.step}")
+                if view.line_count is not None:
+                    progress.update(stage, completed=size)
+                if view.status.value == "needs_attention":
+                    progress.stop()
+                    console.print(f"[yellow]needs attention[/]: {view.reason}")
+                    console.print(f"Inspect: GET /settlements/{inp.provider}/{inp.settlement_id}; act: POST "
+                                  f"/settlements/{inp.provider}/{inp.settlement_id}/actions/(retry|skip|cancel)")
+                    raise typer.Exit(3)
+            if desc.status != WorkflowExecutionStatus.RUNNING:
+                progress.update(steps, completed=6)
+                break
+            await asyncio.sleep(0.5)
+    try:
+        result = await handle.result(result_type=ReconciliationResult)
+    except Exception as exc:
+        console.print(f"[red]failed[/]: {exc}")
+        raise typer.Exit(1) from None
+    console.print_json(json.dumps(result.model_dump(mode="json", exclude={"exceptions"})))
+    console.print(f"[green]{result.status}[/]: {result.matched_count} matched, "
+                  f"{result.unmatched_settlement_count} unmatched, journal {result.erp_journal_id}"
+                  f"{' (posted now)' if result.journal_posted_now else ' (already posted)'}")

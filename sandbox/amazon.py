@@ -1,0 +1,474 @@
+"""Amazon SP-API sandbox: Login with Amazon (`POST /auth/o2/token`), Orders v0 (getOrders with LastUpdatedAfter
+and NextToken, getOrder, getOrderItems, getOrderAddress, confirmShipment), Feeds 2021-06-30 (JSON_LISTINGS_FEED,
+POST_ORDER_ACKNOWLEDGEMENT_DATA, POST_PAYMENT_ADJUSTMENT_DATA processed at once) and Reports 2021-06-30
+(settlement reports), with fault injection. Errors use the SP-API envelope `{"errors": [{"code", "message"}]}`.
+
+Seed with `POST /_admin/orders` `{"order": <getOrders row>, "items": [<OrderItem>…], "address": <Address>}`
+(the published sandbox order and items are valid input) and `POST /_admin/reports` (a settlement file body), or let
+`POST /_admin/settlements` settle what shipped and what was refunded since the last settlement (a V2 report).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from sandbox.common import StateStore, iso_z, make_app, utcnow
+from sandbox.faults import FaultInjector, install_faults
+
+
+def _errors(status: int, code: str, message: str, details: str = "") -> JSONResponse:
+    return JSONResponse({"errors": [{"code": code, "message": message, "details": details}]}, status_code=status)
+
+
+def _parse(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def create_app(*, client_id: str | None = None, client_secret: str | None = None, refresh_token: str | None = None,
+               page_size: int = 100, items_page_size: int = 100, token_ttl: int = 3600,
+               injector: FaultInjector | None = None) -> FastAPI:
+    if client_id is None or client_secret is None or refresh_token is None:
+        from retailflow.settings import get_settings
+
+        s = get_settings()
+        client_id = client_id or s.amazon_lwa_client_id
+        client_secret = client_secret or s.amazon_lwa_client_secret.get_secret_value()
+        refresh_token = refresh_token or s.amazon_refresh_token.get_secret_value()
+    app = make_app("Amazon Selling Partner API", "LWA, Orders v0, Feeds and Reports 2021-06-30.")
+    store = StateStore(id_start=50_000_000_001)
+    tokens: dict[str, datetime] = {}
+    injector = install_faults(app, injector or FaultInjector(), reset_hooks=[store.reset, tokens.clear])
+    app.state.store = store
+    app.state.tokens = tokens
+
+    def denied(request: Request) -> JSONResponse | None:
+        token = request.headers.get("x-amz-access-token")
+        expires = tokens.get(token or "")
+        if expires is None:
+            return _errors(403, "Unauthorized", "Access to requested resource is denied.",
+                           "The access token you provided is revoked, malformed or invalid.")
+        if expires <= utcnow():
+            return _errors(403, "Unauthorized", "Access to requested resource is denied.",
+                           "The access token you provided has expired.")
+        return None
+
+    # -- LWA ---------------------------------------------------------------------------------------------------
+    @app.post("/auth/o2/token")
+    async def token(request: Request):
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+        if form.get("grant_type") != "refresh_token":
+            return JSONResponse({"error": "unsupported_grant_type", "error_description": "grant_type"}, 400)
+        if form.get("client_id") != client_id or form.get("client_secret") != client_secret:
+            return JSONResponse({"error": "invalid_client", "error_description": "Client authentication failed"}, 401)
+        if form.get("refresh_token") != refresh_token:
+            return JSONResponse({"error": "invalid_grant", "error_description": "The request has an invalid grant "
+                                 "parameter : refresh_token"}, 400)
+        access = f"Atza|sandbox-{secrets.token_urlsafe(16)}"
+        tokens[access] = utcnow() + timedelta(seconds=token_ttl)
+        return {"access_token": access, "refresh_token": refresh_token, "token_type": "bearer",
+                "expires_in": token_ttl}
+
+    # -- admin -------------------------------------------------------------------------------------------------
+    @app.post("/_admin/orders", tags=["sandbox admin"], status_code=201)
+    async def seed_order(request: Request) -> dict:
+        body = await request.json()
+        order, items = dict(body["order"]), [dict(i) for i in body.get("items") or []]
+        now = iso_z()
+        order.setdefault("PurchaseDate", now)
+        order["LastUpdateDate"] = now
+        if body.get("address"):
+            order["ShippingAddress"] = body["address"]
+        with store.lock:
+            store.put("orders", order["AmazonOrderId"], {"order": order, "items": items,
+                                                         "seq": store.ids.next_int("seq")})
+        return {"AmazonOrderId": order["AmazonOrderId"]}
+
+    @app.post("/_admin/orders/{order_id}/status", tags=["sandbox admin"])
+    def set_status(order_id: str, status: str) -> dict:
+        rec = store.get("orders", order_id)
+        if rec is None:
+            return _errors(404, "NotFound", "order not found")
+        rec["order"]["OrderStatus"] = status
+        rec["order"]["LastUpdateDate"] = iso_z()
+        return {"AmazonOrderId": order_id, "OrderStatus": status}
+
+    @app.post("/_admin/reports", tags=["sandbox admin"], status_code=201)
+    async def seed_report(request: Request, gzip_compressed: bool = False) -> dict:
+        data = await request.body()
+        rid, did = str(store.ids.next_int("report")), f"amzn1.spdoc.1.4.na.sandbox{store.ids.next_int('doc')}"
+        store.put("reports", rid, {"reportType": "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2", "reportId": rid,
+                                   "processingStatus": "DONE", "createdTime": iso_z(), "dataStartTime": iso_z(),
+                                   "dataEndTime": iso_z(), "reportDocumentId": did,
+                                   "marketplaceIds": ["ATVPDKIKX0DER"]})
+        if gzip_compressed:
+            import gzip
+
+            data = gzip.compress(data)
+        store.put("documents", did, {"data": data, "gzip": gzip_compressed})
+        return {"reportId": rid, "reportDocumentId": did}
+
+    @app.post("/_admin/settlements", tags=["sandbox admin"], status_code=201)
+    def settle(commission_rate: str = "0.15", settlement_id: str | None = None,
+               withhold_tax: bool = True) -> dict:
+        """Settle what Amazon owes the seller, as its settlement cycle does: every shipped order and every processed
+        refund adjustment not settled yet becomes lines of one GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2 report
+        (Principal, Tax and Shipping as ItemPrice; the referral fee as ItemFees/Commission; US marketplace
+        facilitator tax withheld as ItemWithheldTax; refunds give back the commission less a 20 % refund
+        administration fee), registered as a report the Reports API lists."""
+        report = _build_settlement(Decimal(commission_rate), settlement_id, withhold_tax)
+        if report is None:
+            return {"settlementId": None, "detail": "nothing shipped or refunded since the last settlement"}
+        sid, text, summary = report
+        rid, did = str(store.ids.next_int("report")), f"amzn1.spdoc.1.4.na.sandbox{store.ids.next_int('doc')}"
+        store.put("reports", rid, {"reportType": "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2", "reportId": rid,
+                                   "processingStatus": "DONE", "createdTime": iso_z(),
+                                   "dataStartTime": summary["start"], "dataEndTime": summary["end"],
+                                   "reportDocumentId": did, "marketplaceIds": ["ATVPDKIKX0DER"]})
+        store.put("documents", did, {"data": text.encode(), "gzip": False})
+        return {"settlementId": sid, "reportId": rid, "reportDocumentId": did, **summary}
+
+    def _build_settlement(rate: Decimal, settlement_id: str | None, withhold_tax: bool
+                          ) -> tuple[str, str, dict[str, Any]] | None:
+        from adapters.marketplace.amazon_settlement import V2_COLUMNS  # the published column list
+
+        cent = Decimal("0.01")
+        now = utcnow()
+        rows: list[dict[str, str]] = []
+        orders, refunds = [], []
+
+        def money(value: Any) -> Decimal:
+            return Decimal(str((value or {}).get("Amount") or "0")) if isinstance(value, dict) \
+                else Decimal(str(value or "0"))
+
+        def line(**values: Any) -> None:
+            rows.append({k.replace("_", "-"): (f"{v:.2f}" if isinstance(v, Decimal) else str(v))
+                         for k, v in values.items() if v is not None})
+
+        with store.lock:
+            settled = store.collection("settled")
+            for order_id, rec in store.collection("orders").items():
+                order = rec["order"]
+                if order.get("OrderStatus") != "Shipped" or settled.get(f"order:{order_id}"):
+                    continue
+                us = order.get("MarketplaceId", "ATVPDKIKX0DER") == "ATVPDKIKX0DER"
+                posted = rec.get("packages", [{}])[-1].get("shipDate") or iso_z(now)
+                for item in rec["items"]:
+                    common = {"transaction_type": "Order", "order_id": order_id, "merchant_order_id": order_id,
+                              "shipment_id": f"S{order_id[-7:]}", "marketplace_name": "Amazon.com",
+                              "fulfillment_id": "MFN", "posted_date_time": posted,
+                              "order_item_code": item["OrderItemId"], "sku": item.get("SellerSKU")}
+                    principal, tax = money(item.get("ItemPrice")), money(item.get("ItemTax"))
+                    shipping = money(item.get("ShippingPrice"))
+                    line(**common, amount_type="ItemPrice", amount_description="Principal", amount=principal,
+                         quantity_purchased=item["QuantityOrdered"])
+                    if tax:
+                        line(**common, amount_type="ItemPrice", amount_description="Tax", amount=tax)
+                        if withhold_tax and us:
+                            line(**common, amount_type="ItemWithheldTax",
+                                 amount_description="MarketplaceFacilitatorTax-Principal", amount=-tax)
+                    if shipping:
+                        line(**common, amount_type="ItemPrice", amount_description="Shipping", amount=shipping)
+                    line(**common, amount_type="ItemFees", amount_description="Commission",
+                         amount=-(principal * rate).quantize(cent, ROUND_HALF_UP))
+                settled[f"order:{order_id}"] = True
+                orders.append(order_id)
+            for key, adj in store.collection("adjustments").items():
+                if settled.get(f"adjustment:{key}"):
+                    continue
+                order_id = adj["AmazonOrderID"]
+                rec = store.get("orders", order_id) or {"items": []}
+                item = next((i for i in rec["items"] if i["OrderItemId"] == adj["AmazonOrderItemCode"]), {})
+                us = (rec.get("order") or {}).get("MarketplaceId", "ATVPDKIKX0DER") == "ATVPDKIKX0DER"
+                common = {"transaction_type": "Refund", "order_id": order_id, "merchant_order_id": order_id,
+                          "adjustment_id": f"amzn1.adj.{key[:12]}", "marketplace_name": "Amazon.com",
+                          "fulfillment_id": "MFN", "posted_date_time": iso_z(now),
+                          "order_item_code": adj["AmazonOrderItemCode"], "merchant_adjustment_item_id": key,
+                          "sku": item.get("SellerSKU")}
+                comps = {t: Decimal(str(a)) for t, a in adj["components"].items()}
+                principal = comps.get("Principal", Decimal(0))
+                for kind in ("Principal", "Tax", "Shipping"):
+                    if comps.get(kind):
+                        line(**common, amount_type="ItemPrice", amount_description=kind, amount=-comps[kind])
+                if comps.get("Tax") and withhold_tax and us:
+                    line(**common, amount_type="ItemWithheldTax",
+                         amount_description="MarketplaceFacilitatorTax-Principal", amount=comps["Tax"])
+                if comps.get("RestockingFee"):
+                    line(**common, amount_type="ItemPrice", amount_description="RestockingFee",
+                         amount=-comps["RestockingFee"])
+                commission = (principal * rate).quantize(cent, ROUND_HALF_UP)
+                if commission:
+                    line(**common, amount_type="ItemFees", amount_description="Commission", amount=commission)
+                    line(**common, amount_type="ItemFees", amount_description="RefundCommission",
+                         amount=-(commission * Decimal("0.2")).quantize(cent, ROUND_HALF_UP))
+                settled[f"adjustment:{key}"] = True
+                refunds.append(order_id)
+            if not rows:
+                return None
+            sid = settlement_id or str(store.ids.next_int("settlement") + 11_783_000_000)
+            start = store.collection("cycle").get("end") or iso_z(now - timedelta(days=14))
+            end = iso_z(now + timedelta(seconds=1))
+            store.collection("cycle")["end"] = end
+        total = sum((Decimal(r["amount"]) for r in rows), Decimal(0))
+
+        def utc_text(value: str) -> str:
+            return _parse(value).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+        header = {"settlement-id": sid, "settlement-start-date": utc_text(start), "settlement-end-date": utc_text(end),
+                  "deposit-date": utc_text(iso_z(now + timedelta(days=2))), "total-amount": f"{total:.2f}",
+                  "currency": "USD"}
+        out = ["\t".join(V2_COLUMNS), "\t".join(header.get(c, "") for c in V2_COLUMNS)]
+        for r in rows:
+            r = {**r, "settlement-id": sid}
+            if "posted-date-time" in r:
+                r["posted-date-time"] = utc_text(r["posted-date-time"])
+                r["posted-date"] = r["posted-date-time"][:10]
+            out.append("\t".join(r.get(c, "") for c in V2_COLUMNS))
+        return sid, "\n".join(out) + "\n", {"start": start, "end": end, "total": f"{total:.2f}",
+                                              "orders": orders, "refunded_orders": sorted(set(refunds)),
+                                              "lines": len(rows)}
+
+    @app.get("/_admin/feeds", tags=["sandbox admin"])
+    def all_feeds() -> dict:
+        return {"feeds": [{k: v for k, v in f.items() if k != "content"} | {"content": f["content"]}
+                          for f in store.collection("feeds").values()],
+                "inventory": store.collection("inventory"), "adjustments": list(store.collection("adjustments").values())}
+
+    # -- orders ------------------------------------------------------------------------------------------------
+    @app.get("/orders/v0/orders")
+    def get_orders(request: Request, MarketplaceIds: str | None = None, LastUpdatedAfter: str | None = None,  # noqa: N803
+                   CreatedAfter: str | None = None, NextToken: str | None = None):  # noqa: N803
+        if (err := denied(request)) is not None:
+            return err
+        if not MarketplaceIds:
+            return _errors(400, "InvalidInput", "Invalid Input", "MarketplaceIds is required")
+        if NextToken:
+            try:
+                state = json.loads(base64.urlsafe_b64decode(NextToken.encode()))
+                after, before, start = _parse(state["after"]), _parse(state["before"]), int(state["start"])
+            except (ValueError, KeyError):
+                return _errors(400, "InvalidInput", "Invalid Input", "NextToken is invalid")
+            field = state.get("field", "LastUpdateDate")
+        else:
+            if not (LastUpdatedAfter or CreatedAfter):
+                return _errors(400, "InvalidInput", "Invalid Input",
+                               "Either CreatedAfter or LastUpdatedAfter must be specified")
+            try:
+                after = _parse(LastUpdatedAfter or CreatedAfter)
+            except ValueError:
+                return _errors(400, "InvalidInput", "Invalid Input", "the date is not ISO 8601")
+            before, start = utcnow(), 0
+            field = "LastUpdateDate" if LastUpdatedAfter else "PurchaseDate"
+        wanted = set(MarketplaceIds.split(","))
+        rows = sorted((r for r in store.collection("orders").values()
+                       if r["order"].get("MarketplaceId", "ATVPDKIKX0DER") in wanted
+                       and after <= _parse(r["order"][field]) <= before),
+                      key=lambda r: (r["order"][field], r["seq"]))
+        page = rows[start:start + page_size]
+        payload: dict[str, Any] = {"Orders": [r["order"] for r in page]}
+        if field == "LastUpdateDate":
+            payload["LastUpdatedBefore"] = iso_z(before)
+        else:
+            payload["CreatedBefore"] = iso_z(before)
+        if start + page_size < len(rows):
+            payload["NextToken"] = base64.urlsafe_b64encode(json.dumps(
+                {"after": after.isoformat(), "before": before.isoformat(), "start": start + page_size,
+                 "field": field}).encode()).decode()
+        return {"payload": payload}
+
+    def _order(order_id: str):
+        rec = store.get("orders", order_id)
+        if rec is None:
+            return None, _errors(404, "NotFound", "Order not found", f"No order {order_id}")
+        return rec, None
+
+    @app.get("/orders/v0/orders/{order_id}")
+    def get_order(order_id: str, request: Request):
+        if (err := denied(request)) is not None:
+            return err
+        rec, err = _order(order_id)
+        return err or {"payload": rec["order"]}
+
+    @app.get("/orders/v0/orders/{order_id}/address")
+    def get_address(order_id: str, request: Request):
+        if (err := denied(request)) is not None:
+            return err
+        rec, err = _order(order_id)
+        if err:
+            return err
+        payload = {"AmazonOrderId": order_id}
+        if rec["order"].get("ShippingAddress"):
+            payload["ShippingAddress"] = rec["order"]["ShippingAddress"]
+        return {"payload": payload}
+
+    @app.get("/orders/v0/orders/{order_id}/orderItems")
+    def get_items(order_id: str, request: Request, NextToken: str | None = None):  # noqa: N803
+        if (err := denied(request)) is not None:
+            return err
+        rec, err = _order(order_id)
+        if err:
+            return err
+        start = int(NextToken) if NextToken and NextToken.isdigit() else 0
+        payload: dict[str, Any] = {"AmazonOrderId": order_id,
+                                   "OrderItems": rec["items"][start:start + items_page_size]}
+        if start + items_page_size < len(rec["items"]):
+            payload["NextToken"] = str(start + items_page_size)
+        return {"payload": payload}
+
+    @app.post("/orders/v0/orders/{order_id}/shipmentConfirmation", status_code=204)
+    async def confirm_shipment(order_id: str, request: Request):
+        if (err := denied(request)) is not None:
+            return err
+        rec, err = _order(order_id)
+        if err:
+            return err
+        body = await request.json()
+        pkg = body.get("packageDetail") if isinstance(body, dict) else None
+        if not isinstance(pkg, dict) or not body.get("marketplaceId"):
+            return _errors(400, "InvalidInput", "Invalid Input", "marketplaceId and packageDetail are required")
+        missing = [k for k in ("packageReferenceId", "carrierCode", "shipDate", "orderItems") if not pkg.get(k)]
+        if missing or not str(pkg["packageReferenceId"]).isdigit():
+            return _errors(400, "InvalidInput", "Invalid Input", f"packageDetail: missing or invalid {missing}")
+        if rec["order"].get("OrderStatus") in ("Canceled", "Pending"):
+            return _errors(400, "InvalidInput", "Invalid Input", f"order is {rec['order']['OrderStatus']}")
+        with store.lock:
+            items = {i["OrderItemId"]: i for i in rec["items"]}
+            for oi in pkg["orderItems"]:
+                item = items.get(oi.get("orderItemId"))
+                qty = oi.get("quantity")
+                left = (item or {}).get("QuantityOrdered", 0) - (item or {}).get("QuantityShipped", 0)
+                if item is None or not isinstance(qty, int) or qty <= 0 or qty > left:
+                    return _errors(400, "InvalidInput", "Invalid Input", f"orderItem {oi.get('orderItemId')}")
+            for oi in pkg["orderItems"]:
+                items[oi["orderItemId"]]["QuantityShipped"] = items[oi["orderItemId"]].get("QuantityShipped", 0) \
+                    + oi["quantity"]
+            done = all(i.get("QuantityShipped", 0) >= i["QuantityOrdered"] for i in rec["items"])
+            rec["order"]["OrderStatus"] = "Shipped" if done else "PartiallyShipped"
+            rec["order"]["LastUpdateDate"] = iso_z()
+            rec.setdefault("packages", []).append(pkg)
+        return Response(status_code=204)
+
+    # -- feeds -------------------------------------------------------------------------------------------------
+    @app.post("/feeds/2021-06-30/documents", status_code=201)
+    async def create_feed_document(request: Request):
+        if (err := denied(request)) is not None:
+            return err
+        body = await request.json()
+        if not body.get("contentType"):
+            return _errors(400, "InvalidInput", "Invalid Input", "contentType is required")
+        doc_id = f"amzn1.tortuga.4.na.sandbox{store.ids.next_int('feeddoc')}"
+        store.put("feed_documents", doc_id, {"contentType": body["contentType"], "content": None})
+        return JSONResponse({"feedDocumentId": doc_id, "url": str(request.base_url) + f"_uploads/{doc_id}"}, 201)
+
+    @app.put("/_uploads/{doc_id}")
+    async def upload(doc_id: str, request: Request):
+        doc = store.get("feed_documents", doc_id)
+        if doc is None:
+            return Response("<Error><Code>NoSuchUpload</Code></Error>", 404, media_type="application/xml")
+        doc["content"] = await request.body()
+        return Response(status_code=200)
+
+    @app.post("/feeds/2021-06-30/feeds", status_code=202)
+    async def create_feed(request: Request):
+        if (err := denied(request)) is not None:
+            return err
+        body = await request.json()
+        doc = store.get("feed_documents", str(body.get("inputFeedDocumentId")))
+        if doc is None or doc["content"] is None or not body.get("feedType") or not body.get("marketplaceIds"):
+            return _errors(400, "InvalidInput", "Invalid Input", "feedType, marketplaceIds and an uploaded "
+                           "inputFeedDocumentId are required")
+        feed_id = str(store.ids.next_int("feed"))
+        status, problem = "DONE", None
+        try:
+            _process(body["feedType"], doc["content"])
+        except (ValueError, KeyError, ET.ParseError) as exc:
+            status, problem = "FATAL", str(exc)
+        store.put("feeds", feed_id, {"feedId": feed_id, "feedType": body["feedType"], "processingStatus": status,
+                                     "marketplaceIds": body["marketplaceIds"], "createdTime": iso_z(),
+                                     "problem": problem, "content": doc["content"].decode("utf-8", "replace")})
+        return JSONResponse({"feedId": feed_id}, 202)
+
+    @app.get("/feeds/2021-06-30/feeds/{feed_id}")
+    def get_feed(feed_id: str, request: Request):
+        if (err := denied(request)) is not None:
+            return err
+        feed = store.get("feeds", feed_id)
+        if feed is None:
+            return _errors(404, "NotFound", "Feed not found")
+        return {k: v for k, v in feed.items() if k not in ("content", "problem")}
+
+    def _process(feed_type: str, content: bytes) -> None:
+        if feed_type == "JSON_LISTINGS_FEED":
+            doc = json.loads(content)
+            for m in doc["messages"]:
+                for p in m["patches"]:
+                    if p["path"] == "/attributes/fulfillment_availability":
+                        store.collection("inventory")[m["sku"]] = int(p["value"][0]["quantity"])
+        elif feed_type == "POST_ORDER_ACKNOWLEDGEMENT_DATA":
+            root = ET.fromstring(content)
+            for ack in root.iter("OrderAcknowledgement"):
+                rec = store.get("orders", ack.findtext("AmazonOrderID") or "")
+                if rec is not None and ack.findtext("StatusCode") == "Failure":
+                    rec["order"]["OrderStatus"] = "Canceled"
+                    rec["order"]["LastUpdateDate"] = iso_z()
+        elif feed_type == "POST_PAYMENT_ADJUSTMENT_DATA":
+            root = ET.fromstring(content)
+            for adj in root.iter("OrderAdjustment"):
+                for item in adj.iter("AdjustedItem"):
+                    key = item.findtext("MerchantAdjustmentItemID") or ""
+                    if store.get("adjustments", key) is None:  # Amazon ignores a repeated adjustment item id
+                        store.put("adjustments", key, {
+                            "AmazonOrderID": adj.findtext("AmazonOrderID"),
+                            "AmazonOrderItemCode": item.findtext("AmazonOrderItemCode"),
+                            "components": {c.findtext("Type"): c.findtext("Amount")
+                                           for c in item.iter("Component")}})
+        else:
+            raise ValueError(f"feed type {feed_type} is not simulated")
+
+    # -- reports -----------------------------------------------------------------------------------------------
+    @app.get("/reports/2021-06-30/reports")
+    def get_reports(request: Request, reportTypes: str | None = None, nextToken: str | None = None,  # noqa: N803
+                    pageSize: int = 10, processingStatuses: str | None = None):  # noqa: N803
+        if (err := denied(request)) is not None:
+            return err
+        if not reportTypes and not nextToken:
+            return _errors(400, "InvalidInput", "Invalid Input", "reportTypes or nextToken is required")
+        start = int(nextToken) if nextToken and nextToken.isdigit() else 0
+        rows = list(store.collection("reports").values())
+        page = rows[start:start + max(1, min(pageSize, 100))]
+        body: dict[str, Any] = {"reports": page}
+        if start + len(page) < len(rows):
+            body["nextToken"] = str(start + len(page))
+        return body
+
+    @app.get("/reports/2021-06-30/documents/{doc_id}")
+    def get_report_document(doc_id: str, request: Request):
+        if (err := denied(request)) is not None:
+            return err
+        doc = store.get("documents", doc_id)
+        if doc is None:
+            return _errors(404, "NotFound", "Report document not found")
+        body = {"reportDocumentId": doc_id, "url": str(request.base_url) + f"_downloads/{doc_id}"}
+        if doc["gzip"]:
+            body["compressionAlgorithm"] = "GZIP"
+        return body
+
+    @app.get("/_downloads/{doc_id}")
+    def download(doc_id: str):
+        doc = store.get("documents", doc_id)
+        if doc is None:
+            return Response("<Error><Code>NoSuchKey</Code></Error>", 404, media_type="application/xml")
+        return Response(doc["data"], media_type="text/tab-separated-values")
+
+    return app

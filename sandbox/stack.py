@@ -1,0 +1,108 @@
+"""The vendor sandboxes served next to the platform (`retailflow dev --sandbox`, `retailflow sandbox`).
+
+`build_app` builds one sandbox with what the platform it talks to is configured with: the credentials the adapters
+send (RETAILFLOW_ERPNEXT_API_KEY…) and, for the vendors that call back, the platform's webhook URLs (Shopify's
+signed webhooks to ``/webhooks/shopify`` with RETAILFLOW_SHOPIFY_WEBHOOK_SECRET, ShipStation's SHIP_NOTIFY to
+``/webhooks/shipstation``). `SandboxStack` serves each on its port (RETAILFLOW_SANDBOX_HOST/_PORTS) on its own
+thread and event loop, so a sandbox under load never stalls the API or the worker, and stops them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+
+from retailflow.settings import Settings
+from sandbox import APPS, DEFAULT_PORTS
+from sandbox.common import ServedApp
+from sandbox.faults import FaultInjector
+
+log = structlog.get_logger(__name__)
+
+
+def app_kwargs(name: str, settings: Settings) -> dict[str, Any]:
+    """The factory arguments of sandbox `name` for a platform configured by `settings`."""
+    api = settings.effective_api_base_url
+    if name == "avatax":
+        return {"account_id": settings.avalara_account_id,
+                "license_key": settings.avalara_license_key.get_secret_value()}
+    if name == "erpnext":
+        return {"api_key": settings.erpnext_api_key, "api_secret": settings.erpnext_api_secret.get_secret_value()}
+    if name == "shopify":
+        return {"access_token": settings.shopify_admin_access_token.get_secret_value(),
+                "webhook_url": f"{api}/webhooks/shopify",
+                "webhook_secret": settings.shopify_webhook_secret.get_secret_value()}
+    if name == "amazon":
+        return {"client_id": settings.amazon_lwa_client_id,
+                "client_secret": settings.amazon_lwa_client_secret.get_secret_value(),
+                "refresh_token": settings.amazon_refresh_token.get_secret_value()}
+    if name == "shipstation":
+        token = settings.shipstation_webhook_token
+        return {"api_key": settings.shipstation_api_key.get_secret_value(),
+                "api_secret": settings.shipstation_api_secret.get_secret_value(),
+                "webhook_url": f"{api}/webhooks/shipstation" + (f"?token={token.get_secret_value()}" if token else ""),
+                "ship_after_seconds": settings.sandbox_ship_after_seconds}
+    return {}
+
+
+def build_app(name: str, settings: Settings, *, seed: int | None = None) -> FastAPI:
+    """Sandbox `name` (a key of sandbox.APPS) for the platform `settings` describe, with its own seeded faults."""
+    if name not in APPS:
+        raise KeyError(f"unknown sandbox {name!r}; known: {', '.join(sorted(APPS))}")
+    module, _, factory = APPS[name].partition(":")
+    injector = FaultInjector(seed=settings.sandbox_seed if seed is None else seed)
+    return getattr(importlib.import_module(module), factory)(injector=injector, **app_kwargs(name, settings))
+
+
+def port_of(name: str, settings: Settings) -> int:
+    port = settings.sandbox_ports.get(name, DEFAULT_PORTS.get(name))
+    if port is None:
+        raise KeyError(f"no port for sandbox {name!r}: set RETAILFLOW_SANDBOX_PORTS")
+    return port
+
+
+class SandboxStack:
+    """Every sandbox in `names` (default all) served on its configured port, each on a background thread."""
+
+    def __init__(self, settings: Settings, names: list[str] | None = None, *, seed: int | None = None) -> None:
+        self.settings = settings
+        self.names = list(names or APPS)
+        self.seed = seed
+        self.served: dict[str, ServedApp] = {}
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {name: served.base_url for name, served in self.served.items()}
+
+    def start(self) -> SandboxStack:
+        host = self.settings.sandbox_host
+        try:
+            for name in self.names:
+                port = port_of(name, self.settings)
+                try:
+                    served = ServedApp(build_app(name, self.settings, seed=self.seed), host=host, port=port)
+                except OSError as exc:
+                    raise RuntimeError(f"the {name} sandbox cannot listen on {host}:{port} ({exc.strerror}): is "
+                                       "another sandbox running? Stop it or set RETAILFLOW_SANDBOX_PORTS.") from None
+                self.served[name] = served.start()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("sandbox.started", sandboxes=self.urls)
+        return self
+
+    def stop(self) -> None:
+        for name in reversed(list(self.served)):
+            self.served.pop(name).stop()
+
+    def app(self, name: str) -> FastAPI:
+        return self.served[name].app
+
+    def __enter__(self) -> SandboxStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
