@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
 from temporalio.client import Client
@@ -17,6 +17,38 @@ from api.routers import inventory as inventory_router
 from api.routers import returns as returns_router
 from retailflow.observability import HTTP_HEADER, PARKED_RUNS, correlation_id, new_correlation_id
 from retailflow.settings import Settings, get_settings
+
+
+class CorrelationMiddleware:
+    """Take or mint a correlation id; it follows the request into Temporal headers and every log line, and
+    goes back in the response header. A plain ASGI middleware: Starlette's `BaseHTTPMiddleware` costs a task
+    and memory streams per request (docs/benchmarks.md)."""
+
+    _header = HTTP_HEADER.lower().encode("latin-1")
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope.get("headers", []) if k == self._header), None)
+        cid = given.decode("latin-1") if given else new_correlation_id()
+        raw = cid.encode("latin-1")
+
+        async def send_with_id(message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*(h for h in message.get("headers", []) if h[0].lower() != self._header),
+                                      (self._header, raw)]
+            await send(message)
+
+        token = correlation_id.set(cid)
+        try:
+            with structlog.contextvars.bound_contextvars(correlation_id=cid, path=scope.get("path", "")):
+                await self.app(scope, receive, send_with_id)
+        finally:
+            correlation_id.reset(token)
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None,
@@ -60,18 +92,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     shipstation_router.register(app)
 
-    @app.middleware("http")
-    async def correlation(request: Request, call_next):
-        """Take or mint a correlation id; it follows the request into Temporal headers and every log line."""
-        cid = request.headers.get(HTTP_HEADER) or new_correlation_id()
-        token = correlation_id.set(cid)
-        try:
-            with structlog.contextvars.bound_contextvars(correlation_id=cid, path=request.url.path):
-                response = await call_next(request)
-        finally:
-            correlation_id.reset(token)
-        response.headers[HTTP_HEADER] = cid
-        return response
+    app.add_middleware(CorrelationMiddleware)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     def metrics(engine: EngineDep) -> Response:

@@ -60,6 +60,9 @@ with workflow.unsafe.imports_passed_through():
     )
 
 PROJECTION_PATCH = "status-projection-v1"
+# Search attributes are upserted only when they change (and not at all when the start already set them):
+# every upsert is a history event and a visibility write on the server (docs/benchmarks.md).
+SA_ON_CHANGE_PATCH = "search-attributes-on-change-v1"
 # The status projection records milestones only, to keep the timeline readable; leaving needs_attention
 # is always recorded so the listing never shows a resumed order as parked.
 PROJECTED_MILESTONES = frozenset({OrderStatus.RECEIVED, OrderStatus.NEEDS_ATTENTION, OrderStatus.RELEASED,
@@ -102,6 +105,8 @@ class OrderFulfillment(Runbook):
         self._parked_skippable = False
         self._action_hint: str | None = None
         self._project = False
+        self._sa_on_change = False
+        self._sa_current: dict[str, object] = {}
         self._last_projected: tuple[OrderStatus | None, bool, str | None] = (None, False, None)
         self._projection_version = 0
         self._projection_tasks: list[asyncio.Future] = []
@@ -117,12 +122,15 @@ class OrderFulfillment(Runbook):
     async def run(self, inp: OrderFulfillmentInput) -> OrderResult:
         order = inp.order
         self._project = workflow.patched(PROJECTION_PATCH)
-        workflow.upsert_search_attributes([
-            sa.CHANNEL.value_set(order.channel),
-            sa.EXTERNAL_ORDER_ID.value_set(order.external_order_id),
-            sa.ORDER_STATUS.value_set(self._status.value),
-            sa.NEEDS_ATTENTION.value_set(False),
-        ])
+        self._sa_on_change = workflow.patched(SA_ON_CHANGE_PATCH)
+        wanted = [sa.CHANNEL.value_set(order.channel), sa.EXTERNAL_ORDER_ID.value_set(order.external_order_id),
+                  sa.ORDER_STATUS.value_set(self._status.value), sa.NEEDS_ATTENTION.value_set(False)]
+        if self._sa_on_change:
+            started = workflow.info().typed_search_attributes
+            self._sa_current = {u.key.name: started.get(u.key) for u in wanted}
+            self._upsert_changed(wanted)
+        else:
+            workflow.upsert_search_attributes(wanted)
         if self._project:
             self._set_status(OrderStatus.RECEIVED)  # first projection row
         try:
@@ -312,10 +320,12 @@ class OrderFulfillment(Runbook):
         self._status = status
         if status != OrderStatus.NEEDS_ATTENTION:
             self._reason = reason
-        workflow.upsert_search_attributes([
-            sa.ORDER_STATUS.value_set(status.value),
-            sa.NEEDS_ATTENTION.value_set(status == OrderStatus.NEEDS_ATTENTION),
-        ])
+        wanted = [sa.ORDER_STATUS.value_set(status.value),
+                  sa.NEEDS_ATTENTION.value_set(status == OrderStatus.NEEDS_ATTENTION)]
+        if self._sa_on_change:
+            self._upsert_changed(wanted)
+        else:
+            workflow.upsert_search_attributes(wanted)
         workflow.set_current_details(self._details())
         changed = (status, self._late, self._erp_so) != self._last_projected
         if self._project and changed and (status in PROJECTED_MILESTONES
@@ -330,6 +340,13 @@ class OrderFulfillment(Runbook):
                 version=self._projection_version, started_at=workflow.info().start_time, changed_at=workflow.now(),
             )
             self._queue_projection(upd)
+
+    def _upsert_changed(self, wanted: list) -> None:
+        """Upsert only the attributes whose value differs from what the run already carries."""
+        changed = [u for u in wanted if self._sa_current.get(u.key.name) != u.value]
+        if changed:
+            workflow.upsert_search_attributes(changed)
+            self._sa_current.update({u.key.name: u.value for u in changed})
 
     def _details(self) -> str:
         parts = [f"**Status:** {self._status.value}{' (late)' if self._late else ''}"]

@@ -169,11 +169,16 @@ def event_effects(ev: InventoryEvent) -> dict[str, int | str | None]:
     return eff
 
 
-def apply_in(conn: Connection, ev: InventoryEvent, *, mark_changed: bool = True) -> ApplyResult:
-    """Apply an event inside the caller's transaction: create and lock its rows, skip a replay, post it."""
+def _event_keys(ev: InventoryEvent) -> list[Key]:
     keys = [(ev.sku, ev.location)]
     if ev.kind == K.TRANSFER_OUT and ev.counterpart_location:
         keys.append((ev.sku, ev.counterpart_location))
+    return keys
+
+
+def apply_in(conn: Connection, ev: InventoryEvent, *, mark_changed: bool = True) -> ApplyResult:
+    """Apply an event inside the caller's transaction: create and lock its rows, skip a replay, post it."""
+    keys = _event_keys(ev)
     ensure_rows(conn, keys)
     rows = {(r["item_code"], r["location"]): r for r in lock_rows(conn, keys)}
     m = db.inventory_movements
@@ -223,7 +228,29 @@ class InventoryLedger:
             raise
 
     def apply_events(self, events: Iterable[InventoryEvent], *, mark_changed: bool = True) -> list[ApplyResult]:
-        return [self.apply_event(ev, mark_changed=mark_changed) for ev in events]
+        """Apply a batch in order, in one transaction with a savepoint per event: one lock round and one
+        commit for the batch instead of one per event (×1.4 events/s, docs/benchmarks.md). Every level row
+        of the batch is locked first, in (item, location) order like every other writer, so batches do not
+        deadlock each other. A replayed event only rolls back its own savepoint."""
+        events = list(events)
+        if len(events) <= 1:
+            return [self.apply_event(ev, mark_changed=mark_changed) for ev in events]
+        keys = sorted({key for ev in events for key in _event_keys(ev)})
+        m = db.inventory_movements
+        with self.engine.begin() as conn:
+            ensure_rows(conn, keys)
+            lock_rows(conn, keys)
+            results = []
+            for ev in events:
+                try:
+                    with conn.begin_nested():
+                        results.append(apply_in(conn, ev, mark_changed=mark_changed))
+                except IntegrityError:
+                    # the same source event id committed by a concurrent writer first: a replay
+                    if not conn.execute(select(m.c.id).where(m.c.source_event_id == ev.source_event_id)).first():
+                        raise
+                    results.append(ApplyResult(source_event_id=ev.source_event_id, applied=False))
+            return results
 
     def adjust_to(self, sku: str, location: str, target_on_hand: int, *, source: str, source_event_id: str,
                   expected_on_hand: int | None = None, reference: str | None = None) -> ApplyResult:

@@ -293,6 +293,33 @@ async def test_happy_path_runs_every_step_once_in_order_and_keeps_search_attribu
     assert [p.status for p in fake.projections] == ["received", "released", "shipped", "completed"]
 
 
+async def test_search_attributes_are_upserted_only_when_they_change(ts_env):
+    """Started as the intake starts it (search attributes set at the start), a run upserts each status once
+    and never re-sends Channel, ExternalOrderId or an unchanged NeedsAttention: every upsert is a history
+    event and a visibility write on the server."""
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+    from workflows import search_attributes as sa
+
+    fake, inp = Fake(), OrderFulfillmentInput(order=_order((2,)))
+    tq = f"of-{uuid.uuid4()}"
+    async with Worker(ts_env.client, task_queue=tq, workflows=[OrderFulfillment], activities=fake.all()):
+        handle = await ts_env.client.start_workflow(
+            OrderFulfillment.run, inp, id=inp.order.workflow_id, task_queue=tq,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(sa.CHANNEL, "shopify"),
+                SearchAttributePair(sa.EXTERNAL_ORDER_ID, inp.order.external_order_id),
+                SearchAttributePair(sa.ORDER_STATUS, "received"), SearchAttributePair(sa.NEEDS_ATTENTION, False)]))
+        await _ship_all(_shipment("S1", ("L1", 2)))(handle)
+        await handle.result()
+    upserts = [e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+               async for e in handle.fetch_history_events() if e.HasField("upsert_workflow_search_attributes_event_attributes")]
+    keys = [k for fields in upserts for k in fields if k != "TemporalChangeVersion"]
+    assert "Channel" not in keys and "ExternalOrderId" not in keys and "NeedsAttention" not in keys
+    statuses = [fields["OrderStatus"].data.decode().strip('"') for fields in upserts if "OrderStatus" in fields]
+    assert statuses == ["validated", "reserved", "booked", "released", "shipped", "invoiced", "completed"]
+
+
 async def test_partial_shipments_add_up_and_duplicates_are_ignored(ts_env):
     fake, inp = Fake(), OrderFulfillmentInput(order=_order((3, 1)))
 
