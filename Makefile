@@ -30,7 +30,7 @@ test: $(STAMP)
 clean:
 	rm -rf .data .pytest_cache .ruff_cache
 
-# ~15 min on 2 cores; `$(BIN)/python -m bench --quick` is a ~4 min smoke run. Raw results: .data/benchmarks.json
+# ~14 min on 2 cores (a 13-min budget: later parts shrink to fit); `$(BIN)/python -m bench --quick` is a ~4 min smoke run. Raw results: .data/benchmarks.json
 bench: $(STAMP)
 	mkdir -p .data
 	$(BIN)/python -m bench --report docs/benchmarks.md --json .data/benchmarks.json

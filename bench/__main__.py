@@ -1,6 +1,6 @@
 """`python -m bench [--quick] [--report docs/benchmarks.md]`: run the benchmarks and write the report.
 
-The full run fits in about 15 minutes on 2 cores; `--quick` is a ~1-2 minute smoke run with small sizes."""
+The full run fits in about 14 minutes on 2 cores; `--quick` is a ~4 minute smoke run with small sizes."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def log(msg: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--report", type=Path, help="write the markdown report here (e.g. docs/benchmarks.md)")
-    parser.add_argument("--quick", action="store_true", help="a ~1-2 minute smoke run with small sizes")
+    parser.add_argument("--quick", action="store_true", help="a ~4 minute smoke run with small sizes")
     parser.add_argument("--only", action="append", default=[],
                         choices=["orders", "intake", "profile", "inventory", "scaling", "settlement", "footprint"],
                         help="run only these scenarios (repeatable)")
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure a proposed platform change without editing it (bench/experiments.py); "
                         "the report says so")
     parser.add_argument("--budget", type=float, help="the run's time budget in seconds (later parts shrink or are "
-                        "skipped to fit; default 14 min, 4 min with --quick)")
+                        "skipped to fit; default 13 min, 4 min with --quick)")
     parser.add_argument("--postgres-url", default=os.environ.get("RETAILFLOW_BENCH_POSTGRES_URL"),
                         help="also run order throughput with this PostgreSQL database as the platform database "
                         "(its retailflow tables are dropped and recreated; env RETAILFLOW_BENCH_POSTGRES_URL)")

@@ -160,7 +160,7 @@ def render(results: dict) -> str:
         f"({'quick smoke run' if results.get('quick') else 'full run'}, {results.get('runtime_s', 0):.0f} s). "
         "Every figure is measured next to its baseline in the same run, on the same machine and Temporal server; "
         "the ratio is platform ÷ baseline (for throughput higher is better, for latency, memory and publishes "
-        "lower is). Run it again with `make bench` (about 15 minutes) or `.venv/bin/python -m bench --quick` "
+        "lower is). Run it again with `make bench` (about 14 minutes) or `.venv/bin/python -m bench --quick` "
         "(about 4 minutes, small sizes).",
         "",
         *([f"**What-if run:** experiments `{', '.join(results['experiments'])}` were active (bench/experiments.py): "
