@@ -28,6 +28,7 @@ from temporalio.exceptions import ApplicationError
 from activities.orders import business_errors
 from adapters.inventory.base import StockSnapshotSource
 from adapters.inventory.ledger import InventoryLedger
+from adapters.marketplace.base import lists_by_channel_sku
 from adapters.registry import Adapters
 from canonical.errors import RateLimited
 from canonical.inventory import (
@@ -155,7 +156,15 @@ class InventoryActivities:
     @business_errors
     @_transient
     def publish_availability(self, inp: PublishInput) -> None:
-        self.adapters.marketplace.publish_availability(inp.channel, inp.sku, inp.quantity, key=inp.key)
+        """The ledger and InventorySync speak ERP item codes; a real channel knows its listings by its own SKUs,
+        so for those the item's channel SKUs are looked up in the ERP and each is set to the same quantity."""
+        market = self.adapters.marketplace
+        if not lists_by_channel_sku(market, inp.channel):
+            market.publish_availability(inp.channel, inp.sku, inp.quantity, key=inp.key)
+            return
+        for sku in self.adapters.erp.channel_skus_of(inp.channel, inp.sku):
+            market.publish_availability(inp.channel, sku, inp.quantity,
+                                        key=inp.key if sku == inp.sku else f"{inp.key}:{sku}")
 
     # -- drift ----------------------------------------------------------------------------------------
     @activity.defn(name="take_stock_snapshot")

@@ -33,6 +33,10 @@ class ErpAdapter(Protocol):
     def resolve_skus(self, order: Order) -> list[ResolvedLine]:
         """Map each order line's channel SKU to an ERP item; raise UnknownSku listing every unknown one."""
 
+    def channel_skus_of(self, channel: str, item_code: str) -> list[str]:
+        """The channel's SKUs for an ERP item (the reverse of `resolve_skus`), sorted; the item code itself when
+        the channel has no SKU of its own for it."""
+
     def reserve(self, key: str, lines: list[ResolvedLine], *, allow_backorder: bool) -> Reservation:
         """Reserve stock atomically; idempotent by `key`. Raise OutOfStock when short and backorders are off."""
 

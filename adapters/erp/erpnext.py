@@ -51,6 +51,7 @@ from adapters.http import VendorHttp, vendor_message
 from canonical.errors import BusinessError, CannotCancel, InvalidOrder, OutOfStock, UnknownSku
 from canonical.finance import JournalConflict, JournalEntry
 from canonical.fulfillment import InvoiceRef, Reservation, ReservedLine, ResolvedLine, SalesOrderRef
+from canonical.inventory import StockSnapshotLine
 from canonical.money import Money, minor_units
 from canonical.order import Order, Shipment, TaxQuote
 from canonical.returns import (
@@ -125,9 +126,10 @@ class ErpNext:
     def __init__(self, base_url: str, api_key: str, api_secret: SecretStr, *, company: str, warehouse: str,
                  customers: dict[str, str] | None = None, tax_account: str, shipping_account: str,
                  account_map: dict[str, str] | None = None, timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, location: str = "MAIN") -> None:
         self.company = company
         self.warehouse = warehouse
+        self.location = location  # the platform ledger's location for `warehouse`
         self.customers = dict(customers or {})
         self.tax_account = tax_account
         self.shipping_account = shipping_account
@@ -145,7 +147,7 @@ class ErpNext:
                    company=settings.erpnext_company, warehouse=settings.erpnext_warehouse,
                    customers=settings.erpnext_customers, tax_account=settings.erpnext_tax_account,
                    shipping_account=settings.erpnext_shipping_account, account_map=settings.erpnext_account_map,
-                   timeout=settings.erpnext_timeout_seconds)
+                   timeout=settings.erpnext_timeout_seconds, location=settings.default_location)
 
     def close(self) -> None:
         self.http.close()
@@ -234,6 +236,22 @@ class ErpNext:
                              details={"channel": order.channel, "skus": unknown})
         return [ResolvedLine(line_id=line.line_id, channel_sku=line.channel_sku,
                              item_code=mapping[line.channel_sku], quantity=line.quantity) for line in order.lines]
+
+    def channel_skus_of(self, channel: str, item_code: str) -> list[str]:
+        """The channel customer's `Item Customer Detail` ref codes of the item, else the item code (which
+        `resolve_skus` accepts as a channel SKU)."""
+        rows = self.list_docs("Item Customer Detail", [["customer_name", "=", self.customer_for(channel)],
+                                                       ["parent", "=", item_code]], ["parent", "ref_code"], parent="Item")
+        return sorted({r["ref_code"] for r in rows if r.get("ref_code")}) or [item_code]
+
+    def stock_snapshot(self) -> list[StockSnapshotLine]:
+        """On-hand per item in the warehouse (`Bin.actual_qty`), as the ledger's location: what drift
+        reconciliation compares the platform ledger with (docs/inventory.md), so the ledger follows ERPNext."""
+        rows = self.list_docs("Bin", [["warehouse", "=", self.warehouse]], ["item_code", "actual_qty"],
+                              order_by="item_code asc")
+        return [StockSnapshotLine(sku=r["item_code"], location=self.location,
+                                  on_hand=int(Decimal(str(r.get("actual_qty") or 0))))
+                for r in rows if r.get("item_code")]
 
     def bins(self, item_codes: list[str]) -> dict[str, dict]:
         rows = self.list_docs("Bin", [["item_code", "in", sorted(set(item_codes))],

@@ -109,6 +109,13 @@ class LocalErp:
             for line in order.lines
         ]
 
+    def channel_skus_of(self, channel: str, item_code: str) -> list[str]:
+        x = db.sku_xref
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(x.c.channel_sku).where((x.c.channel == channel) & (x.c.item_code == item_code))
+                                .order_by(x.c.channel_sku)).scalars().all()
+        return list(rows) or [item_code]
+
     def _existing_reservation(self, conn, key: str) -> Reservation | None:
         rows = conn.execute(
             select(db.reservations).where(

@@ -412,6 +412,8 @@ class AmazonSpApi:
     whose auth adds the LWA access token (`build_amazon_sp`); `raw` is a plain client for the pre-signed feed
     upload and report download URLs, which must not receive the token."""
 
+    lists_by_channel_sku = True  # the listings feed is keyed by the seller SKU, not the ERP item code
+
     def __init__(self, http: VendorHttp, raw: httpx.Client, *, marketplace_id: str, seller_id: str,
                  channel: str = "amazon") -> None:
         self.http, self.raw = http, raw

@@ -25,4 +25,12 @@ class MarketplaceAdapter(Protocol):
     # -- inventory (additive) --
     def publish_availability(self, channel: str, sku: str, quantity: int, *, key: str | None = None) -> None:
         """Set what the channel may sell of `sku` (an absolute quantity, so a repeat is harmless); idempotent by
-        `key`. Raise canonical.errors.RateLimited on a 429, ChannelRejected when the channel refuses the SKU."""
+        `key`. Raise canonical.errors.RateLimited on a 429, ChannelRejected when the channel refuses the SKU.
+        `sku` is the ERP item code, or — for an adapter whose `lists_by_channel_sku` is true (a real channel, which
+        knows its listings only by its own SKUs) — each of the channel's SKUs for that item (`channel_skus_of`)."""
+
+
+def lists_by_channel_sku(marketplace: object, channel: str) -> bool:
+    """Whether the adapter serving `channel` wants the channel's SKUs rather than ERP item codes."""
+    target = marketplace.for_channel(channel) if hasattr(marketplace, "for_channel") else marketplace
+    return bool(getattr(target, "lists_by_channel_sku", False))

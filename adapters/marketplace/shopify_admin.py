@@ -146,6 +146,8 @@ class ShopifyAdmin:
     header (`build_shopify_admin`). Errors follow adapters/http.py: 429 → retry after Retry-After,
     5xx/timeouts → retried, 401/403 → VendorAuthFailed, other 4xx → ChannelRejected (parks; skippable)."""
 
+    lists_by_channel_sku = True  # inventory is set per variant SKU, not per ERP item code
+
     def __init__(self, http: VendorHttp, *, api_version: str = "2024-07", location_id: str | None = None,
                  inventory_item_ids: dict[str, str] | None = None) -> None:
         self.http = http

@@ -178,6 +178,9 @@ def test_order_lifecycle_against_the_sandbox(sandbox) -> None:
     o = order()
     resolved = erp.resolve_skus(o)
     assert [(r.line_id, r.item_code) for r in resolved] == [("L1", "SKU-A"), ("L2", "ITEM-B")]
+    # the reverse, for publishing availability: the channel customer's ref code, else the item code itself
+    assert erp.channel_skus_of("shopify", "ITEM-B") == ["CH-B"]
+    assert erp.channel_skus_of("shopify", "SKU-A") == ["SKU-A"]
     with pytest.raises(UnknownSku, match="NOPE"):
         erp.resolve_skus(Order.model_validate({**o.model_dump(mode="json"), "lines": [
             {**o.lines[0].model_dump(mode="json"), "channel_sku": "NOPE"}]}))
@@ -231,6 +234,19 @@ def test_order_lifecycle_against_the_sandbox(sandbox) -> None:
     assert erp.bins(["SKU-A"])["SKU-A"]["actual_qty"] == 9
     assert erp.cancel_credit_note("return:shopify:R1") is True and erp.cancel_credit_note("return:shopify:R1") is False
     assert erp.authorize_return(again, workflow_id="return:shopify:R2", return_window_days=30).lines[0].quantity == 2
+
+
+def test_stock_snapshot_is_every_bin_of_the_warehouse_as_the_ledger_location(sandbox) -> None:
+    """What drift reconciliation compares the platform ledger with, so the ledger follows ERPNext's stock."""
+    from adapters.inventory.base import StockSnapshotSource
+
+    erp = erp_on(sandbox.base_url)
+    assert isinstance(erp, StockSnapshotSource)
+    before = {(x.sku, x.location): x.on_hand for x in erp.stock_snapshot()}
+    assert before == {("ITEM-B", "MAIN"): 2, ("SKU-A", "MAIN"): 10}
+    erp.insert("Stock Entry", {"stock_entry_type": "Material Issue", "company": "Retailflow Demo", "items": [
+        {"item_code": "SKU-A", "qty": 3, "s_warehouse": WH}]})
+    assert {x.sku: x.on_hand for x in erp.stock_snapshot()} == {"ITEM-B": 2, "SKU-A": 7}
 
 
 def test_compensation_and_journals_against_the_sandbox(sandbox) -> None:

@@ -157,11 +157,18 @@ def taxed_shopify_order() -> tuple[bytes, str, dict]:
     return json.dumps(order).encode(), str(order["id"]), order
 
 
+# the default channel policies, with one-second publication windows
+FAST_CHANNELS = {"shopify": {"locations": ["MAIN"], "low_stock_threshold": 5, "publish_window_seconds": 1},
+                 "amazon": {"locations": ["MAIN"], "share": "0.5", "safety_stock": 2, "low_stock_threshold": 3,
+                            "publish_window_seconds": 1}}
+
+
 def test_vendor_profile_orders_returns_and_settlement(tmp_path, engine):
     sandbox_ports = {name: free_port() for name in ("avatax", "erpnext", "shopify", "amazon", "shipstation")}
     with dev_process(tmp_path, "--sandbox", "--profile", "vendors", database_url=database_url(engine),
                      RETAILFLOW_SANDBOX_PORTS=json.dumps(sandbox_ports), RETAILFLOW_SANDBOX_SHIP_AFTER_SECONDS="0.5",
-                     RETAILFLOW_AMAZON_POLL_INTERVAL_SECONDS="1") as dev:
+                     RETAILFLOW_AMAZON_POLL_INTERVAL_SECONDS="1",
+                     RETAILFLOW_INVENTORY_CHANNELS=json.dumps(FAST_CHANNELS)) as dev:
         v = Vendors(sandbox_ports)
         try:
             _run_flows(dev, v, engine)
@@ -334,3 +341,22 @@ def _run_flows(dev: DevProcess, v: Vendors, engine) -> None:
     with engine.connect() as conn:  # the report the platform staged is the one Amazon's sandbox produced
         assert conn.execute(text("SELECT count(*) FROM settlement_lines WHERE settlement_key = :k"),
                             {"k": f"amazon:{settlement_id}"}).scalar_one() == result["line_count"]
+
+    # -- availability: a receipt of the ERP item reaches each real channel under that channel's own SKU
+    moved = httpx.post(f"{dev.api}/inventory/events", json={"events": [{
+        "source": "wms", "source_event_id": f"vp-receipt-{secrets.token_hex(4)}", "kind": "receipt",
+        "sku": "SUN-AVIATOR", "location": "MAIN", "quantity": 7, "occurred_at": datetime.now(UTC).isoformat()}]},
+        timeout=20)
+    assert moved.status_code in (200, 202), moved.text
+    ats = {a["channel"]: a["ats"] for a in wait_for(
+        "the receipt in the ledger", lambda: api_json(dev, "/inventory/SUN-AVIATOR"),
+        lambda view: view is not None and any(lv["on_hand"] >= 7 for lv in view["levels"]))["availability"]}
+    (variant,) = httpx.post(f"{v.url['shopify']}/_admin/products", json=["SKU2006-001"], timeout=20).json()["variants"]
+    (level,) = wait_for("Shopify inventory level of SKU2006-001", lambda: [
+        lv for lv in v.admin("shopify", "/_admin/inventory_levels")["inventory_levels"]
+        if lv["inventory_item_id"] == variant["inventory_item_id"]], lambda levels: len(levels) == 1 and
+        levels[0]["available"] == ats["shopify"])
+    listed = wait_for("Amazon listings feed for AMZ-AVIATOR-BLK", lambda: v.admin("amazon", "/_admin/feeds")["inventory"],
+                      lambda inv: inv.get("AMZ-AVIATOR-BLK") == ats["amazon"])
+    assert "SUN-AVIATOR" not in listed  # never the ERP item code: the channel has no such listing
+    assert not [f for f in v.admin("amazon", "/_admin/feeds")["feeds"] if f["processingStatus"] != "DONE"]
