@@ -55,6 +55,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.runbook import CancelRequested, Runbook, StepFailed, Undo
 
+# Parks a run whose channel refund went beyond what could be credited (added after runs were in flight)
+OVER_REFUND_PATCH = "flag-over-refund-v1"
 FINAL = frozenset({ReturnStatus.COMPLETED, ReturnStatus.CANCELLED, ReturnStatus.FAILED, ReturnStatus.NOT_RECEIVED})
 
 
@@ -81,6 +83,7 @@ class ReturnToRefund(Runbook):
         self._cancel: AnalystAction | None = None
         self._parked_skippable = False
         self._last_actor = "unknown"
+        self._uncredited: Money | None = None  # what the channel refunded beyond what could be credited
         self._auth: AuthorizedReturn | None = None
         self._pending_receipts: list[Receipt] = []
         self._seen_receipts: set[str] = set()
@@ -246,14 +249,19 @@ class ReturnToRefund(Runbook):
                 net, tax = req.amount, req.tax or zero
             else:
                 net, tax = line.share(quantities[line.line_id])
-            out[line.line_id] = (min(net, max(line.remaining_net, zero)), min(tax, max(line.remaining_tax, zero)))
+            capped = (min(net, max(line.remaining_net, zero)), min(tax, max(line.remaining_tax, zero)))
+            if req is not None and req.amount is not None:  # what the channel said it refunded, beyond the cap
+                self._uncredited = self._uncredited + (net - capped[0]) + (tax - capped[1])
+            out[line.line_id] = capped
         if self._req.adjustment is not None:
+            self._uncredited = self._uncredited + self._req.adjustment
             lines = [line for line in self._auth.lines if line.line_id in out]
             room = [(line.remaining_net - out[line.line_id][0]) + (line.remaining_tax - out[line.line_id][1])
                     for line in lines]
             parts = self._req.adjustment.allocate([max(r.amount, 0) for r in room])
             for line, part, left in zip(lines, parts, room, strict=True):
                 part = min(part, max(left, zero))
+                self._uncredited = self._uncredited - part
                 gross = line.line_net + line.line_tax
                 tax_part = Money.of(part.amount * line.line_tax.amount / gross.amount, cur) if not gross.is_zero else zero
                 net, tax = out[line.line_id]
@@ -266,6 +274,7 @@ class ReturnToRefund(Runbook):
         req, key, cur = self._req, self._wf_id, self._auth.currency
         by_line = {line.line_id: line for line in self._auth.lines}
         cn_lines, refund_lines = [], []
+        self._uncredited = Money.zero(cur)
         amounts = self._amounts(quantities)
         for line_id, qty in quantities.items():
             net, tax = amounts[line_id]
@@ -298,6 +307,22 @@ class ReturnToRefund(Runbook):
                              TaxRefundInput(code=key, original_code=self._auth.order_external_ref,
                                             amount=self._refund.tax),
                              f"Give back tax {self._refund.tax}")
+        if (self._input.channel_already_refunded and self._uncredited.amount > 0
+                and workflow.patched(OVER_REFUND_PATCH)):
+            await self._flag_over_refund(self._uncredited)
+
+    async def _flag_over_refund(self, uncredited: Money) -> None:
+        """The channel paid out more than was left to credit on the order (its lines were already credited, or
+        a goodwill sum beyond what was paid): the credit note stops at what was paid, and finance must book the
+        rest by hand. The run parks until an analyst acknowledges it (skip or retry); nothing is undone."""
+        index = self._record("over_refund", StepState.PARKED,
+                             f"{self._req.channel} refunded {uncredited} more than is left to credit")
+        kind = await self._park(
+            f"{self._req.channel} refunded {uncredited} more than is left to credit on order "
+            f"{self._req.external_order_id} (earlier credit notes included); the credit note covers what was paid",
+            "Book the difference by hand (a goodwill expense or a claim back from the channel), then skip to "
+            "acknowledge", skippable=True)
+        self._finish(index, StepState.SKIPPED, f"acknowledged ({kind}) by {self._last_actor}")
 
     # -- compensation (the machinery is in workflows/runbook.py) ---------------------------------------
     def _committed(self) -> bool:

@@ -26,7 +26,7 @@ from activities.returns import (
 )
 from canonical.fulfillment import AnalystAction
 from canonical.money import Money
-from canonical.ops import RunStatusUpdate
+from canonical.ops import AnalystRequest, RunStatusUpdate
 from canonical.returns import (
     AuthorizedLine,
     AuthorizedReturn,
@@ -322,7 +322,6 @@ async def test_more_received_than_authorized_is_not_credited_and_partial_closes_
 async def test_validated_actions_refuse_what_does_not_apply_and_record_what_they_accept(ts_env):
     from temporalio.client import WorkflowUpdateFailedError
 
-    from canonical.ops import AnalystRequest
 
     fake, inp = Fake({"authorize_return": ("ReturnNotAllowed", 1), "refund_tax": ("Boom", 1)}), _input(
         RefundPolicy.BEFORE_RECEIPT)
@@ -351,14 +350,14 @@ async def test_validated_actions_refuse_what_does_not_apply_and_record_what_they
     assert not any(s.name in ("skip_refused", "cancel_refused") for s in view.steps)  # refusals leave no trace
 
 
-@pytest.mark.parametrize(("amount", "tax", "adjustment", "net_total", "tax_total"), [
-    ("5.00", "0.50", None, "5.00", "0.50"),      # a price adjustment: what the channel refunded
-    ("40.00", "9.00", None, "30.00", "3.00"),    # more than the line was charged for: capped at what was paid
-    ("5.00", "0.50", "11.00", "15.00", "1.50"),  # plus goodwill 11.00, tax included at the line's 10 %
-    (None, None, "99.00", "30.00", "3.00"),      # a lump sum larger than the line: capped too
+@pytest.mark.parametrize(("amount", "tax", "adjustment", "net_total", "tax_total", "over"), [
+    ("5.00", "0.50", None, "5.00", "0.50", None),      # a price adjustment: what the channel refunded
+    ("40.00", "9.00", None, "30.00", "3.00", "16.00"),  # more than the line was charged for: capped, flagged
+    ("5.00", "0.50", "11.00", "15.00", "1.50", None),   # plus goodwill 11.00, tax included at the line's 10 %
+    (None, None, "99.00", "30.00", "3.00", "66.00"),    # a lump sum larger than the line: capped and flagged too
 ])
 async def test_amounts_refunded_without_units_are_credited_as_refunded_never_beyond_what_was_paid(
-        ts_env, amount, tax, adjustment, net_total, tax_total):
+        ts_env, amount, tax, adjustment, net_total, tax_total, over):
     rid = uuid.uuid4().hex[:8]
     line = ReturnLine(line_id="L1", quantity=0, amount=Money.of(amount, "USD") if amount else None,
                       tax=Money.of(tax, "USD") if tax else None)
@@ -367,11 +366,25 @@ async def test_amounts_refunded_without_units_are_credited_as_refunded_never_bey
         adjustment=Money.of(adjustment, "USD") if adjustment else None), goods_returned=False,
         channel_already_refunded=True)
     fake = Fake()
-    view, _ = await _run(ts_env, fake, inp)
+
+    async def acknowledge(handle):
+        # the channel paid more than can be credited: finance must book the rest, so the run waits for them
+        view = await _until(handle, ReturnStatus.NEEDS_ATTENTION)
+        assert f"refunded {over} USD more than is left to credit" in view.reason
+        await handle.execute_update(ReturnToRefund.act, AnalystRequest(
+            action="skip", actor="finance@x", reason="booked as goodwill expense"))
+
+    view, _ = await _run(ts_env, fake, inp, acknowledge if over else None)
     assert view.status == ReturnStatus.COMPLETED
     note = next(a for n, a in fake.calls if n == "create_credit_note").note
     assert (note.net_total, note.tax_total) == (Money.of(net_total, "USD"), Money.of(tax_total, "USD"))
     assert note.lines[0].quantity == 0
+    flagged = [s for s in view.steps if s.name == "over_refund"]
+    if over:
+        assert [(s.state, s.detail) for s in flagged] == [("skipped", "acknowledged (skip) by finance@x")]
+        assert [s.detail for s in view.steps if s.name == "analyst_skip"] == ["finance@x: booked as goodwill expense"]
+    else:
+        assert flagged == []
 
 
 def test_a_line_with_no_units_and_no_amount_is_refused():
