@@ -5,6 +5,8 @@ SQLite (the embedded default) and PostgreSQL are both supported. Nothing connect
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Engine,
     ForeignKey,
@@ -506,6 +509,9 @@ erp_journals = Table(
 )
 
 
+_WRITER = "retailflow_sqlite_writer"
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -522,8 +528,22 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn):  # serialise writers: SQLite's equivalent of row locks
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn):
+            # Writers (`engine.begin()`) take SQLite's write lock up front — its equivalent of row locks, so a
+            # read-then-write transaction never loses a race or fails to upgrade. Reads (`engine.connect()`) begin
+            # deferred: a WAL snapshot that never queues behind writers nor holds them up (docs/benchmarks.md).
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITER) else "BEGIN")
+
+        connect = engine.connect
+
+        @contextlib.contextmanager
+        def begin() -> Iterator[Connection]:
+            with connect() as conn:
+                conn.execution_options(**{_WRITER: True})
+                with conn.begin():
+                    yield conn
+
+        engine.begin = begin  # type: ignore[method-assign]
 
         # let SQLAlchemy's "begin" event issue BEGIN itself
         @event.listens_for(engine, "connect")
