@@ -289,8 +289,18 @@ def _run_flows(dev: DevProcess, v: Vendors, engine) -> None:
         "transactions": [{"parent_id": parent["id"], "amount": str(amount), "kind": "refund",
                           "gateway": parent["gateway"]}]}})["refund"]
     rid = f"refund-{merchant['id']}"
+    # the merchant refunded the line's list price and tax, more than the customer paid for it after the order's
+    # discount: the credit note stops at what was paid and finance is asked to book the rest
+    parked = return_status(dev, "shopify", rid, {"needs_attention"})
+    assert "more than is left to credit" in parked["reason"] and "Book the difference by hand" in parked["reason"]
+    acked = httpx.post(f"{dev.api}/returns/shopify/{rid}/actions/skip",
+                       json={"actor": "finance@example.com", "reason": "booked as a goodwill expense"}, timeout=20)
+    assert acked.status_code == 202, acked.text
     view = return_status(dev, "shopify", rid, {"completed"})
-    assert [s["name"] for s in view["steps"]] == ["authorize", "create_credit_note", "refund", "refund_tax"]
+    assert [s["name"] for s in view["steps"]] == ["authorize", "create_credit_note", "refund", "refund_tax",
+                                                  "over_refund", "analyst_skip"]
+    credited = Decimal(view["refund_total"]["amount"])
+    assert f"refunded {amount - credited} USD more" in parked["reason"]
     (note_b,) = v.erp("Sales Invoice", [["retailflow_ref", "=", f"return:shopify:{rid}"]])
     assert note_b["is_return"] == 1 and note_b["docstatus"] == 1
     assert -Decimal(str(note_b["grand_total"])) == Decimal(view["refund_total"]["amount"]) <= amount
