@@ -152,8 +152,8 @@ async def _run_reconcile(settings, inp, size: int, wait: bool) -> None:
             if view is not None:
                 if view.step in order:
                     progress.update(steps, completed=order.index(view.step), description=f"{view.step}")
-                if view.line_count is not None:
-                    progress.update(stage, completed=size)
+                if view.line_count is not None:  # staged: the whole file is in the database
+                    progress.update(stage, completed=size or 1, description=f"staged {view.line_count:,} lines")
                 if view.status.value == "needs_attention":
                     progress.stop()
                     console.print(f"[yellow]needs attention[/]: {view.reason}")
@@ -161,7 +161,9 @@ async def _run_reconcile(settings, inp, size: int, wait: bool) -> None:
                                   f"/settlements/{inp.provider}/{inp.settlement_id}/actions/(retry|skip|cancel)")
                     raise typer.Exit(3)
             if desc.status != WorkflowExecutionStatus.RUNNING:
-                progress.update(steps, completed=6)
+                if desc.status == WorkflowExecutionStatus.COMPLETED:  # it may end between two polls
+                    progress.update(stage, completed=size or 1)
+                    progress.update(steps, completed=6, description="done")
                 break
             await asyncio.sleep(0.5)
     try:
