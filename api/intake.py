@@ -88,6 +88,17 @@ def record_delivery(engine: Engine, source: str, delivery_id: str | None, topic:
         pass  # a concurrent duplicate recorded it first
 
 
+async def delivery_seen(engine: Engine, source: str, delivery_id: str | None) -> str | None:
+    """`seen_delivery` for the async handlers: the query runs in a thread, never on the event loop."""
+    return await asyncio.to_thread(seen_delivery, engine, source, delivery_id)
+
+
+async def remember_delivery(engine: Engine, source: str, delivery_id: str | None, topic: str | None,
+                            workflow_id: str | None) -> None:
+    """`record_delivery` for the async handlers: the insert and its commit run in a thread."""
+    await asyncio.to_thread(record_delivery, engine, source, delivery_id, topic, workflow_id)
+
+
 def channel_allows_backorder(settings: Settings, channel: str) -> bool:
     """The channel's backorder policy (RETAILFLOW_INVENTORY_CHANNELS), else RETAILFLOW_ALLOW_BACKORDER."""
     policy = settings.inventory_channels.get(channel)
@@ -156,7 +167,7 @@ async def handle_shopify(engine: Engine, client_getter, settings: Settings, body
         qid = None if replay else quarantine(engine, source=source, topic=topic, delivery_id=delivery_id,
                                              headers=headers, body=body, reason=reason, status_code=401)
         return Outcome(401, {"detail": reason, "quarantine_id": qid})
-    previous = await asyncio.to_thread(seen_delivery, engine, source, delivery_id)
+    previous = await delivery_seen(engine, source, delivery_id)
     if previous is not None:
         return Outcome(200, {"workflow_id": previous or None, "duplicate": True})
     try:
@@ -165,7 +176,7 @@ async def handle_shopify(engine: Engine, client_getter, settings: Settings, body
             order = shopify.map_order(payload, channel=settings.shopify_channel)
             client = await client_getter()
             wf_id, duplicate = await start_order(client, settings, order)
-            await asyncio.to_thread(record_delivery, engine, source, delivery_id, topic, wf_id)
+            await remember_delivery(engine, source, delivery_id, topic, wf_id)
             log.info("intake.order", channel=order.channel, external_id=order.external_order_id, workflow_id=wf_id,
                      duplicate=duplicate)
             return Outcome(200 if duplicate else 202, {"workflow_id": wf_id, "duplicate": duplicate})
@@ -176,7 +187,7 @@ async def handle_shopify(engine: Engine, client_getter, settings: Settings, body
             if str(payload.get("note") or "").startswith(REFUND_NOTE_PREFIX):
                 # the echo of a refund the platform itself paid through the Admin API (a return's refund step):
                 # its credit note and tax refund are that return's, so it is not booked again
-                await asyncio.to_thread(record_delivery, engine, source, delivery_id, topic, None)
+                await remember_delivery(engine, source, delivery_id, topic, None)
                 return Outcome(200, {"ignored": True, "duplicate": False,
                                      "detail": "a refund retailflow made (its return books it)"})
             request = await asyncio.to_thread(map_shopify_refund, functools.partial(booked_order, settings, engine),
@@ -184,7 +195,7 @@ async def handle_shopify(engine: Engine, client_getter, settings: Settings, body
             client = await client_getter()
             wf_id, duplicate = await start_return(client, settings, request, goods_returned=False,
                                                   channel_already_refunded=True)
-            await asyncio.to_thread(record_delivery, engine, source, delivery_id, topic, wf_id)
+            await remember_delivery(engine, source, delivery_id, topic, wf_id)
             return Outcome(200 if duplicate else 202, {"workflow_id": wf_id, "duplicate": duplicate})
         if topic == "orders/cancelled":
             external_id = shopify._id(payload.get("id"), "order id")
@@ -196,7 +207,7 @@ async def handle_shopify(engine: Engine, client_getter, settings: Settings, body
             if shipped_return is not None:  # returns (issue 3): a cancellation after shipment becomes a return
                 client = await client_getter()
                 ret_id, duplicate = await start_return(client, settings, shipped_return)
-                await asyncio.to_thread(record_delivery, engine, source, delivery_id, topic, ret_id)
+                await remember_delivery(engine, source, delivery_id, topic, ret_id)
                 return Outcome(200 if duplicate else 202, {"workflow_id": ret_id, "duplicate": duplicate,
                                                            "order_workflow_id": wf_id})
             reason = payload.get("cancel_reason") or "cancelled in Shopify"
@@ -210,9 +221,9 @@ async def handle_shopify(engine: Engine, client_getter, settings: Settings, body
                     reason=f"no running workflow {wf_id} to cancel", status_code=202)
                 return Outcome(202, {"workflow_id": wf_id, "duplicate": False, "signalled": False,
                                      "quarantine_id": qid})
-            await asyncio.to_thread(record_delivery, engine, source, delivery_id, topic, wf_id)
+            await remember_delivery(engine, source, delivery_id, topic, wf_id)
             return Outcome(202, {"workflow_id": wf_id, "duplicate": False, "signalled": True})
-        await asyncio.to_thread(record_delivery, engine, source, delivery_id, topic, None)
+        await remember_delivery(engine, source, delivery_id, topic, None)
         return Outcome(200, {"ignored": True, "detail": f"topic {topic!r} is not handled", "duplicate": False})
     except shopify.ShopifyMappingError as exc:
         reason = f"payload does not map ({topic}): {exc}"
@@ -251,7 +262,7 @@ async def handle_wms_local(engine: Engine, client_getter, settings: Settings, bo
         qid = None if replay else quarantine(engine, source=source, topic="shipment", delivery_id=None,
                                              headers=headers, body=body, reason=reason, status_code=422)
         return Outcome(422, {"detail": reason, "quarantine_id": qid})
-    previous = await asyncio.to_thread(seen_delivery, engine, source, event_id)
+    previous = await delivery_seen(engine, source, event_id)
     if previous is not None:
         return Outcome(200, {"workflow_id": previous, "duplicate": True})
     client = await client_getter()
@@ -260,7 +271,7 @@ async def handle_wms_local(engine: Engine, client_getter, settings: Settings, bo
         qid = None if replay else quarantine(engine, source=source, topic="shipment", delivery_id=event_id,
                                              headers=headers, body=body, reason=reason, status_code=409)
         return Outcome(409, {"detail": reason, "quarantine_id": qid})
-    await asyncio.to_thread(record_delivery, engine, source, event_id, "shipment", external_ref)
+    await remember_delivery(engine, source, event_id, "shipment", external_ref)
     return Outcome(202, {"workflow_id": external_ref, "duplicate": False})
 
 

@@ -192,7 +192,7 @@ def is_receipt_event(body: bytes) -> bool:
 async def handle_wms_receipt(engine: Engine, client_getter, body: bytes, headers: dict[str, str], *,
                              replay: bool = False):
     """`{"type": "return.received", "event_id", "external_ref": "return:…", "receipt": {...}}` (already verified)."""
-    from api.intake import Outcome, quarantine, record_delivery, seen_delivery, signal_workflow
+    from api.intake import Outcome, delivery_seen, quarantine, remember_delivery, signal_workflow
 
     source = "wms-local"
     try:
@@ -208,7 +208,7 @@ async def handle_wms_receipt(engine: Engine, client_getter, body: bytes, headers
         qid = None if replay else quarantine(engine, source=source, topic="return.received", delivery_id=None,
                                              headers=headers, body=body, reason=reason, status_code=422)
         return Outcome(422, {"detail": reason, "quarantine_id": qid})
-    previous = seen_delivery(engine, source, event_id)
+    previous = await delivery_seen(engine, source, event_id)
     if previous is not None:
         return Outcome(200, {"workflow_id": previous, "duplicate": True})
     client = await client_getter()
@@ -217,5 +217,5 @@ async def handle_wms_receipt(engine: Engine, client_getter, body: bytes, headers
         qid = None if replay else quarantine(engine, source=source, topic="return.received", delivery_id=event_id,
                                              headers=headers, body=body, reason=reason, status_code=409)
         return Outcome(409, {"detail": reason, "quarantine_id": qid})
-    record_delivery(engine, source, event_id, "return.received", external_ref)
+    await remember_delivery(engine, source, event_id, "return.received", external_ref)
     return Outcome(202, {"workflow_id": external_ref, "duplicate": False})

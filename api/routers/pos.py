@@ -64,11 +64,11 @@ async def handle_square(engine: Engine, client_getter, settings: Settings, body:
         qid = None if replay else intake.quarantine(engine, source=source, topic=topic, delivery_id=None,
                                                     headers=headers, body=body, reason=reason, status_code=422)
         return intake.Outcome(422, {"detail": reason, "quarantine_id": qid})
-    previous = intake.seen_delivery(engine, source, event.event_id)
+    previous = await intake.delivery_seen(engine, source, event.event_id)
     if previous is not None:
         return intake.Outcome(200, {"workflow_id": previous or None, "duplicate": True})
     if event.transaction is None:
-        intake.record_delivery(engine, source, event.event_id, event.event_type, None)
+        await intake.remember_delivery(engine, source, event.event_id, event.event_type, None)
         return intake.Outcome(200, {"ignored": True, "detail": event.ignored, "duplicate": False})
     txn = event.transaction
     try:
@@ -79,7 +79,7 @@ async def handle_square(engine: Engine, client_getter, settings: Settings, body:
                                                     delivery_id=event.event_id, headers=headers, body=body,
                                                     reason=reason, status_code=409)
         return intake.Outcome(409, {"detail": reason, "quarantine_id": qid})
-    intake.record_delivery(engine, source, event.event_id, event.event_type, wf_id)
+    await intake.remember_delivery(engine, source, event.event_id, event.event_type, wf_id)
     log.info("intake.pos", source=source, store_id=txn.store_id, external_id=txn.pos_transaction_id, workflow_id=wf_id)
     return intake.Outcome(202, {"workflow_id": wf_id, "pos_transaction_id": txn.pos_transaction_id,
                                 "duplicate": False})

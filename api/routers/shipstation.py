@@ -67,13 +67,13 @@ async def handle_shipstation(engine: Engine, client_getter, settings: Settings, 
             wms.http.close()
     results, failed = [], []
     for external_ref, shipment in events:
-        previous = intake.seen_delivery(engine, SOURCE, shipment.shipment_id)
+        previous = await intake.delivery_seen(engine, SOURCE, shipment.shipment_id)
         if previous is not None:
             results.append({"shipment_id": shipment.shipment_id, "workflow_id": previous, "duplicate": True})
             continue
         client = await client_getter()
         if await intake.signal_workflow(client, external_ref, "shipment", shipment):
-            intake.record_delivery(engine, SOURCE, shipment.shipment_id, resource_type, external_ref)
+            await intake.remember_delivery(engine, SOURCE, shipment.shipment_id, resource_type, external_ref)
             results.append({"shipment_id": shipment.shipment_id, "workflow_id": external_ref, "duplicate": False})
         else:
             failed.append(f"no running workflow {external_ref} for shipment {shipment.shipment_id}")
