@@ -83,7 +83,6 @@ class ReturnToRefund(Runbook):
         self._cancel: AnalystAction | None = None
         self._parked_skippable = False
         self._last_actor = "unknown"
-        self._uncredited: Money | None = None  # what the channel refunded beyond what could be credited
         self._auth: AuthorizedReturn | None = None
         self._pending_receipts: list[Receipt] = []
         self._seen_receipts: set[str] = set()
@@ -232,15 +231,17 @@ class ReturnToRefund(Runbook):
         return [DispositionLine(line_id=rl.line_id, item_code=items[rl.line_id], quantity=rl.quantity,
                                 disposition=DISPOSITION_BY_CONDITION[rl.condition]) for rl in receipt.lines]
 
-    def _amounts(self, quantities: dict[str, int]) -> dict[str, tuple[Money, Money]]:
+    def _amounts(self, quantities: dict[str, int]) -> tuple[dict[str, tuple[Money, Money]], Money]:
         """Net and tax to credit per line: the units' share of what was charged, or the amount the channel
         refunded for the line, plus any lump-sum adjustment spread over the lines — never more than is left to
-        credit on a line (earlier credit notes included), so refunds never exceed what was paid."""
+        credit on a line (earlier credit notes included), so refunds never exceed what was paid. Also returns what
+        the channel said it refunded beyond those caps (explicit line amounts and the lump sum)."""
         assert self._auth is not None
         cur = self._auth.currency
         zero = Money.zero(cur)
         asked = {line.line_id: line for line in self._req.lines}
         out: dict[str, tuple[Money, Money]] = {}
+        uncredited = zero
         for line in self._auth.lines:
             if line.line_id not in quantities:
                 continue
@@ -251,22 +252,22 @@ class ReturnToRefund(Runbook):
                 net, tax = line.share(quantities[line.line_id])
             capped = (min(net, max(line.remaining_net, zero)), min(tax, max(line.remaining_tax, zero)))
             if req is not None and req.amount is not None:  # what the channel said it refunded, beyond the cap
-                self._uncredited = self._uncredited + (net - capped[0]) + (tax - capped[1])
+                uncredited = uncredited + (net - capped[0]) + (tax - capped[1])
             out[line.line_id] = capped
         if self._req.adjustment is not None:
-            self._uncredited = self._uncredited + self._req.adjustment
+            uncredited = uncredited + self._req.adjustment
             lines = [line for line in self._auth.lines if line.line_id in out]
             room = [(line.remaining_net - out[line.line_id][0]) + (line.remaining_tax - out[line.line_id][1])
                     for line in lines]
             parts = self._req.adjustment.allocate([max(r.amount, 0) for r in room])
             for line, part, left in zip(lines, parts, room, strict=True):
                 part = min(part, max(left, zero))
-                self._uncredited = self._uncredited - part
+                uncredited = uncredited - part
                 gross = line.line_net + line.line_tax
                 tax_part = Money.of(part.amount * line.line_tax.amount / gross.amount, cur) if not gross.is_zero else zero
                 net, tax = out[line.line_id]
                 out[line.line_id] = (net + part - tax_part, tax + tax_part)
-        return out
+        return out, uncredited
 
     async def _settle(self, quantities: dict[str, int], basis: str) -> None:
         """Credit note → refund through the channel → tax refund, for `quantities` per line."""
@@ -274,8 +275,7 @@ class ReturnToRefund(Runbook):
         req, key, cur = self._req, self._wf_id, self._auth.currency
         by_line = {line.line_id: line for line in self._auth.lines}
         cn_lines, refund_lines = [], []
-        self._uncredited = Money.zero(cur)
-        amounts = self._amounts(quantities)
+        amounts, uncredited = self._amounts(quantities)
         for line_id, qty in quantities.items():
             net, tax = amounts[line_id]
             cn_lines.append(CreditNoteLine(line_id=line_id, item_code=by_line[line_id].item_code, quantity=qty,
@@ -307,9 +307,8 @@ class ReturnToRefund(Runbook):
                              TaxRefundInput(code=key, original_code=self._auth.order_external_ref,
                                             amount=self._refund.tax),
                              f"Give back tax {self._refund.tax}")
-        if (self._input.channel_already_refunded and self._uncredited.amount > 0
-                and workflow.patched(OVER_REFUND_PATCH)):
-            await self._flag_over_refund(self._uncredited)
+        if self._input.channel_already_refunded and uncredited.amount > 0 and workflow.patched(OVER_REFUND_PATCH):
+            await self._flag_over_refund(uncredited)
 
     async def _flag_over_refund(self, uncredited: Money) -> None:
         """The channel paid out more than was left to credit on the order (its lines were already credited, or
