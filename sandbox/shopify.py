@@ -118,6 +118,7 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
                 "source_name": "web", "receipt": {}, "amount": str(order.get("total_price") or "0.00"),
                 "currency": order.get("currency"), "payment_id": f"{order.get('name', '')}.1",
                 "manual_payment_gateway": False, "amount_rounding": None,
+                # "XXX" (no currency) is what Shopify's published transactions carry for a settled amount
                 "total_unsettled_set": {"presentment_money": {"amount": "0.0", "currency": "XXX"},
                                         "shop_money": {"amount": "0.0", "currency": "XXX"}},
                 "admin_graphql_api_id": f"gid://shopify/OrderTransaction/{tid}"})

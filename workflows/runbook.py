@@ -102,7 +102,8 @@ class Runbook:
         return False
 
     def _set_status(self, status: Any, reason: str | None = None) -> None:
-        raise NotImplementedError
+        """Each workflow records its own status (search attributes, details, projection): required."""
+        raise NotImplementedError(f"{type(self).__name__} must define _set_status")
 
     def _on_analyst_action(self, kind: str, who: AnalystAction) -> str:
         """Called when a parked run accepts `kind`; returns `retry` or `skip`."""

@@ -82,8 +82,15 @@ CUSTOM_FIELDS: list[tuple[str, str, str, str]] = [  # doctype, fieldname, label,
 
 
 def _num(value: Decimal | int) -> int | float:
+    """A JSON number as ERPNext's published bodies carry them. A Decimal of at most 15 significant digits
+    converts to the float whose shortest repr is those same digits, so nothing is rounded on the wire; more
+    digits are refused rather than silently rounded."""
     d = Decimal(value)
-    return int(d) if d == d.to_integral_value() else float(d)
+    if d == d.to_integral_value():
+        return int(d)
+    if len(d.normalize().as_tuple().digits) > 15:
+        raise ValueError(f"{d} has more digits than a JSON number carries exactly")
+    return float(d)
 
 
 def _dec(value: Any) -> Decimal:
