@@ -17,18 +17,24 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from activities.amazon import AmazonActivities, start_amazon_poll
+from activities.amazon import AmazonActivities
 from activities.finance import build_finance_activities
-from activities.inventory import InventoryActivities, relay_stock_changes
+from activities.inventory import InventoryActivities
 from activities.ops import OpsActivities
 from activities.orders import OrderActivities
 from activities.pos import PosActivities
 from activities.returns import ReturnActivities
-from adapters.registry import Adapters, build_adapters
-from retailflow.cluster import client_connect_options
-from retailflow.observability import CorrelationInterceptor
-from retailflow.settings import Settings
-from retailflow.tracing import tracing_interceptors
+from adapters.ports import Adapters
+from canonical.order import Order
+from runtime.cluster import client_connect_options
+from runtime.observability import CorrelationInterceptor, observe_order_milestone
+from runtime.registry import build_adapters
+from runtime.settings import Settings, get_settings
+from runtime.tracing import tracing_interceptors
+from starters import signal_workflow
+from starters.inventory import relay_stock_changes, start_inventory_sync
+from starters.orders import start_order
+from starters.polls import start_amazon_poll
 from workflows.amazon_poll import AmazonOrderPoll
 from workflows.inventory_drift import InventoryDrift
 from workflows.inventory_sync import InventorySync
@@ -39,7 +45,7 @@ from workflows.store_day import StoreDay, StoreDayClose
 
 log = structlog.get_logger(__name__)
 
-# The workflows of each domain (retailflow.settings.DOMAINS); a domain runs on its task queue
+# The workflows of each domain (runtime.settings.DOMAINS); a domain runs on its task queue
 # (RETAILFLOW_DOMAIN_TASK_QUEUES, default RETAILFLOW_TASK_QUEUE), so domains can have their own worker groups.
 DOMAIN_WORKFLOWS: dict[str, list] = {
     "orders": [OrderFulfillment, AmazonOrderPoll],  # AmazonOrderPoll: SP-API order polling (docs/vendors.md)
@@ -60,7 +66,7 @@ def workflow_queues(settings: Settings) -> dict[str, str]:
 
 
 async def connect_client(settings: Settings, *, runtime: Runtime | None = None) -> Client:
-    # address, namespace, TLS / mTLS / API key (Temporal Cloud): retailflow/cluster.py
+    # address, namespace, TLS / mTLS / API key (Temporal Cloud): runtime/cluster.py
     return await Client.connect(
         **client_connect_options(settings), data_converter=pydantic_data_converter,
         interceptors=[CorrelationInterceptor(), *tracing_interceptors(settings)], runtime=runtime,
@@ -76,15 +82,30 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
         bind_address=f"{settings.metrics_host}:{settings.temporal_sdk_metrics_port}")))
 
 
+def amazon_activities(settings: Settings) -> AmazonActivities:
+    """The order poll's activities: the SP-API client from settings (built on first use), orders started and
+    cancelled through the starters."""
+    from adapters.marketplace.amazon_sp import build_amazon_sp
+
+    async def start(client: Client, order: Order) -> tuple[str, bool]:
+        return await start_order(client, settings, order)
+
+    return AmazonActivities(channel=settings.amazon_channel, api_factory=lambda: build_amazon_sp(settings),
+                            start_order=start, signal=signal_workflow)
+
+
 def worker_activities(adapters: Adapters, settings: Settings | None = None) -> list:
     """Every activity; `settings` (default: the environment's) configure the finance report source and the
     Amazon SP-API client of the order poll (built on first use)."""
+    settings = settings or get_settings()
     activities = OrderActivities(adapters)
-    ops = OpsActivities(adapters.projection) if adapters.projection is not None else None
+    ops = (OpsActivities(adapters.projection, on_order_milestone=observe_order_milestone)
+           if adapters.projection is not None else None)
     return [*activities.all(), *ReturnActivities(adapters).all(), *(ops.all() if ops else []),
-            *(InventoryActivities(adapters).all() if adapters.inventory is not None else []),
+            *(InventoryActivities(adapters, sync_starter=start_inventory_sync).all()
+              if adapters.inventory is not None else []),
             *build_finance_activities(adapters, settings).all(), *PosActivities(adapters).all(),
-            *AmazonActivities(settings).all()]
+            *amazon_activities(settings).all()]
 
 
 def build_worker(
@@ -165,8 +186,8 @@ def temporal_cli_path() -> str:
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run the worker (and the embedded WMS shipper when enabled) until `stop` is set."""
+    from adapters.sql import create_schema, make_engine
     from adapters.wms.local import LocalWms, run_shipper
-    from retailflow.db import create_schema, make_engine
 
     stop = stop or asyncio.Event()
     engine = make_engine(settings.effective_database_url)

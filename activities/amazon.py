@@ -1,26 +1,24 @@
 """Activities of the Amazon order poll (workflows/amazon_poll.py): list one getOrders page, start an order's
-workflow, pass on a cancellation. The SP-API client is built from settings on first use (nothing connects when
-the worker is built)."""
+workflow, pass on a cancellation. The SP-API client is built by the injected factory on first use (nothing
+connects when the worker is built)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.orders import business_errors
-from adapters.marketplace.amazon_sp import AmazonMappingError, AmazonSpApi, OrdersPage, build_amazon_sp
+from adapters.marketplace.amazon_sp import AmazonMappingError, AmazonSpApi, OrdersPage
 from canonical.fulfillment import AnalystAction
-from canonical.order import CanonicalModel, UtcDatetime, order_workflow_id
-from retailflow.settings import Settings, get_settings
+from canonical.order import CanonicalModel, Order, UtcDatetime, order_workflow_id
 
 log = structlog.get_logger(__name__)
 
@@ -72,24 +70,28 @@ class AmazonPollView(CanonicalModel):
     recent_rejections: list[str] = []
 
 
+# How the poll's activities start and signal order workflows: starters.orders.start_order (bound to the
+# settings) and starters.signal_workflow, injected by the composition root (activities never import the API
+# or the starters).
+OrderStarter = Callable[[Client, Order], Awaitable[tuple[str, bool]]]
+Signaller = Callable[[Client, str, str, Any], Awaitable[bool]]
+
+
 class AmazonActivities:
-    def __init__(self, settings: Settings | None = None, api_factory: Callable[[], AmazonSpApi] | None = None) -> None:
-        self._settings = settings
+    def __init__(self, *, channel: str, api_factory: Callable[[], AmazonSpApi], start_order: OrderStarter,
+                 signal: Signaller) -> None:
+        self.channel = channel
         self._factory = api_factory
+        self._start_order = start_order
+        self._signal = signal
         self._api: AmazonSpApi | None = None
         self._lock = threading.Lock()
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = get_settings()
-        return self._settings
 
     @property
     def api(self) -> AmazonSpApi:
         with self._lock:
             if self._api is None:
-                self._api = self._factory() if self._factory else build_amazon_sp(self.settings)
+                self._api = self._factory()
             return self._api
 
     @activity.defn(name="amazon_list_orders")
@@ -102,16 +104,13 @@ class AmazonActivities:
     async def start_order(self, inp: AmazonOrderInput) -> StartedOrder:
         """Fetch the order with its items, map it, start `order:amazon:{id}`; a second start is a duplicate, never
         a second run. An order that does not map is reported (the poll goes on), not retried."""
-        # the one place orders are started (business-key id, search attributes, summary)
-        from api.intake import start_order
-
-        wf_id = order_workflow_id(self.settings.amazon_channel, inp.amazon_order_id)
+        wf_id = order_workflow_id(self.channel, inp.amazon_order_id)
         try:
             order = await asyncio.to_thread(self.api.fetch_order, inp.amazon_order_id)
         except AmazonMappingError as exc:
             log.warning("amazon.order_rejected", external_id=inp.amazon_order_id, error=str(exc))
             return StartedOrder(workflow_id=wf_id, rejected=str(exc))
-        started_id, duplicate = await start_order(activity.client(), self.settings, order)
+        started_id, duplicate = await self._start_order(activity.client(), order)
         log.info("amazon.order_started", external_id=inp.amazon_order_id, workflow_id=started_id,
                  duplicate=duplicate)
         return StartedOrder(workflow_id=started_id, duplicate=duplicate)
@@ -119,26 +118,11 @@ class AmazonActivities:
     @activity.defn(name="amazon_cancel_order")
     async def cancel_order(self, inp: AmazonOrderInput) -> bool:
         """Amazon cancelled the order (buyer or Amazon): cancel its workflow if it is running."""
-        from api.intake import signal_workflow
-
-        wf_id = order_workflow_id(self.settings.amazon_channel, inp.amazon_order_id)
-        return await signal_workflow(activity.client(), wf_id, "cancel", AnalystAction(
-            actor=f"channel:{self.settings.amazon_channel}", reason="cancelled in Amazon"))
+        wf_id = order_workflow_id(self.channel, inp.amazon_order_id)
+        return await self._signal(activity.client(), wf_id, "cancel", AnalystAction(
+            actor=f"channel:{self.channel}", reason="cancelled in Amazon"))
 
     def all(self) -> list:
         return [self.list_orders, self.start_order, self.cancel_order]
 
 
-async def start_amazon_poll(client: Client, settings: Settings) -> str:
-    """Start the poll once (`poll:{channel}`); an already running poll is left alone."""
-    wf_id = f"poll:{settings.amazon_channel}"
-    try:
-        await client.start_workflow(
-            POLL_WORKFLOW, AmazonPollInput(channel=settings.amazon_channel,
-                                           interval_seconds=settings.amazon_poll_interval_seconds,
-                                           lookback_hours=settings.amazon_poll_lookback_hours),
-            id=wf_id, task_queue=settings.queue_for("orders"), id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=f"Poll Amazon orders every {settings.amazon_poll_interval_seconds}s")
-    except WorkflowAlreadyStartedError:
-        pass
-    return wf_id

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, case, delete, exists, func, insert, select, updat
 from temporalio import activity
 
 from activities.orders import business_errors
+from adapters import sql as db
 from adapters.marketplace.settlement_reports import (
     LocalSettlementReports,
     ReportRef,
@@ -42,8 +43,7 @@ from canonical.finance import (
     resolve_account,
 )
 from canonical.money import Money, minor_units
-from retailflow import db
-from retailflow.settings import Settings, get_settings
+from runtime.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
 

@@ -4,45 +4,40 @@ channels, reconcile drift. Each is one idempotent call into one adapter.
 A channel's 429 (`RateLimited`) becomes a *retryable* ApplicationError with `next_retry_delay`, so Temporal
 retries after the channel's Retry-After instead of backing off blindly or hammering it.
 
-`start_inventory_sync` is the one way in to InventorySync (signal-with-start): used by the API, the CLI, the
-drift workflow (through `request_inventory_sync`) and the worker's outbox relay, which tells InventorySync about
-stock the ERP moved (reservations, deliveries, restocks) so channels see those too.
+`request_inventory_sync` starts InventorySync through the starter the composition root injects
+(starters/inventory.py, the one way in).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
-from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 
 from activities.orders import business_errors
 from adapters.inventory.base import StockSnapshotSource
 from adapters.inventory.ledger import InventoryLedger
 from adapters.marketplace.base import lists_by_channel_sku
-from adapters.registry import Adapters
+from adapters.ports import Adapters
 from canonical.errors import RateLimited
 from canonical.inventory import (
     Availability,
     DriftLine,
     InventoryEvent,
-    InventorySyncInput,
-    inventory_workflow_id,
 )
-from workflows import search_attributes as sa
 
 log = structlog.get_logger(__name__)
 
-INVENTORY_SYNC_WORKFLOW = "InventorySync"
+# how `request_inventory_sync` starts InventorySync: starters.inventory.start_inventory_sync, injected by the
+# composition root (activities never import the layers that start workflows)
+SyncStarter = Callable[..., Awaitable[str]]
 
 
 class _In(BaseModel):
@@ -94,20 +89,6 @@ class SkusInput(_In):
     skus: list[str]
 
 
-async def start_inventory_sync(client: Client, *, sku: str, task_queue: str, events: list[InventoryEvent] | None = None,
-                               events_per_run: int = 500) -> str:
-    """Signal-with-start `inventory:{sku}`: the events (or a refresh) reach the running sync, or start one."""
-    wf_id = inventory_workflow_id(sku)
-    signal, args = ("events", [events]) if events else ("refresh", [])
-    await client.start_workflow(
-        INVENTORY_SYNC_WORKFLOW, InventorySyncInput(sku=sku, events_per_run=events_per_run),
-        id=wf_id, task_queue=task_queue, start_signal=signal, start_signal_args=args,
-        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.SKUS, [sku])]),
-        static_summary=f"Availability of {sku} to every channel",
-    )
-    return wf_id
-
-
 def group_by_sku(events: Iterable[InventoryEvent]) -> dict[str, list[InventoryEvent]]:
     out: dict[str, list[InventoryEvent]] = defaultdict(list)
     for ev in events:
@@ -131,13 +112,15 @@ def _transient(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class InventoryActivities:
-    def __init__(self, adapters: Adapters, *, task_queue: str | None = None, events_per_run: int = 500) -> None:
+    def __init__(self, adapters: Adapters, *, task_queue: str | None = None, events_per_run: int = 500,
+                 sync_starter: SyncStarter | None = None) -> None:
         if adapters.inventory is None:
             raise ValueError("InventoryActivities needs adapters.inventory (the ledger)")
         self.adapters = adapters
         self.ledger: InventoryLedger = adapters.inventory
         self.task_queue = task_queue
         self.events_per_run = events_per_run
+        self.sync_starter = sync_starter
 
     @activity.defn(name="apply_inventory_events")
     @business_errors
@@ -205,9 +188,12 @@ class InventoryActivities:
 
     @activity.defn(name="request_inventory_sync")
     async def request_inventory_sync(self, inp: SkusInput) -> int:
+        if self.sync_starter is None:
+            raise ApplicationError("this worker was built without an InventorySync starter",
+                                   type="NotConfigured", non_retryable=True)
         client = activity.client()
         for sku in inp.skus:
-            await start_inventory_sync(client, sku=sku, task_queue=self.task_queue or activity.info().task_queue,
+            await self.sync_starter(client, sku=sku, task_queue=self.task_queue or activity.info().task_queue,
                                        events_per_run=self.events_per_run)
         return len(inp.skus)
 
@@ -217,18 +203,3 @@ class InventoryActivities:
                 self.correct_inventory_drift, self.request_inventory_sync]
 
 
-async def relay_stock_changes(client: Client, ledger: InventoryLedger, *, task_queue: str, poll_seconds: float,
-                              stop: asyncio.Event, events_per_run: int = 500) -> None:
-    """The outbox relay (runs in the worker): SKUs whose stock the ERP moved get a `refresh` in InventorySync."""
-    while not stop.is_set():
-        try:
-            changed = await asyncio.to_thread(ledger.changed_skus)
-            for sku, changed_at in changed:
-                await start_inventory_sync(client, sku=sku, task_queue=task_queue, events_per_run=events_per_run)
-                await asyncio.to_thread(ledger.ack_changed, sku, changed_at)
-        except Exception as exc:  # the database or Temporal is away: try again on the next tick
-            log.warning("inventory.relay_failed", error=str(exc))
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
-        except TimeoutError:
-            pass

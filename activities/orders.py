@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from adapters.registry import Adapters
+from adapters.ports import Adapters
 from canonical.errors import BusinessError, InvalidAddress, InvalidOrder
 from canonical.fulfillment import InvoiceRef, Reservation, ResolvedLine, SalesOrderRef, WmsReleaseRef
 from canonical.order import Address, Order, Shipment, TaxQuote

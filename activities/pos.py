@@ -2,8 +2,7 @@
 Each is one idempotent call into one adapter: stock by POS transaction id and line, the journal by its external
 reference (`storeday:{store}:{date}` for the day, `…:adj:{n}` for the n-th batch of late transactions).
 
-`signal_store_day` is the one way in to StoreDay (signal-with-start), used by the API's Square webhook and POS
-batch endpoints.
+StoreDay is started and signalled by starters/pos.py only.
 """
 
 from __future__ import annotations
@@ -16,17 +15,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
-from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 
 from activities.orders import business_errors
+from adapters.ports import Adapters
 from adapters.pos.stock import PosStock
-from adapters.registry import Adapters
 from canonical.finance import JournalEntry
-from canonical.pos import PosTransaction, StoreDayInput
-from retailflow.settings import Settings
-from workflows import search_attributes as sa
+from canonical.pos import PosTransaction
 
 STORE_DAY_WORKFLOW = "StoreDay"
 STORE_DAY_CLOSE_WORKFLOW = "StoreDayClose"
@@ -97,15 +92,6 @@ class PosActivities:
         return [self.apply_pos_stock, self.post_pos_journal, store_local_date]
 
 
-def store_day_input(settings: Settings, store_id: str, business_date) -> StoreDayInput:
-    return StoreDayInput(
-        store_id=store_id, business_date=business_date, location=settings.store_locations.get(store_id),
-        accounts=settings.pos_accounts, legal_entity=settings.finance_legal_entity,
-        late_window_hours=settings.pos_late_window_hours,
-        adjustment_delay_seconds=settings.pos_adjustment_delay_seconds,
-        activity_task_queues=settings.activity_task_queues)
-
-
 def group_by_store_day(transactions: Iterable[PosTransaction]) -> dict[str, list[PosTransaction]]:
     out: dict[str, list[PosTransaction]] = defaultdict(list)
     for t in transactions:
@@ -113,19 +99,3 @@ def group_by_store_day(transactions: Iterable[PosTransaction]) -> dict[str, list
     return dict(out)
 
 
-async def signal_store_day(client: Client, settings: Settings, transactions: list[PosTransaction]) -> str:
-    """Signal-with-start `storeday:{store}:{date}` with transactions of that one store day. A store day that has
-    finished (its late window is over) or was cancelled refuses them: WorkflowAlreadyStartedError."""
-    first = transactions[0]
-    wf_id = first.workflow_id
-    if any(t.workflow_id != wf_id for t in transactions):
-        raise ValueError("signal_store_day takes the transactions of one store day")
-    await client.start_workflow(
-        STORE_DAY_WORKFLOW, store_day_input(settings, first.store_id, first.business_date),
-        id=wf_id, task_queue=settings.queue_for("pos"), start_signal="transactions", start_signal_args=[transactions],
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.STORE_ID, first.store_id),
-                                                 SearchAttributePair(sa.NEEDS_ATTENTION, False)]),
-        static_summary=f"Store {first.store_id}: POS day {first.business_date.isoformat()}",
-    )
-    return wf_id

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 
 from activities.orders import business_errors
-from adapters.registry import Adapters
+from adapters.ports import Adapters
 from canonical.money import Money
 from canonical.returns import (
     AuthorizedLine,

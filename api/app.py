@@ -15,8 +15,8 @@ from api.deps import EngineDep, TemporalConnector
 from api.routers import erp, ops, orders, webhooks
 from api.routers import inventory as inventory_router
 from api.routers import returns as returns_router
-from retailflow.observability import HTTP_HEADER, PARKED_RUNS, correlation_id, new_correlation_id
-from retailflow.settings import Settings, get_settings
+from runtime.observability import HTTP_HEADER, PARKED_RUNS, correlation_id, new_correlation_id
+from runtime.settings import Settings, get_settings
 
 
 class CorrelationMiddleware:
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        from retailflow.db import create_schema, make_engine
+        from adapters.sql import create_schema, make_engine
 
         if app.state.engine is None:
             app.state.engine = make_engine(settings.effective_database_url)

@@ -10,9 +10,9 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from retailflow.observability import CorrelationInterceptor
-from retailflow.settings import Settings
-from retailflow.tracing import tracing_interceptors
+from runtime.observability import CorrelationInterceptor
+from runtime.settings import Settings
+from runtime.tracing import tracing_interceptors
 
 
 class TemporalConnector:

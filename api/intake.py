@@ -10,30 +10,22 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
+from adapters import sql as db
 from adapters.http import VendorUnavailable
 from adapters.marketplace import shopify
 from adapters.wms.local import SIGNATURE_HEADER as WMS_SIGNATURE_HEADER
 from adapters.wms.local import verify as verify_wms
-from canonical.fulfillment import AnalystAction, OrderFulfillmentInput
-from canonical.order import Order, Shipment, order_workflow_id
+from canonical.fulfillment import AnalystAction
+from canonical.order import Shipment, order_workflow_id
 from canonical.vendor_errors import VendorAuthFailed
-from retailflow import db
-from retailflow.settings import Settings
-from workflows import search_attributes as sa
+from runtime.settings import Settings
+from starters import signal_workflow
+from starters.orders import start_order
+from starters.returns import start_return
 
 log = structlog.get_logger(__name__)
 
-ORDER_WORKFLOW = "OrderFulfillment"
 SAFE_HEADERS = ("content-type", "x-shopify-topic", "x-shopify-shop-domain", "x-shopify-api-version",
                 "x-shopify-webhook-id", "x-shopify-triggered-at", "x-shopify-event-id", "x-shopify-hmac-sha256",
                 "shopify-topic", "shopify-shop-domain", "shopify-api-version", "shopify-webhook-id",
@@ -44,10 +36,6 @@ SAFE_HEADERS = ("content-type", "x-shopify-topic", "x-shopify-shop-domain", "x-s
 class Outcome:
     status_code: int
     body: dict[str, Any] = field(default_factory=dict)
-
-
-class TemporalUnavailable(Exception):
-    pass
 
 
 def keep_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -99,62 +87,6 @@ async def remember_delivery(engine: Engine, source: str, delivery_id: str | None
     await asyncio.to_thread(record_delivery, engine, source, delivery_id, topic, workflow_id)
 
 
-def channel_allows_backorder(settings: Settings, channel: str) -> bool:
-    """The channel's backorder policy (RETAILFLOW_INVENTORY_CHANNELS), else RETAILFLOW_ALLOW_BACKORDER."""
-    policy = settings.inventory_channels.get(channel)
-    return settings.allow_backorder if policy is None or policy.backorder is None else policy.backorder
-
-
-async def start_order(client: Client, settings: Settings, order: Order) -> tuple[str, bool]:
-    """Start the order's workflow; (workflow id, duplicate?). The id is the business key."""
-    wf_id = order.workflow_id
-    items = sum(line.quantity for line in order.lines)
-    summary = (f"{order.channel} order {order.order_number or order.external_order_id}: {items} item(s), "
-               f"{order.computed_total}")
-    details = "\n".join(f"- {line.quantity} × {line.channel_sku} {line.name or ''} @ {line.unit_price}"
-                        for line in order.lines)
-    try:
-        await client.start_workflow(
-            ORDER_WORKFLOW,
-            OrderFulfillmentInput(order=order, sla_hours=settings.order_sla_hours,
-                                  allow_backorder=channel_allows_backorder(settings, order.channel),
-                                  activity_task_queues=settings.activity_task_queues),
-            id=wf_id, task_queue=settings.queue_for("orders"),
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(sa.CHANNEL, order.channel),
-                SearchAttributePair(sa.EXTERNAL_ORDER_ID, order.external_order_id),
-                SearchAttributePair(sa.ORDER_STATUS, "received"),
-                SearchAttributePair(sa.NEEDS_ATTENTION, False),
-                SearchAttributePair(sa.SKUS, sorted({line.channel_sku for line in order.lines})),
-            ]),
-            static_summary=summary, static_details=f"Order lines:\n{details}",
-        )
-        return wf_id, False
-    except WorkflowAlreadyStartedError:
-        return wf_id, True
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.ALREADY_EXISTS:
-            return wf_id, True
-        raise TemporalUnavailable(str(exc)) from exc
-
-
-async def signal_workflow(client: Client, workflow_id: str, signal: str, arg: Any) -> bool:
-    """Signal a running workflow; False if there is none (never started, or already closed)."""
-    handle = client.get_workflow_handle(workflow_id)
-    try:
-        desc = await handle.describe()
-        if desc.status != WorkflowExecutionStatus.RUNNING:
-            return False
-        await handle.signal(signal, arg)
-        return True
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise TemporalUnavailable(str(exc)) from exc
-
-
 # -- Shopify ---------------------------------------------------------------------------------------------
 async def handle_shopify(engine: Engine, client_getter, settings: Settings, body: bytes, headers: dict[str, str],
                          *, replay: bool = False) -> Outcome:
@@ -182,7 +114,7 @@ async def handle_shopify(engine: Engine, client_getter, settings: Settings, body
             return Outcome(200 if duplicate else 202, {"workflow_id": wf_id, "duplicate": duplicate})
         if topic == "refunds/create":  # returns (issue 3): a refund without a return → credit note + tax
             from adapters.marketplace.shopify_admin import REFUND_NOTE_PREFIX
-            from api.returns_intake import booked_order, map_shopify_refund, start_return
+            from api.returns_intake import booked_order, map_shopify_refund
 
             if str(payload.get("note") or "").startswith(REFUND_NOTE_PREFIX):
                 # the echo of a refund the platform itself paid through the Admin API (a return's refund step):
@@ -200,7 +132,7 @@ async def handle_shopify(engine: Engine, client_getter, settings: Settings, body
         if topic == "orders/cancelled":
             external_id = shopify._id(payload.get("id"), "order id")
             wf_id = order_workflow_id(settings.shopify_channel, external_id)
-            from api.returns_intake import booked_order, cancellation_return, start_return
+            from api.returns_intake import booked_order, cancellation_return
 
             booked = await asyncio.to_thread(booked_order, settings, engine, wf_id)
             shipped_return = cancellation_return(booked, settings.shopify_channel, external_id, db.utcnow())

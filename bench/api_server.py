@@ -11,7 +11,7 @@ import uvicorn
 
 from api.app import create_app
 from retailflow.devstack import _ApiServer
-from retailflow.settings import Settings
+from runtime.settings import Settings
 
 
 async def main(args: argparse.Namespace) -> None:

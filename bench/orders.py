@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from api.intake import start_order
 from bench.baseline import BareInput
 from bench.fixtures import canonical_order, external_id, full_shipment
 from canonical.fulfillment import OrderResult
 from canonical.order import OrderStatus
-from retailflow.settings import Settings
+from runtime.settings import Settings
+from starters.orders import start_order
 
 START_CONCURRENCY = 32  # client RPCs in flight while starting a batch
 
@@ -130,7 +130,7 @@ async def wait_parked(engine, ids: list[str], status: str, timeout: float) -> fl
     """Seconds until every workflow in `ids` shows `status` in the platform's status projection."""
     from sqlalchemy import func, select
 
-    from retailflow import db
+    from adapters import sql as db
 
     t0 = time.perf_counter()
     wanted = set(ids)

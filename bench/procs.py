@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from retailflow.settings import SEARCH_ATTRIBUTES
+from runtime.settings import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")

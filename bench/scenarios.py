@@ -9,14 +9,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.registry import build_adapters
+from adapters.sql import create_schema, make_engine
 from bench import orders, procs, profile
 from bench.baseline import BareInput
 from bench.fixtures import catalog_text
 from bench.stats import latency_summary, rate
 from retailflow.catalog import import_catalog
-from retailflow.db import create_schema, make_engine
-from retailflow.settings import Settings
+from runtime.registry import build_adapters
+from runtime.settings import Settings
 from worker import connect_client
 
 SECRET = "bench-shopify-secret"
@@ -85,7 +85,7 @@ class Stack:
         self.db_kind = "postgresql" if self.db_url.startswith("postgresql") else "sqlite"
         self.engine = make_engine(self.db_url)
         if db_url:  # a database of the bench's own: start from empty tables
-            from retailflow import db
+            from adapters import sql as db
 
             db.metadata.drop_all(self.engine)
         create_schema(self.engine)
@@ -508,9 +508,9 @@ async def _reconcile(stack: Stack, path: Path, sid: str, db_url: str, queue: str
 async def inventory_scenario(stack: Stack, cfg: Config) -> dict:
     """Stock events through `InventorySync` against `BenchBareSync` (bench.inventory): a burst for events/s, then a
     paced stream for the publication lag and publishes per SKU per window."""
-    from activities.inventory import start_inventory_sync
     from bench import inventory as inv
     from bench.stats import coverage_lags, windows_rate
+    from starters.inventory import start_inventory_sync
 
     tag = uuid.uuid4().hex[:6]
     queue, bare_queue = f"bench-inv-{tag}", f"bench-inv-bare-{tag}"
@@ -531,7 +531,7 @@ async def inventory_scenario(stack: Stack, cfg: Config) -> dict:
     async def platform_done(skus: list[str], total: int, timeout: float = 300) -> float:
         from sqlalchemy import func, select
 
-        from retailflow import db
+        from adapters import sql as db
 
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
@@ -550,7 +550,7 @@ async def inventory_scenario(stack: Stack, cfg: Config) -> dict:
     def publications(skus: list[str]) -> list[dict]:
         from sqlalchemy import select
 
-        from retailflow import db
+        from adapters import sql as db
 
         t = db.inventory_publications
         with stack.engine.connect() as conn:

@@ -24,8 +24,8 @@ BATCH = 5000
 def parse_into_db(path: str, database_url: str) -> dict:
     from sqlalchemy import insert
 
-    from retailflow import db
-    from retailflow.db import create_schema, make_engine
+    from adapters import sql as db
+    from adapters.sql import create_schema, make_engine
 
     engine = make_engine(database_url)
     create_schema(engine)

@@ -1,6 +1,6 @@
 """A bench worker process: `python -m bench.worker --kind platform|baseline --address A --task-queue Q`.
 
-`platform` is the real worker (`worker.build_worker` with `adapters.registry.build_adapters` on the platform
+`platform` is the real worker (`worker.build_worker` with `runtime.registry.build_adapters` on the platform
 database; the embedded WMS shipper and the inventory relay are not started, the bench delivers shipments by
 signal). `baseline` is the same Worker configuration (thread-pool executor of 32, 32 concurrent activities,
 the same data converter) running only the bare workflows (`bench.baseline`, `bench.inventory`). Prints `READY`
@@ -32,9 +32,9 @@ async def main(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     engine = None
     if args.kind == "platform":
-        from adapters.registry import build_adapters
-        from retailflow.db import create_schema, make_engine
-        from retailflow.settings import Settings
+        from adapters.sql import create_schema, make_engine
+        from runtime.registry import build_adapters
+        from runtime.settings import Settings
         from worker import build_worker, connect_client
 
         settings = Settings(temporal_address=args.address, task_queue=args.task_queue,

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from retailflow.logging import configure_logging
-from retailflow.settings import Settings
+from runtime.settings import Settings
 
 app = typer.Typer(help="retailflow: durable Temporal workflows for retail orders.", no_args_is_help=True)
 catalog_app = typer.Typer(help="The embedded ERP's catalog.", no_args_is_help=True)
@@ -123,8 +123,8 @@ def catalog_import(file: Annotated[Path, typer.Argument(exists=True, dir_okay=Fa
     """Upsert items, the SKU cross-reference and stock from a CSV with header
     channel,channel_sku,item_code,name,location,on_hand,unit_price,currency."""
     from adapters.erp.local import LocalErp
+    from adapters.sql import create_schema, make_engine
     from retailflow.catalog import import_catalog
-    from retailflow.db import create_schema, make_engine
 
     settings = _settings()
     engine = make_engine(settings.effective_database_url)
@@ -151,9 +151,9 @@ def catalog_map_sku(
     """Map one channel SKU to an existing ERP item (stock untouched)."""
     from sqlalchemy import select
 
+    from adapters import sql as db
     from adapters.erp.local import LocalErp
-    from retailflow import db
-    from retailflow.db import create_schema, make_engine
+    from adapters.sql import create_schema, make_engine
 
     settings = _settings()
     engine = make_engine(settings.effective_database_url)
@@ -169,7 +169,7 @@ def catalog_map_sku(
 @db_app.command("init")
 def db_init() -> None:
     """Create the platform database tables (idempotent)."""
-    from retailflow.db import create_schema, make_engine
+    from adapters.sql import create_schema, make_engine
 
     settings = _settings()
     create_schema(make_engine(settings.effective_database_url))

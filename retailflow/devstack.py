@@ -23,7 +23,7 @@ from pathlib import Path
 import structlog
 import uvicorn
 
-from retailflow.settings import SEARCH_ATTRIBUTES, Settings
+from runtime.settings import SEARCH_ATTRIBUTES, Settings
 
 log = structlog.get_logger(__name__)
 
@@ -84,9 +84,9 @@ class _ApiServer(uvicorn.Server):
 async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo: bool, sandbox: bool = False,
                   profile: str = "embedded") -> None:
     from adapters.erp.local import LocalErp
+    from adapters.sql import create_schema, make_engine
     from api.app import create_app
     from retailflow.catalog import DEMO_CATALOG, import_catalog
-    from retailflow.db import create_schema, make_engine
     from worker import run_worker, temporal_cli_path
 
     sandboxes = None

@@ -16,7 +16,7 @@ settlements_app = typer.Typer(help="Settlement reconciliation (SettlementReconci
 
 def _settings():
     from retailflow.logging import configure_logging
-    from retailflow.settings import Settings
+    from runtime.settings import Settings
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)

@@ -22,7 +22,7 @@ DEFAULT_SCHEDULE_ID = "inventory-drift"
 
 def _settings():
     from retailflow.logging import configure_logging
-    from retailflow.settings import Settings
+    from runtime.settings import Settings
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -116,8 +116,8 @@ def snapshot(
     """Reconcile the ledger against a stock snapshot (CSV): differences within the threshold are corrected,
     bigger ones park for an analyst (retry/approve/skip/cancel signals on the workflow)."""
     from adapters.inventory.ledger import InventoryLedger
+    from adapters.sql import create_schema, make_engine
     from canonical.inventory import DriftInput
-    from retailflow.db import create_schema, make_engine
     from worker import connect_client
 
     settings = _settings()

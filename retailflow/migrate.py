@@ -61,7 +61,7 @@ def schema_differences(connection) -> list:
     """What `alembic revision --autogenerate` would write: the live models against this database."""
     from alembic.autogenerate import compare_metadata
 
-    from retailflow.db import metadata
+    from adapters.sql import metadata
 
     return compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), metadata)
 
@@ -85,7 +85,7 @@ def _adopt(conn, cfg: Config) -> bool:
 
 def upgrade_database(url: str, revision: str = "head") -> UpgradeResult:
     """Apply the migrations up to `revision` on the database at `url`, adopting a `db init` database."""
-    from retailflow.db import make_engine
+    from adapters.sql import make_engine
 
     engine = make_engine(url)
     try:
@@ -97,7 +97,7 @@ def upgrade_database(url: str, revision: str = "head") -> UpgradeResult:
             command.upgrade(cfg, revision)
             after = current_revision(conn)
         if revision == "head":
-            from retailflow.seed import seed_tax_rates
+            from adapters.sql import seed_tax_rates
 
             seed_tax_rates(engine)  # reference data of the embedded tax engine; adds only missing rows
         return UpgradeResult(before=before, after=after, adopted=adopted)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from retailflow.settings import Settings
+from runtime.settings import Settings
 
 PROFILES = ("embedded", "vendors")
 

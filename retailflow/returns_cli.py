@@ -13,7 +13,7 @@ returns_app = typer.Typer(help="Returns and refunds (ReturnToRefund).", no_args_
 
 
 def _base(url: str | None) -> str:
-    from retailflow.settings import Settings
+    from runtime.settings import Settings
 
     return url or Settings().effective_api_base_url
 

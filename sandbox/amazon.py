@@ -40,7 +40,7 @@ def create_app(*, client_id: str | None = None, client_secret: str | None = None
                page_size: int = 100, items_page_size: int = 100, token_ttl: int = 3600,
                injector: FaultInjector | None = None) -> FastAPI:
     if client_id is None or client_secret is None or refresh_token is None:
-        from retailflow.settings import get_settings
+        from runtime.settings import get_settings
 
         s = get_settings()
         client_id = client_id or s.amazon_lwa_client_id

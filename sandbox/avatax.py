@@ -265,7 +265,7 @@ def create_app(*, account_id: str | None = None, license_key: str | None = None,
                injector: FaultInjector | None = None) -> FastAPI:
     """The AvaTax sandbox app; Basic auth must match `account_id`/`license_key` (default: the settings')."""
     if account_id is None or license_key is None:
-        from retailflow.settings import get_settings
+        from runtime.settings import get_settings
 
         settings = get_settings()
         account_id = settings.avalara_account_id if account_id is None else account_id

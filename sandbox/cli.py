@@ -25,7 +25,7 @@ def load_app(name: str, *, seed: int = 0):  # noqa: ANN201 - a FastAPI app
 
 
 def ports(names: list[str]) -> dict[str, int]:
-    from retailflow.settings import get_settings
+    from runtime.settings import get_settings
     from sandbox import DEFAULT_PORTS
 
     configured = get_settings().sandbox_ports
@@ -41,7 +41,7 @@ def ports(names: list[str]) -> dict[str, int]:
 async def serve(names: list[str], *, host: str, seed: int) -> None:
     import uvicorn
 
-    from retailflow.settings import get_settings
+    from runtime.settings import get_settings
     from sandbox.stack import build_app
 
     servers = []
@@ -63,7 +63,7 @@ def sandbox_main(
     """Serve the vendor sandboxes until Ctrl-C."""
     if ctx.invoked_subcommand is not None:
         return
-    from retailflow.settings import get_settings
+    from runtime.settings import get_settings
     from sandbox import APPS
 
     settings = get_settings()
@@ -93,7 +93,7 @@ def _vendor_settings():  # noqa: ANN202 - Settings
     """The settings with the sandboxes' base URLs (RETAILFLOW_SANDBOX_HOST/_PORTS), as `dev --sandbox` uses."""
     from retailflow.logging import configure_logging
     from retailflow.profiles import apply_profile
-    from retailflow.settings import get_settings
+    from runtime.settings import get_settings
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)

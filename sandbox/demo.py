@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import structlog
 
-from retailflow.settings import Settings
+from runtime.settings import Settings
 
 log = structlog.get_logger(__name__)
 

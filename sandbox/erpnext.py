@@ -526,7 +526,7 @@ def create_app(*, api_key: str | None = None, api_secret: str | None = None,
                injector: FaultInjector | None = None) -> FastAPI:
     """The ERPNext sandbox app; the token must match `api_key`/`api_secret` (default: the settings')."""
     if api_key is None or api_secret is None:
-        from retailflow.settings import get_settings
+        from runtime.settings import get_settings
 
         settings = get_settings()
         api_key = settings.erpnext_api_key if api_key is None else api_key

@@ -32,7 +32,7 @@ def pacific(dt: datetime | None = None) -> str:
 def create_app(*, api_key: str | None = None, api_secret: str | None = None, webhook_url: str | None = None,
                ship_after_seconds: float | None = 5.0, injector: FaultInjector | None = None) -> FastAPI:
     if api_key is None or api_secret is None or webhook_url is None:
-        from retailflow.settings import get_settings
+        from runtime.settings import get_settings
 
         s = get_settings()
         api_key = api_key or s.shipstation_api_key.get_secret_value()

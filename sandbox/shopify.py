@@ -45,7 +45,7 @@ def sign(body: bytes, secret: str) -> str:
 def create_app(*, access_token: str | None = None, webhook_url: str | None = None, webhook_secret: str | None = None,
                injector: FaultInjector | None = None) -> FastAPI:
     if access_token is None or webhook_url is None or webhook_secret is None:
-        from retailflow.settings import get_settings
+        from runtime.settings import get_settings
 
         s = get_settings()
         access_token = access_token or s.shopify_admin_access_token.get_secret_value()

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 
-from retailflow.settings import Settings
+from runtime.settings import Settings
 from sandbox import APPS, DEFAULT_PORTS
 from sandbox.common import ServedApp
 from sandbox.faults import FaultInjector

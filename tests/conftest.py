@@ -32,7 +32,7 @@ def _db_params() -> list:
 @pytest.fixture(params=_db_params())
 def engine(request, tmp_path):
     """A fresh platform database: SQLite in a temp dir, or a fresh schema in the test PostgreSQL."""
-    from retailflow.db import create_schema, make_engine
+    from adapters.sql import create_schema, make_engine
 
     if request.param == "sqlite":
         eng = make_engine(f"sqlite:///{tmp_path / 'retailflow.db'}")

@@ -82,7 +82,7 @@ def generate_settlement(path: Path | str, lines: int, *, settlement_id: str = "9
 def seed_sales_orders(engine, channel: str, orders: list[tuple[str, str, Decimal]], currency: str = "USD",
                       batch: int = 5000) -> None:
     """Book an ERP sales order per generated order (bulk, straight into the embedded ERP's table)."""
-    from retailflow import db
+    from adapters import sql as db
 
     rows = []
     with engine.begin() as conn:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
+from adapters import sql as db
 from adapters.erp.base import BookedLine, BookedOrder
 from adapters.inventory import ledger
 from canonical.errors import CannotCancel, InvalidOrder, OutOfStock, UnknownSku
@@ -33,7 +34,6 @@ from canonical.returns import (
     ReturnNotAllowed,
     ReturnRequest,
 )
-from retailflow import db
 
 
 def _new_id(prefix: str) -> str:

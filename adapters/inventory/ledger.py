@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from adapters import sql as db
 from canonical.inventory import (
     ApplyResult,
     Availability,
@@ -34,7 +35,6 @@ from canonical.inventory import (
     StockLevel,
     StockSnapshotLine,
 )
-from retailflow import db
 
 K = InventoryEventKind
 Key = tuple[str, str]  # (item_code, location)

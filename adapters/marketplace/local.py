@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
+from adapters import sql as db
 from canonical.order import Shipment
 from canonical.returns import Refund
-from retailflow import db
 
 
 class LocalMarketplace:

@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from adapters import sql as db
 from canonical.ops import RunStatusUpdate
-from retailflow import db
 
 
 class StatusProjection:

@@ -14,11 +14,11 @@ from collections.abc import Iterable
 
 from sqlalchemy import Engine, select
 
+from adapters import sql as db
 from adapters.inventory.ledger import InventoryLedger
 from canonical.errors import UnknownSku
 from canonical.inventory import InventoryEvent, InventoryEventKind
 from canonical.pos import PosKind, PosTransaction
-from retailflow import db
 
 POS_SKU_CHANNEL = "pos"
 

@@ -7,10 +7,10 @@ from decimal import Decimal
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
+from adapters import sql as db
 from canonical.errors import InvalidAddress, TaxRejected
 from canonical.money import Money, quantize
 from canonical.order import Order, TaxQuote, TaxQuoteLine
-from retailflow import db
 
 
 class LocalTax:

@@ -15,11 +15,11 @@ import httpx
 import structlog
 from sqlalchemy import Engine, select, update
 
+from adapters import sql as db
 from canonical.errors import CannotCancel
 from canonical.fulfillment import ResolvedLine, WmsReleaseRef
 from canonical.order import Address
 from canonical.returns import AuthorizedLine
-from retailflow import db
 
 log = structlog.get_logger(__name__)
 

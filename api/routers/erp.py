@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, model_validator
 from sqlalchemy import select
 
+from adapters import sql as db
 from api.deps import EngineDep
 from canonical.money import quantize
-from retailflow import db
 
 router = APIRouter(prefix="/erp", tags=["erp"])
 

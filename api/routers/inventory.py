@@ -7,11 +7,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from temporalio.service import RPCError
 
-from activities.inventory import group_by_sku, start_inventory_sync
+from activities.inventory import group_by_sku
+from adapters import sql as db
 from adapters.inventory.ledger import InventoryLedger
 from api.deps import ClientDep, EngineDep, SettingsDep
 from canonical.inventory import Availability, InventoryEventBatch, StockLevel
-from retailflow import db
+from starters.inventory import start_inventory_sync
 
 router = APIRouter(prefix="/inventory", tags=["inventory"])
 

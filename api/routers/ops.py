@@ -11,10 +11,10 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from adapters import sql as db
 from adapters.platform.projection import StatusProjection
 from api import intake
 from api.deps import ClientDep, EngineDep, SettingsDep
-from retailflow import db
 
 router = APIRouter(prefix="/ops", tags=["ops"])
 

@@ -19,14 +19,15 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.pos import group_by_store_day, signal_store_day
+from activities.pos import group_by_store_day
 from adapters.pos import square
 from api import intake
 from api.deps import ClientDep, EngineDep, SettingsDep
 from api.routers import webhooks
 from canonical.ops import AnalystRequest
 from canonical.pos import CloseRequest, PosTransaction, StoreDaySummary, store_day_workflow_id
-from retailflow.settings import Settings
+from runtime.settings import Settings
+from starters.pos import signal_store_day
 
 log = structlog.get_logger(__name__)
 

@@ -14,14 +14,14 @@ from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters import sql as db
 from api.audit import AuditEntry, to_csv
 from api.deps import ClientDep, EngineDep, SettingsDep
-from api.intake import TemporalUnavailable, signal_workflow
-from api.returns_intake import start_return
 from canonical.money import quantize
 from canonical.ops import AnalystRequest
 from canonical.returns import Receipt, ReturnRequest, ReturnView
-from retailflow import db
+from starters import TemporalUnavailable, signal_workflow
+from starters.returns import start_return
 
 router = APIRouter(tags=["returns"])
 

@@ -12,12 +12,12 @@ from sqlalchemy import func, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters import sql as db
 from api.audit import AuditEntry, to_csv
 from api.deps import ClientDep, EngineDep
 from canonical.finance import ReconciliationException, SettlementView, settlement_key
 from canonical.money import minor_units
 from canonical.ops import AnalystRequest
-from retailflow import db
 
 router = APIRouter(tags=["settlements"])
 

@@ -25,7 +25,7 @@ from adapters.wms.shipstation import SHIPMENT_RESOURCE_TYPES, ShipStationMapping
 from api import intake
 from api.deps import EngineDep, SettingsDep
 from canonical.errors import BusinessError
-from retailflow.settings import Settings
+from runtime.settings import Settings
 
 log = structlog.get_logger(__name__)
 

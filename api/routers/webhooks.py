@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 
 from api import intake
 from api.deps import EngineDep, SettingsDep
-from retailflow.observability import QUARANTINED, WEBHOOK_DUPLICATES, WEBHOOKS
+from runtime.observability import QUARANTINED, WEBHOOK_DUPLICATES, WEBHOOKS
 
 log = structlog.get_logger(__name__)
 

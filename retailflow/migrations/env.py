@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from retailflow import db
+from adapters import sql as db
 
 config = context.config
 target_metadata = db.metadata
@@ -42,7 +42,7 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from retailflow.settings import Settings
+    from runtime.settings import Settings
 
     return Settings().effective_database_url
 

@@ -290,7 +290,7 @@ class _Client:
 
 async def test_intake_signals_each_shipment_once_and_quarantines_orphans(wms, sandbox, engine):
     from api.routers.shipstation import handle_shipstation
-    from retailflow.settings import Settings
+    from runtime.settings import Settings
 
     _, url, _ = sandbox
     ref = wms.release("order:shopify:700", LINES, TO)

@@ -18,12 +18,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.marketplace.shopify import compute_hmac
-from adapters.registry import Adapters, build_adapters
+from adapters.ports import Adapters
 from adapters.wms.local import LocalWms, run_shipper
 from api.app import create_app
 from retailflow.catalog import DEMO_CATALOG, import_catalog
 from retailflow.devstack import _ApiServer
-from retailflow.settings import SEARCH_ATTRIBUTES, Settings
+from runtime.registry import build_adapters
+from runtime.settings import SEARCH_ATTRIBUTES, Settings
 from tests.conftest import fixture_bytes
 from worker import build_worker, temporal_cli_path
 from workflows import search_attributes as sa

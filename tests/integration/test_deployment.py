@@ -19,9 +19,9 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
-from adapters.registry import build_adapters
-from retailflow.db import create_schema, make_engine
-from retailflow.settings import SEARCH_ATTRIBUTES, Settings
+from adapters.sql import create_schema, make_engine
+from runtime.registry import build_adapters
+from runtime.settings import SEARCH_ATTRIBUTES, Settings
 from worker import build_partner_workers, run_worker
 
 pytestmark = pytest.mark.integration

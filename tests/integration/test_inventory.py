@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import pytest
 from temporalio.service import RPCError
 
-from activities.inventory import relay_stock_changes
 from canonical.fulfillment import ResolvedLine
 from canonical.inventory import ChannelInventoryPolicy
 from retailflow.catalog import DEMO_CATALOG
+from starters.inventory import relay_stock_changes
 
 pytestmark = pytest.mark.integration
 

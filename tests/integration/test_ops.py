@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from retailflow.observability import HEADER_KEY
+from runtime.observability import HEADER_KEY
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from retailflow import db
+from adapters import sql as db
 from tests.conftest import fixture_bytes
 
 pytestmark = pytest.mark.integration

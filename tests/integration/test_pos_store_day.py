@@ -15,12 +15,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from adapters import sql as db
 from adapters.erp.local import LocalErp
 from adapters.pos import square
-from adapters.registry import build_adapters
 from api.app import create_app
-from retailflow import db
-from retailflow.settings import Settings
+from runtime.registry import build_adapters
+from runtime.settings import Settings
 from tests.conftest import fixture_bytes
 from worker import build_worker
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
+from adapters import sql as db
 from adapters.wms.local import SIGNATURE_HEADER, sign
-from retailflow import db
 from tests.conftest import fixture_bytes
 
 pytestmark = pytest.mark.integration

@@ -19,13 +19,13 @@ from temporalio.worker import Worker
 
 from activities.finance import SettlementActivities
 from activities.ops import OpsActivities
+from adapters import sql as db
 from adapters.erp.local import LocalErp
 from adapters.platform.projection import StatusProjection
 from api.app import create_app
 from canonical.finance import FetchSettlementsResult, ReconciliationResult
-from retailflow import db
 from retailflow.schedules import ScheduleEntry, apply_schedules
-from retailflow.settings import Settings
+from runtime.settings import Settings
 from tests.settlement_gen import seed_sales_orders
 from tests.unit.test_finance import ORDER, V1_SAMPLE
 from workflows.settlement_reconciliation import SettlementFetch, SettlementReconciliation

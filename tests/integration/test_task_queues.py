@@ -14,12 +14,12 @@ import pytest
 import uvicorn
 from temporalio.api.enums.v1 import EventType
 
-from adapters.registry import build_adapters
 from adapters.wms.local import run_shipper
 from api.app import create_app
 from retailflow.catalog import DEMO_CATALOG, import_catalog
 from retailflow.devstack import _ApiServer
-from retailflow.settings import Settings
+from runtime.registry import build_adapters
+from runtime.settings import Settings
 from tests.integration.conftest import SECRET, Stack, free_port
 from tests.integration.test_inventory import FAST, _event, _stop_syncs
 from worker import build_domain_workers, build_partner_workers

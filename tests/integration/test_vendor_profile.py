@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import text
 
 from retailflow.devstack import port_open
-from retailflow.settings import Settings
+from runtime.settings import Settings
 from tests.conftest import fixture_bytes
 from tests.integration.conftest import free_port
 from tests.integration.devproc import DevProcess, dev_process

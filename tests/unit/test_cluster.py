@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 from temporalio.service import TLSConfig
 
-from retailflow.cluster import ClusterConfigError, client_connect_options
-from retailflow.settings import Settings
+from runtime.cluster import ClusterConfigError, client_connect_options
+from runtime.settings import Settings
 
 CERT = b"-----BEGIN CERTIFICATE-----\nMIIBclient\n-----END CERTIFICATE-----\n"
 KEY = b"-----BEGIN PRIVATE KEY-----\nMIIEkey\n-----END PRIVATE KEY-----\n"

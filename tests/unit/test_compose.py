@@ -11,7 +11,7 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from retailflow.settings import SEARCH_ATTRIBUTES, Settings
+from runtime.settings import SEARCH_ATTRIBUTES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.temporal.yml"

@@ -24,6 +24,7 @@ from activities.finance import (
     SettlementRef,
     StageInput,
 )
+from adapters import sql as db
 from adapters.erp.local import LocalErp
 from adapters.marketplace.amazon_settlement import read_settlement
 from adapters.marketplace.settlement_reports import LocalSettlementReports
@@ -38,8 +39,7 @@ from canonical.finance import (
     fee_category,
     resolve_account,
 )
-from retailflow import db
-from retailflow.settings import Settings
+from runtime.settings import Settings
 from tests.conftest import FIXTURES
 from tests.settlement_gen import generate_settlement, seed_sales_orders
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from sqlalchemy import delete
 
+from adapters import sql as db
 from adapters.erp.local import LocalErp
 from adapters.inventory.ledger import InventoryLedger, availability_of
 from canonical.errors import OutOfStock
@@ -24,7 +25,6 @@ from canonical.inventory import (
     StockLevel,
     StockSnapshotLine,
 )
-from retailflow import db
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -224,8 +224,8 @@ def test_a_shuffled_duplicated_stream_ends_in_the_same_ledger_as_the_clean_one(e
 
 
 def test_the_channel_backorder_policy_decides_what_an_order_may_do():
-    from api.intake import channel_allows_backorder
-    from retailflow.settings import Settings
+    from runtime.settings import Settings
+    from starters.orders import channel_allows_backorder
 
     s = Settings(allow_backorder=False, inventory_channels={"pos": {"backorder": True}, "web": {}})
     assert channel_allows_backorder(s, "pos")

@@ -15,12 +15,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.orders import OrderActivities, ReserveInput
+from adapters import sql as db
 from adapters.inventory.ledger import InventoryLedger
-from adapters.registry import build_adapters
 from canonical.fulfillment import ResolvedLine
 from canonical.inventory import ChannelInventoryPolicy
-from retailflow import db
-from retailflow.settings import Settings
+from runtime.registry import build_adapters
+from runtime.settings import Settings
 
 ORDERS_PER_CHANNEL = 50
 UNITS = 10

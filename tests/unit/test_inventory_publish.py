@@ -10,7 +10,7 @@ from adapters.erp.local import LocalErp
 from adapters.inventory.ledger import InventoryLedger
 from adapters.marketplace.by_channel import ChannelMarketplaces
 from adapters.marketplace.local import LocalMarketplace
-from adapters.registry import Adapters
+from adapters.ports import Adapters
 from adapters.tax.local import LocalTax
 from adapters.wms.local import LocalWms
 

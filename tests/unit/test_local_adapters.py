@@ -11,16 +11,16 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from adapters import sql as db
 from adapters.erp.local import LocalErp
+from adapters.sql import seed_tax_rates
 from adapters.tax.local import LocalTax
 from adapters.wms.local import LocalWms
 from canonical.errors import CannotCancel, InvalidAddress, InvalidOrder, OutOfStock, TaxRejected, UnknownSku
 from canonical.fulfillment import ResolvedLine
 from canonical.money import Money
 from canonical.order import Address, Customer, Order, OrderLine, Shipment, ShipmentLine, ShippingLine
-from retailflow import db
 from retailflow.catalog import import_catalog
-from retailflow.seed import seed_tax_rates
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 KY = Address(line1="1 Main", city="Louisville", region="KY", postal_code="40202", country="US")

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
-from retailflow import db
+from adapters import sql as db
+from adapters.sql import DEFAULT_TAX_RATES
 from retailflow.migrate import (
     BASELINE_REVISION,
     BASELINE_TABLES,
@@ -24,7 +25,6 @@ from retailflow.migrate import (
     schema_differences,
     upgrade_database,
 )
-from retailflow.seed import DEFAULT_TAX_RATES
 
 
 def _pg_url() -> str | None:

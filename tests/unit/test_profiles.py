@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.registry import build_erp, build_marketplace, build_tax, build_wms
 from retailflow.profiles import apply_profile
-from retailflow.settings import Settings
+from runtime.registry import build_erp, build_marketplace, build_tax, build_wms
+from runtime.settings import Settings
 from sandbox.stack import app_kwargs, build_app
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from adapters import sql as db
 from adapters.erp.local import LocalErp
 from adapters.marketplace.local import LocalMarketplace
 from adapters.tax.local import LocalTax
@@ -25,7 +26,6 @@ from canonical.returns import (
     ReturnNotAllowed,
     ReturnRequest,
 )
-from retailflow import db
 
 ORDER_REF = "order:shopify:1001"
 CREATED = datetime(2026, 11, 1, tzinfo=UTC)

@@ -7,7 +7,7 @@ import threading
 
 from sqlalchemy import text
 
-from retailflow.db import make_engine
+from adapters.sql import make_engine
 
 
 def test_reads_do_not_queue_behind_a_writer_and_writers_queue_behind_each_other(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from retailflow.settings import DOMAINS, Settings
+from runtime.settings import DOMAINS, Settings
 from worker import DOMAIN_WORKFLOWS, WORKFLOWS, queue_plan, workflow_queues
 
 

@@ -9,7 +9,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from retailflow.settings import SEARCH_ATTRIBUTES
+from runtime.settings import SEARCH_ATTRIBUTES
 
 TEST_SERVER = str(Path(sys.executable).parent / "temporal-test-server")
 

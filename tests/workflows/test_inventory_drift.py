@@ -15,11 +15,12 @@ from temporalio.worker import Worker
 from activities.inventory import InventoryActivities
 from activities.ops import OpsActivities
 from adapters.marketplace.local import LocalMarketplace
-from adapters.registry import build_adapters
+from adapters.sql import create_schema, make_engine
 from canonical.fulfillment import AnalystAction
 from canonical.inventory import ChannelInventoryPolicy, DriftInput, InventoryEvent, StockSnapshotLine
-from retailflow.db import create_schema, make_engine
-from retailflow.settings import Settings
+from runtime.registry import build_adapters
+from runtime.settings import Settings
+from starters.inventory import start_inventory_sync
 from workflows.inventory_drift import InventoryDrift
 from workflows.inventory_sync import InventorySync
 
@@ -47,7 +48,7 @@ def adapters(tmp_path):
 async def _run(env, adapters, scenario):
     queue = f"drift-{uuid.uuid4().hex[:8]}"
     async with Worker(env.client, task_queue=queue, workflows=[InventoryDrift, InventorySync],
-                      activities=[*InventoryActivities(adapters).all(), *OpsActivities(adapters.projection).all()],
+                      activities=[*InventoryActivities(adapters, sync_starter=start_inventory_sync).all(), *OpsActivities(adapters.projection).all()],
                       activity_executor=concurrent.futures.ThreadPoolExecutor(8)):
         handle = await env.client.start_workflow(InventoryDrift.run, DriftInput(snapshot_id="snap-1", threshold=10),
                                                  id=f"inventory-drift:{uuid.uuid4().hex[:8]}", task_queue=queue)

@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 
 from activities.inventory import InventoryActivities
 from adapters.inventory.ledger import availability_of
-from adapters.registry import Adapters
+from adapters.ports import Adapters
 from canonical.errors import RateLimited
 from canonical.inventory import (
     ApplyResult,

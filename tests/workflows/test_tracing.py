@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.client import Client
 
-from adapters.registry import build_adapters
 from canonical.fulfillment import OrderFulfillmentInput
 from canonical.order import Address, Money, Order, OrderLine, Shipment, ShipmentLine
 from retailflow.catalog import DEMO_CATALOG, import_catalog
-from retailflow.settings import Settings
-from retailflow.tracing import configure_tracer_provider, tracing_interceptors
+from runtime.registry import build_adapters
+from runtime.settings import Settings
+from runtime.tracing import configure_tracer_provider, tracing_interceptors
 from worker import build_worker
 from workflows.order_fulfillment import OrderFulfillment
 

@@ -45,6 +45,13 @@ ORDER_MILESTONE_SECONDS = Histogram(
     "retailflow_order_milestone_seconds", "Time from intake to each order milestone", ["milestone", "channel"],
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 72 * 3600),
 )
+
+
+def observe_order_milestone(milestone: str, channel: str, seconds: float) -> None:
+    """What `OpsActivities` calls when an order reaches a milestone (the worker injects it)."""
+    ORDER_MILESTONE_SECONDS.labels(milestone, channel).observe(seconds)
+
+
 PARKED_RUNS = Gauge("retailflow_parked_runs", "Runs waiting for an analyst (from the status projection)", ["kind"])
 
 

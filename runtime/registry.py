@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import Engine
 
 from adapters.erp.base import ErpAdapter
@@ -12,21 +10,12 @@ from adapters.inventory.ledger import InventoryLedger
 from adapters.marketplace.base import MarketplaceAdapter
 from adapters.marketplace.local import LocalMarketplace
 from adapters.platform.projection import StatusProjection
+from adapters.ports import Adapters
 from adapters.tax.base import TaxAdapter
 from adapters.tax.local import LocalTax
 from adapters.wms.base import WmsAdapter
 from adapters.wms.local import LocalWms
-from retailflow.settings import Settings
-
-
-@dataclass
-class Adapters:
-    erp: ErpAdapter
-    wms: WmsAdapter
-    tax: TaxAdapter
-    marketplace: MarketplaceAdapter
-    projection: StatusProjection | None = None
-    inventory: InventoryLedger | None = None
+from runtime.settings import Settings
 
 
 def build_adapters(settings: Settings, engine: Engine) -> Adapters:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from retailflow.settings import Settings
+from runtime.settings import Settings
 
 _provider: Any = None
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio.service import TLSConfig
 
-from retailflow.settings import Settings
+from runtime.settings import Settings
 
 
 class ClusterConfigError(ValueError):

@@ -1,0 +1,55 @@
+"""The platform database: one SQLAlchemy metadata whose tables are owned by the adapters that use them, one
+module per owner (`erp`, `wms`, `tax`, `marketplace`, `inventory`, `settlements`, `platform`). Alembic
+(retailflow/migrations) is the only schema owner outside tests; `create_schema` is for tests and benchmarks.
+
+SQLite (the embedded default) and PostgreSQL are both supported. Nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from adapters.sql.base import MONEY, UtcDateTime, is_postgres, make_engine, metadata, utcnow
+from adapters.sql.erp import (
+    credit_notes,
+    deliveries,
+    erp_journals,
+    invoices,
+    items,
+    reservations,
+    restocks,
+    sales_orders,
+    sku_xref,
+    stock,
+)
+from adapters.sql.inventory import (
+    inventory_counts,
+    inventory_drift,
+    inventory_levels,
+    inventory_movements,
+    inventory_outbox,
+    inventory_snapshots,
+)
+from adapters.sql.marketplace import channel_refunds, channel_updates, inventory_publications
+from adapters.sql.platform import quarantine, run_status, webhook_deliveries
+from adapters.sql.settlements import settlement_exceptions, settlement_journals, settlement_lines, settlements
+from adapters.sql.tax import DEFAULT_TAX_RATES, seed_tax_rates, tax_adjustments, tax_rates, tax_transactions
+from adapters.sql.wms import wms_requests, wms_return_expectations
+
+
+def create_schema(engine: Engine) -> None:
+    """Every table and the reference data, without migrations: tests and benchmarks on a scratch database.
+    Processes never call it; `retailflow db upgrade` (Alembic) owns the schema of a real database."""
+    metadata.create_all(engine)
+    seed_tax_rates(engine)
+
+
+__all__ = [
+    "DEFAULT_TAX_RATES", "MONEY", "UtcDateTime", "channel_refunds", "channel_updates", "create_schema",
+    "credit_notes", "deliveries", "erp_journals", "inventory_counts", "inventory_drift", "inventory_levels",
+    "inventory_movements", "inventory_outbox", "inventory_publications", "inventory_snapshots", "invoices",
+    "is_postgres", "items", "make_engine", "metadata", "quarantine", "reservations", "restocks", "run_status",
+    "sales_orders", "seed_tax_rates", "settlement_exceptions", "settlement_journals", "settlement_lines",
+    "settlements", "sku_xref", "stock", "tax_adjustments", "tax_rates", "tax_transactions", "utcnow",
+    "webhook_deliveries", "wms_requests", "wms_return_expectations",
+]

@@ -1,0 +1,65 @@
+"""The platform's own tables: the run status projection (adapters/platform/projection.py), webhook deliveries and quarantine (the intake)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+)
+
+from adapters.sql.base import UtcDateTime, metadata, utcnow
+
+run_status = Table(
+    "run_status",
+    metadata,
+    Column("workflow_id", String(255), primary_key=True),
+    Column("kind", String(32), nullable=False),  # order | return | settlement | storeday ...
+    Column("channel", String(64)),
+    Column("external_id", String(128)),
+    Column("reference", String(128)),  # the channel's human order number, e.g. #9999
+    Column("status", String(32), nullable=False),
+    Column("needs_attention", Boolean, nullable=False, default=False),
+    Column("reason", Text),
+    Column("suggested_action", Text),
+    Column("erp_ref", String(64)),
+    Column("late", Boolean, nullable=False, default=False),
+    Column("version", Integer, nullable=False, default=0),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+    Index("ix_run_status_list", "kind", "status", "channel"),
+    Index("ix_run_status_attention", "needs_attention", "updated_at"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("delivery_id", String(255), primary_key=True),
+    Column("topic", String(128)),
+    Column("workflow_id", String(255)),
+    Column("received_at", UtcDateTime(), nullable=False, default=utcnow),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("topic", String(128)),
+    Column("delivery_id", String(255)),
+    Column("headers", JSON, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("replayed_at", UtcDateTime()),
+    Column("replay_result", Text),
+    Column("resolved", Boolean, nullable=False, default=False),
+)

@@ -1,0 +1,62 @@
+"""Starting OrderFulfillment (`order:{channel}:{external_order_id}`): webhooks, the order polls, the bench."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from canonical.fulfillment import OrderFulfillmentInput
+from canonical.order import Order
+from runtime.settings import Settings
+from starters import TemporalUnavailable
+from workflows import search_attributes as sa
+
+ORDER_WORKFLOW = "OrderFulfillment"
+
+
+def channel_allows_backorder(settings: Settings, channel: str) -> bool:
+    """The channel's backorder policy (RETAILFLOW_INVENTORY_CHANNELS), else RETAILFLOW_ALLOW_BACKORDER."""
+    policy = settings.inventory_channels.get(channel)
+    return settings.allow_backorder if policy is None or policy.backorder is None else policy.backorder
+
+
+async def start_order(client: Client, settings: Settings, order: Order) -> tuple[str, bool]:
+    """Start the order's workflow; (workflow id, duplicate?). The id is the business key."""
+    wf_id = order.workflow_id
+    items = sum(line.quantity for line in order.lines)
+    summary = (f"{order.channel} order {order.order_number or order.external_order_id}: {items} item(s), "
+               f"{order.computed_total}")
+    details = "\n".join(f"- {line.quantity} × {line.channel_sku} {line.name or ''} @ {line.unit_price}"
+                        for line in order.lines)
+    try:
+        await client.start_workflow(
+            ORDER_WORKFLOW,
+            OrderFulfillmentInput(order=order, sla_hours=settings.order_sla_hours,
+                                  allow_backorder=channel_allows_backorder(settings, order.channel),
+                                  activity_task_queues=settings.activity_task_queues),
+            id=wf_id, task_queue=settings.queue_for("orders"),
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(sa.CHANNEL, order.channel),
+                SearchAttributePair(sa.EXTERNAL_ORDER_ID, order.external_order_id),
+                SearchAttributePair(sa.ORDER_STATUS, "received"),
+                SearchAttributePair(sa.NEEDS_ATTENTION, False),
+                SearchAttributePair(sa.SKUS, sorted({line.channel_sku for line in order.lines})),
+            ]),
+            static_summary=summary, static_details=f"Order lines:\n{details}",
+        )
+        return wf_id, False
+    except WorkflowAlreadyStartedError:
+        return wf_id, True
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.ALREADY_EXISTS:
+            return wf_id, True
+        raise TemporalUnavailable(str(exc)) from exc
