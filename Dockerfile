@@ -13,6 +13,8 @@ COPY canonical ./canonical
 COPY adapters ./adapters
 COPY activities ./activities
 COPY workflows ./workflows
+COPY runtime ./runtime
+COPY starters ./starters
 COPY api ./api
 COPY retailflow ./retailflow
 RUN pip install . \

@@ -12,10 +12,12 @@ from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import transient_error
 from adapters.ports import Adapters
 from canonical.errors import BusinessError, InvalidAddress, InvalidOrder
 from canonical.fulfillment import InvoiceRef, Reservation, ResolvedLine, SalesOrderRef, WmsReleaseRef
 from canonical.order import Address, Order, Shipment, TaxQuote
+from canonical.vendor_errors import VendorUnavailable
 
 log = structlog.get_logger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,12 +86,15 @@ class ChannelCancelInput(_In):
 
 
 def business_errors(fn: F) -> F:
-    """Turn a BusinessError into a non-retryable ApplicationError carrying what a person should do."""
+    """Turn a BusinessError into a non-retryable ApplicationError carrying what a person should do, and a
+    transient vendor fault into a retryable one (activities/errors.py)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except VendorUnavailable as exc:
+            raise transient_error(exc) from exc
         except BusinessError as exc:
             info = activity.info()
             log.warning("activity.business_error", activity=info.activity_type, workflow_id=info.workflow_id,

@@ -1,11 +1,13 @@
 """The HTTP error policy every vendor adapter shares, and its httpx client.
 
 * 2xx: returned.
-* 429: `VendorRateLimited` — a *retryable* `ApplicationError` (type ``RateLimited``) whose `next_retry_delay` is
-  the vendor's ``Retry-After``, so Temporal waits exactly as long as the vendor asked instead of its backoff.
-* 5xx, 408, timeouts, connection failures: `VendorUnavailable` — a retryable `ApplicationError` (type
-  ``VendorUnavailable`` / ``VendorTimeout``); a 503 with ``Retry-After`` (maintenance, outage) sets
-  `next_retry_delay` too. No retry loop here: Temporal's `RetryPolicy` retries the activity.
+* 429: `VendorRateLimited` (type ``RateLimited``) whose `retry_after` is the vendor's ``Retry-After``; the
+  activity boundary (activities/errors.py) makes it a *retryable* ApplicationError with that `next_retry_delay`,
+  so Temporal waits exactly as long as the vendor asked instead of its backoff.
+* 5xx, 408, timeouts, connection failures: `VendorUnavailable` (type ``VendorUnavailable`` / ``VendorTimeout``),
+  retryable the same way; a 503 with ``Retry-After`` (maintenance, outage) sets the delay too. No retry loop
+  here: Temporal's `RetryPolicy` retries the activity. These are canonical errors (canonical/vendor_errors.py):
+  adapters do not depend on temporalio.
 * 401/403: `VendorAuthFailed`; other 4xx: the adapter's `error_mapper` decides (a typed BusinessError such as
   UnknownSku or TaxRejected), else `VendorRejected` with the vendor's message. Business errors park the run.
 
@@ -19,42 +21,21 @@ import email.utils
 import json as jsonlib
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import structlog
-from temporalio.exceptions import ApplicationError
 
 from canonical.errors import BusinessError
-from canonical.vendor_errors import VendorAuthFailed, VendorRejected
+from canonical.vendor_errors import VendorAuthFailed, VendorRateLimited, VendorRejected, VendorUnavailable
 
 log = structlog.get_logger(__name__)
 
 ErrorMapper = Callable[[httpx.Response, Any], BusinessError | None]
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-
-
-class VendorUnavailable(ApplicationError):
-    """A transient vendor fault (5xx, timeout, connection refused): retried by the activity's RetryPolicy."""
-
-    def __init__(self, message: str, *, vendor: str, status: int | None = None, retry_after: float | None = None,
-                 error_type: str = "VendorUnavailable") -> None:
-        super().__init__(message, {"vendor": vendor, "status": status, "retry_after": retry_after},
-                         type=error_type, non_retryable=False,
-                         next_retry_delay=timedelta(seconds=retry_after) if retry_after is not None else None)
-        self.vendor = vendor
-        self.status = status
-        self.retry_after = retry_after
-
-
-class VendorRateLimited(VendorUnavailable):
-    """HTTP 429: retried after the vendor's Retry-After (`next_retry_delay`)."""
-
-    def __init__(self, message: str, *, vendor: str, retry_after: float) -> None:
-        super().__init__(message, vendor=vendor, status=429, retry_after=retry_after, error_type="RateLimited")
 
 
 def jsonable(obj: Any) -> Any:

@@ -8,11 +8,10 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Engine
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from runtime.cluster import connect_client
 from runtime.observability import CorrelationInterceptor
 from runtime.settings import Settings
-from runtime.tracing import tracing_interceptors
 
 
 class TemporalConnector:
@@ -33,11 +32,8 @@ class TemporalConnector:
         async with self._lock:
             if self._client is None:
                 try:
-                    self._client = await Client.connect(
-                        self.settings.temporal_address, namespace=self.settings.temporal_namespace,
-                        data_converter=pydantic_data_converter,
-                        interceptors=[CorrelationInterceptor(), *tracing_interceptors(self.settings)],
-                    )
+                    # the same address, namespace, TLS / mTLS / API key and interceptors as the worker
+                    self._client = await connect_client(self.settings)
                 except Exception as exc:  # connection refused, DNS, TLS...
                     raise HTTPException(503, f"Temporal at {self.settings.temporal_address} is unavailable: {exc}") from exc
         return self._client

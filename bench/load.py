@@ -99,9 +99,9 @@ async def _start_order_loop(args: argparse.Namespace) -> dict:
     """The intake's own start, `api.intake.start_order` (search attributes, static summary and details, the
     platform's client with its interceptors), in a loop: the intake minus HTTP, HMAC, mapping and dedupe."""
     from bench.fixtures import canonical_order, external_id
+    from runtime.cluster import connect_client
     from runtime.settings import Settings
     from starters.orders import start_order
-    from worker import connect_client
 
     settings = Settings(temporal_address=args.address, task_queue=args.task_queue, temporal_sdk_metrics_port=0,
                         worker_metrics_port=0)

@@ -15,9 +15,9 @@ from bench.baseline import BareInput
 from bench.fixtures import catalog_text
 from bench.stats import latency_summary, rate
 from retailflow.catalog import import_catalog
+from runtime.cluster import connect_client
 from runtime.registry import build_adapters
 from runtime.settings import Settings
-from worker import connect_client
 
 SECRET = "bench-shopify-secret"
 

@@ -33,9 +33,10 @@ async def main(args: argparse.Namespace) -> None:
     engine = None
     if args.kind == "platform":
         from adapters.sql import create_schema, make_engine
+        from runtime.cluster import connect_client
         from runtime.registry import build_adapters
         from runtime.settings import Settings
-        from worker import build_worker, connect_client
+        from worker import build_worker
 
         settings = Settings(temporal_address=args.address, task_queue=args.task_queue,
                             database_url=args.database_url, local_wms_enabled=False,

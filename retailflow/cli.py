@@ -32,15 +32,27 @@ from retailflow.finance_cli import schedules_app, settlements_app  # noqa: E402
 
 app.add_typer(schedules_app, name="schedules")
 app.add_typer(settlements_app, name="settlements")
-from sandbox.cli import sandbox_app  # noqa: E402  (imports no sandbox app until a command runs)
-
-app.add_typer(sandbox_app, name="sandbox")
+# The vendor sandboxes have their own entry point, `retailflow-sandbox` (sandbox/cli.py): the product CLI never
+# imports sandbox/ at load, so the image, which ships without it, runs `retailflow api` and `retailflow worker`.
 
 
 def _settings(**overrides) -> Settings:
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     configure_logging(settings.log_level, settings.log_json)
     return settings
+
+
+def _migrated(settings: Settings) -> None:
+    """Bring the platform database to the head migration (Alembic owns the schema; processes never create
+    tables themselves). Serialized across processes, so replicas may start together; off with
+    RETAILFLOW_MIGRATE_ON_START=false where a release job runs `retailflow db upgrade` instead."""
+    from retailflow.migrate import MigrationError, upgrade_database
+
+    try:
+        upgrade_database(settings.effective_database_url)
+    except MigrationError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -82,6 +94,8 @@ def worker() -> None:
     from worker import run_worker
 
     settings = _settings()
+    if settings.migrate_on_start:
+        _migrated(settings)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -107,6 +121,8 @@ def api(
     from retailflow.devstack import _ApiServer
 
     settings = _settings(api_host=host, api_port=port)
+    if settings.migrate_on_start:
+        _migrated(settings)
     server = _ApiServer(uvicorn.Config(create_app(settings), host=settings.api_host, port=settings.api_port))
 
     async def main() -> None:
@@ -123,12 +139,12 @@ def catalog_import(file: Annotated[Path, typer.Argument(exists=True, dir_okay=Fa
     """Upsert items, the SKU cross-reference and stock from a CSV with header
     channel,channel_sku,item_code,name,location,on_hand,unit_price,currency."""
     from adapters.erp.local import LocalErp
-    from adapters.sql import create_schema, make_engine
+    from adapters.sql import make_engine
     from retailflow.catalog import import_catalog
 
     settings = _settings()
+    _migrated(settings)
     engine = make_engine(settings.effective_database_url)
-    create_schema(engine)
     try:
         report = import_catalog(LocalErp(engine, default_location=settings.default_location), file)
     except ValueError as exc:
@@ -153,11 +169,11 @@ def catalog_map_sku(
 
     from adapters import sql as db
     from adapters.erp.local import LocalErp
-    from adapters.sql import create_schema, make_engine
+    from adapters.sql import make_engine
 
     settings = _settings()
+    _migrated(settings)
     engine = make_engine(settings.effective_database_url)
-    create_schema(engine)
     with engine.connect() as conn:
         if conn.execute(select(db.items.c.item_code).where(db.items.c.item_code == item_code)).first() is None:
             typer.secho(f"no ERP item {item_code!r}; import it first", fg="red", err=True)
@@ -168,11 +184,9 @@ def catalog_map_sku(
 
 @db_app.command("init")
 def db_init() -> None:
-    """Create the platform database tables (idempotent)."""
-    from adapters.sql import create_schema, make_engine
-
+    """Create or upgrade the platform database tables (idempotent; the same as `db upgrade` to head)."""
     settings = _settings()
-    create_schema(make_engine(settings.effective_database_url))
+    _migrated(settings)
     typer.echo(f"database ready: {settings.effective_database_url.split('@')[-1]}")
 
 
@@ -251,7 +265,7 @@ def ops_retry(
     from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
     from canonical.ops import AnalystRequest
-    from worker import connect_client
+    from runtime.cluster import connect_client
 
     settings = _settings()
 
@@ -289,7 +303,7 @@ def ops_audit(
 ) -> None:
     """The business audit trail of one run (from its Temporal history), as CSV for finance or JSON."""
     from api.audit import build_trail, to_csv
-    from worker import connect_client
+    from runtime.cluster import connect_client
 
     settings = _settings()
 

@@ -84,7 +84,7 @@ class _ApiServer(uvicorn.Server):
 async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo: bool, sandbox: bool = False,
                   profile: str = "embedded") -> None:
     from adapters.erp.local import LocalErp
-    from adapters.sql import create_schema, make_engine
+    from adapters.sql import make_engine
     from api.app import create_app
     from retailflow.catalog import DEMO_CATALOG, import_catalog
     from worker import run_worker, temporal_cli_path
@@ -103,7 +103,9 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo:
     log.info("dev.temporal_started", address=settings.temporal_address, web_ui=f"http://localhost:{ui_port}")
     engine = make_engine(settings.effective_database_url)
     try:
-        create_schema(engine)
+        from retailflow.migrate import upgrade_database
+
+        upgrade_database(settings.effective_database_url)  # Alembic owns the schema
         if sandboxes is not None:  # the demo catalog in ERPNext, the README's sample order in the Shopify shop
             from retailflow.profiles import apply_profile
             from sandbox.demo import seed_demo
@@ -157,8 +159,8 @@ def _banner(settings: Settings, ui_port: int, sandboxes: dict[str, str] | None =
                  f"{settings.avalara_base_url},\n"
                  f"                   WMS {settings.wms_adapter} {settings.shipstation_base_url}, channels "
                  f"{', '.join(f'{c} → {a}' for c, a in settings.marketplace_adapters.items())}\n"
-                 f"  new order        retailflow sandbox shopify-order --as-new-order   (the shop sends the webhook)\n"
-                 f"  Amazon order     retailflow sandbox amazon-order   (polled every "
+                 f"  new order        retailflow-sandbox shopify-order --as-new-order   (the shop sends the webhook)\n"
+                 f"  Amazon order     retailflow-sandbox amazon-order   (polled every "
                  f"{settings.amazon_poll_interval_seconds}s)\n")
     if sandboxes:
         text += "  sandboxes        (OpenAPI at /docs, faults at /_admin/faults)\n"

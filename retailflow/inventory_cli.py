@@ -77,7 +77,7 @@ def drift_schedule(
     )
 
     from canonical.inventory import DriftInput
-    from worker import connect_client
+    from runtime.cluster import connect_client
 
     if every <= 0:
         raise typer.BadParameter("--every must be a positive number of minutes")
@@ -116,9 +116,10 @@ def snapshot(
     """Reconcile the ledger against a stock snapshot (CSV): differences within the threshold are corrected,
     bigger ones park for an analyst (retry/approve/skip/cancel signals on the workflow)."""
     from adapters.inventory.ledger import InventoryLedger
-    from adapters.sql import create_schema, make_engine
+    from adapters.sql import make_engine
     from canonical.inventory import DriftInput
-    from worker import connect_client
+    from retailflow.migrate import upgrade_database
+    from runtime.cluster import connect_client
 
     settings = _settings()
     rows, errors = parse_snapshot(file.read_text(encoding="utf-8-sig"))
@@ -126,8 +127,8 @@ def snapshot(
         for e in errors:
             typer.secho(e, fg="red", err=True)
         raise typer.Exit(2)
+    upgrade_database(settings.effective_database_url)
     engine = make_engine(settings.effective_database_url)
-    create_schema(engine)
     snapshot_id = InventoryLedger(engine).save_snapshot(rows, f"csv-{file.stem}-{uuid.uuid4().hex[:8]}")
     engine.dispose()
     drift = DriftInput(snapshot_id=snapshot_id,

@@ -29,6 +29,10 @@ BASELINE_TABLES = frozenset({
 })
 
 
+# pg_advisory_xact_lock key of `upgrade_database` (any constant: "retailflow migrations")
+MIGRATION_LOCK_KEY = 0x7265_7461_696C
+
+
 class MigrationError(RuntimeError):
     """The database is in a state `upgrade_database` will not guess about."""
 
@@ -90,6 +94,9 @@ def upgrade_database(url: str, revision: str = "head") -> UpgradeResult:
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # workers and API replicas starting together upgrade one at a time; the others then find head
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
             before = current_revision(conn)

@@ -1,15 +1,21 @@
 """How the client reaches a Temporal cluster: plain (the dev server, the compose stack), TLS, mTLS or an API
 key (Temporal Cloud, a self-hosted cluster behind TLS). Pure: builds `Client.connect` keyword arguments from
-settings, so it is tested without a server. See docs/deployment.md."""
+settings, so it is tested without a server. `connect_client` is the one way every process connects (the
+worker, the API, the CLI, the bench). See docs/deployment.md."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
+from runtime.observability import CorrelationInterceptor
 from runtime.settings import Settings
+from runtime.tracing import tracing_interceptors
 
 
 class ClusterConfigError(ValueError):
@@ -68,3 +74,15 @@ def client_connect_options(settings: Settings) -> dict[str, Any]:
     if api_key is not None:
         options["api_key"] = api_key
     return options
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Every keyword argument of `Client.connect` the platform uses: the cluster options above, the pydantic
+    data converter, and the correlation and tracing interceptors."""
+    return {**client_connect_options(settings), "data_converter": pydantic_data_converter,
+            "interceptors": [CorrelationInterceptor(), *tracing_interceptors(settings)]}
+
+
+async def connect_client(settings: Settings, *, runtime: Runtime | None = None) -> Client:
+    """The one Temporal connection of every retailflow process (worker, API, CLI, bench)."""
+    return await Client.connect(**client_options(settings), runtime=runtime)

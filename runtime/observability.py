@@ -23,6 +23,9 @@ import temporalio.worker
 import temporalio.workflow
 from prometheus_client import Counter, Gauge, Histogram
 
+from activities.errors import transient_error
+from canonical.vendor_errors import VendorUnavailable
+
 HEADER_KEY = "retailflow-correlation-id"
 HTTP_HEADER = "X-Correlation-Id"
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
@@ -130,7 +133,10 @@ class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
             started = time.perf_counter()
             with structlog.contextvars.bound_contextvars(**bound):
                 try:
-                    return await self.next.execute_activity(input)
+                    try:
+                        return await self.next.execute_activity(input)
+                    except VendorUnavailable as exc:  # any activity: a vendor's transient fault is retried
+                        raise transient_error(exc) from exc
                 except BaseException as exc:
                     error_type = getattr(exc, "type", None) or type(exc).__name__
                     ACTIVITY_FAILURES.labels(info.activity_type, error_type, channel).inc()

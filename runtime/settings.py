@@ -77,6 +77,10 @@ class Settings(BaseSettings):
         default_factory=dict, description="Activity name → task queue the workflows send that step to, e.g. "
         '{"create_sales_order": "retailflow-erp"}: a partner queue of RETAILFLOW_PARTNER_ACTIVITY_RATE_LIMITS. '
         "Fixed per run when it starts")
+    migrate_on_start: bool = Field(
+        default=True, description="`retailflow worker` and `retailflow api` bring the database to the head "
+        "migration before they start (serialized across replicas); false where a release job runs "
+        "`retailflow db upgrade` first")
     worker_graceful_shutdown_seconds: float = Field(
         default=10.0, ge=0, description="On SIGTERM, running activities get this long to finish before they are "
         "cancelled and handed back to the server for another worker")

@@ -1,7 +1,7 @@
 """Vendor sandboxes: faithful subsets of vendor APIs served locally, with fault injection (see sandbox/faults.py).
 
 Never imported by the product path. `APPS` maps a sandbox name to ``"module:factory"``; the factory takes no
-arguments and returns a FastAPI app. `retailflow sandbox` serves every entry on the port settings give it
+arguments and returns a FastAPI app. `retailflow-sandbox` serves every entry on the port settings give it
 (``RETAILFLOW_SANDBOX_PORTS``, default `DEFAULT_PORTS`). Importing this package imports no sandbox module.
 """
 

@@ -1,4 +1,4 @@
-"""`retailflow sandbox`: serve every vendor sandbox in `sandbox.APPS` (or some) on the ports settings give."""
+"""`retailflow-sandbox`: serve every vendor sandbox in `sandbox.APPS` (or some) on the ports settings give."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def _vendor_settings():  # noqa: ANN202 - Settings
 
 def _fail(exc: Exception) -> None:
     typer.secho(f"{type(exc).__name__}: {exc} (is the sandbox running? `retailflow dev --sandbox --profile vendors` "
-                "or `retailflow sandbox`)", fg="red", err=True)
+                "or `retailflow-sandbox`)", fg="red", err=True)
     raise typer.Exit(1)
 
 
@@ -194,3 +194,8 @@ def sandbox_amazon_settlement(
     typer.echo(f"settlement {body['settlementId']} (report {body['reportId']}): {body['lines']} line(s), deposit "
                f"{body['total']} USD; orders {', '.join(body['orders']) or '-'}; refunds "
                f"{', '.join(body['refunded_orders']) or '-'}")
+
+
+def main() -> None:
+    """The `retailflow-sandbox` console script (dev and test only; the product image does not ship sandbox/)."""
+    sandbox_app(prog_name="retailflow-sandbox")

@@ -93,7 +93,7 @@ def make_app(title: str, description: str = "") -> FastAPI:
 
 
 class ServedApp:
-    """A sandbox app served by uvicorn on a background thread (tests, `retailflow sandbox`). Port 0 picks a free
+    """A sandbox app served by uvicorn on a background thread (tests, `retailflow-sandbox`). Port 0 picks a free
     port; `base_url` says which."""
 
     def __init__(self, app: FastAPI, *, host: str = "127.0.0.1", port: int = 0) -> None:

@@ -1,4 +1,4 @@
-"""The vendor sandboxes served next to the platform (`retailflow dev --sandbox`, `retailflow sandbox`).
+"""The vendor sandboxes served next to the platform (`retailflow dev --sandbox`, `retailflow-sandbox`).
 
 `build_app` builds one sandbox with what the platform it talks to is configured with: the credentials the adapters
 send (RETAILFLOW_ERPNEXT_API_KEY…) and, for the vendors that call back, the platform's webhook URLs (Shopify's

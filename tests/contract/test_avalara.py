@@ -268,8 +268,10 @@ def test_429_becomes_next_retry_delay(sandbox) -> None:
     failure = DataConverter.default.failure_converter.to_failure  # what the worker sends to the server
     from temporalio.api.failure.v1 import Failure
 
+    from activities.errors import transient_error  # the activity boundary: adapters know nothing of Temporal
+
     proto = Failure()
-    failure(exc, DataConverter.default.payload_converter, proto)
+    failure(transient_error(exc), DataConverter.default.payload_converter, proto)
     info = proto.application_failure_info
     assert info.type == "RateLimited" and not info.non_retryable and info.next_retry_delay.seconds == 7
 

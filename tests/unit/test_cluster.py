@@ -125,3 +125,38 @@ def test_fleet_settings_from_environment(monkeypatch):
     assert s.worker_graceful_shutdown_seconds == 30
     with pytest.raises(ValidationError):
         Settings(_env_file=None, worker_graceful_shutdown_seconds=-1)
+
+
+async def test_api_and_worker_connect_with_the_same_options(monkeypatch, pems):
+    """The API's Temporal client is built exactly like the worker's: address, namespace, mTLS, API key, data
+    converter and interceptors (the API used to connect with address and namespace only)."""
+    import temporalio.client
+    from fastapi import HTTPException
+
+    import worker
+    from api.deps import TemporalConnector
+
+    calls: list[dict] = []
+
+    async def fake_connect(**kwargs):
+        calls.append(kwargs)
+        raise ConnectionRefusedError("no cluster in a unit test")
+
+    monkeypatch.setattr(temporalio.client.Client, "connect", staticmethod(fake_connect))
+    s = settings(temporal_address="cluster.example:7233", temporal_namespace="retail.prod",
+                 temporal_api_key="k3y", temporal_tls_client_cert_path=pems["cert"],
+                 temporal_tls_client_key_path=pems["key"], temporal_tls_server_ca_path=pems["ca"])
+    with pytest.raises(ConnectionRefusedError):
+        await worker.connect_client(s)
+    with pytest.raises(HTTPException) as refused:
+        await TemporalConnector(s).get()
+    assert refused.value.status_code == 503
+    worker_kw, api_kw = calls
+
+    def comparable(kw: dict) -> dict:
+        return {**kw, "interceptors": [type(i) for i in kw["interceptors"]]}
+
+    assert comparable(api_kw) == comparable(worker_kw)
+    assert api_kw["api_key"] == "k3y" and isinstance(api_kw["tls"], TLSConfig)
+    assert api_kw["tls"].client_cert == CERT and api_kw["tls"].server_root_ca_cert == CA
+    assert api_kw["target_host"] == "cluster.example:7233" and api_kw["namespace"] == "retail.prod"
