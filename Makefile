@@ -1,10 +1,16 @@
-# retailflow: `make run` (the whole platform, embedded) and `make test` (everything). Both bootstrap .venv.
+# retailflow: `make run` (the whole platform, embedded), `make test` (lint, then every test tier in order) and
+# `make test-fast` (the tiers that need no server you start: a few minutes). All bootstrap .venv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# -rs: print why each skipped test was skipped (a skip is a test that did not run; it must say why)
+PYTEST := $(BIN)/python -m pytest -q -rs
+# every test lives in exactly one tier; `make test` runs them in this order (see README, "Tests")
+TIERS := unit contract workflows replay integration slow
+FAST_TIERS := unit contract workflows replay
 
-.PHONY: run run-vendors test lint bench clean venv
+.PHONY: run run-vendors test test-fast test-tiers lint bench clean venv
 
 venv: $(STAMP)
 
@@ -25,7 +31,33 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/lint-imports
+	@$(MAKE) --no-print-directory test-tiers
+	@echo "== tier: unit (pure functions, adapters, SQLite; no servers)"
+	$(PYTEST) tests/unit
+	@echo "== tier: contract (vendor fixtures and in-process vendor sandboxes; no servers)"
+	$(PYTEST) tests/contract
+	@echo "== tier: workflows (each module starts Temporal's time-skipping test server)"
+	$(PYTEST) tests/workflows
+	@echo "== tier: replay (recorded workflow histories against today's code; no servers)"
+	$(PYTEST) tests/replay
+	@echo "== tier: integration (starts the Temporal dev server, the worker and the API)"
+	$(PYTEST) tests/integration
+	@echo "== tier: slow (the million-line settlement)"
+	@# pytest exits 5 when it collects no tests: an absent or empty tests/slow is not a failure
+	@if [ -d tests/slow ]; then $(PYTEST) tests/slow || [ $$? -eq 5 ]; else echo "tests/slow does not exist: nothing to run"; fi
+
+# unit + contract + workflows + replay in one run: nothing to start, no database server needed
+test-fast: $(STAMP)
+	@$(MAKE) --no-print-directory test-tiers
+	@echo "== tiers: $(FAST_TIERS) (no servers)"
+	$(PYTEST) $(addprefix tests/,$(FAST_TIERS))
+
+# fails if a folder of tests/ holding tests is in no tier (it would silently never run under `make test`)
+test-tiers:
+	@for d in tests/*/; do d=$${d%/}; case " $(TIERS) " in *" $${d#tests/} "*) continue;; esac; \
+	  if [ -n "$$(find $$d -name 'test_*.py' -print -quit)" ]; then echo "$$d holds tests but is in no tier (TIERS in Makefile)"; exit 1; fi; \
+	done; if ls tests/test_*.py >/dev/null 2>&1; then echo "tests/test_*.py are in no tier: move them into a tier folder"; exit 1; fi
 
 clean:
 	rm -rf .data .pytest_cache .ruff_cache

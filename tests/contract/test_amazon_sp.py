@@ -1,4 +1,5 @@
-"""Amazon SP-API: the published Orders v0 payloads (tests/fixtures/amazon, unchanged) through our mapping and
+"""Amazon SP-API: the published Orders v0 payloads (tests/fixtures/amazon; provenance and
+checksums in tests/fixtures/SOURCES.md, checked by tests/contract/test_fixture_sources.py) through our mapping and
 request builders; the adapter against the sandbox (LWA, getOrders + NextToken, items, address, confirmShipment,
 feeds, settlement reports) and every fault mode; the sandbox's answers checked against the published shapes."""
 
@@ -7,7 +8,6 @@ from __future__ import annotations
 import gzip
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,13 +24,6 @@ from sandbox.faults import FaultInjector
 from tests.conftest import fixture_bytes
 from tests.contract.serve_sandbox import serve
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "amazon"
-FILES = ["orders_v0_getOrders_200_example.json", "orders_v0_getOrders_200_sandbox_TEST_CASE_200.json",
-         "orders_v0_getOrders_400_sandbox_error.json", "orders_v0_getOrder_200_example.json",
-         "orders_v0_getOrderItems_200_example.json", "orders_v0_getOrderItems_200_sandbox.json",
-         "orders_v0_confirmShipment_request_sandbox.json", "orders_v0_getOrderAddress_200_example.json",
-         "settlement_flat_file_V1_GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_sample.tsv"]
-
 
 def load(name: str) -> dict:
     return json.loads(fixture_bytes("amazon", name))
@@ -40,12 +33,6 @@ ORDERS = load("orders_v0_getOrders_200_sandbox_TEST_CASE_200.json")
 ITEMS = load("orders_v0_getOrderItems_200_sandbox.json")
 CONFIRM = load("orders_v0_confirmShipment_request_sandbox.json")
 CID, CSECRET, REFRESH = "client-id", "client-secret", "Atzr|refresh"
-
-
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared fixtures not present")
-@pytest.mark.parametrize("name", FILES)
-def test_fixtures_are_the_published_files_unchanged(name):
-    assert fixture_bytes("amazon", name) == (SHARED / name).read_bytes()
 
 
 # -- mapping ------------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Shopify's published webhook payloads and headers (tests/fixtures/shopify, copied unchanged from
-shared/fixtures; SOURCES.md says where each came from) through our verification and mapping."""
+"""Shopify's published webhook payloads and headers (tests/fixtures/shopify;
+tests/fixtures/SOURCES.md says where each came from) through our verification and mapping."""
 
 from __future__ import annotations
 
