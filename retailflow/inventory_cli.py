@@ -66,30 +66,20 @@ def drift_schedule(
 ) -> None:
     """Create (or replace) the Temporal Schedule that runs InventoryDrift every EVERY minutes."""
     from temporalio.client import (
-        Schedule,
-        ScheduleActionStartWorkflow,
         ScheduleAlreadyRunningError,
-        ScheduleIntervalSpec,
-        ScheduleOverlapPolicy,
-        SchedulePolicy,
-        ScheduleSpec,
         ScheduleUpdate,
     )
 
     from canonical.inventory import DriftInput
     from runtime.cluster import connect_client
+    from starters.inventory import drift_schedule as build_drift_schedule
 
     if every <= 0:
         raise typer.BadParameter("--every must be a positive number of minutes")
     settings = _settings()
     drift = DriftInput(source=source, threshold=settings.inventory_drift_threshold if threshold is None else threshold)
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow("InventoryDrift", drift, id=f"{schedule_id}-run",
-                                           task_queue=settings.queue_for("inventory"),
-                                           static_summary=f"Reconcile the ledger with the {source} stock"),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=every))]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),  # one reconciliation at a time
-    )
+    schedule = build_drift_schedule(drift, schedule_id=schedule_id, every=timedelta(minutes=every),
+                              task_queue=settings.queue_for("inventory"))
 
     async def main() -> str:
         client = await connect_client(settings)
@@ -120,6 +110,7 @@ def snapshot(
     from canonical.inventory import DriftInput
     from retailflow.migrate import upgrade_database
     from runtime.cluster import connect_client
+    from starters.inventory import start_drift
 
     settings = _settings()
     rows, errors = parse_snapshot(file.read_text(encoding="utf-8-sig"))
@@ -136,9 +127,7 @@ def snapshot(
 
     async def main() -> str:
         client = await connect_client(settings)
-        handle = await client.start_workflow("InventoryDrift", drift, id=f"inventory-drift:{snapshot_id}",
-                                             task_queue=settings.queue_for("inventory"),
-                                             static_summary=f"Reconcile the ledger with {file.name}")
+        handle = await start_drift(client, drift, task_queue=settings.queue_for("inventory"), label=file.name)
         if not wait:
             return f"started {handle.id}"
         typer.echo(f"started {handle.id}; waiting (a difference over the threshold parks it for an analyst)…")

@@ -14,7 +14,7 @@ from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from runtime.observability import CorrelationInterceptor
-from runtime.settings import Settings
+from runtime.settings import Settings, TemporalSettings
 from runtime.tracing import tracing_interceptors
 
 
@@ -34,7 +34,7 @@ def _read_pem(path: Path | None, what: str) -> bytes | None:
     return data
 
 
-def client_connect_options(settings: Settings) -> dict[str, Any]:
+def client_connect_options(settings: TemporalSettings) -> dict[str, Any]:
     """`target_host`, `namespace`, `tls` and (when set) `api_key` for `temporalio.client.Client.connect`.
 
     * nothing set: plaintext (the dev server, the compose stack);

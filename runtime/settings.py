@@ -10,16 +10,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from canonical.inventory import ChannelInventoryPolicy
 from canonical.pos import PosAccounts
+from workflows.search_attributes import REGISTRATION
 
-SEARCH_ATTRIBUTES: dict[str, str] = {
-    "Channel": "Keyword",
-    "ExternalOrderId": "Keyword",
-    "OrderStatus": "Keyword",
-    "NeedsAttention": "Bool",
-    "StoreId": "Keyword",
-    "SettlementId": "Keyword",
-    "Skus": "KeywordList",
-}
+# the custom search attributes to register (name → kind), declared once in workflows/search_attributes.py
+SEARCH_ATTRIBUTES: dict[str, str] = REGISTRATION
 
 # Settlement amount types → GL accounts (override with RETAILFLOW_FINANCE_ACCOUNT_MAP as JSON). Customer money
 # (principal, tax, shipping charged) clears the receivable booked at invoicing: the clearing account.
@@ -42,18 +36,36 @@ DEFAULT_FINANCE_ACCOUNT_MAP: dict[str, str] = {
 DOMAINS = ("orders", "returns", "inventory", "finance", "pos")
 
 
-class Settings(BaseSettings):
+class _Group(BaseSettings):
+    """A group of settings: every field is read from `RETAILFLOW_<FIELD>` (or `.env`), as before the grouping."""
+
     model_config = SettingsConfigDict(env_prefix="RETAILFLOW_", env_file=".env", extra="ignore")
+
+
+class DatabaseSettings(_Group):
+    """The platform database (docs/deployment.md)."""
 
     data_dir: Path = Field(default=Path(".data"), description="Where the embedded stack keeps its files")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default is SQLite at <data_dir>/retailflow.db"
     )
+    migrate_on_start: bool = Field(
+        default=True, description="`retailflow worker` and `retailflow api` bring the database to the head "
+        "migration before they start (serialized across replicas); false where a release job runs "
+        "`retailflow db upgrade` first")
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'retailflow.db').resolve()}"
+
+
+class TemporalSettings(_Group):
+    """The Temporal cluster and the task queues (docs/deployment.md): address, namespace, TLS / mTLS / API key, domains and partner queues."""
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     task_queue: str = "retailflow-orders"
-    # --- Temporal Cloud / any TLS cluster (see docs/deployment.md) ---
     temporal_tls: bool | None = Field(
         default=None, description="TLS to the frontend; default on when an API key or a client cert is set")
     temporal_api_key: SecretStr | None = Field(default=None, description="Temporal Cloud API key (Bearer)")
@@ -62,7 +74,6 @@ class Settings(BaseSettings):
     temporal_tls_server_ca_path: Path | None = Field(
         default=None, description="CA that signed the server's certificate (PEM); default the system roots")
     temporal_tls_server_name: str | None = Field(default=None, description="TLS SNI / server name override")
-    # --- worker fleet (see docs/deployment.md) ---
     partner_activity_rate_limits: dict[str, float] = Field(
         default_factory=dict, description="Activity-only workers per partner task queue and their server-side "
         'activities/second, e.g. {"retailflow-erp": 5}')
@@ -77,10 +88,6 @@ class Settings(BaseSettings):
         default_factory=dict, description="Activity name → task queue the workflows send that step to, e.g. "
         '{"create_sales_order": "retailflow-erp"}: a partner queue of RETAILFLOW_PARTNER_ACTIVITY_RATE_LIMITS. '
         "Fixed per run when it starts")
-    migrate_on_start: bool = Field(
-        default=True, description="`retailflow worker` and `retailflow api` bring the database to the head "
-        "migration before they start (serialized across replicas); false where a release job runs "
-        "`retailflow db upgrade` first")
     worker_graceful_shutdown_seconds: float = Field(
         default=10.0, ge=0, description="On SIGTERM, running activities get this long to finish before they are "
         "cancelled and handed back to the server for another worker")
@@ -99,27 +106,35 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown domain {domain!r}")
         return self.domain_task_queues.get(domain) or self.task_queue
 
+
+class ApiSettings(_Group):
+    """The API process: bind address, how the embedded WMS reaches it, webhook size limit."""
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_base_url: str | None = Field(default=None, description="How the embedded WMS reaches the API")
+    max_webhook_bytes: int = 2 * 1024 * 1024
+    @property
+    def effective_api_base_url(self) -> str:
+        return self.api_base_url or f"http://{self.api_host}:{self.api_port}"
 
-    shopify_webhook_secret: SecretStr = Field(
-        default=SecretStr("retailflow-dev-shopify-secret"),
-        description="Shopify app client secret used to verify X-Shopify-Hmac-Sha256",
-    )
-    shopify_previous_webhook_secret: SecretStr | None = Field(
-        default=None, description="The previous secret, accepted during a secret rotation"
-    )
-    shopify_channel: str = "shopify"
-    local_wms_webhook_secret: SecretStr = SecretStr("retailflow-dev-wms-secret")
-    local_wms_ship_after_seconds: float = 10.0
-    local_wms_poll_seconds: float = 1.0
-    local_wms_enabled: bool = Field(default=True, description="Run the embedded WMS shipper inside the worker")
-    default_location: str = "MAIN"
+
+class OrderSettings(_Group):
+    """Order-to-fulfillment and returns (docs/returns.md)."""
 
     order_sla_hours: int = 48
     allow_backorder: bool = False
-    # --- inventory availability (see docs/inventory.md) ---
+    # returns: channels that refund at once (marketplaces such as Amazon); the others refund on receipt
+    refund_before_receipt_channels: list[str] = ["amazon"]
+    return_window_days: int = 30
+    return_receipt_timeout_days: int = 21
+
+
+class InventorySettings(_Group):
+    """Inventory availability (docs/inventory.md)."""
+
+    default_location: str = "MAIN"
+
     inventory_channels: dict[str, ChannelInventoryPolicy] = Field(
         default_factory=lambda: {
             "shopify": ChannelInventoryPolicy(locations=["MAIN"], low_stock_threshold=5, publish_window_seconds=60),
@@ -135,20 +150,11 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="How often the worker tells InventorySync about ERP stock changes; 0 off")
     inventory_drift_threshold: int = Field(
         default=10, ge=0, description="Drift beyond this many units per SKU and location parks for an analyst")
-    # returns: channels that refund at once (marketplaces such as Amazon); the others refund on receipt
-    refund_before_receipt_channels: list[str] = ["amazon"]
-    return_window_days: int = 30
-    return_receipt_timeout_days: int = 21
-    max_webhook_bytes: int = 2 * 1024 * 1024
 
-    metrics_host: str = "127.0.0.1"
-    worker_metrics_port: int | None = Field(default=9464, description="Worker's /metrics port; 0 disables")
-    temporal_sdk_metrics_port: int | None = Field(default=9465, description="Temporal SDK metrics port; 0 disables")
 
-    otel_enabled: bool = Field(default=False, description="OpenTelemetry tracing of workflows and activities")
-    otel_service_name: str = "retailflow"
+class FinanceSettings(_Group):
+    """Settlement reconciliation (docs/finance.md)."""
 
-    # --- finance: settlement reconciliation (see docs/finance.md) ---
     finance_account_map: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_FINANCE_ACCOUNT_MAP),
         description="Settlement amount type/description → GL account; keys `Type/Description`, `Type/*`, "
@@ -156,7 +162,11 @@ class Settings(BaseSettings):
     finance_clearing_account: str = Field(default="1150", description="Marketplace clearing (sales receivable)")
     finance_suspense_account: str = Field(default="1999", description="Where skipped differences are parked")
     finance_legal_entity: str = "main"
-    # --- POS store days (see docs/pos.md) ---
+
+
+class PosSettings(_Group):
+    """POS store days and the Square webhook (docs/pos.md)."""
+
     square_webhook_signature_key: SecretStr = Field(
         default=SecretStr("retailflow-dev-square-key"), description="Square webhook subscription's signature key")
     square_notification_url: str = Field(
@@ -172,13 +182,64 @@ class Settings(BaseSettings):
     pos_adjustment_delay_seconds: int = Field(default=300, ge=0, description="Late transactions are batched "
                                               "this long into one adjustment journal")
 
-    # --- vendor adapters: Shopify Admin, Amazon SP-API, ShipStation (issue 7, docs/vendors.md) ---
+
+class ObservabilitySettings(_Group):
+    """Logs, metrics and tracing."""
+
+    log_level: str = "INFO"
+    log_json: bool | None = Field(default=None, description="JSON logs; default JSON unless stderr is a TTY")
+    metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int | None = Field(default=9464, description="Worker's /metrics port; 0 disables")
+    temporal_sdk_metrics_port: int | None = Field(default=9465, description="Temporal SDK metrics port; 0 disables")
+    otel_enabled: bool = Field(default=False, description="OpenTelemetry tracing of workflows and activities")
+    otel_service_name: str = "retailflow"
+
+
+class AdapterSelection(_Group):
+    """Which adapter serves each role (runtime/registry.py, docs/vendors.md)."""
+
+    erp_adapter: str = Field(default="local", description='"local" | "erpnext"')
+    tax_adapter: str = Field(default="local", description='"local" | "avalara"')
+    wms_adapter: str = Field(default="local", description='"local" | "shipstation"')
+    marketplace_adapters: dict[str, str] = Field(default_factory=dict, description='Channel → "local" | '
+                                                 '"shopify" | "amazon", e.g. {"shopify": "shopify"}; default local')
+
+
+class EmbeddedWmsSettings(_Group):
+    """The embedded WMS (adapters/wms/local.py) and its shipper in the worker."""
+
+    local_wms_webhook_secret: SecretStr = SecretStr("retailflow-dev-wms-secret")
+    local_wms_ship_after_seconds: float = 10.0
+    local_wms_poll_seconds: float = 1.0
+    local_wms_enabled: bool = Field(default=True, description="Run the embedded WMS shipper inside the worker")
+
+
+class ShopifySettings(_Group):
+    """Shopify: webhooks (secrets, rotation) and the Admin API (docs/vendors.md)."""
+
+    shopify_channel: str = "shopify"
+    shopify_webhook_secret: SecretStr = Field(
+        default=SecretStr("retailflow-dev-shopify-secret"),
+        description="Shopify app client secret used to verify X-Shopify-Hmac-Sha256",
+    )
+    shopify_previous_webhook_secret: SecretStr | None = Field(
+        default=None, description="The previous secret, accepted during a secret rotation"
+    )
+    @property
+    def shopify_webhook_secrets(self) -> list[SecretStr]:
+        return [s for s in (self.shopify_webhook_secret, self.shopify_previous_webhook_secret) if s is not None]
+
     shopify_admin_base_url: str = Field(default="http://127.0.0.1:8103", description="https://<shop>.myshopify.com")
     shopify_admin_api_version: str = "2024-07"
     shopify_admin_access_token: SecretStr = Field(default=SecretStr("shpat_retailflow_sandbox"),
                                                   description="Admin API access token (X-Shopify-Access-Token)")
     shopify_location_id: str | None = Field(default=None, description="Location whose inventory levels are set; "
                                             "default the shop's first active location")
+
+
+class AmazonSettings(_Group):
+    """Amazon SP-API and the order poll (docs/vendors.md)."""
+
     amazon_channel: str = "amazon"
     amazon_sp_base_url: str = Field(default="http://127.0.0.1:8104",
                                     description="e.g. https://sellingpartnerapi-na.amazon.com")
@@ -192,6 +253,11 @@ class Settings(BaseSettings):
     amazon_poll_enabled: bool = Field(default=False, description="The worker starts AmazonOrderPoll")
     amazon_poll_interval_seconds: int = Field(default=120, gt=0)
     amazon_poll_lookback_hours: int = Field(default=24, gt=0, description="First poll: orders updated since")
+
+
+class ShipStationSettings(_Group):
+    """ShipStation V1 (docs/vendors.md)."""
+
     shipstation_base_url: str = Field(default="http://127.0.0.1:8105", description="https://ssapi.shipstation.com")
     shipstation_api_key: SecretStr = SecretStr("retailflow-sandbox-key")
     shipstation_api_secret: SecretStr = SecretStr("retailflow-sandbox-secret")
@@ -199,12 +265,10 @@ class Settings(BaseSettings):
     shipstation_webhook_token: SecretStr | None = Field(
         default=None, description="When set, POST /webhooks/shipstation requires ?token=<this> (V1 signs nothing)")
 
-    # --- adapter selection + AvaTax, ERPNext, sandbox (issue 7, docs/vendors.md; adapters/registry.py) ---
-    erp_adapter: str = Field(default="local", description='"local" | "erpnext"')
-    tax_adapter: str = Field(default="local", description='"local" | "avalara"')
-    wms_adapter: str = Field(default="local", description='"local" | "shipstation"')
-    marketplace_adapters: dict[str, str] = Field(default_factory=dict, description='Channel → "local" | '
-                                                 '"shopify" | "amazon", e.g. {"shopify": "shopify"}; default local')
+
+class AvalaraSettings(_Group):
+    """Avalara AvaTax (docs/vendors.md)."""
+
     avalara_base_url: str = Field(default="http://127.0.0.1:8101",
                                   description="https://sandbox-rest.avatax.com or https://rest.avatax.com")
     avalara_account_id: str = "1100000000"
@@ -216,6 +280,11 @@ class Settings(BaseSettings):
         default=None, description='Warehouse address {"line1", "city", "region", "postalCode", "country"}; '
         'none: the ship-to address is sent as SingleLocation')
     avalara_timeout_seconds: float = Field(default=20.0, gt=0)
+
+
+class ErpNextSettings(_Group):
+    """ERPNext (docs/vendors.md)."""
+
     erpnext_base_url: str = Field(default="http://127.0.0.1:8102", description="https://<site>.erpnext.com")
     erpnext_api_key: str = "retailflow-sandbox-api-key"
     erpnext_api_secret: SecretStr = SecretStr("retailflow-sandbox-api-secret")
@@ -229,6 +298,11 @@ class Settings(BaseSettings):
     erpnext_account_map: dict[str, str] = Field(default_factory=dict, description="Platform GL account → "
                                                 "ERPNext account name for journals; default the code as given")
     erpnext_timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class SandboxSettings(_Group):
+    """The vendor sandboxes of the dev stack (sandbox/, never the product path)."""
+
     sandbox_host: str = "127.0.0.1"
     sandbox_ports: dict[str, int] = Field(default_factory=dict, description='Sandbox name → port, e.g. '
                                           '{"avatax": 8101}; default sandbox.DEFAULT_PORTS')
@@ -237,22 +311,12 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="The ShipStation sandbox ships each order awaiting shipment this long after "
         "it is created, then sends SHIP_NOTIFY; none: only `POST /_admin/ship/{orderId}` ships")
 
-    log_level: str = "INFO"
-    log_json: bool | None = Field(default=None, description="JSON logs; default JSON unless stderr is a TTY")
 
-    @property
-    def effective_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.data_dir / 'retailflow.db').resolve()}"
-
-    @property
-    def shopify_webhook_secrets(self) -> list[SecretStr]:
-        return [s for s in (self.shopify_webhook_secret, self.shopify_previous_webhook_secret) if s is not None]
-
-    @property
-    def effective_api_base_url(self) -> str:
-        return self.api_base_url or f"http://{self.api_host}:{self.api_port}"
+class Settings(DatabaseSettings, TemporalSettings, ApiSettings, OrderSettings, InventorySettings, FinanceSettings,
+               PosSettings, ObservabilitySettings, AdapterSelection, EmbeddedWmsSettings, ShopifySettings,
+               AmazonSettings, ShipStationSettings, AvalaraSettings, ErpNextSettings, SandboxSettings):
+    """All of retailflow's settings: the groups above in one object, env `RETAILFLOW_*` (names unchanged by
+    the grouping). The composition root hands each adapter or activity the group it needs."""
 
 
 @lru_cache

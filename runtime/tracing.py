@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from runtime.settings import Settings
+from runtime.settings import ObservabilitySettings
 
 _provider: Any = None
 
 
-def configure_tracer_provider(settings: Settings, exporter: Any | None = None) -> None:
+def configure_tracer_provider(settings: ObservabilitySettings, exporter: Any | None = None) -> None:
     """Install the global tracer provider once (OpenTelemetry allows one); `exporter` adds one more sink."""
     global _provider
     if _provider is not None:
@@ -42,7 +42,7 @@ def configure_tracer_provider(settings: Settings, exporter: Any | None = None) -
     _provider = provider
 
 
-def tracing_interceptors(settings: Settings) -> list:
+def tracing_interceptors(settings: ObservabilitySettings) -> list:
     """The Temporal interceptors to add when tracing is enabled (none otherwise)."""
     if not settings.otel_enabled:
         return []

@@ -1,17 +1,28 @@
 """Starting and signalling InventorySync (`inventory:{sku}`, signal-with-start): the inventory API, the CLI,
 drift reconciliation (through the `request_inventory_sync` activity) and the worker's outbox relay, which tells
-InventorySync about stock the ERP moved (reservations, deliveries, restocks) so channels see those too."""
+InventorySync about stock the ERP moved (reservations, deliveries, restocks) so channels see those too. And
+InventoryDrift: one run per snapshot, or on a Schedule."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import structlog
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    WorkflowHandle,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from adapters.inventory.ledger import InventoryLedger
-from canonical.inventory import InventoryEvent, InventorySyncInput, inventory_workflow_id
+from canonical.inventory import DriftInput, InventoryEvent, InventorySyncInput, inventory_workflow_id
 from workflows import search_attributes as sa
 
 log = structlog.get_logger(__name__)
@@ -48,3 +59,22 @@ async def relay_stock_changes(client: Client, ledger: InventoryLedger, *, task_q
             await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
         except TimeoutError:
             pass
+
+
+DRIFT_WORKFLOW = "InventoryDrift"
+
+
+def drift_schedule(drift: DriftInput, *, schedule_id: str, every: timedelta, task_queue: str) -> Schedule:
+    """The Schedule that runs InventoryDrift every `every`, one reconciliation at a time."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(DRIFT_WORKFLOW, drift, id=f"{schedule_id}-run", task_queue=task_queue,
+                                           static_summary=f"Reconcile the ledger with the {drift.source} stock"),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+async def start_drift(client: Client, drift: DriftInput, *, task_queue: str, label: str) -> WorkflowHandle:
+    """Reconcile the ledger against one saved snapshot: `inventory-drift:{snapshot_id}`."""
+    return await client.start_workflow(DRIFT_WORKFLOW, drift, id=f"inventory-drift:{drift.snapshot_id}",
+                                       task_queue=task_queue, static_summary=f"Reconcile the ledger with {label}")

@@ -1,5 +1,7 @@
-"""Typed custom search attributes (registered by the dev stack and by every test environment)."""
+"""The custom search attributes, declared once: typed keys for the workflows and starters, and `REGISTRATION`
+(name → kind) for whoever registers them (the dev stack, the compose job, every test environment)."""
 
+from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.common import SearchAttributeKey
 
 CHANNEL = SearchAttributeKey.for_keyword("Channel")
@@ -11,3 +13,8 @@ SETTLEMENT_ID = SearchAttributeKey.for_keyword("SettlementId")
 SKUS = SearchAttributeKey.for_keyword_list("Skus")
 
 ALL = [CHANNEL, EXTERNAL_ORDER_ID, ORDER_STATUS, NEEDS_ATTENTION, STORE_ID, SETTLEMENT_ID, SKUS]
+
+# the kind names of `temporal operator search-attribute create --type` and of the compose registration job
+_KIND = {IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD: "Keyword", IndexedValueType.INDEXED_VALUE_TYPE_BOOL: "Bool",
+         IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST: "KeywordList"}
+REGISTRATION: dict[str, str] = {key.name: _KIND[key.indexed_value_type] for key in ALL}
