@@ -12,9 +12,11 @@ from temporalio.client import Client
 
 from adapters.platform.projection import StatusProjection
 from api.deps import EngineDep, TemporalConnector
-from api.routers import erp, ops, orders, webhooks
+from api.routers import erp, ops, orders, shipstation, webhooks
 from api.routers import inventory as inventory_router
+from api.routers import pos as pos_router
 from api.routers import returns as returns_router
+from api.routers import settlements as settlements_router
 from runtime.observability import HTTP_HEADER, PARKED_RUNS, correlation_id, new_correlation_id
 from runtime.settings import Settings, get_settings
 
@@ -58,11 +60,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        from adapters.sql import create_schema, make_engine
+        from adapters.sql import make_engine
 
-        if app.state.engine is None:
+        if app.state.engine is None:  # the schema is Alembic's: `retailflow api` upgrades it first
             app.state.engine = make_engine(settings.effective_database_url)
-            create_schema(app.state.engine)
         yield
         if own_engine and app.state.engine is not None:
             app.state.engine.dispose()
@@ -82,15 +83,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(erp.router)
     app.include_router(returns_router.router)
     app.include_router(inventory_router.router)
-    from api.routers import settlements as settlements_router  # finance (docs/finance.md)
-
-    app.include_router(settlements_router.router)
-    from api.routers import pos as pos_router  # POS store days (docs/pos.md)
-
-    pos_router.register(app)
-    from api.routers import shipstation as shipstation_router  # ShipStation SHIP_NOTIFY (docs/vendors.md)
-
-    shipstation_router.register(app)
+    app.include_router(settlements_router.router)  # finance (docs/finance.md)
+    app.include_router(pos_router.router)  # POS store days and the Square webhook (docs/pos.md)
+    app.include_router(shipstation.router)  # ShipStation SHIP_NOTIFY (docs/vendors.md)
 
     app.add_middleware(CorrelationMiddleware)
 

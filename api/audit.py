@@ -9,10 +9,12 @@ import json
 from datetime import datetime
 from typing import Any
 
+from fastapi import HTTPException
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import WorkflowHistory
+from temporalio.client import Client, WorkflowHistory
+from temporalio.service import RPCError, RPCStatusCode
 
 UNDO_ACTIVITIES = {"release_stock", "void_tax", "cancel_sales_order", "cancel_wms_release",
                    "notify_channel_cancelled"}
@@ -172,3 +174,13 @@ def to_csv(entries: list[AuditEntry]) -> str:
         row = e.model_dump(mode="json")
         writer.writerow({k: row.get(k) for k in CSV_COLUMNS})
     return out.getvalue()
+
+
+async def fetch_audit(client: Client, workflow_id: str) -> list[AuditEntry]:
+    try:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(404, f"no workflow {workflow_id}") from None
+        raise HTTPException(503, f"Temporal is unavailable: {exc.message}") from None
+    return build_trail(history)

@@ -43,7 +43,7 @@ def findings(results: dict) -> list[str]:
             f"**Orders, Temporal server side — search-attribute upserts: fixed** (`workflows/order_fulfillment.py`, "
             f"`OrderFulfillment._upsert_changed`, behind the patch `search-attributes-on-change-v1`). The first "
             "profiles found 11 upserts per order, three of them repeating what was already set (`Channel`, "
-            "`ExternalOrderId`, `OrderStatus=received`, `NeedsAttention=false` re-sent after `api.intake.start_order` "
+            "`ExternalOrderId`, `OrderStatus=received`, `NeedsAttention=false` re-sent after `starters.orders.start_order` "
             "had set them at the start, `received` and `shipped` upserted twice, `NeedsAttention=false` on every "
             "status); each upsert is an `UpsertWorkflowSearchAttributes` event and a visibility write. The workflow "
             "now upserts only values that change and nothing the start already carried: "
@@ -77,20 +77,21 @@ def findings(results: dict) -> list[str]:
     api = prof.get("api")
     if api:
         commit = _pct(api, "sqlalchemy/engine/default.py:DefaultDialect.do_commit")
-        record = _pct(api, "api/intake.py:record_delivery")
-        seen = _pct(api, "api/intake.py:seen_delivery")
+        record = _pct(api, "adapters/platform/intake_store.py:IntakeStore.record")
+        seen = _pct(api, "adapters/platform/intake_store.py:IntakeStore.seen")
         intake = next((r for r in results.get("intake", []) if r["mode"] == "in-memory"), None)
         cpu = f" The API spends {fmt(intake['api_cpu_ms_per_request'])} ms of CPU per webhook" if intake and \
             intake.get("api_cpu_ms_per_request") else " "
         out.append(
-            "**Intake — the API's per-request work: partly fixed** (`api/intake.py`, `handle_shopify`; "
-            "`api/app.py`). The first profiles found `seen_delivery` and `record_delivery` running blocking "
+            "**Intake — the API's per-request work: partly fixed** (`api/intake/pipeline.py`, `api/intake/shopify.py`; "
+            "`api/app.py`). The first profiles found the delivery lookup and insert (`IntakeStore.seen`, "
+            "`IntakeStore.record`) running blocking "
             "SQLAlchemy calls on uvicorn's single event loop (every other request waited while one committed), "
             "the correlation id set by Starlette's `BaseHTTPMiddleware` (a task and memory streams per request) "
             "and HTTP parsed by pure-Python h11. Now the delivery lookup and insert run in a thread "
             "(`asyncio.to_thread`), the correlation middleware is a plain ASGI middleware and uvicorn uses "
-            f"`httptools`. In this run `record_delivery` is {fmt(record)}% of the API's running samples "
-            f"({fmt(commit)}% in SQLite's commit, now off the loop) and `seen_delivery` {fmt(seen)}%.{cpu}; "
+            f"`httptools`. In this run `IntakeStore.record` is {fmt(record)}% of the API's running samples "
+            f"({fmt(commit)}% in SQLite's commit, now off the loop) and `IntakeStore.seen` {fmt(seen)}%.{cpu}; "
             f"{fmt(_group(api, OUTSIDE_PLATFORM), 0)}% of its samples have no platform frame at all (the HTTP stack "
             "and the Temporal client). Mapping the payload (`adapters/marketplace/shopify.py:map_order`) is "
             f"{fmt(_pct(api, 'adapters/marketplace/shopify.py:map_order'))}% and the `canonical/` validators "
@@ -163,7 +164,7 @@ def bounds(results: dict) -> list[str]:
             "serialises and sends"
             + (f"; at {fmt(cpu)} ms of API CPU per request one process tops out near {fmt(1000 / cpu, 0)} req/s "
                "before any wait" if cpu else "") + "."
-            + (f" The intake's own start without the HTTP path (`api.intake.start_order` in a loop: search "
+            + (f" The intake's own start without the HTTP path (`starters.orders.start_order` in a loop: search "
                f"attributes, static summary and details) runs at {fmt(run['start_order']['per_second'])}/s "
                f"(p99 {fmt(run['start_order']['p99_ms'])} ms), so "
                + ("most of the gap to the bare start is the start's own extra server work (the visibility record of "

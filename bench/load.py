@@ -96,7 +96,7 @@ async def start(args: argparse.Namespace) -> dict:
 
 
 async def _start_order_loop(args: argparse.Namespace) -> dict:
-    """The intake's own start, `api.intake.start_order` (search attributes, static summary and details, the
+    """The intake's own start, `starters.orders.start_order` (search attributes, static summary and details, the
     platform's client with its interceptors), in a loop: the intake minus HTTP, HMAC, mapping and dedupe."""
     from bench.fixtures import canonical_order, external_id
     from runtime.cluster import connect_client
@@ -130,7 +130,7 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duplicates", action="store_true")
     parser.add_argument("--via-start-order", action="store_true",
-                        help="start: use the intake's `api.intake.start_order` instead of a bare start_workflow")
+                        help="start: use the intake's `starters.orders.start_order` instead of a bare start_workflow")
     args = parser.parse_args()
     out = asyncio.run(webhook(args) if args.kind == "webhook" else start(args))
     print("RESULT " + json.dumps(out), flush=True)

@@ -42,7 +42,7 @@ async def _bounded(coros, limit: int) -> list:
 
 
 async def start_orders(client: Client, settings: Settings, run: int, n: int, *, ship: bool) -> list[str]:
-    """Start `n` orders the way intake does (`api.intake.start_order`); with `ship` the full shipment is
+    """Start `n` orders the way intake does (`starters.orders.start_order`); with `ship` the full shipment is
     signalled right away (the workflow buffers it until it waits for shipments), so no WMS delay is timed."""
     orders = [canonical_order(external_id(run, i), settings.shopify_channel) for i in range(n)]
 

@@ -225,7 +225,7 @@ def _orders_section(results: dict) -> list[str]:
         return []
     shape = runs[0]["shape"]
     lines = ["## 1. Order throughput", "",
-             f"Orders are started the way the intake starts them (`api.intake.start_order`: business-key id, search "
+             f"Orders are started the way the intake starts them (`starters.orders.start_order`: business-key id, search "
              f"attributes, summaries) and their full shipment is signalled at once, so no warehouse delay is timed; "
              f"the clock runs from the first start to the last completed result, 32 starts in flight. An order runs "
              f"{shape['activities']} activities and {shape['local_activities']} status-projection local activities "
@@ -274,14 +274,14 @@ def _intake_section(results: dict) -> list[str]:
              "from another process (httpx, async, keep-alive, 32 requests in flight) with signed Shopify "
              "`orders/create` deliveries of unique orders. The baseline is a bare `client.start_workflow` loop from a "
              "separate process with the same concurrency, starting the same workflow type with the same canonical "
-             "input (mapped before timing). A third loop calls the intake's own `api.intake.start_order` (its search "
+             "input (mapped before timing). A third loop calls the intake's own `starters.orders.start_order` (its search "
              "attributes, static summary and details, the platform's client) without HTTP, HMAC, mapping or dedupe: "
              "it shows how much of the intake's cost is the start itself. Latency is per request, from send to the "
              "response.", ""]
     rows = []
     for run in runs:
         for kind, label in (("webhook", "webhook → 202"), ("start", "bare start_workflow"),
-                            ("start_order", "`api.intake.start_order` loop")):
+                            ("start_order", "`starters.orders.start_order` loop")):
             if kind not in run:
                 continue
             r = run[kind]

@@ -7,9 +7,8 @@ from decimal import Decimal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, model_validator
-from sqlalchemy import select
 
-from adapters import sql as db
+from adapters.platform.views import EmbeddedViews
 from api.deps import EngineDep
 from canonical.money import quantize
 
@@ -39,9 +38,5 @@ class SalesOrderOut(BaseModel):
 @router.get("/sales-orders", response_model=list[SalesOrderOut])
 def list_sales_orders(engine: EngineDep, external_ref: str | None = None,
                       limit: int = Query(default=100, ge=1, le=1000)) -> list[SalesOrderOut]:
-    query = select(db.sales_orders).order_by(db.sales_orders.c.created_at.desc()).limit(limit)
-    if external_ref:
-        query = query.where(db.sales_orders.c.external_ref == external_ref)
-    with engine.connect() as conn:
-        rows = conn.execute(query).mappings().all()
-    return [SalesOrderOut.model_validate(dict(r)) for r in rows]
+    rows = EmbeddedViews(engine).sales_orders(external_ref=external_ref, limit=limit)
+    return [SalesOrderOut.model_validate(r) for r in rows]

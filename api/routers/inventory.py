@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 from temporalio.service import RPCError
 
 from activities.inventory import group_by_sku
-from adapters import sql as db
 from adapters.inventory.ledger import InventoryLedger
+from adapters.platform.views import EmbeddedViews
 from api.deps import ClientDep, EngineDep, SettingsDep
 from canonical.inventory import Availability, InventoryEventBatch, StockLevel
 from starters.inventory import start_inventory_sync
@@ -68,9 +67,4 @@ def get_movements(sku: str, engine: EngineDep, settings: SettingsDep, location: 
 def get_publications(sku: str, engine: EngineDep, channel: str | None = None,
                      limit: int = Query(default=100, ge=1, le=1000)) -> list[dict]:
     """What the embedded marketplace was told each channel may sell of the SKU, newest first."""
-    t = db.inventory_publications
-    query = select(t.c.channel, t.c.quantity, t.c.published_at).where(t.c.item_code == sku)
-    if channel:
-        query = query.where(t.c.channel == channel)
-    with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(query.order_by(t.c.id.desc()).limit(limit)).mappings().all()]
+    return EmbeddedViews(engine).publications(sku, channel=channel, limit=limit)

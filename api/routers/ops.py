@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import datetime
 from typing import Literal
@@ -9,12 +10,14 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from adapters import sql as db
+from adapters.platform.intake_store import IntakeStore
 from adapters.platform.projection import StatusProjection
-from api import intake
+from api.audit import fetch_audit, to_csv
 from api.deps import ClientDep, EngineDep, SettingsDep
+from api.intake import pipeline
+from api.intake.registry import SOURCES
+from starters import TemporalUnavailable
 
 router = APIRouter(prefix="/ops", tags=["ops"])
 
@@ -54,19 +57,12 @@ def _item(row) -> QuarantineItem:
 @router.get("/quarantine", response_model=list[QuarantineItem])
 def list_quarantine(engine: EngineDep, resolved: bool | None = False, source: str | None = None,
                     limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0)):
-    query = select(db.quarantine).order_by(db.quarantine.c.id.desc()).limit(limit).offset(offset)
-    if resolved is not None:
-        query = query.where(db.quarantine.c.resolved == resolved)
-    if source:
-        query = query.where(db.quarantine.c.source == source)
-    with engine.connect() as conn:
-        return [_item(r) for r in conn.execute(query).mappings().all()]
+    return [_item(r) for r in IntakeStore(engine).list(resolved=resolved, source=source, limit=limit, offset=offset)]
 
 
 @router.get("/quarantine/{qid}", response_model=QuarantineItem)
 def get_quarantine(qid: int, engine: EngineDep):
-    with engine.connect() as conn:
-        row = conn.execute(select(db.quarantine).where(db.quarantine.c.id == qid)).mappings().first()
+    row = IntakeStore(engine).get(qid)
     if row is None:
         raise HTTPException(404, f"no quarantined delivery {qid}")
     return _item(row)
@@ -75,23 +71,23 @@ def get_quarantine(qid: int, engine: EngineDep):
 @router.post("/quarantine/{qid}/replay", response_model=ReplayResult)
 async def replay_quarantine(qid: int, request: Request, engine: EngineDep, settings: SettingsDep) -> ReplayResult:
     """Run a quarantined delivery through intake again (after fixing the mapping, the secret or the data)."""
-    with engine.connect() as conn:
-        row = conn.execute(select(db.quarantine).where(db.quarantine.c.id == qid)).mappings().first()
+    store = IntakeStore(engine)
+    row = await asyncio.to_thread(store.get, qid)
     if row is None:
         raise HTTPException(404, f"no quarantined delivery {qid}")
     if row["resolved"]:
         raise HTTPException(409, f"quarantined delivery {qid} was already replayed successfully")
-    handler = intake.HANDLERS.get(row["source"])
-    if handler is None:
+    source = SOURCES.get(row["source"])
+    if source is None:
         raise HTTPException(409, f"no intake for source {row['source']!r}")
     try:
-        outcome = await handler(engine, request.app.state.temporal.get, settings, row["body"], dict(row["headers"]),
-                                replay=True)
-    except intake.TemporalUnavailable as exc:
+        outcome = await pipeline.take(source, engine, request.app.state.temporal.get, settings, row["body"],
+                                      dict(row["headers"]), replay=True, app_state=request.app.state)
+    except TemporalUnavailable as exc:
         raise HTTPException(503, f"Temporal is unavailable: {exc}") from None
-    intake.mark_replayed(engine, qid, outcome)
-    resolved = outcome.status_code < 300 and outcome.body.get("signalled", True) is not False
-    return ReplayResult(id=qid, status_code=outcome.status_code, result=outcome.body, resolved=resolved)
+    await asyncio.to_thread(store.mark_replayed, qid, result=f"{outcome.status_code} {outcome.body}",
+                            resolved=outcome.resolved)
+    return ReplayResult(id=qid, status_code=outcome.status_code, result=outcome.body, resolved=outcome.resolved)
 
 
 class ParkedRun(BaseModel):
@@ -119,9 +115,6 @@ def needs_attention(engine: EngineDep, kind: str | None = None, channel: str | N
 
 @router.get("/audit/{workflow_id}", summary="Business audit trail of any run (order, return, settlement, store day)")
 async def audit(workflow_id: str, client: ClientDep, format: Literal["json", "csv"] = "json"):
-    from api.audit import to_csv
-    from api.routers.orders import fetch_audit
-
     entries = await fetch_audit(client, workflow_id)
     if format == "csv":
         return PlainTextResponse(to_csv(entries), media_type="text/csv")

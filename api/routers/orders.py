@@ -12,7 +12,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.platform.projection import StatusProjection
-from api.audit import AuditEntry, build_trail, to_csv
+from api.audit import AuditEntry, fetch_audit, to_csv
 from api.deps import ClientDep, EngineDep
 from canonical.fulfillment import LineCancel, LineCancelRequest, OrderView, StepRecord
 from canonical.ops import AnalystRequest, OrderCorrections
@@ -187,13 +187,3 @@ async def order_audit(channel: str, external_order_id: str, client: ClientDep,
     if format == "csv":
         return PlainTextResponse(to_csv(entries), media_type="text/csv")
     return entries
-
-
-async def fetch_audit(client, workflow_id: str) -> list[AuditEntry]:
-    try:
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise HTTPException(404, f"no workflow {workflow_id}") from None
-        raise HTTPException(503, f"Temporal is unavailable: {exc.message}") from None
-    return build_trail(history)

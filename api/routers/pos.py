@@ -1,8 +1,8 @@
 """POS store days: Square webhook intake, POS offline batches, store-day status, close and analyst actions.
 
-`POST /webhooks/square` goes through the shared webhook intake (`api/routers/webhooks.py::_intake`): body limit,
-503 when Temporal is down, a quarantined copy on our own faults. Its handler is registered in `api.intake.HANDLERS`
-under `square`, so quarantined Square deliveries can be replayed like the others.
+`POST /webhooks/square` goes through the shared webhook intake (`api/intake/pipeline.py::receive`, source
+`api/intake/square.py`): body limit, 503 when Temporal is down, a quarantined copy on our own faults; the source is
+in `api.intake.registry.SOURCES` under `square`, so quarantined Square deliveries can be replayed like the others.
 """
 
 from __future__ import annotations
@@ -14,79 +14,22 @@ import structlog
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.pos import group_by_store_day
-from adapters.pos import square
-from api import intake
 from api.deps import ClientDep, EngineDep, SettingsDep
-from api.routers import webhooks
+from api.intake import pipeline
+from api.intake.registry import SOURCES
+from api.intake.square import signal_transactions
 from canonical.ops import AnalystRequest
 from canonical.pos import CloseRequest, PosTransaction, StoreDaySummary, store_day_workflow_id
-from runtime.settings import Settings
-from starters.pos import signal_store_day
+from starters import TemporalUnavailable
 
 log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["pos"])
-
-
-async def _signal(client_getter, settings: Settings, txns: list[PosTransaction]) -> str:
-    client = await client_getter()
-    try:
-        return await signal_store_day(client, settings, txns)
-    except RPCError as exc:
-        raise intake.TemporalUnavailable(str(exc)) from exc
-
-
-async def handle_square(engine: Engine, client_getter, settings: Settings, body: bytes, headers: dict[str, str],
-                        *, replay: bool = False) -> intake.Outcome:
-    source = "square"
-    lowered = {k.lower(): v for k, v in headers.items()}
-    if not square.verify(body, lowered.get(square.SIGNATURE_HEADER), settings.square_webhook_signature_key
-                         .get_secret_value(), settings.square_notification_url):
-        reason = f"missing or invalid {square.SIGNATURE_HEADER} signature"
-        qid = None if replay else intake.quarantine(engine, source=source, topic=None, delivery_id=None,
-                                                    headers=headers, body=body, reason=reason, status_code=401)
-        return intake.Outcome(401, {"detail": reason, "quarantine_id": qid})
-    try:
-        payload = square.loads(body)
-        event = square.map_event(payload, timezones=settings.store_timezones)
-    except square.SquareMappingError as exc:
-        topic = None
-        try:
-            topic = str(square.loads(body).get("type") or "") or None
-        except square.SquareMappingError:
-            pass
-        reason = f"payload does not map: {exc}"
-        qid = None if replay else intake.quarantine(engine, source=source, topic=topic, delivery_id=None,
-                                                    headers=headers, body=body, reason=reason, status_code=422)
-        return intake.Outcome(422, {"detail": reason, "quarantine_id": qid})
-    previous = await intake.delivery_seen(engine, source, event.event_id)
-    if previous is not None:
-        return intake.Outcome(200, {"workflow_id": previous or None, "duplicate": True})
-    if event.transaction is None:
-        await intake.remember_delivery(engine, source, event.event_id, event.event_type, None)
-        return intake.Outcome(200, {"ignored": True, "detail": event.ignored, "duplicate": False})
-    txn = event.transaction
-    try:
-        wf_id = await _signal(client_getter, settings, [txn])
-    except WorkflowAlreadyStartedError:
-        reason = f"store day {txn.workflow_id} is finished or cancelled; {txn.pos_transaction_id} was not counted"
-        qid = None if replay else intake.quarantine(engine, source=source, topic=event.event_type,
-                                                    delivery_id=event.event_id, headers=headers, body=body,
-                                                    reason=reason, status_code=409)
-        return intake.Outcome(409, {"detail": reason, "quarantine_id": qid})
-    await intake.remember_delivery(engine, source, event.event_id, event.event_type, wf_id)
-    log.info("intake.pos", source=source, store_id=txn.store_id, external_id=txn.pos_transaction_id, workflow_id=wf_id)
-    return intake.Outcome(202, {"workflow_id": wf_id, "pos_transaction_id": txn.pos_transaction_id,
-                                "duplicate": False})
-
-
-intake.HANDLERS.setdefault("square", handle_square)
 
 
 @router.post("/webhooks/square", tags=["webhooks"], summary="Square webhook (payment.*, refund.*, order.*)",
@@ -96,7 +39,7 @@ intake.HANDLERS.setdefault("square", handle_square)
                         409: {"description": "The store day is finished or cancelled; quarantined"},
                         422: {"description": "Payload does not map; quarantined"}})
 async def square_webhook(request: Request, engine: EngineDep, settings: SettingsDep) -> JSONResponse:
-    return await webhooks._intake("square", request, engine, settings)
+    return await pipeline.receive(SOURCES["square"], request, engine, settings)
 
 
 class PosBatch(BaseModel):
@@ -117,11 +60,11 @@ async def pos_batch(batch: PosBatch, request: Request, settings: SettingsDep) ->
     store_days, refused = {}, {}
     for wf_id, txns in sorted(group_by_store_day(batch.transactions).items()):
         try:
-            await _signal(request.app.state.temporal.get, settings, txns)
+            await signal_transactions(request.app.state.temporal.get, settings, txns)
             store_days[wf_id] = len(txns)
         except WorkflowAlreadyStartedError:
             refused[wf_id] = "the store day is finished or cancelled"
-        except intake.TemporalUnavailable as exc:
+        except TemporalUnavailable as exc:
             return JSONResponse({"detail": f"Temporal is unavailable: {exc}", "store_days": store_days},
                                 status_code=503, headers={"Retry-After": "5"})
     if not store_days:
@@ -193,7 +136,3 @@ async def store_day_action(store_id: str, business_date: date, action: Literal["
             raise HTTPException(409, f"store day {wf_id} is not running; nothing to {action}") from None
         raise HTTPException(503, f"Temporal is unavailable: {exc.message}") from None
     return {"workflow_id": wf_id, "action": action, "accepted": True, "status": view.status}
-
-
-def register(app) -> None:
-    app.include_router(router)

@@ -10,12 +10,11 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from adapters import sql as db
-from api.audit import AuditEntry, to_csv
+from adapters.platform.views import EmbeddedViews
+from api.audit import AuditEntry, fetch_audit, to_csv
 from api.deps import ClientDep, EngineDep, SettingsDep
 from canonical.money import quantize
 from canonical.ops import AnalystRequest
@@ -128,8 +127,6 @@ async def return_action(channel: str, return_id: str, action: Literal["retry", "
             responses={200: {"content": {"text/csv": {}}}})
 async def return_audit(channel: str, return_id: str, client: ClientDep, format: Literal["json", "csv"] = "json"):
     """The business audit trail of the return, from its workflow history."""
-    from api.routers.orders import fetch_audit
-
     entries = await fetch_audit(client, _wf_id(channel, return_id))
     if format == "csv":
         return PlainTextResponse(to_csv(entries), media_type="text/csv")
@@ -139,10 +136,6 @@ async def return_audit(channel: str, return_id: str, client: ClientDep, format: 
 @router.get("/erp/credit-notes", response_model=list[CreditNoteOut], tags=["erp"])
 def list_credit_notes(engine: EngineDep, external_ref: str | None = None, order_external_ref: str | None = None,
                       limit: int = Query(default=100, ge=1, le=1000)) -> list[CreditNoteOut]:
-    query = select(db.credit_notes).order_by(db.credit_notes.c.created_at.desc()).limit(limit)
-    if external_ref:
-        query = query.where(db.credit_notes.c.external_ref == external_ref)
-    if order_external_ref:
-        query = query.where(db.credit_notes.c.order_external_ref == order_external_ref)
-    with engine.connect() as conn:
-        return [CreditNoteOut.model_validate(dict(r)) for r in conn.execute(query).mappings().all()]
+    rows = EmbeddedViews(engine).credit_notes(external_ref=external_ref, order_external_ref=order_external_ref,
+                                              limit=limit)
+    return [CreditNoteOut.model_validate(r) for r in rows]

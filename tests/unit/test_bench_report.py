@@ -143,7 +143,7 @@ def _profile(rate_key: str) -> dict:
                     ["retailflow/db.py:make_engine.<locals>._begin_immediate", 10]],
             "total": [["retailflow/db.py:make_engine.<locals>._begin_immediate", 30],
                       ["sqlalchemy/engine/default.py:DefaultDialect.do_commit", 20],
-                      ["api/intake.py:record_delivery", 25],
+                      ["adapters/platform/intake_store.py:IntakeStore.record", 25],
                       ["temporalio/worker/workflow_sandbox/_runner.py:_Instance._create_instance", 12],
                       ["<frozen importlib._bootstrap_external>:SourceLoader.source_to_code", 7],
                       ["adapters/marketplace/amazon_settlement.py:parse_amazon_datetime", 15],
@@ -270,7 +270,7 @@ def test_report_has_machine_each_figure_baseline_ratio_and_verdict():
     assert "| 1,000,000 | 153.8 | 55.0 | 18,182 | 20.0 | 50,000 | 0.36 |" in text  # settlement row
     assert "time ∝ lines^1.04" in text
     assert "p95 is 1,900.0 ms for a 2 s window, within it" in text
-    assert "## 7. Profiles of the slowest paths" in text and "`api/intake.py:record_delivery` | 25.0%" in text
+    assert "## 7. Profiles of the slowest paths" in text and "`adapters/platform/intake_store.py:IntakeStore.record` | 25.0%" in text
     # another process kept half a core busy: the report says the machine was shared
     assert "other processes on the machine used 0.50" in text and "**Shared machine:**" in text
     assert "## Goals and what bounds the ratios" in text and "## 6. Scaling" in text
@@ -288,7 +288,7 @@ def test_findings_and_bounds_state_their_arithmetic():
     assert "≈ 8.0 ms per order is the embedded adapters' SQL" in found
     assert "applies 1,000.0 events/s, against 500.0 events/s one transaction per event" in found
     assert "(× 2.0, measured in this run)" in found
-    assert "`record_delivery` is 25.0% of the API's running samples (20.0% in SQLite's commit" in found
+    assert "`IntakeStore.record` is 25.0% of the API's running samples (20.0% in SQLite's commit" in found
     assert "`AmazonSettlementReader._line` is 35.0% of the samples and `parse_amazon_datetime` 15.0%" in found
     assert "Staging takes 38.5 of the 55.0 s of a 1,000,000-line reconciliation" in found
     bounds = "\n".join(results["bounds"])

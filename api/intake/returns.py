@@ -1,5 +1,6 @@
-"""Return intake: start ReturnToRefund runs (from the API, a Shopify refund, a cancellation after shipment)
-and route warehouse receipt events to them. Bad input → 4xx and a quarantined copy, as in api/intake.py."""
+"""Return intake: a Shopify refund (`refunds/create`) checked against the order the ERP booked, a cancellation
+after shipment turned into a return, and the embedded WMS's `return.received` receipt events signalled to their
+return (the WMS source hands them here). Faults are answered and quarantined by the pipeline."""
 
 from __future__ import annotations
 
@@ -7,31 +8,25 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import structlog
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from adapters.erp.base import BookedOrder
 from adapters.marketplace import shopify
+from api.intake.pipeline import Accepted, Act, Delivery, Fault, Key, Outcome
 from canonical.money import Money
 from canonical.order import order_workflow_id
-from canonical.returns import (
-    Receipt,
-    ReturnLine,
-    ReturnReason,
-    ReturnRequest,
-)
+from canonical.returns import Receipt, ReturnLine, ReturnReason, ReturnRequest
+from runtime.registry import build_erp
 from runtime.settings import Settings
+from starters import signal_workflow
 
-log = structlog.get_logger(__name__)
-
+RECEIPT_TOPIC = "return.received"
 
 
 def booked_order(settings: Settings, engine: Engine, order_ref: str) -> BookedOrder | None:
     """The order as the configured ERP booked it (RETAILFLOW_ERP_ADAPTER: the embedded ERP's tables, or ERPNext
     over its API — which may raise VendorUnavailable)."""
-    from runtime.registry import build_erp
-
     erp = build_erp(settings, engine)
     try:
         return erp.booked_order(order_ref)
@@ -130,37 +125,30 @@ def is_receipt_event(body: bytes) -> bool:
         payload = shopify.loads(body)
     except shopify.ShopifyMappingError:
         return False
-    return payload.get("type") == "return.received"
+    return payload.get("type") == RECEIPT_TOPIC
 
 
-async def handle_wms_receipt(engine: Engine, client_getter, body: bytes, headers: dict[str, str], *,
-                             replay: bool = False):
+def identify_receipt(d: Delivery) -> Key:
     """`{"type": "return.received", "event_id", "external_ref": "return:…", "receipt": {...}}` (already verified)."""
-    from api.intake import Outcome, delivery_seen, quarantine, remember_delivery
-    from starters import signal_workflow
-
-    source = "wms-local"
     try:
-        payload = shopify.loads(body)
-        if payload.get("type") != "return.received":
+        payload = shopify.loads(d.body)
+        if payload.get("type") != RECEIPT_TOPIC:
             raise ValueError(f"unknown event type {payload.get('type')!r}")
         event_id = str(payload["event_id"])
         external_ref, receipt = map_receipt(payload)
         if not external_ref.startswith("return:"):
             raise ValueError(f"{external_ref!r} is not a return workflow id")
     except (KeyError, TypeError, ValueError, shopify.ShopifyMappingError) as exc:
-        reason = f"receipt event does not map: {exc}"
-        qid = None if replay else quarantine(engine, source=source, topic="return.received", delivery_id=None,
-                                             headers=headers, body=body, reason=reason, status_code=422)
-        return Outcome(422, {"detail": reason, "quarantine_id": qid})
-    previous = await delivery_seen(engine, source, event_id)
-    if previous is not None:
-        return Outcome(200, {"workflow_id": previous, "duplicate": True})
-    client = await client_getter()
-    if not await signal_workflow(client, external_ref, "receipt", receipt):
-        reason = f"no running return {external_ref} for receipt {receipt.receipt_id}"
-        qid = None if replay else quarantine(engine, source=source, topic="return.received", delivery_id=event_id,
-                                             headers=headers, body=body, reason=reason, status_code=409)
-        return Outcome(409, {"detail": reason, "quarantine_id": qid})
-    await remember_delivery(engine, source, event_id, "return.received", external_ref)
-    return Outcome(202, {"workflow_id": external_ref, "duplicate": False})
+        raise Fault(422, f"receipt event does not map: {exc}", topic=RECEIPT_TOPIC, delivery_id=None) from exc
+    return Key(RECEIPT_TOPIC, event_id, payload=(external_ref, receipt))
+
+
+def signal_receipt(d: Delivery, key: Key) -> Act:
+    external_ref, receipt = key.payload
+
+    async def act() -> Accepted:
+        if not await signal_workflow(await d.client(), external_ref, "receipt", receipt):
+            raise Fault(409, f"no running return {external_ref} for receipt {receipt.receipt_id}")
+        return Accepted(external_ref, Outcome(202, {"workflow_id": external_ref, "duplicate": False}))
+
+    return act

@@ -1,0 +1,70 @@
+"""The intake's own store: webhook deliveries already taken (dedupe) and the quarantine of deliveries that could
+not be taken (kept with their raw body for an analyst and for replay). Tables in adapters/sql/platform.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+
+from adapters import sql as db
+
+
+class IntakeStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- deliveries (dedupe) ---------------------------------------------------------------------------------
+    def seen(self, source: str, delivery_id: str | None) -> str | None:
+        """The workflow id a delivery already led to ("" if it led to none), or None if it is new."""
+        if not delivery_id:
+            return None
+        t = db.webhook_deliveries
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.c.workflow_id).where(
+                (t.c.source == source) & (t.c.delivery_id == delivery_id))).first()
+        return (row.workflow_id or "") if row else None
+
+    def record(self, source: str, delivery_id: str | None, topic: str | None, workflow_id: str | None) -> None:
+        """Remember a delivery that was taken; a delivery without an id is not remembered."""
+        if not delivery_id:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(db.webhook_deliveries.insert().values(
+                    source=source, delivery_id=delivery_id, topic=topic, workflow_id=workflow_id))
+        except IntegrityError:
+            pass  # a concurrent duplicate recorded it first
+
+    # -- quarantine ------------------------------------------------------------------------------------------
+    def quarantine(self, *, source: str, topic: str | None, delivery_id: str | None, headers: dict[str, str],
+                   body: bytes, reason: str, status_code: int) -> int:
+        """Keep a copy of a delivery that could not be taken; its quarantine id."""
+        with self.engine.begin() as conn:
+            result = conn.execute(db.quarantine.insert().values(
+                source=source, topic=topic, delivery_id=delivery_id, headers=headers, body=body, reason=reason,
+                status_code=status_code))
+            return int(result.inserted_primary_key[0])
+
+    def list(self, *, resolved: bool | None = False, source: str | None = None, limit: int = 100,
+             offset: int = 0) -> list[dict[str, Any]]:
+        """Quarantined deliveries, newest first."""
+        t = db.quarantine
+        query = select(t).order_by(t.c.id.desc()).limit(limit).offset(offset)
+        if resolved is not None:
+            query = query.where(t.c.resolved == resolved)
+        if source:
+            query = query.where(t.c.source == source)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings().all()]
+
+    def get(self, qid: int) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(db.quarantine).where(db.quarantine.c.id == qid)).mappings().first()
+        return dict(row) if row is not None else None
+
+    def mark_replayed(self, qid: int, *, result: str, resolved: bool) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(db.quarantine).where(db.quarantine.c.id == qid).values(
+                replayed_at=db.utcnow(), replay_result=result, resolved=resolved))

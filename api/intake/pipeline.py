@@ -1,0 +1,221 @@
+"""Webhook intake, one pipeline for every source:
+
+    verify → identify (the delivery's dedupe key) → dedupe → map → start/signal (through starters/) → remember
+
+A source (one module each: shopify, wms, shipstation, square; returns for the return events) only says how to
+do each step for its deliveries, and raises `Fault` when a delivery cannot be taken. The pipeline answers a fault
+and keeps a quarantined copy (`IntakeStore`) — here, once — except on replay, which keeps nothing new.
+
+`receive` is the HTTP side shared by every webhook route: body limit (413), 503 when Temporal is unavailable
+(nothing recorded, the sender delivers again), a quarantined copy of our own internal errors (503), metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from temporalio.client import Client
+
+from adapters.platform.intake_store import IntakeStore
+from adapters.wms.local import SIGNATURE_HEADER as WMS_SIGNATURE_HEADER
+from runtime.observability import QUARANTINED, WEBHOOK_DUPLICATES, WEBHOOKS
+from runtime.settings import Settings
+from starters import TemporalUnavailable
+
+log = structlog.get_logger(__name__)
+
+SAFE_HEADERS = ("content-type", "x-shopify-topic", "x-shopify-shop-domain", "x-shopify-api-version",
+                "x-shopify-webhook-id", "x-shopify-triggered-at", "x-shopify-event-id", "x-shopify-hmac-sha256",
+                "shopify-topic", "shopify-shop-domain", "shopify-api-version", "shopify-webhook-id",
+                "shopify-event-id", "shopify-hmac-sha256", "shopify-triggered-at", WMS_SIGNATURE_HEADER.lower())
+
+ClientGetter = Callable[[], Awaitable[Client]]
+
+
+def keep_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Headers worth keeping with a quarantined copy (the signature is kept so a replay can re-verify)."""
+    return {k.lower(): v for k, v in headers.items() if k.lower() in SAFE_HEADERS}
+
+
+@dataclass
+class Outcome:
+    """What intake answers: status code, JSON body, extra response headers."""
+    status_code: int
+    body: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] | None = None
+
+    @property
+    def resolved(self) -> bool:
+        """Taken (a replay that ends like this resolves its quarantined copy)."""
+        return self.status_code < 300 and self.body.get("signalled", True) is not False
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<the delivery's>"
+
+
+_DELIVERY = _Unset()
+
+
+class Fault(Exception):
+    """A delivery that cannot be taken: answered with `status_code` and `body` (default `{"detail": reason}`),
+    plus the quarantine id. Topic and delivery id of the quarantined copy default to the delivery's `Key`."""
+
+    def __init__(self, status_code: int, reason: str, *, topic: str | None | _Unset = _DELIVERY,
+                 delivery_id: str | None | _Unset = _DELIVERY, body: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.status_code, self.reason, self.topic, self.delivery_id = status_code, reason, topic, delivery_id
+        self.body = {"detail": reason} if body is None else body
+        self.headers = headers
+
+
+@dataclass
+class Key:
+    """What `identify` found: the topic, the id the delivery is deduplicated by (None: not deduplicated) and
+    whatever the source parsed on the way (for `map`)."""
+    topic: str | None
+    delivery_id: str | None
+    payload: Any = None
+
+
+@dataclass
+class Ignored:
+    """Taken but nothing to do (an unhandled topic, an event that carries no money): 200 with `body`."""
+    body: dict[str, Any]
+
+
+@dataclass
+class Accepted:
+    """Started or signalled: the workflow id the delivery is remembered with, and the answer."""
+    workflow_id: str | None
+    outcome: Outcome
+
+
+Act = Callable[[], Awaitable[Accepted]]  # the start/signal step, built by `map`
+
+
+@dataclass
+class Delivery:
+    source: str
+    body: bytes
+    headers: dict[str, str]
+    settings: Settings
+    engine: Engine
+    store: IntakeStore
+    client_getter: ClientGetter
+    replay: bool = False
+    app_state: Any = None
+
+    async def client(self) -> Client:
+        return await self.client_getter()
+
+    async def seen(self, delivery_id: str | None) -> str | None:
+        """The workflow id this source's delivery already led to ("" for none), or None if new (in a thread)."""
+        return await asyncio.to_thread(self.store.seen, self.source, delivery_id)
+
+    async def remember(self, delivery_id: str | None, topic: str | None, workflow_id: str | None) -> None:
+        await asyncio.to_thread(self.store.record, self.source, delivery_id, topic, workflow_id)
+
+    async def quarantine(self, *, topic: str | None, delivery_id: str | None, reason: str, status_code: int) -> int:
+        qid = await asyncio.to_thread(self.store.quarantine, source=self.source, topic=topic,
+                                      delivery_id=delivery_id, headers=keep_headers(self.headers), body=self.body,
+                                      reason=reason, status_code=status_code)
+        log.warning("intake.quarantined", source=self.source, topic=topic, delivery_id=delivery_id,
+                    quarantine_id=qid, reason=reason, status_code=status_code)
+        return qid
+
+
+class Source:
+    """One webhook source. Subclasses set `name` and implement the steps; each may raise `Fault`."""
+
+    name: str
+
+    def verify(self, d: Delivery) -> None:
+        """Check the signature; raise Fault(401) if it is missing or wrong."""
+
+    def identify(self, d: Delivery) -> Key:
+        raise NotImplementedError
+
+    async def map(self, d: Delivery, key: Key) -> Act | Ignored:
+        """Map the delivery to canonical input; the start/signal step to run, or Ignored."""
+        raise NotImplementedError
+
+
+async def handle(source: Source, d: Delivery) -> Outcome:
+    """verify → identify → dedupe → map → start/signal → remember; a Fault is answered and quarantined."""
+    key: Key | None = None
+    try:
+        source.verify(d)
+        key = source.identify(d)
+        previous = await d.seen(key.delivery_id)
+        if previous is not None:
+            return Outcome(200, {"workflow_id": previous or None, "duplicate": True})
+        step = await source.map(d, key)
+        if isinstance(step, Ignored):
+            await d.remember(key.delivery_id, key.topic, None)
+            return Outcome(200, step.body)
+        accepted = await step()
+        await d.remember(key.delivery_id, key.topic, accepted.workflow_id)
+        return accepted.outcome
+    except Fault as fault:
+        topic = fault.topic if not isinstance(fault.topic, _Unset) else key.topic if key else None
+        delivery_id = (fault.delivery_id if not isinstance(fault.delivery_id, _Unset)
+                       else key.delivery_id if key else None)
+        qid = None if d.replay else await d.quarantine(topic=topic, delivery_id=delivery_id, reason=fault.reason,
+                                                       status_code=fault.status_code)
+        return Outcome(fault.status_code, {**fault.body, "quarantine_id": qid}, headers=fault.headers)
+
+
+async def take(source: Source, engine: Engine, client_getter: ClientGetter, settings: Settings, body: bytes,
+               headers: dict[str, str], *, replay: bool = False, app_state: Any = None) -> Outcome:
+    """Run one delivery through the pipeline (webhook routes, quarantine replay, tests)."""
+    return await handle(source, Delivery(source=source.name, body=body, headers=headers, settings=settings,
+                                         engine=engine, store=IntakeStore(engine), client_getter=client_getter,
+                                         replay=replay, app_state=app_state))
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+async def receive(source: Source, request: Request, engine: Engine, settings: Settings) -> JSONResponse:
+    """The HTTP side of every webhook route."""
+    body = await _read_body(request, settings.max_webhook_bytes)
+    headers = dict(request.headers)
+    if body is None:
+        return JSONResponse({"detail": f"body exceeds {settings.max_webhook_bytes} bytes"}, status_code=413)
+    d = Delivery(source=source.name, body=body, headers=headers, settings=settings, engine=engine,
+                 store=IntakeStore(engine), client_getter=request.app.state.temporal.get, app_state=request.app.state)
+    try:
+        outcome = await handle(source, d)
+    except TemporalUnavailable as exc:
+        # Not the sender's fault: ask the sender to retry later; nothing was recorded.
+        return JSONResponse({"detail": f"Temporal is unavailable: {exc}"}, status_code=503,
+                            headers={"Retry-After": "5"})
+    except HTTPException:
+        raise
+    except Exception as exc:  # our own fault: keep a copy so nothing is lost, and let the sender retry
+        log.exception("intake.internal_error", source=source.name)
+        qid = await d.quarantine(topic=None, delivery_id=None, reason=f"internal error: {type(exc).__name__}: {exc}",
+                                 status_code=503)
+        return JSONResponse({"detail": "internal error; the delivery was kept and can be replayed",
+                             "quarantine_id": qid}, status_code=503, headers={"Retry-After": "30"})
+    if outcome.body.get("duplicate"):
+        WEBHOOK_DUPLICATES.labels(source.name).inc()
+    if outcome.body.get("quarantine_id"):
+        QUARANTINED.labels(source.name, str(outcome.status_code)).inc()
+    WEBHOOKS.labels(source.name, str(outcome.status_code)).inc()
+    return JSONResponse(outcome.body, status_code=outcome.status_code, headers=outcome.headers)

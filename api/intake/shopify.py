@@ -1,0 +1,115 @@
+"""Shopify webhooks (`POST /webhooks/shopify`): `orders/create` starts the order, `orders/cancelled` signals its
+cancel (or, after shipment, starts a return of what shipped), `refunds/create` starts a refund without a return.
+Deduplicated by `X-Shopify-Webhook-Id`; other topics are remembered and ignored."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from adapters.http import VendorUnavailable
+from adapters.marketplace import shopify
+from adapters.marketplace.shopify_admin import REFUND_NOTE_PREFIX
+from api.intake import returns
+from api.intake.pipeline import Accepted, Act, Delivery, Fault, Ignored, Key, Outcome, Source
+from canonical.fulfillment import AnalystAction
+from canonical.order import order_workflow_id
+from canonical.vendor_errors import VendorAuthFailed
+from starters import signal_workflow
+from starters.orders import start_order
+from starters.returns import start_return
+
+log = structlog.get_logger(__name__)
+
+
+def _started(wf_id: str, duplicate: bool, **extra: Any) -> Accepted:
+    return Accepted(wf_id, Outcome(200 if duplicate else 202, {"workflow_id": wf_id, "duplicate": duplicate, **extra}))
+
+
+class ShopifySource(Source):
+    name = "shopify"
+
+    def verify(self, d: Delivery) -> None:
+        secrets = [s.get_secret_value() for s in d.settings.shopify_webhook_secrets]
+        if not shopify.verify_webhook(d.body, shopify.header(d.headers, "hmac-sha256"), secrets):
+            raise Fault(401, "missing or invalid X-Shopify-Hmac-Sha256 signature",
+                        topic=shopify.header(d.headers, "topic"), delivery_id=shopify.header(d.headers, "webhook-id"))
+
+    def identify(self, d: Delivery) -> Key:
+        return Key(shopify.header(d.headers, "topic"), shopify.header(d.headers, "webhook-id"))
+
+    async def map(self, d: Delivery, key: Key) -> Act | Ignored:
+        try:
+            payload = shopify.loads(d.body)
+            if key.topic == "orders/create":
+                return self._order(d, payload)
+            if key.topic == "refunds/create":  # returns (issue 3): a refund without a return → credit note + tax
+                return await self._refund(d, payload)
+            if key.topic == "orders/cancelled":
+                return await self._cancel(d, payload)
+        except shopify.ShopifyMappingError as exc:
+            raise Fault(422, f"payload does not map ({key.topic}): {exc}") from exc
+        except (VendorUnavailable, VendorAuthFailed) as exc:  # the ERP could not be asked about the order
+            log.warning("intake.erp_unavailable", topic=key.topic, error=str(exc)[:300])
+            raise Fault(503, f"the ERP could not be reached to check the {key.topic} against the order: {exc}") from exc
+        return Ignored({"ignored": True, "detail": f"topic {key.topic!r} is not handled", "duplicate": False})
+
+    @staticmethod
+    def _order(d: Delivery, payload: dict) -> Act:
+        order = shopify.map_order(payload, channel=d.settings.shopify_channel)
+
+        async def act() -> Accepted:
+            wf_id, duplicate = await start_order(await d.client(), d.settings, order)
+            log.info("intake.order", channel=order.channel, external_id=order.external_order_id, workflow_id=wf_id,
+                     duplicate=duplicate)
+            return _started(wf_id, duplicate)
+
+        return act
+
+    @staticmethod
+    async def _refund(d: Delivery, payload: dict) -> Act | Ignored:
+        if str(payload.get("note") or "").startswith(REFUND_NOTE_PREFIX):
+            # the echo of a refund the platform itself paid through the Admin API (a return's refund step):
+            # its credit note and tax refund are that return's, so it is not booked again
+            return Ignored({"ignored": True, "duplicate": False,
+                            "detail": "a refund retailflow made (its return books it)"})
+        lookup = functools.partial(returns.booked_order, d.settings, d.engine)
+        request = await asyncio.to_thread(returns.map_shopify_refund, lookup, payload, d.settings.shopify_channel)
+
+        async def act() -> Accepted:
+            return _started(*await start_return(await d.client(), d.settings, request, goods_returned=False,
+                                                channel_already_refunded=True))
+
+        return act
+
+    @staticmethod
+    async def _cancel(d: Delivery, payload: dict) -> Act:
+        channel = d.settings.shopify_channel
+        external_id = shopify._id(payload.get("id"), "order id")
+        wf_id = order_workflow_id(channel, external_id)
+        booked = await asyncio.to_thread(returns.booked_order, d.settings, d.engine, wf_id)
+        shipped_return = returns.cancellation_return(booked, channel, external_id, datetime.now(UTC))
+        if shipped_return is not None:  # returns (issue 3): a cancellation after shipment becomes a return
+            async def start() -> Accepted:
+                ret_id, duplicate = await start_return(await d.client(), d.settings, shipped_return)
+                return _started(ret_id, duplicate, order_workflow_id=wf_id)
+
+            return start
+        reason = payload.get("cancel_reason") or "cancelled in Shopify"
+
+        async def cancel() -> Accepted:
+            if not await signal_workflow(await d.client(), wf_id, "cancel",
+                                         AnalystAction(actor=f"channel:{channel}", reason=str(reason))):
+                # No running order yet (the cancel overtook the create) or it has closed: keep it for an analyst.
+                raise Fault(202, f"no running workflow {wf_id} to cancel",
+                            body={"workflow_id": wf_id, "duplicate": False, "signalled": False})
+            return Accepted(wf_id, Outcome(202, {"workflow_id": wf_id, "duplicate": False, "signalled": True}))
+
+        return cancel
+
+
+SOURCE = ShopifySource()

@@ -1,0 +1,262 @@
+"""The webhook intake pipeline (api/intake/) without a Temporal server: the app with a fake Temporal client, and
+the pipeline itself, on a scratch database. One test per fault kind, and the happy path's dedupe."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from adapters.marketplace import shopify
+from adapters.platform.intake_store import IntakeStore
+from adapters.wms.local import SIGNATURE_HEADER, sign
+from api.app import create_app
+from api.intake import pipeline
+from api.intake.registry import SOURCES
+from runtime.observability import CorrelationInterceptor
+from runtime.settings import Settings
+from tests.conftest import fixture_bytes
+
+SECRET = "pipeline-test-secret"
+
+
+class FakeHandle:
+    def __init__(self, client: FakeClient, wf_id: str) -> None:
+        self.client, self.wf_id = client, wf_id
+
+    async def describe(self):
+        if self.client.unavailable:
+            raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+        if self.wf_id not in self.client.running:
+            raise RPCError("not found", RPCStatusCode.NOT_FOUND, b"")
+        return SimpleNamespace(status=WorkflowExecutionStatus.RUNNING)
+
+    async def signal(self, name, arg):
+        self.client.signals.append((self.wf_id, name, arg))
+
+
+class FakeClient:
+    """Just enough of temporalio's Client for intake: start_workflow, get_workflow_handle, config."""
+
+    def __init__(self) -> None:
+        self.starts: list[tuple[str, str]] = []
+        self.signals: list[tuple[str, str, object]] = []
+        self.running: set[str] = set()
+        self.unavailable = False
+        self.broken: Exception | None = None
+
+    def config(self) -> dict:
+        return {"interceptors": [CorrelationInterceptor()]}
+
+    async def start_workflow(self, workflow, arg, *, id, **kwargs):
+        if self.broken is not None:
+            raise self.broken
+        if self.unavailable:
+            raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+        if id in self.running:
+            raise WorkflowAlreadyStartedError(id, workflow)
+        self.running.add(id)
+        self.starts.append((workflow, id))
+
+    def get_workflow_handle(self, wf_id: str) -> FakeHandle:
+        return FakeHandle(self, wf_id)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(shopify_webhook_secret=SecretStr(SECRET))
+
+
+@pytest.fixture
+def fake() -> FakeClient:
+    return FakeClient()
+
+
+@pytest.fixture
+def http(engine, settings, fake) -> TestClient:
+    return TestClient(create_app(settings, engine=engine, client=fake))
+
+
+def order_body(order_id: str = "820982911946154508") -> bytes:
+    body = json.loads(fixture_bytes("shopify", "webhook_orders_create_sample_v2024.json"))
+    body["id"] = int(order_id)
+    return json.dumps(body).encode()
+
+
+def shopify_headers(body: bytes, *, topic: str = "orders/create", webhook_id: str = "wh-1") -> dict[str, str]:
+    return {"Content-Type": "application/json", "X-Shopify-Topic": topic, "X-Shopify-Webhook-Id": webhook_id,
+            "X-Shopify-Hmac-Sha256": shopify.compute_hmac(body, SECRET)}
+
+
+def quarantined(engine) -> list[dict]:
+    return IntakeStore(engine).list(resolved=None)
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_registry_names_every_source_once():
+    assert set(SOURCES) == {"shopify", "wms-local", "square", "shipstation"}
+    assert all(name == source.name for name, source in SOURCES.items())
+
+
+def test_new_delivery_starts_once_and_a_duplicate_does_not_start_again(http, engine, fake):
+    body = order_body()
+    first = http.post("/webhooks/shopify", content=body, headers=shopify_headers(body))
+    assert first.status_code == 202, first.text
+    wf_id = first.json()["workflow_id"]
+    assert first.json() == {"workflow_id": wf_id, "duplicate": False}
+    dupes = metric("retailflow_webhook_duplicates_total", source="shopify")
+    again = http.post("/webhooks/shopify", content=body, headers=shopify_headers(body))
+    assert again.status_code == 200 and again.json() == {"workflow_id": wf_id, "duplicate": True}
+    assert fake.starts == [("OrderFulfillment", wf_id)]  # no second start
+    assert metric("retailflow_webhook_duplicates_total", source="shopify") == dupes + 1
+    # the same order under another delivery id reaches Temporal, which says it is running already
+    other = http.post("/webhooks/shopify", content=body, headers=shopify_headers(body, webhook_id="wh-2"))
+    assert other.status_code == 200 and other.json() == {"workflow_id": wf_id, "duplicate": True}
+    assert len(fake.starts) == 1 and quarantined(engine) == []
+
+
+def test_bad_json_answers_422_and_keeps_a_copy(http, engine, fake):
+    body = b'{"id": 1, "line_items": ['
+    before = metric("retailflow_quarantined_total", source="shopify", status_code="422")
+    resp = http.post("/webhooks/shopify", content=body, headers=shopify_headers(body, webhook_id="wh-bad"))
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"].startswith("payload does not map (orders/create)")
+    [row] = quarantined(engine)
+    assert row["id"] == resp.json()["quarantine_id"] and row["body"] == body and row["status_code"] == 422
+    assert (row["source"], row["topic"], row["delivery_id"]) == ("shopify", "orders/create", "wh-bad")
+    assert row["headers"]["x-shopify-hmac-sha256"]  # kept, so a replay can verify it again
+    assert fake.starts == [] and IntakeStore(engine).seen("shopify", "wh-bad") is None
+    assert metric("retailflow_quarantined_total", source="shopify", status_code="422") == before + 1
+
+
+def test_bad_signature_answers_401_and_keeps_a_copy(http, engine, fake):
+    body = order_body()
+    headers = {**shopify_headers(body), "X-Shopify-Hmac-Sha256": "not-it"}
+    resp = http.post("/webhooks/shopify", content=body, headers=headers)
+    assert resp.status_code == 401
+    [row] = quarantined(engine)
+    assert resp.json() == {"detail": "missing or invalid X-Shopify-Hmac-Sha256 signature", "quarantine_id": row["id"]}
+    assert row["status_code"] == 401 and fake.starts == []
+
+
+async def test_mapping_error_is_quarantined_by_the_pipeline(engine, settings, fake):
+    """A WMS shipment event without its shipment, straight through the pipeline (no HTTP)."""
+    body = json.dumps({"event_id": "ev-1", "external_ref": "order:shopify:1"}).encode()
+
+    async def get():
+        return fake
+
+    outcome = await pipeline.take(SOURCES["wms-local"], engine, get, settings, body,
+                                  {SIGNATURE_HEADER: sign(body, settings.local_wms_webhook_secret.get_secret_value())})
+    assert outcome.status_code == 422 and outcome.body["detail"].startswith("shipment event does not map")
+    [row] = quarantined(engine)
+    assert outcome.body["quarantine_id"] == row["id"]
+    assert (row["source"], row["topic"], row["delivery_id"], row["reason"]) == (
+        "wms-local", "shipment", None, outcome.body["detail"])
+    replayed = await pipeline.take(SOURCES["wms-local"], engine, get, settings, body, dict(row["headers"]),
+                                   replay=True)
+    assert replayed.status_code == 422 and replayed.body["quarantine_id"] is None  # a replay keeps nothing new
+    assert len(quarantined(engine)) == 1
+
+
+def test_no_running_workflow_is_quarantined_and_replays_once_it_runs(http, engine, fake):
+    shipment = {"shipment_id": "s-1", "carrier": "UPS", "tracking_number": "1Z1", "shipped_at": "2026-01-01T00:00:00Z",
+                "lines": [{"line_id": "1", "channel_sku": "SKU", "quantity": 1}]}
+    body = json.dumps({"event_id": "ev-2", "external_ref": "order:shopify:2", "shipment": shipment}).encode()
+    headers = {SIGNATURE_HEADER: sign(body, "retailflow-dev-wms-secret")}
+    resp = http.post("/webhooks/wms/local", content=body, headers=headers)
+    assert resp.status_code == 409, resp.text
+    [row] = quarantined(engine)
+    assert (row["topic"], row["delivery_id"], row["status_code"]) == ("shipment", "ev-2", 409)
+    fake.running.add("order:shopify:2")
+    replay = http.post(f"/ops/quarantine/{row['id']}/replay")
+    assert replay.status_code == 200 and replay.json()["resolved"] is True
+    assert [s[:2] for s in fake.signals] == [("order:shopify:2", "shipment")]
+    assert http.post("/webhooks/wms/local", content=body, headers=headers).json() == {
+        "workflow_id": "order:shopify:2", "duplicate": True}
+    assert http.post(f"/ops/quarantine/{row['id']}/replay").status_code == 409  # resolved already
+
+
+def test_temporal_unavailable_answers_503_and_records_nothing(http, engine, fake):
+    """The sender's delivery is fine: 503 + Retry-After so it delivers again; nothing is remembered or kept."""
+    fake.unavailable = True
+    body = order_body()
+    resp = http.post("/webhooks/shopify", content=body, headers=shopify_headers(body))
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "5"
+    assert resp.json()["detail"].startswith("Temporal is unavailable")
+    assert quarantined(engine) == [] and IntakeStore(engine).seen("shopify", "wh-1") is None
+    fake.unavailable = False
+    again = http.post("/webhooks/shopify", content=body, headers=shopify_headers(body))
+    assert again.status_code == 202 and again.json()["duplicate"] is False
+
+
+def test_internal_error_answers_503_and_keeps_a_copy(http, engine, fake):
+    fake.broken = RuntimeError("boom")
+    body = order_body()
+    resp = http.post("/webhooks/shopify", content=body, headers=shopify_headers(body))
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "30"
+    [row] = quarantined(engine)
+    assert resp.json() == {"detail": "internal error; the delivery was kept and can be replayed",
+                           "quarantine_id": row["id"]}
+    assert row["reason"] == "internal error: RuntimeError: boom" and row["body"] == body
+    fake.broken = None
+    replay = http.post(f"/ops/quarantine/{row['id']}/replay")
+    assert replay.status_code == 200 and replay.json()["status_code"] == 202 and replay.json()["resolved"]
+
+
+def test_cancel_before_the_order_is_kept_and_answers_202(http, engine, fake):
+    body = json.dumps({"id": 4242, "cancel_reason": "customer"}).encode()
+    resp = http.post("/webhooks/shopify", content=body,
+                     headers=shopify_headers(body, topic="orders/cancelled", webhook_id="wh-c"))
+    assert resp.status_code == 202, resp.text
+    [row] = quarantined(engine)
+    assert resp.json() == {"workflow_id": "order:shopify:4242", "duplicate": False, "signalled": False,
+                           "quarantine_id": row["id"]}
+    assert row["reason"] == "no running workflow order:shopify:4242 to cancel"
+    assert IntakeStore(engine).seen("shopify", "wh-c") is None  # not taken: a redelivery is tried again
+
+
+def test_unhandled_topic_is_remembered_and_ignored(http, engine, fake):
+    body = b'{"id": 1}'
+    headers = shopify_headers(body, topic="products/update", webhook_id="wh-p")
+    resp = http.post("/webhooks/shopify", content=body, headers=headers)
+    assert resp.status_code == 200
+    assert resp.json() == {"ignored": True, "detail": "topic 'products/update' is not handled", "duplicate": False}
+    assert IntakeStore(engine).seen("shopify", "wh-p") == ""
+    assert http.post("/webhooks/shopify", content=body, headers=headers).json() == {"workflow_id": None,
+                                                                                 "duplicate": True}
+
+
+def test_body_over_the_limit_answers_413(engine, fake):
+    app = create_app(Settings(shopify_webhook_secret=SecretStr(SECRET), max_webhook_bytes=10), engine=engine,
+                     client=fake)
+    body = order_body()
+    resp = TestClient(app).post("/webhooks/shopify", content=body, headers=shopify_headers(body))
+    assert resp.status_code == 413 and quarantined(engine) == []
+
+
+def test_shipstation_route_token_and_faults(engine, fake):
+    app = create_app(Settings(shipstation_webhook_token=SecretStr("tok")), engine=engine, client=fake)
+    http = TestClient(app)
+    body = b'{"resource_url": "x", "resource_type": "ORDER_NOTIFY"}'
+    wrong = http.post("/webhooks/shipstation", params={"token": "nope"}, content=body)
+    assert wrong.status_code == 401 and wrong.json() == {"detail": "missing or wrong token"}
+    assert quarantined(engine) == []  # a wrong token is not a delivery: nothing kept
+    ignored = http.post("/webhooks/shipstation", params={"token": "tok"}, content=body)
+    assert ignored.status_code == 200
+    assert ignored.json() == {"ignored": True, "detail": "resource_type 'ORDER_NOTIFY' is not handled"}
+    bad = http.post("/webhooks/shipstation", params={"token": "tok"}, content=b'{"nope": 1}')
+    assert bad.status_code == 422
+    [row] = quarantined(engine)
+    assert bad.json() == {"detail": "not a ShipStation webhook body: KeyError: 'resource_url'", "quarantine_id": row["id"]}
+    assert (row["source"], row["topic"], row["status_code"]) == ("shipstation", None, 422)
