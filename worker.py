@@ -13,12 +13,10 @@ from pathlib import Path
 import prometheus_client
 import structlog
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.amazon import AmazonActivities
-from activities.finance import build_finance_activities
 from activities.inventory import InventoryActivities
 from activities.ops import OpsActivities
 from activities.orders import OrderActivities
@@ -26,11 +24,11 @@ from activities.pos import PosActivities
 from activities.returns import ReturnActivities
 from adapters.ports import Adapters
 from canonical.order import Order
-from runtime.cluster import client_connect_options
+from runtime.cluster import connect_client
+from runtime.finance import build_finance_activities
 from runtime.observability import CorrelationInterceptor, observe_order_milestone
 from runtime.registry import build_adapters
 from runtime.settings import Settings, get_settings
-from runtime.tracing import tracing_interceptors
 from starters import signal_workflow
 from starters.inventory import relay_stock_changes, start_inventory_sync
 from starters.orders import start_order
@@ -58,19 +56,10 @@ WORKFLOWS = [wf for workflows in DOMAIN_WORKFLOWS.values() for wf in workflows]
 
 
 def workflow_queues(settings: Settings) -> dict[str, str]:
-    """Workflow type name → the task queue it runs on (what schedules and other starters use)."""
-    from temporalio.workflow import _Definition
-
-    return {_Definition.must_from_class(wf).name: settings.queue_for(domain)
+    """Workflow type name → the task queue it runs on (what schedules and other starters use). Every workflow's
+    registered name is its class name (tests/unit/test_architecture.py holds them to it)."""
+    return {wf.__name__: settings.queue_for(domain)
             for domain, workflows in DOMAIN_WORKFLOWS.items() for wf in workflows}
-
-
-async def connect_client(settings: Settings, *, runtime: Runtime | None = None) -> Client:
-    # address, namespace, TLS / mTLS / API key (Temporal Cloud): runtime/cluster.py
-    return await Client.connect(
-        **client_connect_options(settings), data_converter=pydantic_data_converter,
-        interceptors=[CorrelationInterceptor(), *tracing_interceptors(settings)], runtime=runtime,
-    )
 
 
 def metrics_runtime(settings: Settings) -> Runtime | None:
@@ -186,12 +175,12 @@ def temporal_cli_path() -> str:
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run the worker (and the embedded WMS shipper when enabled) until `stop` is set."""
-    from adapters.sql import create_schema, make_engine
+    from adapters.sql import make_engine
     from adapters.wms.local import LocalWms, run_shipper
 
     stop = stop or asyncio.Event()
+    # the schema is Alembic's: `retailflow worker` and the dev stack upgrade it first (retailflow/migrate.py)
     engine = make_engine(settings.effective_database_url)
-    create_schema(engine)
     adapters = build_adapters(settings, engine)
     if settings.worker_metrics_port:
         # the platform's own metrics (activity failures/retries by step and channel, order milestones)

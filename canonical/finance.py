@@ -251,6 +251,14 @@ def journal_totals(lines: Iterable[JournalLine]) -> tuple[Decimal, Decimal]:
 
 # --- reconciliation -------------------------------------------------------------------------------------------
 
+def journal_fingerprint(lines: Iterable[dict]) -> list[tuple]:
+    """What two postings of one journal reference must share to be the same journal: per line its account, debit,
+    credit and dimensions, order-free (amounts compared as Decimals, so `"5.00"` equals `5`). Lines are dicts as
+    stored (`JournalLine.model_dump(mode="json")`) or as an ERP answers them (without dimensions)."""
+    return sorted((x["account"], Decimal(str(x["debit"])), Decimal(str(x["credit"])),
+                   tuple(sorted((x.get("dimensions") or {}).items()))) for x in lines)
+
+
 class ExceptionKind(StrEnum):
     UNMATCHED_SETTLEMENT = "unmatched_settlement"  # settlement lines with no platform order or refund
     AMOUNT_MISMATCH = "amount_mismatch"  # the order or refund exists, the money differs

@@ -24,7 +24,7 @@ def _settings():
 
 
 async def _client(settings):
-    from worker import connect_client
+    from runtime.cluster import connect_client
 
     try:
         return await connect_client(settings)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from canonical.finance import JournalEntry
 from canonical.fulfillment import InvoiceRef, Reservation, ResolvedLine, SalesOrderRef
 from canonical.order import CanonicalModel, Order, Shipment, TaxQuote
 from canonical.returns import AuthorizedReturn, CreditNote, DispositionLine, ReturnRequest
+from canonical.settlement_matching import BookedOrderTotal, CreditNoteFacts, ErpOrderFacts
 
 
 class BookedLine(CanonicalModel):
@@ -86,3 +88,18 @@ class ErpAdapter(Protocol):
         """Post a balanced journal to the general ledger; idempotent by `journal.external_ref` (the same journal
         posted again returns the first one's id); raise JournalConflict when that reference was posted with
         different amounts."""
+
+    # -- settlement matching (additive): what the settlement store asks, page by page, outside any transaction --
+    def settlement_orders(self, external_refs: list[str]) -> dict[str, ErpOrderFacts]:
+        """For each external reference with a sales order: its id, grand total, currency, status (`cancelled`
+        when cancelled) and the channel SKUs it was booked with. A live order wins over a cancelled one of the same
+        reference. References without an order are left out."""
+
+    def settlement_credit_notes(self, order_refs: list[str]) -> dict[str, list[CreditNoteFacts]]:
+        """The open (submitted) credit notes of each order reference: their external reference and the amount
+        credited (positive). Orders without one are left out."""
+
+    def orders_booked_between(self, channel: str, start: datetime, end: datetime, currency: str
+                              ) -> list[BookedOrderTotal]:
+        """The channel's live (not cancelled) sales orders in `currency` booked in [start, end): external order
+        id and grand total."""

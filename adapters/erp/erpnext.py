@@ -37,7 +37,7 @@ Choices, stated honestly:
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from urllib.parse import quote as urlquote
@@ -46,10 +46,9 @@ import httpx
 from pydantic import SecretStr
 
 from adapters.erp.base import BookedLine, BookedOrder
-from adapters.erp.local import LocalErp, _journal_fingerprint
 from adapters.http import VendorHttp, vendor_message
 from canonical.errors import BusinessError, CannotCancel, InvalidOrder, OutOfStock, UnknownSku
-from canonical.finance import JournalConflict, JournalEntry
+from canonical.finance import JournalConflict, JournalEntry, journal_fingerprint
 from canonical.fulfillment import InvoiceRef, Reservation, ReservedLine, ResolvedLine, SalesOrderRef
 from canonical.inventory import StockSnapshotLine
 from canonical.money import Money, minor_units
@@ -63,6 +62,8 @@ from canonical.returns import (
     ReturnNotAllowed,
     ReturnRequest,
 )
+from canonical.sales_order import sales_order_values
+from canonical.settlement_matching import BookedOrderTotal, CreditNoteFacts, ErpOrderFacts
 from canonical.vendor_errors import VendorRejected
 
 SO_METHODS = "erpnext.selling.doctype.sales_order.sales_order"
@@ -331,7 +332,7 @@ class ErpNext:
     # -- sales orders -----------------------------------------------------------------------------------------
     def sales_order_body(self, external_ref: str, order: Order, lines: list[ResolvedLine], tax: TaxQuote) -> dict:
         """Sales Order doc for an order as booked (the POST /api/resource/Sales Order body)."""
-        so_lines, net, _grand = LocalErp._sales_order_values(order, lines, tax)
+        so_lines, net, _grand = sales_order_values(order, lines, tax)
         delivery = (order.created_at.date() + timedelta(days=2)).isoformat()
         items = []
         for sl in so_lines:
@@ -603,8 +604,8 @@ class ErpNext:
             "items": [{"item_code": i, "qty": q, "t_warehouse": self.warehouse} for i, q in sorted(units.items())]})
         return sum(units.values())
 
-    # -- settlement matching (activities/finance.py asks the ERP when its documents are not in the platform DB) --
-    def settlement_orders(self, external_refs: list[str]) -> dict[str, dict[str, Any]]:
+    # -- settlement matching: the settlement store asks these (adapters/erp/base.py) over the API -------------
+    def settlement_orders(self, external_refs: list[str]) -> dict[str, ErpOrderFacts]:
         """For each external reference with a Sales Order: its id, grand total, currency, whether it is cancelled
         and the channel SKUs on it (``customer_item_code``, the channel SKU the order was booked with). The live
         order wins over a cancelled one (an amended order cancels its predecessor). One GET per order for its
@@ -621,22 +622,23 @@ class ErpNext:
             cancelled = r["docstatus"] == 2
             doc = None if cancelled else self.get_doc("Sales Order", r["name"])
             skus = sorted({str(i.get("customer_item_code") or i["item_code"]) for i in (doc or {}).get("items") or []})
-            out[ref] = {"id": r["name"], "grand_total": _dec(r.get("grand_total")), "currency": r.get("currency"),
-                        "status": "cancelled" if cancelled else str(r.get("status") or "").lower(),
-                        "channel_skus": skus}
+            out[ref] = ErpOrderFacts(id=r["name"], grand_total=_dec(r.get("grand_total")), currency=r.get("currency"),
+                                     status="cancelled" if cancelled else str(r.get("status") or "").lower(),
+                                     channel_skus=skus)
         return out
 
-    def settlement_credit_notes(self, order_refs: list[str]) -> dict[str, list[tuple[str, Decimal]]]:
+    def settlement_credit_notes(self, order_refs: list[str]) -> dict[str, list[CreditNoteFacts]]:
         """Submitted credit notes (return Sales Invoices) per order reference: (their reference, total credited)."""
         rows = self.list_docs("Sales Invoice", [["po_no", "in", sorted(set(order_refs))], ["is_return", "=", 1],
                                                 ["docstatus", "=", 1]], ["name", "po_no", REF, "grand_total"])
-        out: dict[str, list[tuple[str, Decimal]]] = {}
+        out: dict[str, list[CreditNoteFacts]] = {}
         for r in rows:
-            out.setdefault(r["po_no"], []).append((str(r.get(REF) or r["name"]), -_dec(r.get("grand_total"))))
+            out.setdefault(r["po_no"], []).append(CreditNoteFacts(external_ref=str(r.get(REF) or r["name"]),
+                                                                  total=-_dec(r.get("grand_total"))))
         return out
 
-    def orders_booked_between(self, channel: str, start: Any, end: Any, currency: str
-                              ) -> list[tuple[str, Decimal]]:
+    def orders_booked_between(self, channel: str, start: datetime, end: datetime, currency: str
+                              ) -> list[BookedOrderTotal]:
         """(external order id, grand total) of the channel's submitted Sales Orders booked (``creation``) in
         [start, end), in `currency`."""
         prefix = f"order:{channel}:"
@@ -644,7 +646,7 @@ class ErpNext:
             ["customer", "=", self.customer_for(channel)], ["docstatus", "=", 1], ["currency", "=", currency],
             ["creation", ">=", f"{start:%Y-%m-%d %H:%M:%S}"], ["creation", "<", f"{end:%Y-%m-%d %H:%M:%S}"]],
             ["po_no", "grand_total"])
-        return [(r["po_no"][len(prefix):], _dec(r.get("grand_total"))) for r in rows
+        return [BookedOrderTotal(order_id=r["po_no"][len(prefix):], grand_total=_dec(r.get("grand_total"))) for r in rows
                 if str(r.get("po_no") or "").startswith(prefix)]
 
     # -- finance ----------------------------------------------------------------------------------------------
@@ -668,7 +670,7 @@ class ErpNext:
                        "credit": _dec(r.get("credit_in_account_currency"))} for r in existing.get("accounts") or []]
             mine = [{"account": self.account_map.get(x.account, x.account), "debit": x.debit, "credit": x.credit}
                     for x in journal.lines]
-            if _journal_fingerprint(theirs) != _journal_fingerprint(mine):
+            if journal_fingerprint(theirs) != journal_fingerprint(mine):
                 raise JournalConflict(
                     f"journal {journal.external_ref} is already posted as {existing['name']} with other amounts",
                     details={"erp_journal_id": existing["name"]})

@@ -9,7 +9,7 @@ PostgreSQL, `BEGIN IMMEDIATE` on SQLite).
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Engine, select, update
@@ -19,7 +19,7 @@ from adapters import sql as db
 from adapters.erp.base import BookedLine, BookedOrder
 from adapters.inventory import ledger
 from canonical.errors import CannotCancel, InvalidOrder, OutOfStock, UnknownSku
-from canonical.finance import JournalConflict, JournalEntry
+from canonical.finance import JournalConflict, JournalEntry, journal_fingerprint
 from canonical.fulfillment import InvoiceRef, Reservation, ReservedLine, ResolvedLine, SalesOrderRef
 from canonical.inventory import InventoryEvent, InventoryEventKind, StockSnapshotLine
 from canonical.money import Money
@@ -34,6 +34,8 @@ from canonical.returns import (
     ReturnNotAllowed,
     ReturnRequest,
 )
+from canonical.sales_order import sales_order_values
+from canonical.settlement_matching import BookedOrderTotal, CreditNoteFacts, ErpOrderFacts
 
 
 def _new_id(prefix: str) -> str:
@@ -203,39 +205,10 @@ class LocalErp:
                 released = True
         return released
 
-    @staticmethod
-    def _sales_order_values(order: Order, lines: list[ResolvedLine], tax: TaxQuote) -> tuple[list[dict], Money, Money]:
-        """Sales order lines and (net, grand) totals for an order as booked: the ERP's view of it."""
-        items_by_line = {r.line_id: r.item_code for r in lines}
-        tax_by_line = {t.line_id: t.tax for t in tax.lines}
-        zero = Money.zero(order.currency)
-        # What each line was really charged: its share of order-level discounts taken off (as the tax engine
-        # does), and for VAT-style prices the tax taken out, so that net + tax of a line is what was paid.
-        shares = order.order_discount_total.allocate([line.net.amount for line in order.lines])
-        so_lines = []
-        for line, share in zip(order.lines, shares, strict=True):
-            if line.line_id not in items_by_line:
-                raise InvalidOrder(f"order line {line.line_id} has no resolved ERP item")
-            line_tax = tax_by_line.get(line.line_id, zero)
-            net = line.net - share - (line_tax if order.taxes_included else zero)
-            so_lines.append({
-                "line_id": line.line_id, "item_code": items_by_line[line.line_id], "channel_sku": line.channel_sku,
-                "quantity": line.quantity, "unit_price": str(line.unit_price.amount),
-                "discount": str((line.discount_total + share).amount), "net": str(net.amount),
-                "tax": str(line_tax.amount),
-            })
-        net = order.lines_net + order.shipping_net - order.order_discount_total
-        if order.taxes_included:
-            grand = net
-            net = net - tax.total_tax
-        else:
-            grand = net + tax.total_tax
-        return so_lines, net, grand
-
     def amend_sales_order(self, external_ref: str, order: Order, lines: list[ResolvedLine], tax: TaxQuote) -> bool:
         """Rewrite an open sales order's lines and totals after lines were cancelled; idempotent (sets the state
         given). Raise CannotCancel when it is invoiced or cancelled."""
-        so_lines, net, grand = self._sales_order_values(order, lines, tax)
+        so_lines, net, grand = sales_order_values(order, lines, tax)
         with self.engine.begin() as conn:
             query = select(db.sales_orders.c.status, db.sales_orders.c.lines).where(
                 db.sales_orders.c.external_ref == external_ref)
@@ -297,7 +270,7 @@ class LocalErp:
             ).first()
         if row:
             return SalesOrderRef(erp_sales_order_id=row.id, external_ref=external_ref)
-        so_lines, net, grand = self._sales_order_values(order, lines, tax)
+        so_lines, net, grand = sales_order_values(order, lines, tax)
         so_id = _new_id("SO")
         try:
             with self.engine.begin() as conn:
@@ -575,6 +548,37 @@ class LocalErp:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings().all()]
 
+    # -- settlement matching: the settlement store asks these (adapters/erp/base.py) ---------------------------
+    def settlement_orders(self, external_refs: list[str]) -> dict[str, ErpOrderFacts]:
+        so = db.sales_orders
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(so.c.external_ref, so.c.id, so.c.grand_total, so.c.status, so.c.currency,
+                                       so.c.lines).where(so.c.external_ref.in_(sorted(set(external_refs))))).all()
+        # the rows are the ERP's own, already typed: built without re-validation (a settlement asks for many)
+        return {r.external_ref: ErpOrderFacts.model_construct(
+            id=r.id, grand_total=r.grand_total, status=r.status, currency=r.currency,
+            channel_skus=sorted({str(x["channel_sku"]) for x in (r.lines or []) if x.get("channel_sku")}))
+            for r in rows}
+
+    def settlement_credit_notes(self, order_refs: list[str]) -> dict[str, list[CreditNoteFacts]]:
+        cn = db.credit_notes
+        out: dict[str, list[CreditNoteFacts]] = {}
+        with self.engine.connect() as conn:
+            for ref, ext, total in conn.execute(
+                    select(cn.c.order_external_ref, cn.c.external_ref, cn.c.grand_total)
+                    .where(cn.c.order_external_ref.in_(sorted(set(order_refs))) & (cn.c.status == "open"))):
+                out.setdefault(ref, []).append(CreditNoteFacts(external_ref=ext, total=total))
+        return out
+
+    def orders_booked_between(self, channel: str, start: datetime, end: datetime, currency: str
+                              ) -> list[BookedOrderTotal]:
+        so = db.sales_orders
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(so.c.external_order_id, so.c.grand_total).where(
+                (so.c.channel == channel) & (so.c.status != "cancelled") & (so.c.currency == currency)
+                & (so.c.created_at >= start) & (so.c.created_at < end)).order_by(so.c.external_order_id)).all()
+        return [BookedOrderTotal(order_id=oid, grand_total=total) for oid, total in rows]
+
     # -- finance: general ledger journals ---------------------------------------------------------------------
     def post_journal(self, journal: JournalEntry) -> str:
         """Idempotent by external reference: a journal posted twice is stored once. The same reference with
@@ -585,7 +589,7 @@ class LocalErp:
             existing = conn.execute(select(db.erp_journals).where(
                 db.erp_journals.c.external_ref == journal.external_ref)).mappings().first()
             if existing is not None:
-                if _journal_fingerprint(existing["lines"]) != _journal_fingerprint(lines):
+                if journal_fingerprint(existing["lines"]) != journal_fingerprint(lines):
                     raise JournalConflict(
                         f"journal {journal.external_ref} is already posted as {existing['id']} with other amounts",
                         details={"erp_journal_id": existing["id"]})
@@ -602,9 +606,4 @@ class LocalErp:
             row = conn.execute(select(db.erp_journals).where(
                 db.erp_journals.c.external_ref == external_ref)).mappings().first()
         return dict(row) if row else None
-
-
-def _journal_fingerprint(lines: list[dict]) -> list[tuple]:
-    return sorted((x["account"], Decimal(str(x["debit"])), Decimal(str(x["credit"])),
-                   tuple(sorted((x.get("dimensions") or {}).items()))) for x in lines)
 

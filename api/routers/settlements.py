@@ -8,11 +8,10 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from adapters import sql as db
+from adapters.settlements.store import SettlementStore
 from api.audit import AuditEntry, to_csv
 from api.deps import ClientDep, EngineDep
 from canonical.finance import ReconciliationException, SettlementView, settlement_key
@@ -60,20 +59,13 @@ def _amount(minor: int, currency: str) -> str:
 async def get_settlement(provider: str, settlement_id: str, engine: EngineDep, request: Request,
                          exceptions_limit: int = Query(default=100, ge=0, le=5000),
                          exceptions_offset: int = Query(default=0, ge=0)) -> SettlementOut:
-    from activities.finance import exception_model
-
     key = settlement_key(provider, settlement_id)
-    E = db.settlement_exceptions
-    with engine.connect() as conn:
-        head = conn.execute(select(db.settlements).where(db.settlements.c.settlement_key == key)).mappings().first()
-        if head is None:
-            raise HTTPException(404, f"no settlement {settlement_id} from {provider} (not staged yet?)")
-        cur = head["currency"]
-        journal = conn.execute(select(db.settlement_journals).where(
-            db.settlement_journals.c.settlement_key == key)).mappings().first()
-        rows = conn.execute(select(E).where(E.c.settlement_key == key).order_by(E.c.id)
-                            .offset(exceptions_offset).limit(exceptions_limit)).mappings().all()
-        count = conn.execute(select(func.count()).select_from(E).where(E.c.settlement_key == key)).scalar_one()
+    found = SettlementStore(engine).detail(key, exceptions_offset=exceptions_offset,
+                                           exceptions_limit=exceptions_limit)
+    if found is None:
+        raise HTTPException(404, f"no settlement {settlement_id} from {provider} (not staged yet?)")
+    head, journal = found["header"], found["journal"]
+    cur = head["currency"]
     view = None
     try:
         client = await request.app.state.temporal.get()
@@ -91,7 +83,7 @@ async def get_settlement(provider: str, settlement_id: str, engine: EngineDep, r
             "external_ref": journal["external_ref"], "erp_journal_id": journal["erp_journal_id"],
             "posted_at": journal["posted_at"], "suspense_amount": _amount(journal["suspense_minor"], cur),
             "entry": journal["journal"]},
-        exceptions=[exception_model(r, cur) for r in rows], exception_count=count, workflow=view)
+        exceptions=found["exceptions"], exception_count=found["exception_count"], workflow=view)
 
 
 @router.post("/settlements/{provider}/{settlement_id}/actions/{action}", status_code=202)

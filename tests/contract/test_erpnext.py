@@ -349,3 +349,25 @@ def test_outage_window(sandbox) -> None:
     assert err.value.status == 503 and err.value.next_retry_delay == timedelta(seconds=20)
     faults(sandbox, {"*": {"outage_until": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()}})
     assert len(erp.resolve_skus(order())) == 2
+
+
+def test_settlement_lookups_against_the_sandbox(sandbox) -> None:
+    """What the settlement store asks ERPNext (the ERP port's settlement methods), as typed facts."""
+    from canonical.settlement_matching import BookedOrderTotal, ErpOrderFacts
+
+    erp = erp_on(sandbox.base_url)
+    o = order()
+    erp.create_sales_order(REF, o, erp.resolve_skus(o), tax_for(o))
+    found = erp.settlement_orders([REF, "order:shopify:never"])
+    assert list(found) == [REF]
+    so = found[REF]
+    assert isinstance(so, ErpOrderFacts) and so.currency == "USD" and so.status != "cancelled"
+    assert so.channel_skus == ["CH-B", "SKU-A"]
+    assert so.grand_total == o.lines_net.amount + o.shipping_net.amount + tax_for(o).total_tax.amount
+    assert erp.settlement_credit_notes([REF]) == {}
+    now = datetime.now(UTC)
+    booked = erp.orders_booked_between("shopify", now - timedelta(days=1), now + timedelta(days=1), "USD")
+    assert booked == [BookedOrderTotal(order_id="1001", grand_total=so.grand_total)]
+    assert erp.orders_booked_between("shopify", now - timedelta(days=1), now + timedelta(days=1), "EUR") == []
+    assert erp.cancel_sales_order(REF) is True
+    assert erp.settlement_orders([REF])[REF].status == "cancelled"

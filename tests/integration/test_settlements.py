@@ -21,10 +21,13 @@ from activities.finance import SettlementActivities
 from activities.ops import OpsActivities
 from adapters import sql as db
 from adapters.erp.local import LocalErp
+from adapters.marketplace.settlement_reports import LocalSettlementReports
 from adapters.platform.projection import StatusProjection
+from adapters.settlements.store import SettlementStore
 from api.app import create_app
 from canonical.finance import FetchSettlementsResult, ReconciliationResult
 from retailflow.schedules import ScheduleEntry, apply_schedules
+from runtime.finance import finance_config
 from runtime.settings import Settings
 from tests.settlement_gen import seed_sales_orders
 from tests.unit.test_finance import ORDER, V1_SAMPLE
@@ -53,7 +56,8 @@ async def test_schedule_apply_is_idempotent_and_trigger_reconciles(dev_env, engi
     folder.mkdir(parents=True)
     shutil.copy(V1_SAMPLE, folder / "report.tsv")
     seed_sales_orders(engine, "amazon", [(ORDER, "edifier-p270-gold", Decimal("27.99"))])
-    acts = SettlementActivities(type("A", (), {"erp": LocalErp(engine)})(), engine, settings)
+    acts = SettlementActivities(SettlementStore(engine), LocalErp(engine),
+                                LocalSettlementReports(tmp_path / "settlements"), finance_config(settings))
     entry = ScheduleEntry(id=f"settlement-fetch-{provider}", workflow="SettlementFetch",
                           workflow_id=f"settlement-fetch:{provider}", args=[{"provider": provider}],
                           cron=["0 6 * * *"], time_zone="Europe/Amsterdam", summary="test fetch")

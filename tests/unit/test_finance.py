@@ -1,6 +1,7 @@
 """Settlement parsers (Amazon's published flat file, EU decimal commas, Shopify's documented payout shape), journals
 that must balance, and the reconciliation activities on the platform database (SQLite and PostgreSQL): the
-published report's matched/unmatched split, suspense on skip, posting once, and a generated 200,000-line report."""
+published report's matched/unmatched split, suspense on skip, posting once. The generated 1,000,000-line report is
+in tests/slow/test_settlement_million.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
@@ -29,6 +29,7 @@ from adapters.erp.local import LocalErp
 from adapters.marketplace.amazon_settlement import read_settlement
 from adapters.marketplace.settlement_reports import LocalSettlementReports
 from adapters.marketplace.shopify_payouts import read_payout
+from adapters.settlements.store import SettlementStore
 from canonical.finance import (
     JournalConflict,
     JournalDimensions,
@@ -39,6 +40,7 @@ from canonical.finance import (
     fee_category,
     resolve_account,
 )
+from runtime.finance import finance_config
 from runtime.settings import Settings
 from tests.conftest import FIXTURES
 from tests.settlement_gen import generate_settlement, seed_sales_orders
@@ -174,9 +176,10 @@ def test_account_map_resolution_and_categories():
 
 # --- activities on the platform database --------------------------------------------------------------------
 def _acts(engine, tmp_path: Path) -> SettlementActivities:
+    """The activities as the composition root builds them, on the embedded ERP and the report folder."""
     settings = Settings(data_dir=tmp_path)
-    return SettlementActivities(SimpleNamespace(erp=LocalErp(engine)), engine, settings,
-                                LocalSettlementReports(tmp_path / "settlements"))
+    return SettlementActivities(SettlementStore(engine), LocalErp(engine),
+                                LocalSettlementReports(tmp_path / "settlements"), finance_config(settings))
 
 
 def _book_fixture_order(engine, total: str = "27.99") -> None:
@@ -255,28 +258,3 @@ def test_erp_refuses_a_second_journal_with_other_amounts(engine):
         JournalLine(account="1150", credit=Decimal("6.00"), dimensions=d)]})
     with pytest.raises(JournalConflict):
         erp.post_journal(other)
-
-
-@pytest.mark.timeout(600)  # the time limit; speed and peak RSS are measured as ratios in bench/, not here
-def test_generated_million_line_settlement_reconciles_within_the_time_limit(engine, tmp_path):
-    path = tmp_path / "settlements" / "amazon" / "big.tsv"
-    path.parent.mkdir(parents=True)
-    gen = generate_settlement(path, 1_000_000)
-    seed_sales_orders(engine, "amazon", gen.orders[:-5])  # five orders the platform never booked
-    acts = _acts(engine, tmp_path)
-    staged = ENV.run(acts.stage_settlement, StageInput(provider="amazon", source="big.tsv"))
-    ref = SettlementRef(settlement_key=staged.settlement_key, channel="amazon")
-    match = ENV.run(acts.match_settlement, ref)
-    ENV.run(acts.classify_settlement, ref)
-    totals = ENV.run(acts.check_settlement_totals, ref)
-    ENV.run(acts.resolve_settlement_exceptions, ResolveInput(settlement_key=ref.settlement_key, actor="t"))
-    summary = ENV.run(acts.build_settlement_journal, BuildJournalInput(
-        settlement_key=ref.settlement_key, channel="amazon", mode="suspense"))
-    posted = ENV.run(acts.post_settlement_journal, ref)
-    assert staged.line_count == 1_000_000 and staged.lines_total.amount == gen.total
-    assert totals.difference.is_zero
-    assert (match.matched_count, match.unmatched_count, match.exception_count) == (999_980, 20, 5)
-    unbooked = sum(total for _, _, total in gen.orders[-5:])
-    unbooked_fees = match.unmatched_amount.amount - unbooked
-    assert unbooked_fees < 0  # the five orders' fees go to suspense along with their principal and tax
-    assert summary.suspense_amount == match.unmatched_amount and posted.posted_now

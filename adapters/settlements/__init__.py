@@ -1,0 +1,1 @@
+"""The settlement store: staged settlement lines, matching results, exceptions and journals."""

@@ -1,0 +1,1 @@
+"""Slower tiers: still collected by plain `pytest`; deselect with `-m "not slow"`."""
