@@ -28,10 +28,14 @@ run-vendors: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: $(STAMP)
+	@echo "== lint: ruff, the layer contract (import-linter, pyproject.toml), the type checker (mypy)"
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	@$(MAKE) --no-print-directory test-tiers
 	@echo "== tier: unit (pure functions, adapters, SQLite; no servers)"
 	$(PYTEST) tests/unit

@@ -95,8 +95,8 @@ def raise_for_vendor(response: httpx.Response, *, vendor: str, error_mapper: Err
         return response
     message = f"{vendor} answered {status} to {response.request.method} {response.request.url.path}"
     if status == 429:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        raise VendorRateLimited(f"{message}; retry after {retry_after:g}s", vendor=vendor, retry_after=retry_after)
+        wait = parse_retry_after(response.headers.get("Retry-After"))
+        raise VendorRateLimited(f"{message}; retry after {wait:g}s", vendor=vendor, retry_after=wait)
     if status >= 500 or status == 408:
         retry_after = (parse_retry_after(response.headers["Retry-After"])
                        if "Retry-After" in response.headers else None)

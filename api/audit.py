@@ -37,7 +37,7 @@ class AuditEntry(BaseModel):
 
 
 def _payloads(payloads) -> Any:
-    values = []
+    values: list[Any] = []
     for p in payloads:
         encoding = p.metadata.get("encoding", b"").decode()
         if encoding == "binary/null" or not p.data:
@@ -74,6 +74,8 @@ def build_trail(history: WorkflowHistory) -> list[AuditEntry]:
     updates: dict[str, AuditEntry] = {}
     for event in history.events:
         et = event.event_type
+        attrs: Any  # each event type has its own attributes message
+        entry: AuditEntry | None
         if et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             attrs = event.workflow_execution_started_event_attributes
             entries.append(AuditEntry(time=_when(event), kind="workflow", name="started",

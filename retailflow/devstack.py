@@ -113,8 +113,8 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo:
             report = await asyncio.to_thread(seed_demo, apply_profile(settings, "vendors", sandbox=True))
             log.info("dev.sandbox_seeded", summary=report.summary())
         if demo and settings.erp_adapter == "local":  # the vendors profile's catalog is in ERPNext (seeded above)
-            report = import_catalog(LocalErp(engine, default_location=settings.default_location), DEMO_CATALOG)
-            log.info("dev.demo_catalog_loaded", rows=report.rows)
+            catalog = import_catalog(LocalErp(engine, default_location=settings.default_location), DEMO_CATALOG)
+            log.info("dev.demo_catalog_loaded", rows=catalog.rows)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         server = _ApiServer(uvicorn.Config(create_app(settings, engine=engine), host=settings.api_host,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -138,7 +139,7 @@ class InventorySettings(_Group):
     inventory_channels: dict[str, ChannelInventoryPolicy] = Field(
         default_factory=lambda: {
             "shopify": ChannelInventoryPolicy(locations=["MAIN"], low_stock_threshold=5, publish_window_seconds=60),
-            "amazon": ChannelInventoryPolicy(locations=["MAIN"], share="0.5", safety_stock=2,
+            "amazon": ChannelInventoryPolicy(locations=["MAIN"], share=Decimal("0.5"), safety_stock=2,
                                              low_stock_threshold=3, publish_window_seconds=300),
         },
         description='Per channel: eligible locations, allocation share, safety stock per location, low-stock '

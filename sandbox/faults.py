@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -231,7 +231,7 @@ class FaultInjector:
         return plan
 
 
-def _route_template(app: FastAPI, scope: dict[str, Any]) -> str | None:
+def _route_template(app: FastAPI, scope: MutableMapping[str, Any]) -> str | None:
     for route in app.router.routes:
         match, _ = route.matches(scope)
         if match == Match.FULL:

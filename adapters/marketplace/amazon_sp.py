@@ -24,7 +24,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -184,7 +184,7 @@ def _line(item: Mapping[str, Any], currency: str) -> OrderLine | None:
     )
 
 
-def _shipping(items: list[Mapping[str, Any]], currency: str) -> list[ShippingLine]:
+def _shipping(items: Sequence[Mapping[str, Any]], currency: str) -> list[ShippingLine]:
     price = sum_money([m for i in items if (m := _money(i.get("ShippingPrice"), "ShippingPrice", currency))],
                       currency)
     discount = sum_money([m for i in items if (m := _money(i.get("ShippingDiscount"), "ShippingDiscount", currency))],
@@ -200,7 +200,7 @@ def _shipping(items: list[Mapping[str, Any]], currency: str) -> list[ShippingLin
                          if not tax.is_zero else [])]
 
 
-def map_order(order: Mapping[str, Any], items: list[Mapping[str, Any]], channel: str = "amazon") -> Order:
+def map_order(order: Mapping[str, Any], items: Sequence[Mapping[str, Any]], channel: str = "amazon") -> Order:
     """An Amazon order (getOrders row or getOrder payload) and its getOrderItems → canonical Order."""
     try:
         order_id = str(order.get("AmazonOrderId") or "").strip()

@@ -45,7 +45,9 @@ class IntakeStore:
             result = conn.execute(db.quarantine.insert().values(
                 source=source, topic=topic, delivery_id=delivery_id, headers=headers, body=body, reason=reason,
                 status_code=status_code))
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     def list(self, *, resolved: bool | None = False, source: str | None = None, limit: int = 100,
              offset: int = 0) -> list[dict[str, Any]]:
