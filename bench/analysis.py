@@ -127,7 +127,7 @@ def findings(results: dict) -> list[str]:
                      "`2026-01-05 10:00:00 UTC` failed `datetime.fromisoformat`, so every line fell through to "
                      "`strptime`; the zone name is now stripped before `fromisoformat` and the function is cached "
                      "(a settlement repeats the same few timestamps). Left: building a pydantic `SettlementLine` "
-                     "per line only to turn it into a row dict in `activities/finance.py:SettlementActivities.stage` "
+                     "per line only to turn it into a row dict in `adapters/settlements/store.py:SettlementStore.stage` "
                      "is the main per-line cost.")
         out.append(text)
     return out

@@ -2,7 +2,7 @@
 
 `generate_settlement(path, lines)` writes a report of about `lines` lines, streaming (nothing is held), and returns
 what the platform must know to reconcile it: each order's id, SKU and buyer total (to seed ERP sales orders).
-The values are synthetic: no real V2 report is public (see tests/fixtures/amazon and the shared SOURCES.md).
+The values are synthetic: no real V2 report is public (see tests/fixtures/amazon and tests/fixtures/SOURCES.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Amazon Selling Partner API: order polling, order items, shipment confirmation, inventory through a listings
 feed, settlement report download, Login-with-Amazon token refresh; Amazon order + items → canonical Order.
 
-Facts (shared/fixtures/SOURCES.md, amzn/selling-partner-api-models):
+Facts (tests/fixtures/SOURCES.md, amzn/selling-partner-api-models):
 - getOrders `GET /orders/v0/orders?MarketplaceIds=…&LastUpdatedAfter=…`, then `NextToken` (with MarketplaceIds
   only) until the payload has none; getOrder `GET /orders/v0/orders/{id}`; getOrderItems
   `GET /orders/v0/orders/{id}/orderItems` (NextToken too); confirmShipment

@@ -1,6 +1,6 @@
 """Shopify: webhook verification and the mapping of Shopify payloads to canonical models.
 
-Facts (shared/fixtures/SOURCES.md): the HMAC is base64(HMAC-SHA256(client secret, raw body)); header names
+Facts (tests/fixtures/SOURCES.md): the HMAC is base64(HMAC-SHA256(client secret, raw body)); header names
 come as `X-Shopify-*` or, for the newer "events" webhooks, `shopify-*`; ids exceed 2^53 so they stay strings;
 the same sample Order is used for every `orders/*` topic.
 """
