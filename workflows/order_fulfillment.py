@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -42,21 +41,22 @@ with workflow.unsafe.imports_passed_through():
         OrderResult,
         OrderView,
         ResolvedLine,
-        StepRecord,
         StepState,
     )
     from canonical.ops import AnalystRequest, OrderCorrections, RunStatusUpdate
     from canonical.order import Order, OrderStatus, Shipment, TaxQuote
     from workflows import search_attributes as sa
     from workflows.runbook import (
-        ACTIVITY_TIMEOUT,
-        COMPENSATION_RETRY,
-        COMPENSATION_TIMEOUT,
+        UNDO_OPTIONS,
         CancelRequested,
         Runbook,
+        RunbookConfig,
+        RunbookState,
         StepFailed,
         Undo,
+        analyst_update,
         failure_message,
+        step_retry_policy,
     )
 
 PROJECTION_PATCH = "status-projection-v1"
@@ -74,25 +74,24 @@ SHIPPED_STATUSES = frozenset({OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED
 
 @workflow.defn(name="OrderFulfillment")
 class OrderFulfillment(Runbook):
-    _KIND = "order"
-    _PARKING_ERRORS = BUSINESS_ERROR_TYPES
-    _NEEDS_ATTENTION = OrderStatus.NEEDS_ATTENTION
-    _COMMITTED_ACTION = "Goods have shipped, so nothing is undone; fix the cause, then send `retry`."
-    _CANCEL_TOO_LATE = "goods have shipped; handle it as a return"
+    RUNBOOK = RunbookConfig(
+        kind="order", noun="order", parking_errors=BUSINESS_ERROR_TYPES, needs_attention=OrderStatus.NEEDS_ATTENTION,
+        closed=frozenset({OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.FAILED, OrderStatus.CANCELLING}),
+        committed_action="Goods have shipped, so nothing is undone; fix the cause, then send `retry`.",
+        cancel_too_late="goods have shipped; handle it as a return",
+        cancel_refused="goods have shipped; the order cannot be cancelled, handle it as a return",
+        resume_refused=None,
+    )
 
     @workflow.init
     def __init__(self, inp: OrderFulfillmentInput) -> None:
         self._input = inp
         self._order: Order = inp.order
         self._wf_id = workflow.info().workflow_id
-        self._status = OrderStatus.RECEIVED
-        self._reason: str | None = None
+        self.rb = RunbookState(status=OrderStatus.RECEIVED, retry_policy=step_retry_policy(inp.step_max_attempts),
+                               activity_queues=dict(inp.activity_task_queues))
         self._late = False
-        self._steps: list[StepRecord] = []
-        self._undo: list[Undo] = []
-        self._compensated: list[str] = []
-        self._pending_action: tuple[str, AnalystAction] | None = None
-        self._cancel: AnalystAction | None = None
+        self._pending_corrections: OrderCorrections | None = None
         self._pending_shipments: list[Shipment] = []
         self._seen_shipments: set[str] = set()
         self._shipments: list[Shipment] = []
@@ -102,20 +101,12 @@ class OrderFulfillment(Runbook):
         self._wms_release: str | None = None
         self._invoice: str | None = None
         self._tax: TaxQuote | None = None
-        self._parked_skippable = False
-        self._action_hint: str | None = None
         self._project = False
         self._sa_on_change = False
         self._sa_current: dict[str, object] = {}
         self._last_projected: tuple[OrderStatus | None, bool, str | None] = (None, False, None)
         self._projection_version = 0
-        self._projection_tasks: list[asyncio.Future] = []
-        self._init_runbook(inp.activity_task_queues)
         self._reserved = False
-        self._retry_policy = RetryPolicy(
-            initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-            maximum_interval=timedelta(seconds=60), maximum_attempts=inp.step_max_attempts,
-        )
 
     # -- the run -------------------------------------------------------------------------------------
     @workflow.run
@@ -124,7 +115,7 @@ class OrderFulfillment(Runbook):
         self._project = workflow.patched(PROJECTION_PATCH)
         self._sa_on_change = workflow.patched(SA_ON_CHANGE_PATCH)
         wanted = [sa.CHANNEL.value_set(order.channel), sa.EXTERNAL_ORDER_ID.value_set(order.external_order_id),
-                  sa.ORDER_STATUS.value_set(self._status.value), sa.NEEDS_ATTENTION.value_set(False)]
+                  sa.ORDER_STATUS.value_set(self.rb.status.value), sa.NEEDS_ATTENTION.value_set(False)]
         if self._sa_on_change:
             started = workflow.info().typed_search_attributes
             self._sa_current = {u.key.name: started.get(u.key) for u in wanted}
@@ -139,7 +130,7 @@ class OrderFulfillment(Runbook):
             # Cancelled from Temporal (Web UI "Cancel" or the API): undo, then end as cancelled.
             await self._compensate(AnalystAction(actor="temporal", reason="workflow cancellation requested"))
             self._set_status(OrderStatus.CANCELLED, "cancelled through Temporal")
-            await self._drain_projection()
+            await self._wind_up()
             raise
         except CancelRequested as cancel:
             await self._compensate(cancel.action)
@@ -147,14 +138,14 @@ class OrderFulfillment(Runbook):
         except StepFailed as failure:
             await self._compensate(AnalystAction(actor="system", reason=f"failed at {failure.step}"))
             self._set_status(OrderStatus.FAILED, f"{failure.step} failed: {failure.message}")
-            await self._drain_projection()
+            await self._wind_up()
             raise ApplicationError(
                 f"order {order.external_order_id} failed at {failure.step}: {failure.message}; "
-                f"compensation ran: {', '.join(self._compensated) or 'nothing to undo'}",
+                f"compensation ran: {', '.join(self.rb.compensated) or 'nothing to undo'}",
                 type="OrderFailed", non_retryable=True,
             ) from None
-        await self._drain_projection()
-        return OrderResult(workflow_id=self._wf_id, status=self._status, erp_sales_order_id=self._erp_so,
+        await self._wind_up()
+        return OrderResult(workflow_id=self._wf_id, status=self.rb.status, erp_sales_order_id=self._erp_so,
                            invoice_id=self._invoice, tax=self._tax)
 
     async def _fulfil(self, inp: OrderFulfillmentInput) -> None:
@@ -224,7 +215,7 @@ class OrderFulfillment(Runbook):
             timeout = None if self._late else max(deadline - workflow.now(), timedelta(seconds=1))
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._pending_shipments) or self._cancel is not None, timeout=timeout,
+                    lambda: bool(self._pending_shipments) or self.rb.cancel is not None, timeout=timeout,
                     timeout_summary="Shipment SLA",
                 )
             except TimeoutError:
@@ -232,11 +223,11 @@ class OrderFulfillment(Runbook):
                 self._record("sla_breached", StepState.DONE,
                              f"Not fully shipped within {inp.sla_hours}h; order marked late, still waiting")
                 if self._project:  # runs started before the projection patch keep their history shape
-                    self._set_status(self._status, self._reason)  # records the late flag
+                    self._set_status(self.rb.status, self.rb.reason)  # records the late flag
                 else:
                     workflow.set_current_details(self._details())
                 continue
-            if self._cancel is not None and not self._pending_shipments:
+            if self.rb.cancel is not None and not self._pending_shipments:
                 self._check_cancel()
             while self._pending_shipments:
                 await self._process_shipment(self._pending_shipments.pop(0))
@@ -247,7 +238,7 @@ class OrderFulfillment(Runbook):
         # The goods have left the warehouse once the WMS says so: count them first, so that a failure to post
         # the delivery parks the order for an analyst instead of undoing a shipped order.
         self._shipments.append(shipment)
-        self._undo.clear()  # shipped goods are not undone by compensation; a return handles them
+        self.rb.undo.clear()  # shipped goods are not undone by compensation; a return handles them
         by_sku = {line.channel_sku: line.line_id for line in self._order.lines}
         for sl in shipment.lines:
             line_id = sl.line_id if sl.line_id in self._shipped else by_sku.get(sl.channel_sku)
@@ -272,6 +263,11 @@ class OrderFulfillment(Runbook):
     def _committed(self) -> bool:
         return any(self._shipped.values())
 
+    def _cancel_refusal(self) -> str | None:
+        if any(self._shipped.values()) or self.rb.status in SHIPPED_STATUSES:
+            return self.RUNBOOK.cancel_refused
+        return None
+
     def _on_analyst_action(self, kind: str, who: AnalystAction) -> str:
         if kind == "resume":
             self._apply_corrections(self._pending_corrections, who)
@@ -279,12 +275,21 @@ class OrderFulfillment(Runbook):
         self._pending_corrections = None
         return kind
 
+    def _accept_resume(self, request: AnalystRequest) -> None:
+        self._pending_corrections = request.corrections
+        self.rb.pending = ("resume", AnalystAction(actor=request.actor, reason=request.reason))
+
+    def _validate_resume(self, request: AnalystRequest) -> None:
+        if request.corrections is None or (
+                request.corrections.shipping_address is None and not request.corrections.sku_corrections):
+            raise ValueError("resume needs corrections: a shipping_address or sku_corrections")
+
     async def _compensate(self, action: AnalystAction) -> None:
-        if self._amending:
-            await workflow.wait_condition(lambda: not self._amending)
+        if self.rb.amending:
+            await workflow.wait_condition(lambda: not self.rb.amending)
         self._set_status(OrderStatus.CANCELLING, action.reason)
-        undo = list(reversed(self._undo))
-        self._undo.clear()
+        undo = list(reversed(self.rb.undo))
+        self.rb.undo.clear()
         if action.actor != f"channel:{self._order.channel}":
             undo.append(Undo("notify_channel_cancelled", OrderActivities.notify_channel_cancelled,
                               ChannelCancelInput(channel=self._order.channel,
@@ -313,13 +318,10 @@ class OrderFulfillment(Runbook):
         self._record("corrected_data", StepState.DONE, f"{who.actor} corrected {', '.join(notes) or 'nothing'}")
 
     # -- bookkeeping ------------------------------------------------------------------------------------
-    # -- bookkeeping ------------------------------------------------------------------------------------
-    _pending_corrections: OrderCorrections | None = None
-
     def _set_status(self, status: OrderStatus, reason: str | None = None) -> None:
-        self._status = status
+        self.rb.status = status
         if status != OrderStatus.NEEDS_ATTENTION:
-            self._reason = reason
+            self.rb.reason = reason
         wanted = [sa.ORDER_STATUS.value_set(status.value),
                   sa.NEEDS_ATTENTION.value_set(status == OrderStatus.NEEDS_ATTENTION)]
         if self._sa_on_change:
@@ -335,8 +337,8 @@ class OrderFulfillment(Runbook):
             upd = RunStatusUpdate(
                 workflow_id=self._wf_id, kind="order", channel=self._order.channel,
                 external_id=self._order.external_order_id, reference=self._order.order_number,
-                status=status.value, needs_attention=status == OrderStatus.NEEDS_ATTENTION, reason=self._reason,
-                suggested_action=self._action_hint, erp_ref=self._erp_so, late=self._late,
+                status=status.value, needs_attention=status == OrderStatus.NEEDS_ATTENTION, reason=self.rb.reason,
+                suggested_action=self.rb.action_hint, erp_ref=self._erp_so, late=self._late,
                 version=self._projection_version, started_at=workflow.info().start_time, changed_at=workflow.now(),
             )
             self._queue_projection(upd)
@@ -349,9 +351,9 @@ class OrderFulfillment(Runbook):
             self._sa_current.update({u.key.name: u.value for u in changed})
 
     def _details(self) -> str:
-        parts = [f"**Status:** {self._status.value}{' (late)' if self._late else ''}"]
-        if self._reason:
-            parts.append(f"**Reason:** {self._reason}")
+        parts = [f"**Status:** {self.rb.status.value}{' (late)' if self._late else ''}"]
+        if self.rb.reason:
+            parts.append(f"**Reason:** {self.rb.reason}")
         if self._erp_so:
             parts.append(f"**ERP sales order:** {self._erp_so}")
         shipped = sum(self._shipped.values())
@@ -363,47 +365,24 @@ class OrderFulfillment(Runbook):
     @workflow.signal
     def resume(self, request: AnalystRequest) -> None:
         """Retry the parked step with corrected data (a fixed address or SKU)."""
-        self._pending_corrections = request.corrections
-        self._pending_action = ("resume", AnalystAction(actor=request.actor, reason=request.reason))
+        self._accept_resume(request)
 
-    @workflow.update
-    def act(self, request: AnalystRequest) -> OrderView:
-        """The validated form of retry/skip/cancel/resume used by the API (rejected requests leave no trace)."""
-        who = AnalystAction(actor=request.actor, reason=request.reason)
-        if request.action == "cancel":
-            self.cancel(who)
-        elif request.action == "resume":
-            self.resume(request)
-        else:
-            self._pending_action = (request.action, who)
-        return self.status()
-
-    @act.validator
-    def _validate_act(self, request: AnalystRequest) -> None:
-        if self._status in (OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.FAILED, OrderStatus.CANCELLING):
-            raise ValueError(f"the order is {self._status.value}; nothing to {request.action}")
-        if request.action == "cancel":
-            if any(self._shipped.values()) or self._status in SHIPPED_STATUSES:
-                raise ValueError("goods have shipped; the order cannot be cancelled, handle it as a return")
-            return
-        if self._status != OrderStatus.NEEDS_ATTENTION:
-            raise ValueError(f"the order is {self._status.value}, not needs_attention; nothing to {request.action}")
-        if request.action == "skip" and not self._parked_skippable:
-            raise ValueError("the parked step cannot be skipped; fix the cause and retry, or cancel")
-        if request.action == "resume" and (request.corrections is None or (
-                request.corrections.shipping_address is None and not request.corrections.sku_corrections)):
-            raise ValueError("resume needs corrections: a shipping_address or sku_corrections")
+    act = analyst_update(OrderView)
 
     @workflow.update
     async def cancel_lines(self, request: LineCancelRequest) -> OrderView:
         """Cancel units of some lines before shipment: the warehouse release, tax, ERP sales order and
         reservation shrink, in that order (the warehouse is the one that may refuse: then nothing changes)."""
-        await workflow.wait_condition(lambda: not self._busy)
+        async with self.rb.handler_lock:  # one line cancellation at a time, each against the order as it is then
+            await workflow.wait_condition(lambda: not self.rb.busy)  # the main line is not inside an activity
+            return await self._cancel_lines(request)
+
+    async def _cancel_lines(self, request: LineCancelRequest) -> OrderView:
         try:  # re-checked: a shipment or another change may have come in meanwhile
             self._refuse_line_cancel(request)
         except ValueError as refused:
             raise ApplicationError(str(refused), type="LineCancelRefused") from None
-        self._amending = True
+        self.rb.amending = True
         wanted = {c.line_id: c.quantity for c in request.lines}
         lines = [line.model_copy(update={"quantity": line.quantity - wanted.get(line.line_id, 0)})
                  for line in self._order.lines if line.quantity > wanted.get(line.line_id, 0)]
@@ -415,36 +394,26 @@ class OrderFulfillment(Runbook):
         key = self._wf_id
         try:
             if self._wms_release:
-                await workflow.execute_activity_method(
-                    OrderActivities.amend_wms_release, WmsAmendInput(external_ref=key, lines=resolved),
-                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=self._retry_policy,
-                    summary=f"Amend warehouse release: cancel {what}",
-                    task_queue=self._queue_of(OrderActivities.amend_wms_release))
+                await self._execute(OrderActivities.amend_wms_release, WmsAmendInput(external_ref=key, lines=resolved),
+                                    f"Amend warehouse release: cancel {what}")
             # after the warehouse agreed, the platform's own documents follow; retried until they do
-            amend = {"start_to_close_timeout": ACTIVITY_TIMEOUT, "schedule_to_close_timeout": COMPENSATION_TIMEOUT,
-                     "retry_policy": COMPENSATION_RETRY}
             if self._tax is not None:
-                self._tax = await workflow.execute_activity_method(
-                    OrderActivities.requote_tax, TaxQuoteInput(transaction_code=key, order=order),
-                    summary="Re-price tax for the remaining lines",
-                    task_queue=self._queue_of(OrderActivities.requote_tax), **amend)
+                self._tax = await self._execute(OrderActivities.requote_tax,
+                                                TaxQuoteInput(transaction_code=key, order=order),
+                                                "Re-price tax for the remaining lines", UNDO_OPTIONS)
             if self._erp_so:
-                await workflow.execute_activity_method(
-                    OrderActivities.amend_sales_order,
-                    SalesOrderInput(external_ref=key, order=order, lines=resolved, tax=self._tax),
-                    summary=f"Amend ERP sales order {self._erp_so}",
-                    task_queue=self._queue_of(OrderActivities.amend_sales_order), **amend)
+                await self._execute(OrderActivities.amend_sales_order,
+                                    SalesOrderInput(external_ref=key, order=order, lines=resolved, tax=self._tax),
+                                    f"Amend ERP sales order {self._erp_so}", UNDO_OPTIONS)
             if self._reserved:
-                await workflow.execute_activity_method(
-                    OrderActivities.reduce_reservation, ReserveInput(key=key, lines=resolved),
-                    summary="Give back the reserved stock of the cancelled units",
-                    task_queue=self._queue_of(OrderActivities.reduce_reservation), **amend)
+                await self._execute(OrderActivities.reduce_reservation, ReserveInput(key=key, lines=resolved),
+                                    "Give back the reserved stock of the cancelled units", UNDO_OPTIONS)
         except ActivityError as err:
             message = failure_message(err)
             self._finish(record, StepState.FAILED, f"lines not cancelled: {message}")
             raise ApplicationError(f"lines not cancelled: {message}", type="LineCancelRefused") from None
         finally:
-            self._amending = False
+            self.rb.amending = False
         self._order = order
         self._resolved = resolved
         self._finish(record, StepState.DONE, None)
@@ -456,11 +425,11 @@ class OrderFulfillment(Runbook):
         self._refuse_line_cancel(request)
 
     def _refuse_line_cancel(self, request: LineCancelRequest) -> None:
-        if self._status in (OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.FAILED, OrderStatus.CANCELLING):
-            raise ValueError(f"the order is {self._status.value}; its lines cannot change")
-        if any(self._shipped.values()) or self._status in SHIPPED_STATUSES:
+        if self.rb.status in (OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.FAILED, OrderStatus.CANCELLING):
+            raise ValueError(f"the order is {self.rb.status.value}; its lines cannot change")
+        if any(self._shipped.values()) or self.rb.status in SHIPPED_STATUSES:
             raise ValueError("goods have shipped; cancel what is left by a return instead")
-        if self._amending:
+        if self.rb.amending:
             raise ValueError("another line cancellation is in progress; try again in a moment")
         current = {line.line_id: line for line in self._order.lines}
         for c in request.lines:
@@ -483,10 +452,10 @@ class OrderFulfillment(Runbook):
     @workflow.query
     def status(self) -> OrderView:
         return OrderView(
-            workflow_id=self._wf_id, status=self._status, reason=self._reason, late=self._late,
+            workflow_id=self._wf_id, status=self.rb.status, reason=self.rb.reason, late=self._late,
             erp_sales_order_id=self._erp_so, wms_release_id=self._wms_release, invoice_id=self._invoice,
             tax_transaction_code=self._tax.transaction_code if self._tax else None,
             shipments=list(self._shipments), shipped_quantities=dict(self._shipped),
-            ordered_quantities={line.line_id: line.quantity for line in self._order.lines}, steps=list(self._steps),
-            compensations=list(self._compensated),
+            ordered_quantities={line.line_id: line.quantity for line in self._order.lines}, steps=list(self.rb.steps),
+            compensations=list(self.rb.compensated),
         )

@@ -17,7 +17,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -33,9 +32,9 @@ with workflow.unsafe.imports_passed_through():
         TaxRefundInput,
     )
     from canonical.errors import BUSINESS_ERROR_TYPES
-    from canonical.fulfillment import AnalystAction, StepRecord, StepState
+    from canonical.fulfillment import StepState
     from canonical.money import Money, sum_money
-    from canonical.ops import AnalystRequest, RunStatusUpdate
+    from canonical.ops import RunStatusUpdate
     from canonical.returns import (
         DISPOSITION_BY_CONDITION,
         RETURN_ERROR_TYPES,
@@ -53,7 +52,15 @@ with workflow.unsafe.imports_passed_through():
         ReturnView,
     )
     from workflows import search_attributes as sa
-    from workflows.runbook import CancelRequested, Runbook, StepFailed, Undo
+    from workflows.runbook import (
+        CancelRequested,
+        Runbook,
+        RunbookConfig,
+        RunbookState,
+        StepFailed,
+        analyst_update,
+        step_retry_policy,
+    )
 
 # Parks a run whose channel refund went beyond what could be credited (added after runs were in flight)
 OVER_REFUND_PATCH = "flag-over-refund-v1"
@@ -62,27 +69,22 @@ FINAL = frozenset({ReturnStatus.COMPLETED, ReturnStatus.CANCELLED, ReturnStatus.
 
 @workflow.defn(name="ReturnToRefund")
 class ReturnToRefund(Runbook):
-    _KIND = "return"
-    _PARKING_ERRORS = BUSINESS_ERROR_TYPES | RETURN_ERROR_TYPES
-    _NEEDS_ATTENTION = ReturnStatus.NEEDS_ATTENTION
-    _COMMITTED_ACTION = "The refund has been paid, so nothing is undone; fix the cause, then send `retry`."
-    _CANCEL_TOO_LATE = "the refund has been paid"
+    RUNBOOK = RunbookConfig(
+        kind="return", noun="return", parking_errors=BUSINESS_ERROR_TYPES | RETURN_ERROR_TYPES,
+        needs_attention=ReturnStatus.NEEDS_ATTENTION, closed=FINAL | {ReturnStatus.CANCELLING},
+        committed_action="The refund has been paid, so nothing is undone; fix the cause, then send `retry`.",
+        cancel_too_late="the refund has been paid",
+        cancel_refused="the refund has been paid; the return cannot be cancelled",
+        resume_refused="a return has no data to correct; fix the cause, then retry",
+    )
 
     @workflow.init
     def __init__(self, inp: ReturnToRefundInput) -> None:
         self._input = inp
         self._req = inp.request
         self._wf_id = workflow.info().workflow_id
-        self._status = ReturnStatus.REQUESTED
-        self._reason: str | None = None
-        self._action_hint: str | None = None
-        self._steps: list[StepRecord] = []
-        self._undo: list[Undo] = []
-        self._compensated: list[str] = []
-        self._pending_action: tuple[str, AnalystAction] | None = None
-        self._cancel: AnalystAction | None = None
-        self._parked_skippable = False
-        self._last_actor = "unknown"
+        self.rb = RunbookState(status=ReturnStatus.REQUESTED, retry_policy=step_retry_policy(inp.step_max_attempts),
+                               activity_queues=dict(inp.activity_task_queues))
         self._auth: AuthorizedReturn | None = None
         self._pending_receipts: list[Receipt] = []
         self._seen_receipts: set[str] = set()
@@ -92,12 +94,6 @@ class ReturnToRefund(Runbook):
         self._refund: Refund | None = None
         self._paid = False
         self._projection_version = 0
-        self._projection_tasks: list[asyncio.Future] = []
-        self._retry_policy = RetryPolicy(
-            initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-            maximum_interval=timedelta(seconds=60), maximum_attempts=inp.step_max_attempts,
-        )
-        self._init_runbook(inp.activity_task_queues)
 
     # -- the run -------------------------------------------------------------------------------------
     @workflow.run
@@ -105,7 +101,7 @@ class ReturnToRefund(Runbook):
         workflow.upsert_search_attributes([
             sa.CHANNEL.value_set(self._req.channel),
             sa.EXTERNAL_ORDER_ID.value_set(self._req.external_order_id),
-            sa.ORDER_STATUS.value_set(self._status.value),
+            sa.ORDER_STATUS.value_set(self.rb.status.value),
             sa.NEEDS_ATTENTION.value_set(False),
         ])
         self._set_status(ReturnStatus.REQUESTED)
@@ -114,7 +110,7 @@ class ReturnToRefund(Runbook):
         except asyncio.CancelledError:
             await self._compensate()
             self._set_status(ReturnStatus.CANCELLED, "cancelled through Temporal")
-            await self._drain_projection()
+            await self._wind_up()
             raise
         except CancelRequested as cancel:
             await self._compensate()
@@ -122,13 +118,13 @@ class ReturnToRefund(Runbook):
         except StepFailed as failure:
             await self._compensate()
             self._set_status(ReturnStatus.FAILED, f"{failure.step} failed: {failure.message}")
-            await self._drain_projection()
+            await self._wind_up()
             raise ApplicationError(
                 f"return {self._req.return_id} failed at {failure.step}: {failure.message}; "
-                f"compensation ran: {', '.join(self._compensated) or 'nothing to undo'}",
+                f"compensation ran: {', '.join(self.rb.compensated) or 'nothing to undo'}",
                 type="ReturnFailed", non_retryable=True,
             ) from None
-        await self._drain_projection()
+        await self._wind_up()
         return self.status()
 
     async def _process(self, inp: ReturnToRefundInput) -> None:
@@ -187,7 +183,7 @@ class ReturnToRefund(Runbook):
         while any(self._received.get(lid, 0) < q for lid, q in expected.items()):
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._pending_receipts) or self._cancel is not None,
+                    lambda: bool(self._pending_receipts) or self.rb.cancel is not None,
                     timeout=max(deadline - workflow.now(), timedelta(seconds=1)), timeout_summary="Return receipt window",
                 )
             except TimeoutError:
@@ -300,7 +296,7 @@ class ReturnToRefund(Runbook):
             await self._step("refund", ReturnActivities.refund_through_channel, RefundInput(refund=self._refund),
                              f"Refund {self._refund.total} through {req.channel}")
         self._paid = True
-        self._undo.clear()  # money is back with the customer: from here on failures park, nothing is undone
+        self.rb.undo.clear()  # money is back with the customer: from here on failures park, nothing is undone
         self._set_status(ReturnStatus.REFUNDED)
         if not self._refund.tax.is_zero:
             await self._step("refund_tax", ReturnActivities.refund_tax,
@@ -321,7 +317,7 @@ class ReturnToRefund(Runbook):
             f"{self._req.external_order_id} (earlier credit notes included); the credit note covers what was paid",
             "Book the difference by hand (a goodwill expense or a claim back from the channel), then skip to "
             "acknowledge", skippable=True)
-        self._finish(index, StepState.SKIPPED, f"acknowledged ({kind}) by {self._last_actor}")
+        self._finish(index, StepState.SKIPPED, f"acknowledged ({kind}) by {self.rb.last_actor}")
 
     # -- compensation (the machinery is in workflows/runbook.py) ---------------------------------------
     def _committed(self) -> bool:
@@ -329,17 +325,17 @@ class ReturnToRefund(Runbook):
 
     async def _compensate(self, *, notify: bool = True) -> None:
         if notify:
-            self._set_status(ReturnStatus.CANCELLING, self._reason)
-        undo = list(reversed(self._undo))
-        self._undo.clear()
+            self._set_status(ReturnStatus.CANCELLING, self.rb.reason)
+        undo = list(reversed(self.rb.undo))
+        self.rb.undo.clear()
         await self._run_undo(undo)
 
     # -- bookkeeping ------------------------------------------------------------------------------------
     def _set_status(self, status: ReturnStatus, reason: str | None = None) -> None:
-        changed = status != self._status or status == ReturnStatus.REQUESTED and not self._projection_version
-        self._status = status
+        changed = status != self.rb.status or status == ReturnStatus.REQUESTED and not self._projection_version
+        self.rb.status = status
         if status != ReturnStatus.NEEDS_ATTENTION:
-            self._reason = reason
+            self.rb.reason = reason
         workflow.upsert_search_attributes([
             sa.ORDER_STATUS.value_set(status.value),
             sa.NEEDS_ATTENTION.value_set(status == ReturnStatus.NEEDS_ATTENTION),
@@ -350,17 +346,17 @@ class ReturnToRefund(Runbook):
             upd = RunStatusUpdate(
                 workflow_id=self._wf_id, kind="return", channel=self._req.channel, external_id=self._req.return_id,
                 reference=self._req.external_order_id, status=status.value,
-                needs_attention=status == ReturnStatus.NEEDS_ATTENTION, reason=self._reason,
-                suggested_action=self._action_hint,
+                needs_attention=status == ReturnStatus.NEEDS_ATTENTION, reason=self.rb.reason,
+                suggested_action=self.rb.action_hint,
                 erp_ref=self._credit_note.credit_note_id if self._credit_note else None, late=False,
                 version=self._projection_version, started_at=workflow.info().start_time, changed_at=workflow.now())
             self._queue_projection(upd)
 
     def _details(self) -> str:
         parts = [f"**Return** {self._req.return_id} of order {self._req.external_order_id} "
-                 f"({self._input.policy.value})", f"**Status:** {self._status.value}"]
-        if self._reason:
-            parts.append(f"**Reason:** {self._reason}")
+                 f"({self._input.policy.value})", f"**Status:** {self.rb.status.value}"]
+        if self.rb.reason:
+            parts.append(f"**Reason:** {self.rb.reason}")
         expected = sum(line.quantity for line in self._req.lines)
         parts.append(f"**Received:** {sum(self._received.values())}/{expected} unit(s)")
         if self._credit_note:
@@ -370,34 +366,11 @@ class ReturnToRefund(Runbook):
         return "\n\n".join(parts)
 
     # -- signals and queries ----------------------------------------------------------------------------
-    @workflow.update
-    def act(self, request: AnalystRequest) -> ReturnView:
-        """The validated form of retry/skip/cancel used by the API (rejected requests leave no trace)."""
-        who = AnalystAction(actor=request.actor, reason=request.reason)
-        if request.action == "cancel":
-            self.cancel(who)
-        else:
-            self._pending_action = (request.action, who)
-        return self.status()
-
-    @act.validator
-    def _validate_act(self, request: AnalystRequest) -> None:
-        if self._status in FINAL or self._status == ReturnStatus.CANCELLING:
-            raise ValueError(f"the return is {self._status.value}; nothing to {request.action}")
-        if request.action == "resume":
-            raise ValueError("a return has no data to correct; fix the cause, then retry")
-        if request.action == "cancel":
-            if self._paid:
-                raise ValueError("the refund has been paid; the return cannot be cancelled")
-            return
-        if self._status != ReturnStatus.NEEDS_ATTENTION:
-            raise ValueError(f"the return is {self._status.value}, not needs_attention; nothing to {request.action}")
-        if request.action == "skip" and not self._parked_skippable:
-            raise ValueError("the parked step cannot be skipped; fix the cause and retry, or cancel")
+    act = analyst_update(ReturnView)
 
     @workflow.signal
     def receipt(self, receipt: Receipt) -> None:
-        if receipt.receipt_id in self._seen_receipts or self._status in FINAL:
+        if receipt.receipt_id in self._seen_receipts or self.rb.status in FINAL:
             return
         self._seen_receipts.add(receipt.receipt_id)
         self._pending_receipts.append(receipt)
@@ -405,10 +378,10 @@ class ReturnToRefund(Runbook):
     @workflow.query
     def status(self) -> ReturnView:
         return ReturnView(
-            workflow_id=self._wf_id, status=self._status, reason=self._reason, policy=self._input.policy,
+            workflow_id=self._wf_id, status=self.rb.status, reason=self.rb.reason, policy=self._input.policy,
             erp_sales_order_id=self._auth.erp_sales_order_id if self._auth else None,
             credit_note_id=self._credit_note.credit_note_id if self._credit_note else None,
             refund_total=self._refund.total if self._refund and self._paid else None,
             received_quantities=dict(self._received), dispositions=list(self._dispositions),
-            steps=list(self._steps), compensations=list(self._compensated),
+            steps=list(self.rb.steps), compensations=list(self.rb.compensated),
         )

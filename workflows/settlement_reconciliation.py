@@ -9,6 +9,8 @@ post one summarized, balanced journal to the ERP → report.
   `retry` re-matches (after the data was fixed), `skip` posts what is open to the suspense account, `cancel` ends it
   without posting. The API sends them as the validated `act` update.
 - Re-running a settlement posts nothing new: the journal's external reference is `settlement:{provider}:{id}`.
+- Steps, parking, the analyst's signals and the `act` update are the Runbook's (workflows/runbook.py): here every
+  failure parks (`fail_fast=False`), nothing is undone, and the status projection is awaited where it is written.
 
 SettlementFetch (started by a Temporal Schedule per provider): lists the provider's reports and starts a
 SettlementReconciliation per settlement it has not reconciled yet (the id reuse policy refuses a second run of a
@@ -18,11 +20,10 @@ settlement that completed; one that failed or was cancelled may run again).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, ApplicationError, RetryState, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.finance import (
@@ -34,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
         SettlementRef,
         StageInput,
     )
-    from activities.ops import OpsActivities
     from canonical.finance import (
         FINANCE_ERROR_TYPES,
         FetchSettlementsInput,
@@ -44,41 +44,42 @@ with workflow.unsafe.imports_passed_through():
         SettlementStatus,
         SettlementView,
     )
-    from canonical.fulfillment import AnalystAction
-    from canonical.ops import AnalystRequest, RunStatusUpdate
+    from canonical.ops import RunStatusUpdate
     from workflows import search_attributes as sa
+    from workflows.runbook import (
+        CancelRequested,
+        Runbook,
+        RunbookConfig,
+        RunbookState,
+        StepOptions,
+        analyst_update,
+        step_retry_policy,
+    )
 
 STEP_TIMEOUT = timedelta(minutes=10)
 STAGE_TIMEOUT = timedelta(hours=1)  # a 1,000,000-line report; it heartbeats every batch
 STAGE_HEARTBEAT = timedelta(minutes=2)
+STAGE = StepOptions(start_to_close=STAGE_TIMEOUT, heartbeat=STAGE_HEARTBEAT)
+AFTER_POSTING = StepOptions(cancellable=False)  # a pending cancel no longer stops these
 TERMINAL = frozenset({SettlementStatus.POSTED, SettlementStatus.CANCELLED, SettlementStatus.FAILED})
 
 
-class _Cancelled(Exception):
-    def __init__(self, action: AnalystAction) -> None:
-        super().__init__(action.reason or "cancelled")
-        self.action = action
-
-
-def _message(err: ActivityError) -> str:
-    cause = err.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or err)
-
-
 @workflow.defn(name="SettlementReconciliation")
-class SettlementReconciliation:
+class SettlementReconciliation(Runbook):
+    # Everything parks here (an unrecoverable failure too): nothing is undone, the journal is posted once.
+    RUNBOOK = RunbookConfig(
+        kind="settlement", noun="settlement", parking_errors=FINANCE_ERROR_TYPES,
+        needs_attention=SettlementStatus.NEEDS_ATTENTION, closed=TERMINAL | {SettlementStatus.POSTING},
+        committed_action="Fix the cause, then send `retry`; or `cancel`.",
+        resume_refused="a settlement has nothing to resume with corrections; fix the data and `retry`",
+        fail_fast=False, details_skippable=False, step_timeout=STEP_TIMEOUT, await_projection=True,
+    )
+
     @workflow.init
     def __init__(self, inp: SettlementInput) -> None:
         self._inp = inp
         self._wf_id = workflow.info().workflow_id
-        self._status = SettlementStatus.RECEIVED
-        self._reason: str | None = None
-        self._action_hint: str | None = None
-        self._step_name: str | None = None
-        self._steps: list[str] = []
-        self._pending: tuple[str, AnalystAction] | None = None
-        self._cancel: AnalystAction | None = None
-        self._parked_skippable = False
+        self.rb = RunbookState(status=SettlementStatus.RECEIVED, retry_policy=step_retry_policy(inp.step_max_attempts))
         self._key: str | None = None
         self._line_count: int | None = None
         self._matched: int | None = None
@@ -87,40 +88,41 @@ class SettlementReconciliation:
         self._difference = None
         self._erp_journal_id: str | None = None
         self._version = 0
-        self._retry = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                                  maximum_interval=timedelta(seconds=60), maximum_attempts=inp.step_max_attempts)
 
     @workflow.run
     async def run(self, inp: SettlementInput) -> ReconciliationResult:
         workflow.upsert_search_attributes([
             sa.CHANNEL.value_set(inp.effective_channel), sa.SETTLEMENT_ID.value_set(inp.settlement_id),
             sa.NEEDS_ATTENTION.value_set(False)])
-        await self._set_status(SettlementStatus.RECEIVED)
+        await self._status(SettlementStatus.RECEIVED)
         try:
-            return await self._reconcile(inp)
-        except _Cancelled as cancel:
-            self._reason = cancel.action.reason or f"cancelled by {cancel.action.actor}"
+            result = await self._reconcile(inp)
+        except CancelRequested as cancel:
+            self.rb.reason = cancel.action.reason or f"cancelled by {cancel.action.actor}"
             result = None
             if self._key is not None:
                 result = await self._step("report", SettlementActivities.report_settlement,
                                           ReportInput(settlement_key=self._key, channel=inp.effective_channel,
                                                       status=SettlementStatus.CANCELLED.value),
-                                          "Record the cancelled reconciliation", cancellable=False)
-            await self._set_status(SettlementStatus.CANCELLED, self._reason)
+                                          "Record the cancelled reconciliation", opts=AFTER_POSTING)
+            await self._status(SettlementStatus.CANCELLED, self.rb.reason)
+            await self._wind_up()
             if result is None:
                 raise ApplicationError(f"settlement {inp.settlement_id} cancelled before it was staged: "
-                                       f"{self._reason}", type="SettlementCancelled", non_retryable=True) from None
+                                       f"{self.rb.reason}", type="SettlementCancelled", non_retryable=True) from None
             return result
+        await self._wind_up()
+        return result
 
     async def _reconcile(self, inp: SettlementInput) -> ReconciliationResult:
         channel = inp.effective_channel
         staged = await self._step(
             "stage", SettlementActivities.stage_settlement,
             StageInput(provider=inp.provider, source=inp.source, expected_settlement_id=inp.settlement_id),
-            f"Stage {inp.provider} settlement {inp.settlement_id}", timeout=STAGE_TIMEOUT, heartbeat=STAGE_HEARTBEAT)
+            f"Stage {inp.provider} settlement {inp.settlement_id}", opts=STAGE)
         self._key = staged.settlement_key
         self._line_count = staged.line_count
-        await self._set_status(SettlementStatus.STAGED)
+        await self._status(SettlementStatus.STAGED)
         ref = SettlementRef(settlement_key=self._key, channel=channel)
         mode = "strict"
         while True:
@@ -134,7 +136,7 @@ class SettlementReconciliation:
             self._exceptions = match.exception_count + classified.unclassified_count + (
                 0 if totals.difference.is_zero else 1)
             self._difference = totals.difference
-            await self._set_status(SettlementStatus.MATCHED)
+            await self._status(SettlementStatus.MATCHED)
             if not self._exceptions:
                 break
             report = await self._step("report", SettlementActivities.report_settlement,
@@ -148,158 +150,72 @@ class SettlementReconciliation:
             if decision == "retry":
                 continue
             await self._step("resolve", SettlementActivities.resolve_settlement_exceptions,
-                             ResolveInput(settlement_key=self._key, actor=self._last_actor,
-                                          reason=self._last_reason), "Mark the exceptions as posted to suspense")
+                             ResolveInput(settlement_key=self._key, actor=self.rb.last_actor,
+                                          reason=self.rb.last_reason), "Mark the exceptions as posted to suspense")
             mode = "suspense"
             break
-        await self._set_status(SettlementStatus.POSTING)
+        await self._status(SettlementStatus.POSTING)
         journal = await self._step("build_journal", SettlementActivities.build_settlement_journal,
                                    BuildJournalInput(settlement_key=self._key, channel=channel, mode=mode),
                                    "Build the summarized journal" + (" (open items to suspense)"
                                                                      if mode == "suspense" else ""))
         posted = await self._step("post_journal", SettlementActivities.post_settlement_journal, ref,
                                   f"Post journal {journal.external_ref} ({journal.total_debit}) to the ERP",
-                                  cancellable=False)
+                                  opts=AFTER_POSTING)
         self._erp_journal_id = posted.erp_journal_id
         result = await self._step("report", SettlementActivities.report_settlement,
                                   ReportInput(settlement_key=self._key, channel=channel,
                                               status=SettlementStatus.POSTED.value),
-                                  "Report the reconciliation", cancellable=False)
-        await self._set_status(SettlementStatus.POSTED)
+                                  "Report the reconciliation", opts=AFTER_POSTING)
+        await self._status(SettlementStatus.POSTED)
         return result.model_copy(update={"journal_posted_now": posted.posted_now})
 
-    # -- steps and parking -------------------------------------------------------------------------------------
-    _last_actor: str = "unknown"
-    _last_reason: str | None = None
+    # -- status (the steps and parking are the Runbook's) --------------------------------------------------------
+    async def _status(self, status: SettlementStatus, reason: str | None = None) -> None:
+        """Set the status and wait for its projection (this workflow always has, so its history keeps its shape)."""
+        self._set_status(status, reason)
+        await self._drain_projection()
 
-    async def _step(self, name: str, activity: Any, arg: Any, summary: str, *, timeout: timedelta = STEP_TIMEOUT,
-                    heartbeat: timedelta | None = None, cancellable: bool = True) -> Any:
-        while True:
-            if cancellable and self._cancel is not None:
-                raise _Cancelled(self._cancel)
-            self._step_name = name
-            self._steps.append(f"{workflow.now().isoformat()} {name}: {summary}")
-            try:
-                return await workflow.execute_activity_method(
-                    activity, arg, start_to_close_timeout=timeout, heartbeat_timeout=heartbeat,
-                    retry_policy=self._retry, summary=summary)
-            except ActivityError as err:
-                cause = err.cause
-                message = _message(err)
-                details = cause.details[0] if isinstance(cause, ApplicationError) and cause.details else {}
-                if isinstance(cause, ApplicationError) and cause.type in FINANCE_ERROR_TYPES:
-                    action = details.get("action") if isinstance(details, dict) else None
-                    reason = f"{name}: {message}"
-                elif err.retry_state == RetryState.NON_RETRYABLE_FAILURE:
-                    action = "Fix the cause, then send `retry`; or `cancel`."
-                    reason = f"{name}: {message}"
-                else:
-                    action = "The system kept failing; send `retry` once it is reachable again, or `cancel`."
-                    reason = f"{name}: still failing after {self._retry.maximum_attempts} attempts: {message}"
-                self._steps.append(f"{workflow.now().isoformat()} {name}: parked: {message}")
-                await self._park(reason, action, skippable=False)
-
-    async def _park(self, reason: str, action: str | None, *, skippable: bool) -> str:
-        previous = self._status
-        self._parked_skippable = skippable
-        self._action_hint = action
-        await self._set_status(SettlementStatus.NEEDS_ATTENTION, f"{reason}. {action}" if action else reason)
-        workflow.logger.warning("settlement parked: %s", reason)
-        while True:
-            self._pending = None
-            await workflow.wait_condition(lambda: self._pending is not None or self._cancel is not None)
-            if self._cancel is not None:
-                raise _Cancelled(self._cancel)
-            kind, who = self._pending
-            if kind == "skip" and not skippable:
-                self._steps.append(f"{workflow.now().isoformat()} skip refused: {who.actor} (step cannot be skipped)")
-                continue
-            self._last_actor, self._last_reason = who.actor, who.reason
-            self._steps.append(f"{workflow.now().isoformat()} analyst {kind}: {who.actor}: {who.reason or kind}")
-            self._pending = None
-            self._parked_skippable = False
-            self._action_hint = None
-            await self._set_status(previous, None)
-            return kind
-
-    async def _set_status(self, status: SettlementStatus, reason: str | None = None) -> None:
-        was_parked = self._status == SettlementStatus.NEEDS_ATTENTION
-        self._status = status
-        self._reason = reason
+    def _set_status(self, status: SettlementStatus, reason: str | None = None) -> None:
+        was_parked = self.rb.status == SettlementStatus.NEEDS_ATTENTION
+        self.rb.status = status
+        self.rb.reason = reason
         parked = status == SettlementStatus.NEEDS_ATTENTION
         workflow.upsert_search_attributes([sa.NEEDS_ATTENTION.value_set(parked)])
         workflow.set_current_details(self._details())
         if status in (SettlementStatus.RECEIVED, SettlementStatus.NEEDS_ATTENTION) or status in TERMINAL \
                 or was_parked:
             self._version += 1
-            upd = RunStatusUpdate(
+            self._queue_projection(RunStatusUpdate(
                 workflow_id=self._wf_id, kind="settlement", channel=self._inp.provider,
                 external_id=self._inp.settlement_id, status=status.value, needs_attention=parked, reason=reason,
-                suggested_action=self._action_hint if parked else None, erp_ref=self._erp_journal_id,
-                version=self._version, started_at=workflow.info().start_time, changed_at=workflow.now())
-            try:
-                await workflow.execute_local_activity_method(
-                    OpsActivities.record_run_status, upd, start_to_close_timeout=timedelta(seconds=10),
-                    retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(milliseconds=200)),
-                    summary=f"Status: {status.value}")
-            except ActivityError as err:  # best effort: the projection is for listing
-                workflow.logger.warning("status projection not written (%s): %s", status.value, err.cause)
+                suggested_action=self.rb.action_hint if parked else None, erp_ref=self._erp_journal_id,
+                version=self._version, started_at=workflow.info().start_time, changed_at=workflow.now()))
+
+    def _may_cancel(self) -> bool:
+        return self.rb.status not in (SettlementStatus.POSTING, *TERMINAL)
 
     def _details(self) -> str:
-        parts = [f"**Settlement** {self._inp.provider} {self._inp.settlement_id}: **{self._status.value}**"]
-        if self._reason:
-            parts.append(f"**Reason:** {self._reason}")
+        parts = [f"**Settlement** {self._inp.provider} {self._inp.settlement_id}: **{self.rb.status.value}**"]
+        if self.rb.reason:
+            parts.append(f"**Reason:** {self.rb.reason}")
         if self._line_count is not None:
             parts.append(f"**Lines:** {self._line_count}; matched {self._matched}, unmatched {self._unmatched}")
         if self._erp_journal_id:
             parts.append(f"**ERP journal:** {self._erp_journal_id}")
         return "\n\n".join(parts)
 
-    # -- signals, update, query ---------------------------------------------------------------------------------
-    @workflow.signal
-    def retry(self, action: AnalystAction | None = None) -> None:
-        self._pending = ("retry", action or AnalystAction())
-
-    @workflow.signal
-    def skip(self, action: AnalystAction | None = None) -> None:
-        self._pending = ("skip", action or AnalystAction())
-
-    @workflow.signal
-    def cancel(self, action: AnalystAction | None = None) -> None:
-        if self._cancel is None and self._status not in (SettlementStatus.POSTING, *TERMINAL):
-            self._cancel = action or AnalystAction()
-
-    @workflow.update
-    def act(self, request: AnalystRequest) -> SettlementView:
-        """The validated form of retry/skip/cancel used by the API (refused requests leave no trace)."""
-        who = AnalystAction(actor=request.actor, reason=request.reason)
-        if request.action == "cancel":
-            self.cancel(who)
-        else:
-            self._pending = (request.action, who)
-        return self.status()
-
-    @act.validator
-    def _validate_act(self, request: AnalystRequest) -> None:
-        if request.action == "resume":
-            raise ValueError("a settlement has nothing to resume with corrections; fix the data and `retry`")
-        if self._status in TERMINAL or self._status == SettlementStatus.POSTING:
-            raise ValueError(f"the settlement is {self._status.value}; nothing to {request.action}")
-        if request.action == "cancel":
-            return
-        if self._status != SettlementStatus.NEEDS_ATTENTION:
-            raise ValueError(f"the settlement is {self._status.value}, not needs_attention; nothing to "
-                             f"{request.action}")
-        if request.action == "skip" and not self._parked_skippable:
-            raise ValueError("the parked step cannot be skipped; fix the cause and retry, or cancel")
+    # -- update, query (the analyst's signals are the Runbook's) -------------------------------------------------
+    act = analyst_update(SettlementView)
 
     @workflow.query
     def status(self) -> SettlementView:
         return SettlementView(
             workflow_id=self._wf_id, provider=self._inp.provider, settlement_id=self._inp.settlement_id,
-            status=self._status, step=self._step_name, reason=self._reason, line_count=self._line_count,
+            status=self.rb.status, step=self.rb.current_step, reason=self.rb.reason, line_count=self._line_count,
             matched_count=self._matched, unmatched_count=self._unmatched, exception_count=self._exceptions,
-            difference=self._difference, erp_journal_id=self._erp_journal_id, steps=list(self._steps[-50:]))
+            difference=self._difference, erp_journal_id=self._erp_journal_id,
+            steps=[f"{r.started_at.isoformat()} {r.name}: {r.detail}" for r in self.rb.steps[-50:]])
 
 
 def _summary(report: ReconciliationResult, unmatched: int, unclassified: int, difference) -> str:

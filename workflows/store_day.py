@@ -26,7 +26,6 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -39,8 +38,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from canonical.errors import BUSINESS_ERROR_TYPES
     from canonical.finance import FINANCE_ERROR_TYPES
-    from canonical.fulfillment import AnalystAction, StepState
-    from canonical.ops import AnalystRequest, RunStatusUpdate
+    from canonical.fulfillment import StepState
+    from canonical.ops import RunStatusUpdate
     from canonical.pos import (
         CloseRequest,
         PostedJournal,
@@ -57,7 +56,14 @@ with workflow.unsafe.imports_passed_through():
         store_day_workflow_id,
     )
     from workflows import search_attributes as sa
-    from workflows.runbook import CancelRequested, Runbook
+    from workflows.runbook import (
+        CancelRequested,
+        Runbook,
+        RunbookConfig,
+        RunbookState,
+        analyst_update,
+        step_retry_policy,
+    )
 
 STOCK_BATCH = 100  # transactions per stock activity
 MAX_LISTED = 200  # rejected / stock-skipped ids kept for the status
@@ -65,11 +71,15 @@ MAX_LISTED = 200  # rejected / stock-skipped ids kept for the status
 
 @workflow.defn(name="StoreDay")
 class StoreDay(Runbook):
-    _KIND = "storeday"
-    _PARKING_ERRORS = BUSINESS_ERROR_TYPES | FINANCE_ERROR_TYPES
-    _NEEDS_ATTENTION = StoreDayStatus.NEEDS_ATTENTION
-    _COMMITTED_ACTION = "The day's journal is posted; fix the cause, then send `retry`."
-    _CANCEL_TOO_LATE = "the day's journal is posted (reverse it in the ERP instead)"
+    RUNBOOK = RunbookConfig(
+        kind="storeday", noun="store day", parking_errors=BUSINESS_ERROR_TYPES | FINANCE_ERROR_TYPES,
+        needs_attention=StoreDayStatus.NEEDS_ATTENTION,
+        closed=frozenset({StoreDayStatus.FINISHED, StoreDayStatus.CANCELLED}),
+        committed_action="The day's journal is posted; fix the cause, then send `retry`.",
+        cancel_too_late="the day's journal is posted (reverse it in the ERP instead)",
+        cancel_refused="the day's journal is posted; it cannot be cancelled (reverse it in the ERP)",
+        resume_refused="a store day has no data to correct; fix the cause and `retry`, or `skip`/`cancel`",
+    )
 
     @workflow.init
     def __init__(self, inp: StoreDayInput) -> None:
@@ -77,19 +87,8 @@ class StoreDay(Runbook):
         self._inp = inp
         self._wf_id = workflow.info().workflow_id
         self._location = inp.location or inp.store_id
-        # runbook state
-        self._status = c.status
-        self._reason: str | None = None
-        self._steps = []
-        self._undo = []
-        self._compensated = []
-        self._pending_action = None
-        self._cancel: AnalystAction | None = None
-        self._projection_tasks: list[asyncio.Future] = []
-        self._init_runbook(inp.activity_task_queues)
-        self._retry_policy = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                                         maximum_interval=timedelta(seconds=60),
-                                         maximum_attempts=inp.step_max_attempts)
+        self.rb = RunbookState(status=c.status, retry_policy=step_retry_policy(inp.step_max_attempts),
+                               activity_queues=dict(inp.activity_task_queues))
         # the day
         self._totals = c.totals
         self._late = c.late
@@ -130,7 +129,7 @@ class StoreDay(Runbook):
                     await self._post_adjustment()
                 if self._journal is not None and self._window_over() and not self._queue and self._late.is_empty:
                     self._set_status(StoreDayStatus.FINISHED, "the late window is over")
-                    await self._drain_projection()
+                    await self._wind_up()
                     return self.status()
                 if not self._queue and (self._received_this_run >= inp.max_transactions_per_run
                                         or workflow.info().is_continue_as_new_suggested()):
@@ -140,17 +139,17 @@ class StoreDay(Runbook):
                         workflow.continue_as_new(inp.model_copy(update={"carry": self._carry()}))
         except asyncio.CancelledError:
             self._set_status(StoreDayStatus.CANCELLED, "cancelled through Temporal")
-            await self._drain_projection()
+            await self._wind_up()
             raise
         except CancelRequested as cancel:
             who = cancel.action
             self._set_status(StoreDayStatus.CANCELLED, who.reason or f"cancelled by {who.actor}")
-            await self._drain_projection()
+            await self._wind_up()
             return self.status()
 
     async def _wait(self) -> None:
         def ready() -> bool:
-            return (bool(self._queue) or self._cancel is not None
+            return (bool(self._queue) or self.rb.cancel is not None
                     or (self._journal is None and self._close_request is not None))
 
         if ready():
@@ -297,7 +296,7 @@ class StoreDay(Runbook):
 
     def _carry(self) -> StoreDayCarry:
         return StoreDayCarry(
-            status=self._status, totals=self._totals, late=self._late, seen_ids=list(self._seen_order),
+            status=self.rb.status, totals=self._totals, late=self._late, seen_ids=list(self._seen_order),
             duplicates=self._duplicates, stock_skipped=self._stock_skipped, rejected=self._rejected,
             close=self._close_request, journal=self._journal, adjustments=self._adjustments,
             closed_at=self._closed_at, cash_over_short=self._cash_over_short, late_since=self._late_since, projection_version=self._projection_version,
@@ -308,25 +307,25 @@ class StoreDay(Runbook):
         return self._journal is not None
 
     def _set_status(self, status: StoreDayStatus, reason: str | None = None) -> None:
-        self._status = status
+        self.rb.status = status
         if status != StoreDayStatus.NEEDS_ATTENTION:
-            self._reason = reason
+            self.rb.reason = reason
         workflow.upsert_search_attributes([sa.NEEDS_ATTENTION.value_set(status == StoreDayStatus.NEEDS_ATTENTION)])
         workflow.set_current_details(self._details())
         self._projection_version += 1
         self._queue_projection(RunStatusUpdate(
             workflow_id=self._wf_id, kind="storeday", channel="pos", external_id=self._inp.store_id,
             reference=self._inp.business_date.isoformat(), status=status.value,
-            needs_attention=status == StoreDayStatus.NEEDS_ATTENTION, reason=self._reason,
-            suggested_action=self._action_hint, erp_ref=self._journal.erp_journal_id if self._journal else None,
+            needs_attention=status == StoreDayStatus.NEEDS_ATTENTION, reason=self.rb.reason,
+            suggested_action=self.rb.action_hint, erp_ref=self._journal.erp_journal_id if self._journal else None,
             version=self._projection_version, started_at=workflow.info().start_time, changed_at=workflow.now()))
 
     def _details(self) -> str:
         t = self._totals
         cur = t.currency or ""
-        parts = [f"**Status:** {self._status.value}"]
-        if self._reason:
-            parts.append(f"**Reason:** {self._reason}")
+        parts = [f"**Status:** {self.rb.status.value}"]
+        if self.rb.reason:
+            parts.append(f"**Reason:** {self.rb.reason}")
         parts.append(f"**Transactions:** {t.sales} sale(s), {t.returns} return(s), {self._duplicates} duplicate(s) "
                      f"dropped")
         parts.append(f"**Net sales:** {t.net_sales} {cur} · **Tax:** {t.tax_payable} {cur}")
@@ -348,30 +347,7 @@ class StoreDay(Runbook):
         if self._close_request is None:
             self._close_request = request or CloseRequest()
 
-    @workflow.update
-    def act(self, request: AnalystRequest) -> StoreDaySummary:
-        who = AnalystAction(actor=request.actor, reason=request.reason)
-        if request.action == "cancel":
-            self.cancel(who)
-        else:
-            self._pending_action = (request.action, who)
-        return self.status()
-
-    @act.validator
-    def _validate_act(self, request: AnalystRequest) -> None:
-        if self._status in (StoreDayStatus.FINISHED, StoreDayStatus.CANCELLED):
-            raise ValueError(f"the store day is {self._status.value}; nothing to {request.action}")
-        if request.action == "resume":
-            raise ValueError("a store day has no data to correct; fix the cause and `retry`, or `skip`/`cancel`")
-        if request.action == "cancel":
-            if self._journal is not None:
-                raise ValueError("the day's journal is posted; it cannot be cancelled (reverse it in the ERP)")
-            return
-        if self._status != StoreDayStatus.NEEDS_ATTENTION:
-            raise ValueError(f"the store day is {self._status.value}, not needs_attention; nothing to "
-                             f"{request.action}")
-        if request.action == "skip" and not self._parked_skippable:
-            raise ValueError("the parked step cannot be skipped; fix the cause and retry, or cancel")
+    act = analyst_update(StoreDaySummary)
 
     @workflow.query
     def status(self) -> StoreDaySummary:
@@ -380,13 +356,13 @@ class StoreDay(Runbook):
         over = None if counted is None or self._cash_over_short is None else self._cash_over_short
         return StoreDaySummary(
             workflow_id=self._wf_id, store_id=self._inp.store_id, business_date=self._inp.business_date,
-            status=self._status, reason=self._reason, currency=shown.currency, totals=shown,
+            status=self.rb.status, reason=self.rb.reason, currency=shown.currency, totals=shown,
             net_sales=shown.net_sales, tax_payable=shown.tax_payable, expected_cash=self._totals.expected_cash,
             counted_cash=counted,
             cash_over_short=over,
             duplicates=self._duplicates, pending_late=self._late.transactions, journal=self._journal,
             adjustments=list(self._adjustments), rejected=list(self._rejected),
-            stock_skipped=list(self._stock_skipped), steps=list(self._steps[-50:]))
+            stock_skipped=list(self._stock_skipped), steps=list(self.rb.steps[-50:]))
 
 
 @workflow.defn(name="StoreDayClose")

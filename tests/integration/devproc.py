@@ -41,9 +41,14 @@ class DevProcess:
                               capture_output=True, text=True, timeout=60)
 
 
-    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        """Another `retailflow` command against this stack (its API, Temporal and sandbox ports)."""
-        return subprocess.run([CLI, *args], cwd=ROOT, env={
+    def sandbox(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """A `retailflow-sandbox` command (the sandboxes' own entry point) against this stack."""
+        return self.cli(*args, timeout=timeout, program=str(Path(CLI).with_name("retailflow-sandbox")))
+
+    def cli(self, *args: str, timeout: float = 60, program: str | None = None) -> subprocess.CompletedProcess:
+        """Another `retailflow` command (or `program`, e.g. `retailflow-sandbox`) against this stack (its API,
+        Temporal and sandbox ports)."""
+        return subprocess.run([program or CLI, *args], cwd=ROOT, env={
             **self.env, "RETAILFLOW_API_PORT": str(self.api_port),
             "RETAILFLOW_TEMPORAL_ADDRESS": f"localhost:{self.temporal_port}"},
             capture_output=True, text=True, timeout=timeout)

@@ -193,7 +193,7 @@ def _run_flows(dev: DevProcess, v: Vendors, engine) -> None:
     hooks = v.admin("shopify", "/_admin/webhooks")["webhooks"]
     assert [(h["topic"], h["status"]) for h in hooks] == [("orders/create", 202)], hooks  # signed, taken
     amazon_id = f"113-{secrets.randbelow(9_000_000) + 1_000_000}-{secrets.randbelow(9_000_000) + 1_000_000}"
-    placed = dev.cli("sandbox", "amazon-order", "--order-id", amazon_id, "--line", "AMZ-CASE-LEATHER:2:24.99",
+    placed = dev.sandbox("amazon-order", "--order-id", amazon_id, "--line", "AMZ-CASE-LEATHER:2:24.99",
                      "--line", "AMZ-AVIATOR-BLK:1:89.99")
     assert placed.returncode == 0, placed.stdout + placed.stderr
 
@@ -333,7 +333,7 @@ def _run_flows(dev: DevProcess, v: Vendors, engine) -> None:
 
     # -- settlement: Amazon settles the shipped order and the refund; the platform downloads the report (Reports
     # API), matches it against ERPNext and posts one journal there
-    settled = dev.cli("sandbox", "amazon-settlement")
+    settled = dev.sandbox("amazon-settlement")
     assert settled.returncode == 0 and amazon_id in settled.stdout, settled.stdout + settled.stderr
     settlement_id = re.search(r"settlement (\d+)", settled.stdout).group(1)
     fetched = dev.cli("settlements", "fetch", "--provider", "amazon")

@@ -1,9 +1,12 @@
 """Recorded histories replay deterministically against the current workflow code.
 
 A change that breaks one of these needs `workflow.patched(...)` (old runs are still open in production).
-Order histories were recorded from `retailflow dev` runs: completed, parked (unknown SKU) then retried, cancelled;
-return histories on the time-skipping server with stand-in activities (parked then retried, cancelled while
-awaiting receipt) before ReturnToRefund moved onto workflows/runbook.py.
+Order histories `order_completed`, `order_parked_unknown_sku_then_retried` and `order_cancelled_before_shipment`
+were recorded from `retailflow dev` runs; the return histories `return_parked_then_retried` and
+`return_cancelled_awaiting_receipt` on the time-skipping server with stand-in activities before ReturnToRefund moved
+onto workflows/runbook.py. The other histories (orders, returns, store days, settlements, inventory drift) were
+recorded from the workflow tests (tests/workflows) on the time-skipping server just before every workflow that
+parks moved onto the one Runbook (RunbookState/RunbookConfig): they pin the command sequence each had then.
 """
 
 from __future__ import annotations
@@ -15,21 +18,32 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.inventory_drift import InventoryDrift
 from workflows.order_fulfillment import OrderFulfillment
 from workflows.return_to_refund import ReturnToRefund
+from workflows.settlement_reconciliation import SettlementReconciliation
+from workflows.store_day import StoreDay
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+WORKFLOWS = [OrderFulfillment, ReturnToRefund, StoreDay, SettlementReconciliation, InventoryDrift]
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays(path: Path):
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[OrderFulfillment, ReturnToRefund], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
 
 
 def test_histories_are_present():
-    assert {p.stem for p in HISTORIES} >= {"order_completed", "order_parked_unknown_sku_then_retried",
-                                           "order_cancelled_before_shipment", "return_parked_then_retried",
-                                           "return_cancelled_awaiting_receipt"}
+    assert {p.stem for p in HISTORIES} >= {
+        "order_completed", "order_parked_unknown_sku_then_retried", "order_cancelled_before_shipment",
+        "order_lines_cancelled_before_shipment", "order_parked_then_resumed_with_corrections",
+        "order_failed_after_shipment_parked_then_retried",
+        "return_parked_then_retried", "return_cancelled_awaiting_receipt", "return_paid_then_parked_cancel_refused",
+        "storeday_parked_then_skipped", "storeday_cancelled_before_close", "storeday_closed_then_adjusted",
+        "settlement_parked_then_skipped_to_suspense", "settlement_parked_then_retried",
+        "settlement_cancelled_while_parked", "settlement_stage_parked_skip_refused",
+        "drift_parked_then_approved", "drift_parked_then_retried", "drift_parked_then_skipped", "drift_cancelled_while_parked",
+    }

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
 from activities.inventory import InventoryActivities
@@ -18,6 +19,7 @@ from adapters.marketplace.local import LocalMarketplace
 from adapters.sql import create_schema, make_engine
 from canonical.fulfillment import AnalystAction
 from canonical.inventory import ChannelInventoryPolicy, DriftInput, InventoryEvent, StockSnapshotLine
+from canonical.ops import AnalystRequest
 from runtime.registry import build_adapters
 from runtime.settings import Settings
 from starters.inventory import start_inventory_sync
@@ -115,3 +117,33 @@ async def test_skip_leaves_the_big_difference_recorded_and_uncorrected(ts_env, a
     assert (result.corrected, result.skipped, result.republished) == (1, 1, ["CHAIR"])
     assert _on_hand(adapters, "LAMP") == 5
     assert {d["item_code"]: d["status"] for d in adapters.inventory.drift(handle.id)}["LAMP"] == "skipped"
+
+
+async def test_cancel_while_parked_leaves_the_difference_recorded_and_ends_cancelled(ts_env, adapters):
+    async def cancel(handle):
+        await handle.signal(InventoryDrift.cancel, WHO)
+
+    result, handle = await _run(ts_env, adapters, cancel)
+    assert (result.corrected, result.skipped, result.republished) == (1, 1, ["CHAIR"])
+    assert [r["workflow_id"] for r in adapters.projection.list(status="cancelled")[0]] == [handle.id]
+    assert {d["item_code"]: d["status"] for d in adapters.inventory.drift(handle.id)}["LAMP"] == "skipped"
+
+
+async def test_the_validated_act_update_refuses_what_does_not_apply_and_takes_a_retry(ts_env, adapters):
+    async def act(handle):
+        for action in ("resume", "skip"):
+            request = AnalystRequest(action=action, actor="ana@example.com", reason="x")
+            if action == "resume":
+                with pytest.raises(WorkflowUpdateFailedError):
+                    await handle.execute_update(InventoryDrift.act, request)
+            else:
+                view = await handle.execute_update(InventoryDrift.act, request)
+                assert view["status"] == "needs_attention"  # taken; the run moves on after the update
+        for _ in range(100):
+            if (await handle.query(InventoryDrift.status))["history"]:
+                break
+            await asyncio.sleep(0.1)
+        assert (await handle.query(InventoryDrift.status))["history"] == ["skip by ana@example.com: x"]
+
+    result, _ = await _run(ts_env, adapters, act)
+    assert (result.corrected, result.skipped) == (1, 1)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -14,7 +13,6 @@ import pytest
 from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities.orders import (
@@ -43,7 +41,7 @@ from canonical.fulfillment import (
     WmsReleaseRef,
 )
 from canonical.money import Money
-from canonical.ops import AnalystRequest, OrderCorrections, RunStatusUpdate
+from canonical.ops import AnalystRequest, OrderCorrections
 from canonical.order import (
     Address,
     Order,
@@ -54,6 +52,7 @@ from canonical.order import (
     TaxQuote,
     TaxQuoteLine,
 )
+from tests.workflows.standins import StandIns
 from workflows.order_fulfillment import OrderFulfillment
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -64,136 +63,105 @@ UNDO_AFTER_RELEASE = ["cancel_wms_release", "cancel_sales_order", "void_tax", "r
                       "notify_channel_cancelled"]
 
 
-class Fake:
-    """Stand-in activities under the real names. `fail` maps an activity to (kind, times):
-    kind is a business error type (parks), "fatal" (non-retryable, not business) or "transient"."""
-
-    def __init__(self, fail: dict[str, tuple[str, int]] | None = None) -> None:
-        self.calls: list[tuple[str, object]] = []
-        self.fail = dict(fail or {})
-        self.projections: list[RunStatusUpdate] = []
-
-    def _hit(self, name: str, arg: object) -> None:
-        self.calls.append((name, arg))
-        kind, times = self.fail.get(name, ("", 0))
-        if times <= 0:
-            return
-        self.fail[name] = (kind, times - 1)
-        if kind == "transient":
-            raise RuntimeError(f"{name}: connection reset")
-        if kind == "fatal":
-            raise ApplicationError(f"{name} broke its contract", type="ContractViolation", non_retryable=True)
-        raise ApplicationError(f"{name} refused", {"action": "fix it", "skippable": kind == "ChannelRejected"},
-                               type=kind, non_retryable=True)
-
-    def names(self) -> list[str]:
-        return [n for n, _ in self.calls]
-
-    def count(self) -> Counter:
-        return Counter(self.names())
-
-    def arg(self, name: str, index: int = -1) -> object:
-        return [a for n, a in self.calls if n == name][index]
+class Fake(StandIns):
+    """Stand-in activities under the real names (failure injection: tests/workflows/standins.py)."""
 
     def all(self) -> list:
         fake = self
 
         @activity.defn(name="validate_order")
         async def validate_order(inp: OrderInput) -> None:
-            fake._hit("validate_order", inp)
+            fake.hit("validate_order", inp)
 
         @activity.defn(name="resolve_skus")
         async def resolve_skus(inp: OrderInput) -> list[ResolvedLine]:
-            fake._hit("resolve_skus", inp)
+            fake.hit("resolve_skus", inp)
             return [ResolvedLine(line_id=line.line_id, channel_sku=line.channel_sku, item_code=f"ITEM-{line.channel_sku}",
                                  quantity=line.quantity) for line in inp.order.lines]
 
         @activity.defn(name="reserve_stock")
         async def reserve_stock(inp: ReserveInput) -> Reservation:
-            fake._hit("reserve_stock", inp)
+            fake.hit("reserve_stock", inp)
             return Reservation(key=inp.key, lines=[ReservedLine(item_code=r.item_code, location="MAIN",
                                                                 quantity=r.quantity) for r in inp.lines])
 
         @activity.defn(name="release_stock")
         async def release_stock(inp: KeyInput) -> bool:
-            fake._hit("release_stock", inp)
+            fake.hit("release_stock", inp)
             return True
 
         @activity.defn(name="quote_tax")
         async def quote_tax(inp: TaxQuoteInput) -> TaxQuote:
-            fake._hit("quote_tax", inp)
+            fake.hit("quote_tax", inp)
             return _quote(inp)
 
         @activity.defn(name="void_tax")
         async def void_tax(inp: KeyInput) -> bool:
-            fake._hit("void_tax", inp)
+            fake.hit("void_tax", inp)
             return True
 
         @activity.defn(name="create_sales_order")
         async def create_sales_order(inp: SalesOrderInput) -> SalesOrderRef:
-            fake._hit("create_sales_order", inp)
+            fake.hit("create_sales_order", inp)
             return SalesOrderRef(erp_sales_order_id="SO-1", external_ref=inp.external_ref)
 
         @activity.defn(name="cancel_sales_order")
         async def cancel_sales_order(inp: KeyInput) -> bool:
-            fake._hit("cancel_sales_order", inp)
+            fake.hit("cancel_sales_order", inp)
             return True
 
         @activity.defn(name="release_to_wms")
         async def release_to_wms(inp: WmsReleaseInput) -> WmsReleaseRef:
-            fake._hit("release_to_wms", inp)
+            fake.hit("release_to_wms", inp)
             return WmsReleaseRef(release_id="REL-1", external_ref=inp.external_ref)
 
         @activity.defn(name="cancel_wms_release")
         async def cancel_wms_release(inp: KeyInput) -> bool:
-            fake._hit("cancel_wms_release", inp)
+            fake.hit("cancel_wms_release", inp)
             return True
 
         @activity.defn(name="post_delivery")
         async def post_delivery(inp: DeliveryInput) -> None:
-            fake._hit("post_delivery", inp)
+            fake.hit("post_delivery", inp)
 
         @activity.defn(name="confirm_shipment")
         async def confirm_shipment(inp: ShipmentConfirmInput) -> None:
-            fake._hit("confirm_shipment", inp)
+            fake.hit("confirm_shipment", inp)
 
         @activity.defn(name="notify_channel_cancelled")
         async def notify_channel_cancelled(inp: ChannelCancelInput) -> None:
-            fake._hit("notify_channel_cancelled", inp)
+            fake.hit("notify_channel_cancelled", inp)
 
         @activity.defn(name="create_invoice")
         async def create_invoice(inp: KeyInput) -> InvoiceRef:
-            fake._hit("create_invoice", inp)
+            fake.hit("create_invoice", inp)
             return InvoiceRef(invoice_id="INV-1", external_ref=inp.key, total=Money.of("21.20", "USD"))
 
         @activity.defn(name="commit_tax")
         async def commit_tax(inp: KeyInput) -> None:
-            fake._hit("commit_tax", inp)
+            fake.hit("commit_tax", inp)
 
         @activity.defn(name="amend_wms_release")
         async def amend_wms_release(inp: WmsAmendInput) -> bool:
-            fake._hit("amend_wms_release", inp)
+            fake.hit("amend_wms_release", inp)
             return True
 
         @activity.defn(name="requote_tax")
         async def requote_tax(inp: TaxQuoteInput) -> TaxQuote:
-            fake._hit("requote_tax", inp)
+            fake.hit("requote_tax", inp)
             return _quote(inp)
 
         @activity.defn(name="amend_sales_order")
         async def amend_sales_order(inp: SalesOrderInput) -> bool:
-            fake._hit("amend_sales_order", inp)
+            fake.hit("amend_sales_order", inp)
             return True
 
         @activity.defn(name="reduce_reservation")
         async def reduce_reservation(inp: ReserveInput) -> int:
-            fake._hit("reduce_reservation", inp)
+            fake.hit("reduce_reservation", inp)
             return 1
 
-        @activity.defn(name="record_run_status")
-        async def record_run_status(upd: RunStatusUpdate) -> bool:
-            fake.projections.append(upd)
-            return True
+        record_run_status = fake.record_run_status()
 
         return [validate_order, resolve_skus, reserve_stock, release_stock, quote_tax, void_tax, create_sales_order,
                 cancel_sales_order, release_to_wms, cancel_wms_release, post_delivery, confirm_shipment,

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowFailureError
-from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities.returns import (
@@ -26,7 +25,7 @@ from activities.returns import (
 )
 from canonical.fulfillment import AnalystAction
 from canonical.money import Money
-from canonical.ops import AnalystRequest, RunStatusUpdate
+from canonical.ops import AnalystRequest
 from canonical.returns import (
     AuthorizedLine,
     AuthorizedReturn,
@@ -40,38 +39,21 @@ from canonical.returns import (
     ReturnStatus,
     ReturnToRefundInput,
 )
+from tests.workflows.standins import StandIns
 from workflows.return_to_refund import ReturnToRefund
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-class Fake:
+class Fake(StandIns):
     """Stand-in activities: record every call; `fail` maps an activity name to (error type, times)."""
-
-    def __init__(self, fail: dict[str, tuple[str, int]] | None = None) -> None:
-        self.calls: list[tuple[str, object]] = []
-        self.fail = dict(fail or {})
-
-    def _hit(self, name: str, arg: object) -> None:
-        self.calls.append((name, arg))
-        if name in self.fail:
-            kind, times = self.fail[name]
-            if times > 0:
-                self.fail[name] = (kind, times - 1)
-                raise ApplicationError(f"{name} refused", {"action": "fix it"}, type=kind, non_retryable=True)
-
-    def names(self) -> list[str]:
-        return [n for n, _ in self.calls]
-
-    def count(self) -> Counter:
-        return Counter(self.names())
 
     def all(self) -> list:
         fake = self
 
         @activity.defn(name="authorize_return")
         async def authorize_return(inp: AuthorizeReturnInput) -> AuthorizedReturn:
-            fake._hit("authorize_return", inp)
+            fake.hit("authorize_return", inp)
             return AuthorizedReturn(order_external_ref=inp.request.order_workflow_id, erp_sales_order_id="SO-1",
                                     currency="USD", lines=[AuthorizedLine(
                                         line_id=line.line_id, item_code=f"ITEM-{line.line_id}", quantity=line.quantity,
@@ -80,49 +62,47 @@ class Fake:
 
         @activity.defn(name="expect_return")
         async def expect_return(inp: ExpectReturnInput) -> str:
-            fake._hit("expect_return", inp)
+            fake.hit("expect_return", inp)
             return "RMA-1"
 
         @activity.defn(name="cancel_expected_return")
         async def cancel_expected_return(inp: ReturnKeyInput) -> bool:
-            fake._hit("cancel_expected_return", inp)
+            fake.hit("cancel_expected_return", inp)
             return True
 
         @activity.defn(name="create_credit_note")
         async def create_credit_note(inp: CreditNoteInput) -> CreditNote:
-            fake._hit("create_credit_note", inp)
+            fake.hit("create_credit_note", inp)
             return inp.note.model_copy(update={"credit_note_id": "CN-1"})
 
         @activity.defn(name="cancel_credit_note")
         async def cancel_credit_note(inp: ReturnKeyInput) -> bool:
-            fake._hit("cancel_credit_note", inp)
+            fake.hit("cancel_credit_note", inp)
             return True
 
         @activity.defn(name="refund_through_channel")
         async def refund_through_channel(inp: RefundInput) -> None:
-            fake._hit("refund_through_channel", inp)
+            fake.hit("refund_through_channel", inp)
 
         @activity.defn(name="refund_tax")
         async def refund_tax(inp: TaxRefundInput) -> None:
-            fake._hit("refund_tax", inp)
+            fake.hit("refund_tax", inp)
 
         @activity.defn(name="void_tax_refund")
         async def void_tax_refund(inp: ReturnKeyInput) -> bool:
-            fake._hit("void_tax_refund", inp)
+            fake.hit("void_tax_refund", inp)
             return True
 
         @activity.defn(name="restock_returned")
         async def restock_returned(inp: RestockInput) -> int:
-            fake._hit("restock_returned", inp)
+            fake.hit("restock_returned", inp)
             return sum(d.quantity for d in inp.lines)
 
         @activity.defn(name="notify_return_not_received")
         async def notify_return_not_received(inp: NotReceivedInput) -> None:
-            fake._hit("notify_return_not_received", inp)
+            fake.hit("notify_return_not_received", inp)
 
-        @activity.defn(name="record_run_status")
-        async def record_run_status(upd: RunStatusUpdate) -> bool:
-            return True
+        record_run_status = fake.record_run_status()
 
         return [authorize_return, expect_return, cancel_expected_return, create_credit_note, cancel_credit_note,
                 refund_through_channel, refund_tax, void_tax_refund, restock_returned, notify_return_not_received,

@@ -38,7 +38,8 @@ from canonical.finance import (
     SettlementView,
 )
 from canonical.money import Money
-from canonical.ops import AnalystRequest, RunStatusUpdate
+from canonical.ops import AnalystRequest
+from tests.workflows.standins import StandIns
 from workflows import search_attributes as sa
 from workflows.settlement_reconciliation import SettlementFetch, SettlementReconciliation
 
@@ -49,16 +50,15 @@ def usd(x: str) -> Money:
     return Money.of(x, USD)
 
 
-class FakeFinance:
+class FakeFinance(StandIns):
     """`broken` settlement keys have one unmatched order and a 5.00 difference until `fixed`."""
 
     posted: dict[str, str] = {}  # journal external ref → ERP id, shared by runs (like the ERP)
 
     def __init__(self, *, broken: bool = False, bad_file: bool = False) -> None:
+        super().__init__()
         self.broken = broken
         self.bad_file = bad_file
-        self.calls: list[tuple[str, object]] = []
-        self.projections: list[RunStatusUpdate] = []
         self.reports = [ReportRef(provider="amazon", report_id="a.tsv", settlement_id="A1", currency=USD, total="10"),
                         ReportRef(provider="amazon", report_id="b.tsv", settlement_id="B2", currency=USD, total="20"),
                         ReportRef(provider="amazon", report_id="junk.tsv", error="no settlement-id column")]
@@ -130,17 +130,12 @@ class FakeFinance:
             FakeFinance.posted.setdefault(ref, f"JE-{len(FakeFinance.posted) + 1}")
             return PostResult(erp_journal_id=FakeFinance.posted[ref], posted_now=now)
 
-        @activity.defn(name="record_run_status")
-        def record_run_status(upd: RunStatusUpdate) -> bool:
-            fake.projections.append(upd)
-            return True
+        record_run_status = fake.record_run_status()
 
         return [list_settlement_reports, stage_settlement, match_settlement, classify_settlement,
                 check_settlement_totals, report_settlement, resolve_settlement_exceptions, build_settlement_journal,
                 post_settlement_journal, record_run_status]
 
-    def names(self) -> list[str]:
-        return [name for name, _ in self.calls]
 
 
 async def _worker(env, fake: FakeFinance):

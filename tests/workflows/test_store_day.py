@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 
 from activities.pos import PosStockInput, PosStockResult, PostJournalInput, store_local_date
 from canonical.finance import JournalEntry
-from canonical.ops import AnalystRequest, RunStatusUpdate
+from canonical.ops import AnalystRequest
 from canonical.pos import (
     CloseRequest,
     PosAccounts,
@@ -32,19 +32,20 @@ from canonical.pos import (
     StoreDaySummary,
     Tender,
 )
+from tests.workflows.standins import StandIns
 from workflows.store_day import StoreDay, StoreDayClose
 
 DAY = date(2024, 3, 9)
 AT = datetime(2024, 3, 9, 15, 0, tzinfo=UTC)
 
 
-class FakePos:
+class FakePos(StandIns):
     def __init__(self, *, unknown_sku: str | None = None) -> None:
+        super().__init__()
         self.unknown_sku = unknown_sku
         self.stock_calls: list[list[str]] = []
         self.journals: dict[str, JournalEntry] = {}
         self.post_calls: list[str] = []
-        self.projections: list[RunStatusUpdate] = []
 
     def acts(self) -> list:
         fake = self
@@ -64,10 +65,7 @@ class FakePos:
             fake.journals.setdefault(inp.journal.external_ref, inp.journal)
             return f"JE-{list(fake.journals).index(inp.journal.external_ref) + 1}"
 
-        @activity.defn(name="record_run_status")
-        def record_run_status(upd: RunStatusUpdate) -> bool:
-            fake.projections.append(upd)
-            return True
+        record_run_status = fake.record_run_status()
 
         return [apply_pos_stock, post_pos_journal, record_run_status, store_local_date]  # the real date helper
 
