@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -114,8 +115,9 @@ class OrderFulfillment(Runbook):
         order = inp.order
         self._project = workflow.patched(PROJECTION_PATCH)
         self._sa_on_change = workflow.patched(SA_ON_CHANGE_PATCH)
-        wanted = [sa.CHANNEL.value_set(order.channel), sa.EXTERNAL_ORDER_ID.value_set(order.external_order_id),
-                  sa.ORDER_STATUS.value_set(self.rb.status.value), sa.NEEDS_ATTENTION.value_set(False)]
+        wanted: list[SearchAttributeUpdate[Any]] = [
+            sa.CHANNEL.value_set(order.channel), sa.EXTERNAL_ORDER_ID.value_set(order.external_order_id),
+            sa.ORDER_STATUS.value_set(self.rb.status.value), sa.NEEDS_ATTENTION.value_set(False)]
         if self._sa_on_change:
             started = workflow.info().typed_search_attributes
             self._sa_current = {u.key.name: started.get(u.key) for u in wanted}
@@ -322,8 +324,8 @@ class OrderFulfillment(Runbook):
         self.rb.status = status
         if status != OrderStatus.NEEDS_ATTENTION:
             self.rb.reason = reason
-        wanted = [sa.ORDER_STATUS.value_set(status.value),
-                  sa.NEEDS_ATTENTION.value_set(status == OrderStatus.NEEDS_ATTENTION)]
+        wanted: list[SearchAttributeUpdate[Any]] = [
+            sa.ORDER_STATUS.value_set(status.value), sa.NEEDS_ATTENTION.value_set(status == OrderStatus.NEEDS_ATTENTION)]
         if self._sa_on_change:
             self._upsert_changed(wanted)
         else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from decimal import Decimal
+from typing import cast
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -255,7 +256,7 @@ class ReturnToRefund(Runbook):
             lines = [line for line in self._auth.lines if line.line_id in out]
             room = [(line.remaining_net - out[line.line_id][0]) + (line.remaining_tax - out[line.line_id][1])
                     for line in lines]
-            parts = self._req.adjustment.allocate([max(r.amount, 0) for r in room])
+            parts = self._req.adjustment.allocate(cast(list[Decimal | int], [max(r.amount, 0) for r in room]))
             for line, part, left in zip(lines, parts, room, strict=True):
                 part = min(part, max(left, zero))
                 uncredited = uncredited - part

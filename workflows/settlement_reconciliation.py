@@ -20,6 +20,7 @@ settlement that completed; one that failed or was cancelled may run again).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
@@ -112,7 +113,7 @@ class SettlementReconciliation(Runbook):
                                        f"{self.rb.reason}", type="SettlementCancelled", non_retryable=True) from None
             return result
         await self._wind_up()
-        return result
+        return cast(ReconciliationResult, result)  # set by the stage and match steps above
 
     async def _reconcile(self, inp: SettlementInput) -> ReconciliationResult:
         channel = inp.effective_channel

@@ -23,7 +23,8 @@ StoreDayClose (for a Temporal Schedule per store): signals `close` to the store 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import cast
 
 from temporalio import workflow
 from temporalio.exceptions import FailureError
@@ -373,9 +374,9 @@ class StoreDayClose:
 
     @workflow.run
     async def run(self, inp: StoreDayCloseInput) -> StoreDayCloseResult:
-        day = inp.business_date or await workflow.execute_local_activity(
+        day = cast(date, inp.business_date or await workflow.execute_local_activity(
             store_local_date, LocalDateInput(timezone=inp.timezone, days_ago=inp.days_ago),
-            start_to_close_timeout=timedelta(seconds=10), summary=f"Business date in {inp.timezone}")
+            start_to_close_timeout=timedelta(seconds=10), summary=f"Business date in {inp.timezone}"))
         wf_id = store_day_workflow_id(inp.store_id, day)
         handle = workflow.get_external_workflow_handle(wf_id)
         try:

@@ -58,6 +58,7 @@ def parse_amazon_datetime(value: str) -> datetime | None:
         return None
     # `2026-01-05 10:00:00 UTC` is ISO apart from the zone name
     iso = text[:-4] if text.endswith((" UTC", " GMT")) else text
+    parsed: datetime | None
     try:
         parsed = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     except ValueError:
