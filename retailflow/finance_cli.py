@@ -97,18 +97,13 @@ def settlements_fetch(
     """Run the provider's SettlementFetch now (what its schedule runs): list the provider's reports — with the
     Amazon SP-API adapter, download the new ones from the Reports API first — and start a SettlementReconciliation
     for each settlement not reconciled yet. Prints what was started."""
-    import uuid
-
-    from canonical.finance import FetchSettlementsInput, FetchSettlementsResult
+    from canonical.finance import FetchSettlementsResult
+    from starters.settlements import fetch_settlements_now
 
     settings = _settings()
 
     async def main() -> FetchSettlementsResult:
-        client = await _client(settings)
-        return await client.execute_workflow(
-            "SettlementFetch", FetchSettlementsInput(provider=provider, channel=channel),
-            id=f"settlement-fetch:{provider}:{uuid.uuid4().hex[:8]}", task_queue=settings.queue_for("finance"),
-            result_type=FetchSettlementsResult, static_summary=f"Fetch {provider} settlement reports (by hand)")
+        return await fetch_settlements_now(await _client(settings), settings, provider=provider, channel=channel)
 
     result = asyncio.run(main())
     typer.echo(json.dumps(result.model_dump(mode="json"), indent=2))
@@ -118,16 +113,12 @@ async def _run_reconcile(settings, inp, size: int, wait: bool) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from temporalio.client import WorkflowExecutionStatus
-    from temporalio.common import WorkflowIDConflictPolicy
 
-    from canonical.finance import ReconciliationResult, SettlementView
-    from workflows.settlement_reconciliation import SettlementReconciliation
+    from canonical.finance import SettlementView
+    from starters.settlements import start_reconciliation
 
     client = await _client(settings)
-    handle = await client.start_workflow(
-        SettlementReconciliation.run, inp, id=inp.workflow_id, task_queue=settings.queue_for("finance"),
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"Reconcile {inp.provider} settlement {inp.settlement_id} (by hand)")
+    handle = await start_reconciliation(client, settings, inp)
     if not wait:
         typer.echo(f"started {inp.workflow_id}")
         return
@@ -146,7 +137,7 @@ async def _run_reconcile(settings, inp, size: int, wait: bool) -> None:
                         progress.update(stage, completed=details.get("bytes", 0),
                                         description=f"staging {details.get('lines', 0):,} lines")
             try:
-                view = await handle.query(SettlementReconciliation.status, result_type=SettlementView)
+                view = await handle.query("status", result_type=SettlementView)
             except Exception:
                 view = None
             if view is not None:
@@ -167,7 +158,7 @@ async def _run_reconcile(settings, inp, size: int, wait: bool) -> None:
                 break
             await asyncio.sleep(0.5)
     try:
-        result = await handle.result(result_type=ReconciliationResult)
+        result = await handle.result()
     except Exception as exc:
         console.print(f"[red]failed[/]: {exc}")
         raise typer.Exit(1) from None

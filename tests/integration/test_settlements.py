@@ -144,3 +144,39 @@ async def test_schedule_apply_is_idempotent_and_trigger_reconciles(dev_env, engi
             await handle.delete()
         except Exception:
             pass
+
+
+async def test_reconcile_by_hand_follows_the_run_to_its_result(dev_env, engine, tmp_path, capsys):
+    """`retailflow settlements reconcile FILE` (starters.settlements.start_reconciliation + the progress loop)
+    prints the posted result of a settlement that balances. It used to report `failed` at the very end:
+    `handle.result(result_type=...)` is not an argument `result` takes (mypy found it)."""
+    import typer
+
+    from canonical.finance import SettlementInput
+    from retailflow.finance_cli import _run_reconcile
+    from tests.settlement_gen import generate_settlement
+
+    client = dev_env.client
+    task_queue = f"fin-{uuid.uuid4()}"
+    settings = Settings(data_dir=tmp_path, database_url=str(engine.url.render_as_string(hide_password=False)),
+                        task_queue=task_queue, temporal_address=client.service_client.config.target_host,
+                        otel_enabled=False)
+    path = tmp_path / "settlements" / "amazon" / "small.tsv"
+    path.parent.mkdir(parents=True)
+    gen = generate_settlement(path, 40, settlement_id=f"77{uuid.uuid4().int % 10**9:09d}")
+    seed_sales_orders(engine, "amazon", gen.orders)
+    acts = SettlementActivities(SettlementStore(engine), LocalErp(engine), LocalSettlementReports(tmp_path),
+                                finance_config(settings))
+    worker = Worker(client, task_queue=task_queue, workflows=[SettlementReconciliation],
+                    activities=[*acts.all(), *OpsActivities(StatusProjection(engine)).all()],
+                    activity_executor=concurrent.futures.ThreadPoolExecutor(8))
+    inp = SettlementInput(provider="amazon", settlement_id=gen.settlement_id, source=str(path))
+    async with worker:
+        try:
+            await _run_reconcile(settings, inp, path.stat().st_size, wait=True)
+        except typer.Exit as exc:  # parked (3) or failed (1): the output says why
+            raise AssertionError(f"exit {exc.exit_code}: {capsys.readouterr().out}") from None
+    out = capsys.readouterr().out
+    assert "posted" in out and "failed" not in out, out
+    result = await client.get_workflow_handle(inp.workflow_id, result_type=ReconciliationResult).result()
+    assert result.status == "posted" and result.matched_count == gen.line_count
