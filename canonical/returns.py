@@ -156,6 +156,46 @@ class AuthorizedReturn(CanonicalModel):
     lines: list[AuthorizedLine]
 
 
+def allocate_refund(auth: AuthorizedReturn, request: ReturnRequest,
+                quantities: dict[str, int]) -> tuple[dict[str, tuple[Money, Money]], Money]:
+    """ReturnToRefund's credit amounts, a pure rule. Net and tax to credit per line: the units' share of what was
+    charged, or the amount the channel refunded for the line, plus any lump-sum adjustment spread over the lines
+    — never more than is left to credit on a line (earlier credit notes included), so refunds never exceed what
+    was paid. Also returns what the channel said it refunded beyond those caps (explicit line amounts and the
+    lump sum)."""
+    cur = auth.currency
+    zero = Money.zero(cur)
+    asked = {line.line_id: line for line in request.lines}
+    out: dict[str, tuple[Money, Money]] = {}
+    uncredited = zero
+    for line in auth.lines:
+        if line.line_id not in quantities:
+            continue
+        req = asked.get(line.line_id)
+        if req is not None and req.amount is not None:
+            net, tax = req.amount, req.tax or zero
+        else:
+            net, tax = line.share(quantities[line.line_id])
+        capped = (min(net, max(line.remaining_net, zero)), min(tax, max(line.remaining_tax, zero)))
+        if req is not None and req.amount is not None:  # what the channel said it refunded, beyond the cap
+            uncredited = uncredited + (net - capped[0]) + (tax - capped[1])
+        out[line.line_id] = capped
+    if request.adjustment is not None:
+        uncredited = uncredited + request.adjustment
+        lines = [line for line in auth.lines if line.line_id in out]
+        room = [(line.remaining_net - out[line.line_id][0]) + (line.remaining_tax - out[line.line_id][1])
+                for line in lines]
+        parts = request.adjustment.allocate([max(r.amount, Decimal(0)) for r in room])
+        for line, part, left in zip(lines, parts, room, strict=True):
+            part = min(part, max(left, zero))
+            uncredited = uncredited - part
+            gross = line.line_net + line.line_tax
+            tax_part = Money.of(part.amount * line.line_tax.amount / gross.amount, cur) if not gross.is_zero else zero
+            net, tax = out[line.line_id]
+            out[line.line_id] = (net + part - tax_part, tax + tax_part)
+    return out, uncredited
+
+
 class RefundLine(CanonicalModel):
     line_id: str
     quantity: int = Field(ge=0)

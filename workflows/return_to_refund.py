@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from decimal import Decimal
-from typing import cast
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -51,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         ReturnStatus,
         ReturnToRefundInput,
         ReturnView,
+        allocate_refund,
     )
     from workflows import search_attributes as sa
     from workflows.runbook import (
@@ -229,42 +229,9 @@ class ReturnToRefund(Runbook):
                                 disposition=DISPOSITION_BY_CONDITION[rl.condition]) for rl in receipt.lines]
 
     def _amounts(self, quantities: dict[str, int]) -> tuple[dict[str, tuple[Money, Money]], Money]:
-        """Net and tax to credit per line: the units' share of what was charged, or the amount the channel
-        refunded for the line, plus any lump-sum adjustment spread over the lines — never more than is left to
-        credit on a line (earlier credit notes included), so refunds never exceed what was paid. Also returns what
-        the channel said it refunded beyond those caps (explicit line amounts and the lump sum)."""
+        """What to credit per line and what the channel refunded beyond it: canonical.returns.allocate_refund."""
         assert self._auth is not None
-        cur = self._auth.currency
-        zero = Money.zero(cur)
-        asked = {line.line_id: line for line in self._req.lines}
-        out: dict[str, tuple[Money, Money]] = {}
-        uncredited = zero
-        for line in self._auth.lines:
-            if line.line_id not in quantities:
-                continue
-            req = asked.get(line.line_id)
-            if req is not None and req.amount is not None:
-                net, tax = req.amount, req.tax or zero
-            else:
-                net, tax = line.share(quantities[line.line_id])
-            capped = (min(net, max(line.remaining_net, zero)), min(tax, max(line.remaining_tax, zero)))
-            if req is not None and req.amount is not None:  # what the channel said it refunded, beyond the cap
-                uncredited = uncredited + (net - capped[0]) + (tax - capped[1])
-            out[line.line_id] = capped
-        if self._req.adjustment is not None:
-            uncredited = uncredited + self._req.adjustment
-            lines = [line for line in self._auth.lines if line.line_id in out]
-            room = [(line.remaining_net - out[line.line_id][0]) + (line.remaining_tax - out[line.line_id][1])
-                    for line in lines]
-            parts = self._req.adjustment.allocate(cast(list[Decimal | int], [max(r.amount, 0) for r in room]))
-            for line, part, left in zip(lines, parts, room, strict=True):
-                part = min(part, max(left, zero))
-                uncredited = uncredited - part
-                gross = line.line_net + line.line_tax
-                tax_part = Money.of(part.amount * line.line_tax.amount / gross.amount, cur) if not gross.is_zero else zero
-                net, tax = out[line.line_id]
-                out[line.line_id] = (net + part - tax_part, tax + tax_part)
-        return out, uncredited
+        return allocate_refund(self._auth, self._req, quantities)
 
     async def _settle(self, quantities: dict[str, int], basis: str) -> None:
         """Credit note → refund through the channel → tax refund, for `quantities` per line."""
