@@ -183,6 +183,20 @@ class StoreDayTotals(CanonicalModel):
         return self.tenders.get(TenderType.CASH, ZERO)
 
 
+def merge_totals(a: StoreDayTotals, b: StoreDayTotals) -> StoreDayTotals:
+    """A store day's totals including its posted adjustments (what StoreDay shows): counts, amounts and tenders
+    added up; `a`'s currency unless it has none."""
+    if b.is_empty:
+        return a
+    tenders = dict(a.tenders)
+    for k, v in b.tenders.items():
+        tenders[k] = tenders.get(k, 0) + v
+    fields = ("transactions", "sales", "returns", "gross_sales", "sales_discounts", "sales_tax", "unitemized_sales",
+              "gross_returns", "returns_discounts", "returns_tax", "unitemized_returns")
+    return a.model_copy(update={"currency": a.currency or b.currency, "tenders": tenders,
+                                **{f: getattr(a, f) + getattr(b, f) for f in fields}})
+
+
 class PosAccounts(CanonicalModel):
     """GL accounts of a store day's journal (override with RETAILFLOW_POS_ACCOUNTS as JSON)."""
 

@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         StoreDaySummary,
         StoreDayTotals,
         build_store_day_journal,
+        merge_totals,
         store_day_workflow_id,
     )
     from workflows import search_attributes as sa
@@ -266,23 +267,10 @@ class StoreDay(Runbook):
         self._adjustments.append(PostedJournal(external_ref=ref, erp_journal_id=erp_id,
                                                transactions=self._late.transactions, net_sales=self._late.net_sales,
                                                posted_at=workflow.now()))
-        self._totals = self._merge(self._totals, self._late)
+        self._totals = merge_totals(self._totals, self._late)
         self._late = StoreDayTotals()
         self._late_since = None
         workflow.set_current_details(self._details())
-
-    @staticmethod
-    def _merge(a: StoreDayTotals, b: StoreDayTotals) -> StoreDayTotals:
-        """The day's totals including posted adjustments (for the status)."""
-        if b.is_empty:
-            return a
-        tenders = dict(a.tenders)
-        for k, v in b.tenders.items():
-            tenders[k] = tenders.get(k, 0) + v
-        fields = ("transactions", "sales", "returns", "gross_sales", "sales_discounts", "sales_tax", "unitemized_sales",
-                  "gross_returns", "returns_discounts", "returns_tax", "unitemized_returns")
-        return a.model_copy(update={"currency": a.currency or b.currency, "tenders": tenders,
-                                    **{f: getattr(a, f) + getattr(b, f) for f in fields}})
 
     def _window_end(self) -> datetime:
         closed = self._closed_at or workflow.now()
@@ -352,7 +340,7 @@ class StoreDay(Runbook):
 
     @workflow.query
     def status(self) -> StoreDaySummary:
-        shown = self._merge(self._totals, self._late)
+        shown = merge_totals(self._totals, self._late)
         counted = self._close_request.counted_cash if self._close_request and self._journal else None
         over = None if counted is None or self._cash_over_short is None else self._cash_over_short
         return StoreDaySummary(

@@ -24,6 +24,7 @@ from canonical.pos import (
     Tender,
     TenderType,
     build_store_day_journal,
+    merge_totals,
 )
 from tests.conftest import fixture_bytes
 
@@ -198,3 +199,13 @@ def test_pos_stock_is_idempotent_by_transaction_and_refuses_unknown_skus(engine)
     with pytest.raises(UnknownSku, match="NOPE"):
         stock.apply("S1", "S1", [_txn("T3", lines=[PosLine(sku="NOPE", quantity=1, unit_price="31.29")])])
     assert stock.apply("S1", "S1", [_txn("T4", lines=[], tenders=[Tender(type="card", amount="5")])]) == (0, 0)
+
+
+def test_merge_totals_adds_the_late_adjustments_to_the_day():
+    day = StoreDayTotals().add(_txn("T1")).add(_txn("T2", lines=[], tenders=[Tender(type="card", amount="7.00")]))
+    late = StoreDayTotals().add(_txn("L1", lines=[], tenders=[Tender(type="card", amount="3.00")]))
+    both = merge_totals(day, late)
+    assert both.transactions == 3 and both.unitemized_sales == day.unitemized_sales + Decimal("3.00")
+    assert both.tenders[TenderType.CARD] == Decimal("10.00") and both.currency == day.currency
+    assert merge_totals(day, StoreDayTotals()) is day  # nothing late: the day as it is
+    assert merge_totals(StoreDayTotals(), late).currency == late.currency
