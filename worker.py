@@ -16,9 +16,9 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from activities.amazon import AmazonActivities
 from activities.inventory import InventoryActivities
 from activities.ops import OpsActivities
+from activities.order_poll import OrderPollActivities
 from activities.orders import OrderActivities
 from activities.pos import PosActivities
 from activities.returns import ReturnActivities
@@ -32,11 +32,11 @@ from runtime.settings import Settings, get_settings
 from starters import signal_workflow
 from starters.inventory import relay_stock_changes, start_inventory_sync
 from starters.orders import start_order
-from starters.polls import start_amazon_poll
-from workflows.amazon_poll import AmazonOrderPoll
+from starters.polls import start_order_poll
 from workflows.inventory_drift import InventoryDrift
 from workflows.inventory_sync import InventorySync
 from workflows.order_fulfillment import OrderFulfillment
+from workflows.order_poll import ChannelOrderPoll
 from workflows.return_to_refund import ReturnToRefund
 from workflows.settlement_reconciliation import SettlementFetch, SettlementReconciliation
 from workflows.store_day import StoreDay, StoreDayClose
@@ -46,7 +46,7 @@ log = structlog.get_logger(__name__)
 # The workflows of each domain (runtime.settings.DOMAINS); a domain runs on its task queue
 # (RETAILFLOW_DOMAIN_TASK_QUEUES, default RETAILFLOW_TASK_QUEUE), so domains can have their own worker groups.
 DOMAIN_WORKFLOWS: dict[str, list] = {
-    "orders": [OrderFulfillment, AmazonOrderPoll],  # AmazonOrderPoll: SP-API order polling (docs/vendors.md)
+    "orders": [OrderFulfillment, ChannelOrderPoll],  # ChannelOrderPoll: polled channels (docs/vendors.md)
     "returns": [ReturnToRefund],  # docs/returns.md
     "inventory": [InventorySync, InventoryDrift],  # docs/inventory.md
     "finance": [SettlementReconciliation, SettlementFetch],  # docs/finance.md
@@ -71,16 +71,16 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
         bind_address=f"{settings.metrics_host}:{settings.temporal_sdk_metrics_port}")))
 
 
-def amazon_activities(settings: Settings) -> AmazonActivities:
-    """The order poll's activities: the SP-API client from settings (built on first use), orders started and
-    cancelled through the starters."""
+def order_poll_activities(settings: Settings) -> OrderPollActivities:
+    """The order poll's activities: each polled channel's feed (Amazon SP-API for RETAILFLOW_AMAZON_CHANNEL,
+    built from settings on first use), orders started and cancelled through the starters."""
     from adapters.marketplace.amazon_sp import build_amazon_sp
 
     async def start(client: Client, order: Order) -> tuple[str, bool]:
         return await start_order(client, settings, order)
 
-    return AmazonActivities(channel=settings.amazon_channel, api_factory=lambda: build_amazon_sp(settings),
-                            start_order=start, signal=signal_workflow)
+    return OrderPollActivities(feeds={settings.amazon_channel: lambda: build_amazon_sp(settings)},
+                               start_order=start, signal=signal_workflow)
 
 
 def worker_activities(adapters: Adapters, settings: Settings | None = None) -> list:
@@ -94,7 +94,7 @@ def worker_activities(adapters: Adapters, settings: Settings | None = None) -> l
             *(InventoryActivities(adapters, sync_starter=start_inventory_sync).all()
               if adapters.inventory is not None else []),
             *build_finance_activities(adapters, settings).all(), *PosActivities(adapters).all(),
-            *amazon_activities(settings).all()]
+            *order_poll_activities(settings).all()]
 
 
 def build_worker(
@@ -200,7 +200,9 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             client, adapters.inventory, task_queue=settings.queue_for("inventory"), stop=stop,
             poll_seconds=settings.inventory_outbox_poll_seconds, events_per_run=settings.inventory_sync_events_per_run)))
     if settings.amazon_poll_enabled:  # Amazon SP-API order polling (docs/vendors.md)
-        await start_amazon_poll(client, settings)
+        await start_order_poll(client, channel=settings.amazon_channel, task_queue=settings.queue_for("orders"),
+                               interval_seconds=settings.amazon_poll_interval_seconds,
+                               lookback_hours=settings.amazon_poll_lookback_hours)
     log.info("worker.started", task_queues=[w.task_queue for w in domain_workers], temporal=settings.temporal_address,
              partner_queues=sorted(settings.partner_activity_rate_limits))
     async with contextlib.AsyncExitStack() as stack:

@@ -251,7 +251,7 @@ class AmazonSettings(_Group):
     amazon_refresh_token: SecretStr = SecretStr("Atzr|retailflow-sandbox-refresh-token")
     amazon_marketplace_id: str = "ATVPDKIKX0DER"
     amazon_seller_id: str = Field(default="A-RETAILFLOW-SANDBOX", description="Merchant token, for feeds")
-    amazon_poll_enabled: bool = Field(default=False, description="The worker starts AmazonOrderPoll")
+    amazon_poll_enabled: bool = Field(default=False, description="The worker starts the Amazon channel's ChannelOrderPoll")
     amazon_poll_interval_seconds: int = Field(default=120, gt=0)
     amazon_poll_lookback_hours: int = Field(default=24, gt=0, description="First poll: orders updated since")
 

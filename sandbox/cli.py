@@ -153,7 +153,7 @@ def sandbox_amazon_order(
         "--line", help="SELLER_SKU:QUANTITY:UNIT_PRICE (repeatable); default AMZ-AVIATOR-BLK:1:89.99")] = None,
     order_id: Annotated[str | None, typer.Option(help="AmazonOrderId; default a fresh one")] = None,
 ) -> None:
-    """Place a merchant-fulfilled order in the Amazon sandbox; the platform's AmazonOrderPoll picks it up."""
+    """Place a merchant-fulfilled order in the Amazon sandbox; the platform's order poll (ChannelOrderPoll) picks it up."""
     import httpx
 
     from sandbox.demo import amazon_order, place_amazon_order

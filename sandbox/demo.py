@@ -173,7 +173,7 @@ def amazon_order(order_id: str | None = None, *, lines: list[tuple[str, int, str
 
 
 def place_amazon_order(settings: Settings, body: dict[str, Any]) -> str:
-    """Put an order into the Amazon sandbox; the platform's AmazonOrderPoll finds it at its next poll."""
+    """Put an order into the Amazon sandbox; the platform's order poll (ChannelOrderPoll) finds it at its next poll."""
     resp = httpx.post(f"{settings.amazon_sp_base_url}/_admin/orders", content=json.dumps(body),
                       headers={"Content-Type": "application/json"}, timeout=30)
     resp.raise_for_status()

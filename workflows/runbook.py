@@ -22,8 +22,8 @@ business story only (OrderFulfillment, ReturnToRefund, StoreDay, SettlementRecon
 Activities are found by name without SDK internals: a step's activity is routed to
 `rb.activity_queues[activity.__name__]` when the run was given partner task queues, so an activity a Runbook workflow
 runs must be registered under its method's name (`@activity.defn(name="reserve_stock") def reserve_stock`), as every
-one in activities/ is (only the Amazon poller's differ, and AmazonPoll does not park); `StepOptions.task_queue`
-names a queue explicitly.
+one in activities/ is (only the order poll's differ, and the poll does not park; tests/unit/test_architecture.py
+checks it); `StepOptions.task_queue` names a queue explicitly.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """StoreDay (id `storeday:{store_id}:{business_date}`): one store's POS trading day.
 
-- Transactions arrive by the `transactions` signal (signal-with-start from the API: Square webhooks, POS batches).
+- Transactions arrive by the `transactions` signal (signal-with-start from the API: POS webhooks and batches).
   Duplicates (offline replay, redelivered webhooks) are dropped by POS transaction id; each new transaction's stock
   movement is posted through one activity (idempotent by POS transaction id and line) and its money added to the
   day's running totals: sales, returns, discounts, tax, tenders per type.

@@ -49,6 +49,7 @@ from canonical.order import (
     ShippingLine,
     TaxLine,
 )
+from canonical.order_feed import FeedAction, FeedOrder, FeedPage, UnmappableOrder
 from canonical.returns import Refund
 
 log = structlog.get_logger(__name__)
@@ -60,7 +61,7 @@ TAX_EXCLUSIVE_MARKETPLACES = frozenset({"ATVPDKIKX0DER", "A2EUQ1WTGCTBG2", "A1AM
 FULFILLABLE_STATUSES = frozenset({"Unshipped", "PartiallyShipped"})
 
 
-class AmazonMappingError(ValueError):
+class AmazonMappingError(UnmappableOrder):
     """An Amazon payload cannot become a canonical model; the message says why."""
 
 
@@ -76,6 +77,15 @@ class OrderSummary(CanonicalModel):
     @property
     def fulfillable(self) -> bool:
         return self.order_status in FULFILLABLE_STATUSES and self.fulfillment_channel != "AFN"
+
+
+def feed_order(o: OrderSummary) -> FeedOrder:
+    """A getOrders row as the order feed port gives it: paid merchant-fulfilled orders start, Canceled ones
+    cancel, the rest (Pending, Shipped, fulfilled by Amazon) wait."""
+    action = (FeedAction.START if o.fulfillable else
+              FeedAction.CANCEL if o.order_status == "Canceled" else FeedAction.WAIT)
+    return FeedOrder(external_order_id=o.amazon_order_id, status=o.order_status, last_update_date=o.last_update_date,
+                     action=action)
 
 
 class OrdersPage(CanonicalModel):
@@ -433,6 +443,13 @@ class AmazonSpApi:
         else:
             raise ValueError("getOrders needs LastUpdatedAfter or a NextToken")
         return map_orders_page(self._json("GET", "/orders/v0/orders", params=params))
+
+    def feed_page(self, updated_after: datetime | None, next_token: str | None = None) -> FeedPage:
+        """The order feed port: a getOrders page with each order's action under Amazon's rules — paid
+        merchant-fulfilled orders (Unshipped, PartiallyShipped; not AFN) start, Canceled ones cancel, the rest
+        (Pending, Shipped…) wait for their next update."""
+        page = self.orders_page(updated_after, next_token)
+        return FeedPage(next_token=page.next_token, orders=[feed_order(o) for o in page.orders])
 
     def orders_since(self, last_updated_after: datetime) -> Iterator[OrderSummary]:
         page = self.orders_page(last_updated_after)

@@ -1,10 +1,13 @@
-"""Marketplace port: what the platform sends back to a sales channel."""
+"""Marketplace ports: what the platform sends back to a sales channel, and the order feed a channel is polled
+through (a channel that pushes webhooks needs none)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from canonical.order import Shipment
+from canonical.order import Order, Shipment
+from canonical.order_feed import FeedPage
 from canonical.returns import Refund
 
 
@@ -28,6 +31,18 @@ class MarketplaceAdapter(Protocol):
         `key`. Raise canonical.errors.RateLimited on a 429, ChannelRejected when the channel refuses the SKU.
         `sku` is the ERP item code, or — for an adapter whose `lists_by_channel_sku` is true (a real channel, which
         knows its listings only by its own SKUs) — each of the channel's SKUs for that item (`channel_skus_of`)."""
+
+
+@runtime_checkable
+class OrderFeed(Protocol):
+    """A channel polled for its orders (the order poll, workflows/order_poll.py)."""
+
+    def feed_page(self, updated_after: datetime | None, next_token: str | None = None) -> FeedPage:
+        """One page of orders updated since `updated_after` (or the page `next_token` names), each with the
+        action the channel's rules give it."""
+
+    def fetch_order(self, external_order_id: str) -> Order:
+        """The whole order, mapped; raise canonical.order_feed.UnmappableOrder when it cannot be mapped."""
 
 
 def lists_by_channel_sku(marketplace: object, channel: str) -> bool:

@@ -149,6 +149,25 @@ def test_get_orders_pages_through_next_token_and_fetches_full_orders(api):
     assert two.lines[0].quantity == 2 and two.lines[0].unit_price == Money.of("10.00", "USD")
 
 
+def test_the_order_feed_port_gives_each_order_its_action_under_amazons_rules(api):
+    """`feed_page` (the OrderFeed port the channel order poll uses): the published page's Pending order waits;
+    the sandbox's paid merchant-fulfilled orders start; AFN and Canceled rows get wait and cancel."""
+    from canonical.order_feed import FeedAction
+
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    first = api.feed_page(since)
+    assert first.orders[0].external_order_id == "902-1845936-5435065" and first.next_token
+    assert first.orders[0].action == FeedAction.START and first.orders[0].status == "Unshipped"
+    rows = [{**ORDERS["payload"]["Orders"][0], "AmazonOrderId": f"X-{i}", "OrderStatus": status,
+             "FulfillmentChannel": channel} for i, (status, channel) in
+            enumerate([("Unshipped", "AFN"), ("Canceled", "MFN"), ("Pending", "MFN"), ("PartiallyShipped", "MFN")])]
+    page = amz.map_orders_page({"payload": {"Orders": rows}})
+    assert [amz.feed_order(o).action for o in page.orders] == [
+        FeedAction.WAIT, FeedAction.CANCEL, FeedAction.WAIT, FeedAction.START]
+    published = amz.map_orders_page(load("orders_v0_getOrders_200_example.json"))  # the vendor's own example
+    assert amz.feed_order(published.orders[0]).action == FeedAction.WAIT  # Pending: not paid yet
+
+
 def test_sandbox_get_orders_answers_in_the_published_shape(api, sandbox):
     url = sandbox[1]
     token = api.http._client.auth.tokens.token()

@@ -2,7 +2,7 @@
 (Shopify and Amazon channels, ERPNext, AvaTax, ShipStation) talking to the sandboxes the dev stack serves.
 
 Orders: a signed Shopify orders/create (the README's sample, and a new order the Shopify sandbox sends itself) and
-an Amazon order found by AmazonOrderPoll → ERPNext sales order → AvaTax SalesInvoice → ShipStation order →
+an Amazon order found by the order poll (ChannelOrderPoll) → ERPNext sales order → AvaTax SalesInvoice → ShipStation order →
 SHIP_NOTIFY → shipments fetched → ERPNext delivery note → fulfillment in Shopify / confirmShipment in Amazon →
 ERPNext invoice → AvaTax commit. Returns: a Shopify return (refund on receipt), a Shopify refunds/create made by the
 merchant, an Amazon return (refund before receipt) → ERPNext credit note (return Sales Invoice), AvaTax
