@@ -156,7 +156,9 @@ class InventoryActivities:
     def take_stock_snapshot(self, inp: SnapshotInput) -> str:
         if inp.snapshot_id:
             return inp.snapshot_id
-        source = getattr(self.adapters, inp.source, None)
+        # the ERP port declares stock_snapshot; a WMS may offer it too (the StockSnapshotSource port)
+        candidates: dict[str, object] = {"erp": self.adapters.erp, "wms": self.adapters.wms}
+        source = candidates.get(inp.source)
         if not isinstance(source, StockSnapshotSource):
             raise ApplicationError(f"adapter {inp.source!r} cannot give a stock snapshot", type="NoSnapshotSource",
                                    non_retryable=True)

@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from canonical.finance import JournalEntry
 from canonical.fulfillment import InvoiceRef, Reservation, ResolvedLine, SalesOrderRef
+from canonical.inventory import StockSnapshotLine
 from canonical.order import CanonicalModel, Order, Shipment, TaxQuote
 from canonical.returns import AuthorizedReturn, CreditNote, DispositionLine, ReturnRequest
 from canonical.settlement_matching import BookedOrderTotal, CreditNoteFacts, ErpOrderFacts
@@ -82,6 +83,10 @@ class ErpAdapter(Protocol):
 
     def restock(self, receipt_key: str, lines: list[DispositionLine]) -> int:
         """Put `restock` units back on hand; idempotent by receipt key; returns the units added."""
+
+    # -- inventory (additive) --
+    def stock_snapshot(self) -> list[StockSnapshotLine]:
+        """On-hand per SKU and location as the ERP sees it now (drift reconciliation compares the ledger)."""
 
     # -- finance (additive) --
     def post_journal(self, journal: JournalEntry) -> str:
