@@ -1,6 +1,6 @@
 """Alembic migrations of the platform database, on SQLite and (RETAILFLOW_TEST_DATABASE_URL) PostgreSQL.
 
-The comparison is against the *live* `retailflow.db.metadata`: a table or column added to the models without a
+The comparison is against the *live* `adapters.sql.metadata`: a table or column added to the models without a
 new revision makes `test_migrations_match_models` fail (docs/deployment.md, "Adding a migration").
 """
 
@@ -88,7 +88,7 @@ def test_migrations_match_models(empty_db_url):
     revision, diffs = _differences(empty_db_url)
     assert revision == head_revision()
     assert _summary(diffs) == [], (
-        "retailflow/db.py differs from the migrations: add a revision (docs/deployment.md, 'Adding a migration')")
+        "the tables in adapters/sql differ from the migrations: add a revision (docs/deployment.md, 'Adding a migration')")
     assert _tables(empty_db_url) == set(db.metadata.tables) | {"alembic_version"}
     # reference data: the embedded tax engine's rates, once, even when upgrade runs again
     assert upgrade_database(empty_db_url).before == head_revision()
@@ -100,6 +100,18 @@ def test_migrations_match_models(empty_db_url):
         eng.dispose()
 
 
+def test_replicas_starting_together_upgrade_one_at_a_time(empty_db_url):
+    """`retailflow worker` and `retailflow api` upgrade before they start; several replicas at once must not
+    collide (PostgreSQL: an advisory lock; SQLite: the write lock): one migrates, the others find head."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: upgrade_database(empty_db_url), range(4)))
+    assert sorted((r.before is None) for r in results) == [False, False, False, True]
+    assert {r.after for r in results} == {head_revision()}
+    assert _differences(empty_db_url) == (head_revision(), [])
+
+
 def test_baseline_revision_creates_the_baseline_tables(empty_db_url):
     upgrade_database(empty_db_url, BASELINE_REVISION)
     assert _tables(empty_db_url) == BASELINE_TABLES | {"alembic_version"}
@@ -107,7 +119,7 @@ def test_baseline_revision_creates_the_baseline_tables(empty_db_url):
 
 def test_schema_made_by_db_init_is_adopted(empty_db_url):
     engine = db.make_engine(empty_db_url)
-    db.create_schema(engine)  # what `retailflow db init` (and the worker at start) does
+    db.create_schema(engine)  # what `retailflow db init` (and the worker at start) did before migrations
     engine.dispose()
     result = upgrade_database(empty_db_url)
     assert result.adopted and result.before is None and result.after == head_revision()
