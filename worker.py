@@ -178,6 +178,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     from adapters.sql import make_engine
     from adapters.wms.local import LocalWms, run_shipper
 
+    settings.check_production()  # RETAILFLOW_ENV=production: no published default or empty secret
     stop = stop or asyncio.Event()
     # the schema is Alembic's: `retailflow worker` and the dev stack upgrade it first (retailflow/migrate.py)
     engine = make_engine(settings.effective_database_url)

@@ -56,6 +56,7 @@ class CorrelationMiddleware:
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None,
                client: Client | None = None) -> FastAPI:
     settings = settings or get_settings()
+    settings.check_production()  # RETAILFLOW_ENV=production: no published default or empty secret
     own_engine = engine is None
 
     @asynccontextmanager

@@ -42,6 +42,19 @@ def _settings(**overrides) -> Settings:
     return settings
 
 
+def _production_ready(settings: Settings) -> None:
+    """RETAILFLOW_ENV=production: refuse to start with a default or empty secret, naming each setting."""
+    from runtime.settings import ProductionConfigError
+
+    try:
+        settings.check_production()
+    except ProductionConfigError as exc:
+        typer.secho("refusing to start with RETAILFLOW_ENV=production:", fg="red", err=True)
+        for problem in exc.problems:
+            typer.secho(f"  {problem}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
 def _migrated(settings: Settings) -> None:
     """Bring the platform database to the head migration (Alembic owns the schema; processes never create
     tables themselves). Serialized across processes, so replicas may start together; off with
@@ -94,6 +107,7 @@ def worker() -> None:
     from worker import run_worker
 
     settings = _settings()
+    _production_ready(settings)
     if settings.migrate_on_start:
         _migrated(settings)
 
@@ -121,6 +135,7 @@ def api(
     from retailflow.devstack import _ApiServer
 
     settings = _settings(api_host=host, api_port=port)
+    _production_ready(settings)
     if settings.migrate_on_start:
         _migrated(settings)
     server = _ApiServer(uvicorn.Config(create_app(settings), host=settings.api_host, port=settings.api_port))

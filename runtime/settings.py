@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,7 @@ class DatabaseSettings(_Group):
         default=True, description="`retailflow worker` and `retailflow api` bring the database to the head "
         "migration before they start (serialized across replicas); false where a release job runs "
         "`retailflow db upgrade` first")
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
@@ -313,11 +315,67 @@ class SandboxSettings(_Group):
         "it is created, then sends SHIP_NOTIFY; none: only `POST /_admin/ship/{orderId}` ships")
 
 
-class Settings(DatabaseSettings, TemporalSettings, ApiSettings, OrderSettings, InventorySettings, FinanceSettings,
-               PosSettings, ObservabilitySettings, AdapterSelection, EmbeddedWmsSettings, ShopifySettings,
-               AmazonSettings, ShipStationSettings, AvalaraSettings, ErpNextSettings, SandboxSettings):
+class DeploymentSettings(_Group):
+    """Where this process runs. `production` refuses to start with a published default or an empty secret."""
+
+    env: Literal["development", "production"] = Field(
+        default="development", description="RETAILFLOW_ENV: `production` makes the API and the worker refuse "
+        "every default or empty secret they would use (webhook secrets, the selected vendors' credentials)")
+
+
+class ProductionConfigError(ValueError):
+    """RETAILFLOW_ENV=production with secrets left at their published defaults (or empty): one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("refusing to start with RETAILFLOW_ENV=production:\n" + "\n".join(problems))
+        self.problems = problems
+
+
+class Settings(DeploymentSettings, DatabaseSettings, TemporalSettings, ApiSettings, OrderSettings,
+               InventorySettings, FinanceSettings, PosSettings, ObservabilitySettings, AdapterSelection,
+               EmbeddedWmsSettings, ShopifySettings, AmazonSettings, ShipStationSettings, AvalaraSettings,
+               ErpNextSettings, SandboxSettings):
     """All of retailflow's settings: the groups above in one object, env `RETAILFLOW_*` (names unchanged by
     the grouping). The composition root hands each adapter or activity the group it needs."""
+
+    def secrets_in_use(self) -> list[str]:
+        """The secret settings this configuration relies on: the webhook secrets of the routes the API always
+        serves, and the credentials of each vendor adapter selected."""
+        names = ["shopify_webhook_secret", "square_webhook_signature_key", "local_wms_webhook_secret"]
+        if self.erp_adapter.strip().lower() == "erpnext":
+            names += ["erpnext_api_key", "erpnext_api_secret"]
+        if self.tax_adapter.strip().lower() == "avalara":
+            names += ["avalara_account_id", "avalara_license_key"]
+        if self.wms_adapter.strip().lower() == "shipstation":
+            names += ["shipstation_api_key", "shipstation_api_secret", "shipstation_webhook_token"]
+        vendors = {name.strip().lower() for name in self.marketplace_adapters.values()}
+        if "shopify" in vendors:
+            names += ["shopify_admin_access_token"]
+        if "amazon" in vendors or self.amazon_poll_enabled:
+            names += ["amazon_lwa_client_id", "amazon_lwa_client_secret", "amazon_refresh_token"]
+        return names
+
+    def production_problems(self) -> list[str]:
+        """One line per secret in use that is empty or still the published default (nothing outside production)."""
+        if self.env != "production":
+            return []
+        problems = []
+        for name in self.secrets_in_use():
+            value = getattr(self, name)
+            raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+            default = type(self).model_fields[name].get_default(call_default_factory=True)
+            default_raw = default.get_secret_value() if isinstance(default, SecretStr) else default
+            if raw is None or not str(raw).strip():
+                problems.append(f"RETAILFLOW_{name.upper()} is not set")
+            elif raw == default_raw:
+                problems.append(f"RETAILFLOW_{name.upper()} is the published development default")
+        return problems
+
+    def check_production(self) -> None:
+        """Raise ProductionConfigError when RETAILFLOW_ENV=production meets a default or empty secret."""
+        problems = self.production_problems()
+        if problems:
+            raise ProductionConfigError(problems)
 
 
 @lru_cache

@@ -4,6 +4,7 @@ registers exactly the search attributes the workflows use."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -151,9 +152,27 @@ def test_retailflow_env_parses_as_settings(services, monkeypatch):
 
 def test_secrets_are_required_not_defaulted(services):
     env = _env(services["api"])
-    for key in ("RETAILFLOW_SHOPIFY_WEBHOOK_SECRET", "RETAILFLOW_LOCAL_WMS_WEBHOOK_SECRET"):
+    for key in ("RETAILFLOW_SHOPIFY_WEBHOOK_SECRET", "RETAILFLOW_LOCAL_WMS_WEBHOOK_SECRET",
+                "RETAILFLOW_SQUARE_WEBHOOK_SIGNATURE_KEY"):
         assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]*\}", env[key]), f"{key} must come from .env, not a default"
     assert ":?" in _env(services["postgresql"])["POSTGRES_PASSWORD"]
+
+
+def test_the_stack_runs_in_production_mode_with_every_secret_it_uses_from_env(services):
+    """RETAILFLOW_ENV=production for the API and the workers, and each secret that mode checks is required
+    from .env (so the stack starts only with real values)."""
+    for name in ("api", "worker"):
+        env = _env(services[name])
+        assert env["RETAILFLOW_ENV"] == "production"
+        with pytest.MonkeyPatch.context() as m:
+            for key in [k for k in os.environ if k.startswith("RETAILFLOW_")]:
+                m.delenv(key)
+            for key, value in env.items():
+                m.setenv(key, _interpolate(value))
+            s = Settings(_env_file=None)
+            assert s.env == "production" and s.production_problems() == []
+            for field in s.secrets_in_use():
+                assert f"RETAILFLOW_{field.upper()}" in env, f"{name}: {field} is checked but not passed"
 
 
 def test_namespace_and_search_attributes(services):
