@@ -225,6 +225,10 @@ class ShopifySettings(_Group):
         default=SecretStr("retailflow-dev-shopify-secret"),
         description="Shopify app client secret used to verify X-Shopify-Hmac-Sha256",
     )
+    shopify_webhook_max_age_seconds: int = Field(
+        default=4 * 3600 + 300, ge=0, description="Replay window: a delivery whose X-Shopify-Triggered-At is "
+        "older is quarantined (409), not processed. Default: Shopify's documented retry span (8 tries over 4 "
+        "hours) plus 5 minutes; 0 turns the check off")
     shopify_previous_webhook_secret: SecretStr | None = Field(
         default=None, description="The previous secret, accepted during a secret rotation"
     )

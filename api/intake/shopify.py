@@ -40,7 +40,30 @@ class ShopifySource(Source):
                         topic=shopify.header(d.headers, "topic"), delivery_id=shopify.header(d.headers, "webhook-id"))
 
     def identify(self, d: Delivery) -> Key:
-        return Key(shopify.header(d.headers, "topic"), shopify.header(d.headers, "webhook-id"))
+        key = Key(shopify.header(d.headers, "topic"), shopify.header(d.headers, "webhook-id"))
+        self._fresh(d, key)
+        return key
+
+    @staticmethod
+    def _fresh(d: Delivery, key: Key) -> None:
+        """The replay window: a signed delivery triggered longer ago than Shopify keeps retrying is a replay
+        (a captured request sent again under a new webhook id), so it is quarantined, not processed. An
+        analyst's replay of a quarantined copy is deliberate and not held to it."""
+        limit = d.settings.shopify_webhook_max_age_seconds
+        raw = shopify.header(d.headers, "triggered-at")
+        if d.replay or not limit or not raw:
+            return
+        try:
+            when = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise Fault(400, f"X-Shopify-Triggered-At {raw[:64]!r} is not an ISO 8601 timestamp",
+                        topic=key.topic, delivery_id=key.delivery_id) from None
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
+        age = (datetime.now(UTC) - when).total_seconds()
+        if age > limit:
+            raise Fault(409, f"delivery triggered at {when.isoformat()}, {age / 3600:.1f} h ago: beyond the "
+                             f"{limit} s replay window (RETAILFLOW_SHOPIFY_WEBHOOK_MAX_AGE_SECONDS)",
+                        topic=key.topic, delivery_id=key.delivery_id)
 
     async def map(self, d: Delivery, key: Key) -> Act | Ignored:
         try:

@@ -260,3 +260,42 @@ def test_shipstation_route_token_and_faults(engine, fake):
     [row] = quarantined(engine)
     assert bad.json() == {"detail": "not a ShipStation webhook body: KeyError: 'resource_url'", "quarantine_id": row["id"]}
     assert (row["source"], row["topic"], row["status_code"]) == ("shipstation", None, 422)
+
+
+def test_a_delivery_older_than_the_replay_window_is_quarantined_not_processed(http, engine, fake):
+    """A captured, correctly signed order sent again weeks later under a new webhook id must not start a run."""
+    from datetime import UTC, datetime, timedelta
+
+    body = order_body("820982911946154777")
+    old = (datetime.now(UTC) - timedelta(days=21)).isoformat().replace("+00:00", "Z")
+    stale = http.post("/webhooks/shopify", content=body,
+                      headers={**shopify_headers(body, webhook_id="wh-replayed"), "X-Shopify-Triggered-At": old})
+    assert stale.status_code == 409, stale.text
+    assert "replay window" in stale.json()["detail"] and fake.starts == []
+    [row] = quarantined(engine)
+    assert (row["delivery_id"], row["status_code"]) == ("wh-replayed", 409)
+    assert row["headers"]["x-shopify-triggered-at"] == old
+    # a fresh delivery of the same order is taken; a garbled timestamp is refused with 400
+    now = datetime.now(UTC).isoformat()
+    fresh = http.post("/webhooks/shopify", content=body,
+                      headers={**shopify_headers(body, webhook_id="wh-fresh"), "X-Shopify-Triggered-At": now})
+    assert fresh.status_code == 202 and len(fake.starts) == 1
+    garbled = http.post("/webhooks/shopify", content=body,
+                        headers={**shopify_headers(body, webhook_id="wh-x"), "X-Shopify-Triggered-At": "yesterday"})
+    assert garbled.status_code == 400 and "ISO 8601" in garbled.json()["detail"]
+
+
+async def test_an_analysts_replay_of_the_stale_copy_is_not_held_to_the_window(engine, settings, fake):
+    from datetime import UTC, datetime, timedelta
+
+    body = order_body("820982911946154888")
+    old = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    headers = {**shopify_headers(body, webhook_id="wh-late"), "X-Shopify-Triggered-At": old}
+
+    async def client():
+        return fake
+
+    first = await pipeline.take(SOURCES["shopify"], engine, client, settings, body, headers)
+    assert first.status_code == 409 and fake.starts == []
+    again = await pipeline.take(SOURCES["shopify"], engine, client, settings, body, headers, replay=True)
+    assert again.status_code == 202 and len(fake.starts) == 1
