@@ -12,7 +12,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from canonical.fulfillment import OrderFulfillmentInput
+from canonical.fulfillment import AnalystAction, OrderFulfillmentInput
 from canonical.order import Order
 from runtime.settings import Settings
 from starters import TemporalUnavailable
@@ -27,8 +27,12 @@ def channel_allows_backorder(settings: Settings, channel: str) -> bool:
     return settings.allow_backorder if policy is None or policy.backorder is None else policy.backorder
 
 
-async def start_order(client: Client, settings: Settings, order: Order) -> tuple[str, bool]:
-    """Start the order's workflow; (workflow id, duplicate?). The id is the business key."""
+async def start_order(client: Client, settings: Settings, order: Order, *,
+                      cancel: AnalystAction | None = None) -> tuple[str, bool]:
+    """Start the order's workflow; (workflow id, duplicate?). The id is the business key.
+
+    With `cancel` (the channel cancelled the order before it arrived) the run starts with its `cancel` signal
+    (signal-with-start), so the cancel wins before the first step; a run already open gets the signal."""
     wf_id = order.workflow_id
     items = sum(line.quantity for line in order.lines)
     summary = (f"{order.channel} order {order.order_number or order.external_order_id}: {items} item(s), "
@@ -43,7 +47,6 @@ async def start_order(client: Client, settings: Settings, order: Order) -> tuple
                                   activity_task_queues=settings.activity_task_queues),
             id=wf_id, task_queue=settings.queue_for("orders"),
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(sa.CHANNEL, order.channel),
                 SearchAttributePair(sa.EXTERNAL_ORDER_ID, order.external_order_id),
@@ -52,6 +55,10 @@ async def start_order(client: Client, settings: Settings, order: Order) -> tuple
                 SearchAttributePair(sa.SKUS, sorted({line.channel_sku for line in order.lines})),
             ]),
             static_summary=summary, static_details=f"Order lines:\n{details}",
+            # signal-with-start takes the running run (USE_EXISTING); a plain start fails on it (a duplicate)
+            **({"start_signal": "cancel", "start_signal_args": [cancel],
+                "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING} if cancel is not None
+               else {"id_conflict_policy": WorkflowIDConflictPolicy.FAIL}),
         )
         return wf_id, False
     except WorkflowAlreadyStartedError:

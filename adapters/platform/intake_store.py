@@ -37,6 +37,36 @@ class IntakeStore:
         except IntegrityError:
             pass  # a concurrent duplicate recorded it first
 
+    # -- cancellations that overtook their order ---------------------------------------------------------------
+    def hold_cancel(self, workflow_id: str, *, source: str, delivery_id: str | None, actor: str, reason: str) -> None:
+        """Keep a channel's cancel of an order no workflow runs for yet; the first one is kept."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(db.early_cancels.insert().values(
+                    workflow_id=workflow_id, source=source, delivery_id=delivery_id, actor=actor, reason=reason))
+        except IntegrityError:
+            pass  # already held (a duplicate delivery, or a replay)
+
+    def held_cancel(self, workflow_id: str) -> dict[str, Any] | None:
+        """The cancel held for the order, if any and not yet applied."""
+        t = db.early_cancels
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where((t.c.workflow_id == workflow_id) & t.c.applied_at.is_(None))
+                               ).mappings().first()
+        return dict(row) if row is not None else None
+
+    def cancel_applied(self, workflow_id: str) -> None:
+        """The order's run started with the held cancel: mark it applied, and resolve its quarantined copy."""
+        t, q = db.early_cancels, db.quarantine
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.c.source, t.c.delivery_id).where(t.c.workflow_id == workflow_id)).first()
+            conn.execute(update(t).where(t.c.workflow_id == workflow_id).values(applied_at=db.utcnow()))
+            if row is not None and row.delivery_id:
+                conn.execute(update(q).where((q.c.source == row.source) & (q.c.delivery_id == row.delivery_id)
+                                             & q.c.resolved.is_(False)).values(
+                    resolved=True, replayed_at=db.utcnow(),
+                    replay_result=f"applied when {workflow_id} started: the cancel won"))
+
     # -- quarantine ------------------------------------------------------------------------------------------
     def quarantine(self, *, source: str, topic: str | None, delivery_id: str | None, headers: dict[str, str],
                    body: bytes, reason: str, status_code: int) -> int:

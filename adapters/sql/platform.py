@@ -63,3 +63,15 @@ quarantine = Table(
     Column("replay_result", Text),
     Column("resolved", Boolean, nullable=False, default=False),
 )
+
+early_cancels = Table(  # a channel's cancellation that arrived before its order: the create that follows obeys it
+    "early_cancels",
+    metadata,
+    Column("workflow_id", String(255), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("delivery_id", String(255)),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("applied_at", UtcDateTime()),
+)

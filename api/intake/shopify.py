@@ -86,10 +86,15 @@ class ShopifySource(Source):
         order = shopify.map_order(payload, channel=d.settings.shopify_channel)
 
         async def act() -> Accepted:
-            wf_id, duplicate = await start_order(await d.client(), d.settings, order)
+            # a cancel that overtook this order was held (see _cancel): the run starts with it, so it never ships
+            held = await asyncio.to_thread(d.store.held_cancel, order.workflow_id)
+            cancel = AnalystAction(actor=held["actor"], reason=held["reason"]) if held else None
+            wf_id, duplicate = await start_order(await d.client(), d.settings, order, cancel=cancel)
+            if held:
+                await asyncio.to_thread(d.store.cancel_applied, wf_id)
             log.info("intake.order", channel=order.channel, external_id=order.external_order_id, workflow_id=wf_id,
-                     duplicate=duplicate)
-            return _started(wf_id, duplicate)
+                     duplicate=duplicate, cancelled_on_arrival=held is not None)
+            return _started(wf_id, duplicate, **({"cancelled_on_arrival": True} if held else {}))
 
         return act
 
@@ -125,11 +130,15 @@ class ShopifySource(Source):
         reason = payload.get("cancel_reason") or "cancelled in Shopify"
 
         async def cancel() -> Accepted:
-            if not await signal_workflow(await d.client(), wf_id, "cancel",
-                                         AnalystAction(actor=f"channel:{channel}", reason=str(reason))):
-                # No running order yet (the cancel overtook the create) or it has closed: keep it for an analyst.
-                raise Fault(202, f"no running workflow {wf_id} to cancel",
-                            body={"workflow_id": wf_id, "duplicate": False, "signalled": False})
+            actor = f"channel:{channel}"
+            if not await signal_workflow(await d.client(), wf_id, "cancel", AnalystAction(actor=actor, reason=str(reason))):
+                # No running order yet (the cancel overtook the create) or it has closed: the cancel is held, so
+                # the create that follows starts cancelled and never ships; a copy is kept for an analyst too.
+                await asyncio.to_thread(d.store.hold_cancel, wf_id, source=d.source,
+                                        delivery_id=shopify.header(d.headers, "webhook-id"), actor=actor,
+                                        reason=str(reason))
+                raise Fault(202, f"no running workflow {wf_id} to cancel: held for the order's arrival",
+                            body={"workflow_id": wf_id, "duplicate": False, "signalled": False, "held": True})
             return Accepted(wf_id, Outcome(202, {"workflow_id": wf_id, "duplicate": False, "signalled": True}))
 
         return cancel

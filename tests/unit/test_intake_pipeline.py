@@ -60,6 +60,10 @@ class FakeClient:
             raise self.broken
         if self.unavailable:
             raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+        if kwargs.get("start_signal"):  # signal-with-start: signals a running run, else starts one with it
+            self.signals.append((id, kwargs["start_signal"], *kwargs.get("start_signal_args", [])))
+            if id in self.running:
+                return
         if id in self.running:
             raise WorkflowAlreadyStartedError(id, workflow)
         self.running.add(id)
@@ -221,8 +225,9 @@ def test_cancel_before_the_order_is_kept_and_answers_202(http, engine, fake):
     assert resp.status_code == 202, resp.text
     [row] = quarantined(engine)
     assert resp.json() == {"workflow_id": "order:shopify:4242", "duplicate": False, "signalled": False,
-                           "quarantine_id": row["id"]}
-    assert row["reason"] == "no running workflow order:shopify:4242 to cancel"
+                           "held": True, "quarantine_id": row["id"]}
+    assert row["reason"] == "no running workflow order:shopify:4242 to cancel: held for the order's arrival"
+    assert IntakeStore(engine).held_cancel("order:shopify:4242")["reason"] == "customer"
     assert IntakeStore(engine).seen("shopify", "wh-c") is None  # not taken: a redelivery is tried again
 
 
@@ -299,3 +304,24 @@ async def test_an_analysts_replay_of_the_stale_copy_is_not_held_to_the_window(en
     assert first.status_code == 409 and fake.starts == []
     again = await pipeline.take(SOURCES["shopify"], engine, client, settings, body, headers, replay=True)
     assert again.status_code == 202 and len(fake.starts) == 1
+
+
+def test_a_cancel_that_overtakes_its_order_wins_when_the_order_arrives(http, engine, fake):
+    """orders/cancelled before orders/create: the cancel is held (and a copy quarantined); the create then starts
+    the run with its `cancel` signal, so it is cancelled before its first step and never ships."""
+    body = order_body("820982911946154999")
+    early = http.post("/webhooks/shopify", content=body,
+                      headers=shopify_headers(body, topic="orders/cancelled", webhook_id="wh-cancel"))
+    assert early.status_code == 202 and early.json()["signalled"] is False and early.json()["held"] is True
+    wf_id = early.json()["workflow_id"]
+    assert fake.starts == [] and [r["delivery_id"] for r in quarantined(engine)] == ["wh-cancel"]
+    create = http.post("/webhooks/shopify", content=body, headers=shopify_headers(body, webhook_id="wh-create"))
+    assert create.status_code == 202 and create.json()["cancelled_on_arrival"] is True
+    assert fake.starts == [("OrderFulfillment", wf_id)]
+    [(signalled_id, name, action)] = fake.signals
+    assert (signalled_id, name, action.actor) == (wf_id, "cancel", "channel:shopify")
+    [row] = quarantined(engine)
+    assert row["resolved"] is True and "the cancel won" in row["replay_result"]
+    # the held cancel was used once: a later delivery of the order under another id is a plain duplicate
+    again = http.post("/webhooks/shopify", content=body, headers=shopify_headers(body, webhook_id="wh-create-2"))
+    assert again.status_code == 200 and again.json()["duplicate"] is True and len(fake.signals) == 1
