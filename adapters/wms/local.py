@@ -31,9 +31,10 @@ def sign(body: bytes, secret: str) -> str:
 
 
 def verify(body: bytes, signature: str | None, secret: str) -> bool:
+    """Constant-time, over bytes: a header with characters outside ASCII is a mismatch, never an error."""
     if not signature:
         return False
-    return hmac.compare_digest(sign(body, secret), signature.strip())
+    return hmac.compare_digest(sign(body, secret).encode("ascii"), signature.strip().encode("utf-8", "replace"))
 
 
 class LocalWms:

@@ -325,3 +325,13 @@ def test_a_cancel_that_overtakes_its_order_wins_when_the_order_arrives(http, eng
     # the held cancel was used once: a later delivery of the order under another id is a plain duplicate
     again = http.post("/webhooks/shopify", content=body, headers=shopify_headers(body, webhook_id="wh-create-2"))
     assert again.status_code == 200 and again.json()["duplicate"] is True and len(fake.signals) == 1
+
+
+def test_a_non_ascii_warehouse_signature_is_a_401_not_a_500(http, engine):
+    """The warehouse signature used to be compared as text: a header outside ASCII raised TypeError (500)."""
+    from adapters.wms.local import verify
+
+    body = b'{"external_ref": "order:shopify:1"}'
+    assert verify(body, "s\u00efgn\u00e9", "secret") is False
+    resp = http.post("/webhooks/wms/local", content=body, headers={SIGNATURE_HEADER: "s\u00efgn\u00e9".encode("latin-1")})
+    assert resp.status_code == 401, resp.text
