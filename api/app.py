@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import asynccontextmanager
 
 import structlog
@@ -53,6 +54,53 @@ class CorrelationMiddleware:
             correlation_id.reset(token)
 
 
+class BodyLimitMiddleware:
+    """413 for a request body over the limit, before it is read whole: at once from Content-Length, or while a
+    chunked body streams in (buffered up to the limit, then handed on). Webhook routes stream with their own
+    limit (RETAILFLOW_MAX_WEBHOOK_BYTES) and are left to it."""
+
+    def __init__(self, app, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def _too_large(self, send) -> None:
+        body = json.dumps({"detail": f"request body exceeds {self.limit} bytes"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope.get("path", "").startswith("/webhooks/") or \
+                scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        length = next((v for k, v in scope.get("headers", []) if k == b"content-length"), None)
+        if length is not None:
+            if not length.isdigit() or int(length) > self.limit:
+                await self._too_large(send)
+                return
+            await self.app(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:  # chunked: read at most the limit before the app sees anything
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                await self._too_large(send)
+                return
+            if not message.get("more_body"):
+                break
+        buffered = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replay():
+            return buffered.pop() if buffered else await receive()
+
+        await self.app(scope, replay, send)
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None,
                client: Client | None = None) -> FastAPI:
     settings = settings or get_settings()
@@ -88,6 +136,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(pos_router.router)  # POS store days and the Square webhook (docs/pos.md)
     app.include_router(shipstation.router)  # ShipStation SHIP_NOTIFY (docs/vendors.md)
 
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(CorrelationMiddleware)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
