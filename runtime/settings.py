@@ -117,6 +117,9 @@ class ApiSettings(_Group):
     api_port: int = 8000
     api_base_url: str | None = Field(default=None, description="How the embedded WMS reaches the API")
     max_webhook_bytes: int = 2 * 1024 * 1024
+    quarantine_unsigned_bytes: int = Field(
+        default=4096, ge=0, description="Of a delivery refused for its signature (401), only this many bytes are "
+        "quarantined: an unauthenticated sender cannot fill the database")
     max_request_bytes: int = Field(
         default=2 * 1024 * 1024, gt=0, description="Every other route refuses a larger body with 413 before "
         "reading it whole (webhooks: RETAILFLOW_MAX_WEBHOOK_BYTES)")

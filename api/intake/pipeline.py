@@ -125,8 +125,13 @@ class Delivery:
         await asyncio.to_thread(self.store.record, self.source, delivery_id, topic, workflow_id)
 
     async def quarantine(self, *, topic: str | None, delivery_id: str | None, reason: str, status_code: int) -> int:
+        body = self.body
+        keep = self.settings.quarantine_unsigned_bytes
+        if status_code == 401 and len(body) > keep:
+            # an unauthenticated sender must not fill the database: a bounded prefix is evidence enough
+            reason, body = f"{reason} (first {keep} of {len(body)} bytes kept)", body[:keep]
         qid = await asyncio.to_thread(self.store.quarantine, source=self.source, topic=topic,
-                                      delivery_id=delivery_id, headers=keep_headers(self.headers), body=self.body,
+                                      delivery_id=delivery_id, headers=keep_headers(self.headers), body=body,
                                       reason=reason, status_code=status_code)
         log.warning("intake.quarantined", source=self.source, topic=topic, delivery_id=delivery_id,
                     quarantine_id=qid, reason=reason, status_code=status_code)

@@ -335,3 +335,14 @@ def test_a_non_ascii_warehouse_signature_is_a_401_not_a_500(http, engine):
     assert verify(body, "s\u00efgn\u00e9", "secret") is False
     resp = http.post("/webhooks/wms/local", content=body, headers={SIGNATURE_HEADER: "s\u00efgn\u00e9".encode("latin-1")})
     assert resp.status_code == 401, resp.text
+
+
+def test_a_bad_signature_keeps_only_a_bounded_prefix(http, engine, settings):
+    """25 unsigned 2 MB requests used to grow the database by 55 MB: each was quarantined whole."""
+    body = b'{"id": 1, "note": "' + b"x" * 100_000 + b'"}'
+    resp = http.post("/webhooks/shopify", content=body,
+                     headers={**shopify_headers(body, webhook_id="wh-big"), "X-Shopify-Hmac-Sha256": "not-it"})
+    assert resp.status_code == 401
+    [row] = quarantined(engine)
+    keep = settings.quarantine_unsigned_bytes
+    assert row["body"] == body[:keep] and f"first {keep} of {len(body)} bytes kept" in row["reason"]
