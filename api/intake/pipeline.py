@@ -214,8 +214,13 @@ async def receive(source: Source, request: Request, engine: Engine, settings: Se
         raise
     except Exception as exc:  # our own fault: keep a copy so nothing is lost, and let the sender retry
         log.exception("intake.internal_error", source=source.name)
-        qid = await d.quarantine(topic=None, delivery_id=None, reason=f"internal error: {type(exc).__name__}: {exc}",
-                                 status_code=503)
+        try:
+            qid = await d.quarantine(topic=None, delivery_id=None,
+                                     reason=f"internal error: {type(exc).__name__}: {exc}", status_code=503)
+        except Exception:  # the platform database itself is down: nothing can be kept, so the sender must retry
+            log.exception("intake.quarantine_failed", source=source.name)
+            return JSONResponse({"detail": "the platform database is unavailable; nothing was recorded, retry "
+                                           "later"}, status_code=503, headers={"Retry-After": "30"})
         return JSONResponse({"detail": "internal error; the delivery was kept and can be replayed",
                              "quarantine_id": qid}, status_code=503, headers={"Retry-After": "30"})
     if outcome.body.get("duplicate"):

@@ -346,3 +346,16 @@ def test_a_bad_signature_keeps_only_a_bounded_prefix(http, engine, settings):
     [row] = quarantined(engine)
     keep = settings.quarantine_unsigned_bytes
     assert row["body"] == body[:keep] and f"first {keep} of {len(body)} bytes kept" in row["reason"]
+
+
+def test_a_platform_database_outage_during_intake_is_503_with_retry_after(settings, fake):
+    """The error path used to write to the database that was down, and answered 500: the sender would not
+    retry. Nothing can be kept, so the answer asks it to retry (loopback; nothing listens on port 9)."""
+    from adapters.sql import make_engine
+
+    down = make_engine("postgresql+psycopg://postgres@127.0.0.1:9/nothing?connect_timeout=2")
+    http = TestClient(create_app(settings, engine=down, client=fake), raise_server_exceptions=False)
+    body = order_body("820982911946155000")
+    resp = http.post("/webhooks/shopify", content=body, headers=shopify_headers(body, webhook_id="wh-db-down"))
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "30", resp.text
+    assert "nothing was recorded" in resp.json()["detail"] and fake.starts == []
