@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
@@ -56,12 +56,12 @@ def _item(row) -> QuarantineItem:
 
 @router.get("/quarantine", response_model=list[QuarantineItem])
 def list_quarantine(engine: EngineDep, resolved: bool | None = False, source: str | None = None,
-                    limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0)):
+                    limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0, le=2**31 - 1)):
     return [_item(r) for r in IntakeStore(engine).list(resolved=resolved, source=source, limit=limit, offset=offset)]
 
 
 @router.get("/quarantine/{qid}", response_model=QuarantineItem)
-def get_quarantine(qid: int, engine: EngineDep):
+def get_quarantine(qid: Annotated[int, Path(ge=1, le=2**31 - 1)], engine: EngineDep):
     row = IntakeStore(engine).get(qid)
     if row is None:
         raise HTTPException(404, f"no quarantined delivery {qid}")
@@ -69,7 +69,8 @@ def get_quarantine(qid: int, engine: EngineDep):
 
 
 @router.post("/quarantine/{qid}/replay", response_model=ReplayResult)
-async def replay_quarantine(qid: int, request: Request, engine: EngineDep, settings: SettingsDep) -> ReplayResult:
+async def replay_quarantine(qid: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request, engine: EngineDep,
+                            settings: SettingsDep) -> ReplayResult:
     """Run a quarantined delivery through intake again (after fixing the mapping, the secret or the data)."""
     store = IntakeStore(engine)
     row = await asyncio.to_thread(store.get, qid)
@@ -104,7 +105,7 @@ class ParkedRun(BaseModel):
 
 @router.get("/needs-attention", response_model=list[ParkedRun], summary="Runs parked for an analyst")
 def needs_attention(engine: EngineDep, kind: str | None = None, channel: str | None = None,
-                    limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0)):
+                    limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0, le=2**31 - 1)):
     rows, _ = StatusProjection(engine).list(kind=kind, channel=channel, needs_attention=True, limit=limit,
                                             offset=offset)
     return [ParkedRun(workflow_id=r["workflow_id"], kind=r["kind"], channel=r["channel"],

@@ -81,7 +81,7 @@ def summary_of(row: dict) -> OrderSummary:
 @router.get("", response_model=OrderPage, summary="List orders from the status projection")
 def list_orders(engine: EngineDep, status: OrderStatus | None = None, channel: str | None = None,
                 needs_attention: bool | None = None, limit: int = Query(default=50, ge=1, le=500),
-                offset: int = Query(default=0, ge=0)) -> OrderPage:
+                offset: int = Query(default=0, ge=0, le=2**31 - 1)) -> OrderPage:
     rows, total = StatusProjection(engine).list(kind="order", status=status.value if status else None,
                                                 channel=channel, needs_attention=needs_attention, limit=limit,
                                                 offset=offset)

@@ -58,7 +58,7 @@ def _amount(minor: int, currency: str) -> str:
 @router.get("/settlements/{provider}/{settlement_id}", response_model=SettlementOut)
 async def get_settlement(provider: str, settlement_id: str, engine: EngineDep, request: Request,
                          exceptions_limit: int = Query(default=100, ge=0, le=5000),
-                         exceptions_offset: int = Query(default=0, ge=0)) -> SettlementOut:
+                         exceptions_offset: int = Query(default=0, ge=0, le=2**31 - 1)) -> SettlementOut:
     key = settlement_key(provider, settlement_id)
     found = SettlementStore(engine).detail(key, exceptions_offset=exceptions_offset,
                                            exceptions_limit=exceptions_limit)

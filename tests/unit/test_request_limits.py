@@ -45,3 +45,10 @@ def test_a_body_within_the_limit_reaches_the_route(http):
 def test_webhooks_keep_their_own_streaming_limit(http):
     resp = http.post("/webhooks/shopify", content=b"x" * (LIMIT * 2), headers={"X-Shopify-Topic": "orders/create"})
     assert resp.status_code == 401  # read by the webhook route (bad signature), not cut at the general limit
+
+
+@pytest.mark.parametrize("url", ["/ops/quarantine?offset=99999999999999999999", "/ops/quarantine/99999999999999999999",
+                                 "/ops/quarantine/0", "/orders?offset=18446744073709551616"])
+def test_integers_beyond_the_database_are_a_422_not_a_500(http, url):
+    """Integers above 64 bits in `offset` and `qid` used to reach PostgreSQL and fail there (500)."""
+    assert http.get(url).status_code == 422
