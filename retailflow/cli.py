@@ -310,6 +310,30 @@ def ops_retry(
         typer.secho(f"refused {line}", fg="yellow")
 
 
+@ops_app.command("prune-quarantine")
+def ops_prune_quarantine(
+    days: Annotated[int | None, typer.Option(help="Retention; default RETAILFLOW_QUARANTINE_RETENTION_DAYS")] = None,
+) -> None:
+    """Delete quarantined copies that are resolved, and deliveries refused for their signature, older than the
+    retention; keep at most RETAILFLOW_QUARANTINE_UNSIGNED_MAX_ROWS refused signatures. Authentic deliveries
+    not yet taken are never deleted. Safe to run from cron or a Temporal Schedule."""
+    from datetime import UTC, datetime, timedelta
+
+    from adapters.platform.intake_store import IntakeStore
+    from adapters.sql import make_engine
+
+    settings = _settings()
+    retention = days if days is not None else settings.quarantine_retention_days
+    if retention < 1:
+        raise typer.BadParameter("--days must be at least 1")
+    _migrated(settings)
+    counts = IntakeStore(make_engine(settings.effective_database_url)).prune(
+        older_than=datetime.now(UTC) - timedelta(days=retention),
+        unsigned_max_rows=settings.quarantine_unsigned_max_rows)
+    typer.echo(f"deleted {counts['resolved']} resolved and {counts['unsigned']} refused-signature quarantined "
+               f"deliveries (retention {retention} days)")
+
+
 @ops_app.command("audit")
 def ops_audit(
     workflow_id: Annotated[str, typer.Argument(help="e.g. order:shopify:820982911946154508")],

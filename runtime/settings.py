@@ -120,6 +120,12 @@ class ApiSettings(_Group):
     quarantine_unsigned_bytes: int = Field(
         default=4096, ge=0, description="Of a delivery refused for its signature (401), only this many bytes are "
         "quarantined: an unauthenticated sender cannot fill the database")
+    quarantine_unsigned_max_rows: int = Field(
+        default=10_000, ge=0, description="At most this many deliveries refused for their signature are kept; "
+        "the oldest go first. Authentic deliveries not yet taken are never dropped")
+    quarantine_retention_days: int = Field(
+        default=30, ge=1, description="`retailflow ops prune-quarantine` deletes resolved copies and refused "
+        "signatures older than this; unresolved authentic deliveries stay until an analyst resolves them")
     max_request_bytes: int = Field(
         default=2 * 1024 * 1024, gt=0, description="Every other route refuses a larger body with 413 before "
         "reading it whole (webhooks: RETAILFLOW_MAX_WEBHOOK_BYTES)")

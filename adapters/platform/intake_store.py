@@ -3,9 +3,10 @@ not be taken (kept with their raw body for an analyst and for replay). Tables in
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters import sql as db
@@ -78,6 +79,28 @@ class IntakeStore:
             key = result.inserted_primary_key
             assert key is not None
             return int(key[0])
+
+    def prune(self, *, older_than: datetime | None = None, unsigned_max_rows: int | None = None) -> dict[str, int]:
+        """Bound the quarantine: copies resolved, and deliveries refused for their signature (401), received before
+        `older_than`; and refused signatures beyond the newest `unsigned_max_rows`. An authentic delivery that
+        was not taken (unresolved, not a 401) is never deleted: that would lose it."""
+        q = db.quarantine
+        counts = {"resolved": 0, "unsigned": 0}
+        with self.engine.begin() as conn:
+            if older_than is not None:
+                counts["resolved"] = conn.execute(delete(q).where(
+                    q.c.resolved.is_(True) & (q.c.received_at < older_than))).rowcount or 0
+                counts["unsigned"] = conn.execute(delete(q).where(
+                    (q.c.status_code == 401) & (q.c.received_at < older_than))).rowcount or 0
+            if unsigned_max_rows is not None:
+                keep = select(q.c.id).where(q.c.status_code == 401).order_by(q.c.id.desc()).limit(unsigned_max_rows)
+                boundary = conn.execute(select(func.min(keep.subquery().c.id))).scalar()
+                if boundary is not None:
+                    counts["unsigned"] += conn.execute(delete(q).where(
+                        (q.c.status_code == 401) & (q.c.id < boundary))).rowcount or 0
+                elif unsigned_max_rows == 0:
+                    counts["unsigned"] += conn.execute(delete(q).where(q.c.status_code == 401)).rowcount or 0
+        return counts
 
     def list(self, *, resolved: bool | None = False, source: str | None = None, limit: int = 100,
              offset: int = 0) -> list[dict[str, Any]]:

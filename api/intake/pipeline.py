@@ -133,6 +133,8 @@ class Delivery:
         qid = await asyncio.to_thread(self.store.quarantine, source=self.source, topic=topic,
                                       delivery_id=delivery_id, headers=keep_headers(self.headers), body=body,
                                       reason=reason, status_code=status_code)
+        if status_code == 401:  # and only so many of them, the oldest dropped first
+            await asyncio.to_thread(self.store.prune, unsigned_max_rows=self.settings.quarantine_unsigned_max_rows)
         log.warning("intake.quarantined", source=self.source, topic=topic, delivery_id=delivery_id,
                     quarantine_id=qid, reason=reason, status_code=status_code)
         return qid

@@ -359,3 +359,14 @@ def test_a_platform_database_outage_during_intake_is_503_with_retry_after(settin
     resp = http.post("/webhooks/shopify", content=body, headers=shopify_headers(body, webhook_id="wh-db-down"))
     assert resp.status_code == 503 and resp.headers["Retry-After"] == "30", resp.text
     assert "nothing was recorded" in resp.json()["detail"] and fake.starts == []
+
+
+def test_refused_signatures_are_capped_as_they_arrive(engine, fake):
+    settings = Settings(shopify_webhook_secret=SecretStr(SECRET), quarantine_unsigned_max_rows=3)
+    http = TestClient(create_app(settings, engine=engine, client=fake))
+    body = order_body()
+    for i in range(5):
+        resp = http.post("/webhooks/shopify", content=body,
+                         headers={**shopify_headers(body, webhook_id=f"wh-u{i}"), "X-Shopify-Hmac-Sha256": "no"})
+        assert resp.status_code == 401
+    assert [r["delivery_id"] for r in quarantined(engine)] == ["wh-u4", "wh-u3", "wh-u2"]
