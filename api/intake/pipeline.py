@@ -12,6 +12,7 @@ and keeps a quarantined copy (`IntakeStore`) — here, once — except on replay
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,20 +141,24 @@ class Delivery:
         return qid
 
 
-class Source:
-    """One webhook source. Subclasses set `name` and implement the steps; each may raise `Fault`."""
+class Source(ABC):
+    """One webhook source. Subclasses set `name` and implement the steps; each may raise `Fault`. A source that
+    misses a step cannot be instantiated (the registry builds every source at import)."""
 
     name: str
 
+    @abstractmethod
     def verify(self, d: Delivery) -> None:
-        """Check the signature; raise Fault(401) if it is missing or wrong."""
+        """Check the signature; raise Fault(401) if it is missing or wrong. Every source says how it is
+        verified, even one whose sender signs nothing."""
 
+    @abstractmethod
     def identify(self, d: Delivery) -> Key:
-        raise NotImplementedError
+        """The delivery's topic and dedupe id."""
 
+    @abstractmethod
     async def map(self, d: Delivery, key: Key) -> Act | Ignored:
         """Map the delivery to canonical input; the start/signal step to run, or Ignored."""
-        raise NotImplementedError
 
 
 async def handle(source: Source, d: Delivery) -> Outcome:
