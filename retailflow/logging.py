@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -21,6 +22,36 @@ def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+# Values are scrubbed too: an exception text or a vendor's error message may quote a customer's e-mail or phone
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# international (+...) or North-American punctuated forms; a bare run of digits is an id, not a phone
+PHONE = re.compile(r"(?<![\w.])(?:\+\d[\d ().-]{6,}\d|\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4})(?![\w.])")
+
+
+def scrub(text: str) -> str:
+    """Mask e-mail addresses and phone-like numbers in free text (exception messages, vendor error bodies)."""
+    return PHONE.sub("[phone]", EMAIL.sub("[email]", text))
+
+
+def _scrub_values(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = scrub(value)
+    return event
+
+
+class ScrubFilter(logging.Filter):
+    """The same scrubbing for stdlib records (temporalio, uvicorn): their message and exception text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = scrub(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
 def configure_logging(level: str = "INFO", json_logs: bool | None = None) -> None:
     if json_logs is None:
         json_logs = not sys.stderr.isatty()
@@ -32,7 +63,11 @@ def configure_logging(level: str = "INFO", json_logs: bool | None = None) -> Non
         _redact,
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
+        _scrub_values,
     ]
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, ScrubFilter) for f in handler.filters):
+            handler.addFilter(ScrubFilter())
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     renderer = structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer()
