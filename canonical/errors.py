@@ -13,6 +13,7 @@ class BusinessError(Exception):
     skippable: bool = False
 
     def __init__(self, message: str, *, details: dict | None = None) -> None:
+        message = printable(message, limit=4000)  # it travels in a Temporal failure: always encodable
         super().__init__(message)
         self.message = message
         self.details = details or {}
@@ -55,6 +56,29 @@ BUSINESS_ERROR_TYPES: frozenset[str] = frozenset(
     cls.__name__
     for cls in (UnknownSku, OutOfStock, InvalidAddress, TaxRejected, InvalidOrder, CannotCancel, ChannelRejected)
 ) | {"VendorRejected", "VendorAuthFailed"}  # canonical/vendor_errors.py (HTTP 4xx from vendor adapters)
+
+
+def printable(text: object, limit: int = 1000) -> str:
+    """Text safe to answer, log and store whatever a sender put in it: lone surrogates (`\\ud800` in JSON) and
+    other code points UTF-8 cannot encode are escaped, and the text is cut to `limit` characters."""
+    value = str(text)
+    if len(value) > limit:
+        value = value[:limit] + f"… ({len(value) - limit} more characters)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+class PayloadInvalid(ValueError):
+    """A vendor payload (webhook body, API answer, report) that cannot become a canonical model: every mapper's
+    error is one of these (ShopifyMappingError, SquareMappingError, …). The message names the field and says
+    why; it is always printable (see `printable`), so it can be answered, logged and stored as it is. Intake
+    answers it with a 4xx and quarantines the delivery."""
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(printable(message), *args)
 
 
 class RateLimited(Exception):

@@ -34,10 +34,12 @@ FINANCE_ERROR_TYPES: frozenset[str] = frozenset(
     cls.__name__ for cls in (SettlementFileInvalid, JournalConflict, ReconciliationOpen))
 
 
-def _currency(v: str) -> str:
-    code = (v or "").strip().upper()
+def _currency(v: object) -> str:
+    if not isinstance(v, str):  # `currency: {}` is no code (and a dict cannot even be looked up)
+        raise ValueError(f"currency must be a 3-letter ISO-4217 code, got {type(v).__name__}")
+    code = v.strip().upper()
     if code not in KNOWN_CURRENCIES:
-        raise ValueError(f"unknown currency {v!r}")
+        raise ValueError(f"unknown currency {v[:20]!r}")
     return code
 
 

@@ -22,12 +22,30 @@ KNOWN_CURRENCIES = frozenset(_MINOR_UNITS) | _TWO_DIGIT
 
 
 def minor_units(currency: str) -> int:
-    return _MINOR_UNITS.get(currency, 2)
+    return minor_units_of(currency)
+
+
+# Amounts the platform carries: up to 10^15 (a quadrillion) in any currency, exactly. Anything larger is no
+# order, payout or refund; refusing it here keeps every later sum inside Decimal's 28 significant digits.
+MAX_AMOUNT = Decimal(10) ** 15
+
+
+def _out_of_range(amount: Decimal) -> str:
+    size = f"about 10^{amount.adjusted()}" if amount.is_finite() else str(amount)
+    return f"amount {size} is out of range (at most 10^15 in absolute value)"
+
+
+def minor_units_of(currency: object) -> int:
+    """`minor_units` for any value a payload may put where a currency belongs (`{}`, None, 42): 2 unless it is
+    a code with other minor units. Never raises."""
+    return _MINOR_UNITS.get(currency, 2) if isinstance(currency, str) else 2
 
 
 def quantize(amount: Decimal, currency: str) -> Decimal:
-    """Round half-even to the currency's minor unit."""
-    exp = Decimal(1).scaleb(-minor_units(currency))
+    """Round half-even to the currency's minor unit; an amount beyond MAX_AMOUNT is a ValueError."""
+    exp = Decimal(1).scaleb(-minor_units_of(currency))
+    if not amount.is_finite() or amount.copy_abs() >= MAX_AMOUNT:
+        raise ValueError(_out_of_range(amount))
     return amount.quantize(exp, rounding=ROUND_HALF_EVEN)
 
 
@@ -51,11 +69,13 @@ def parse_decimal(value: Any) -> Decimal:
         try:
             result = Decimal(text)
         except InvalidOperation:
-            raise ValueError(f"{value!r} is not a decimal amount") from None
+            raise ValueError(f"{value[:40]!r} is not a decimal amount") from None
     else:
         raise ValueError(f"{type(value).__name__} is not an amount")
     if not result.is_finite():
-        raise ValueError(f"{value!r} is not a finite amount")
+        raise ValueError(f"{str(value)[:40]!r} is not a finite amount")
+    if result.copy_abs() >= MAX_AMOUNT:
+        raise ValueError(_out_of_range(result))
     return result
 
 
@@ -78,7 +98,7 @@ class Money(BaseModel):
     @classmethod
     def _currency(cls, v: Any) -> str:
         if not isinstance(v, str) or len(v.strip()) != 3 or not v.strip().isalpha():
-            raise ValueError(f"currency must be a 3-letter ISO-4217 code, got {v!r}")
+            raise ValueError(f"currency must be a 3-letter ISO-4217 code, got {type(v).__name__} {str(v)[:20]!r}")
         code = v.strip().upper()
         if code not in KNOWN_CURRENCIES:
             raise ValueError(f"unknown currency {code!r}")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from canonical.order import Address, CanonicalModel, UtcDatetime
 
@@ -16,6 +16,18 @@ class OrderCorrections(CanonicalModel):
     sku_corrections: dict[str, str] = Field(
         default_factory=dict, description="Channel SKU as received → the channel SKU it should have been"
     )
+
+
+def _not_blank(v: str) -> str:
+    if not v.strip():  # Python's idea of whitespace (\x1c-\x1f too), as AnalystRequest checks it
+        raise ValueError("must not be blank")
+    return v
+
+
+# What an API body may send as the reason of an analyst action: exactly what AnalystRequest (and the canonical
+# requests built from a body) accept, so a reason the route takes can never fail inside the route (a 500).
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+                   AfterValidator(_not_blank)]
 
 
 class AnalystRequest(CanonicalModel):

@@ -17,7 +17,10 @@ def _aware_utc(value: datetime) -> datetime:
         raise ValueError("datetime must be timezone-aware")
     from datetime import UTC
 
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is a valid timestamp but no UTC time
+        raise ValueError(f"datetime {value.isoformat()} is out of range in UTC") from None
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from canonical.errors import PayloadInvalid
 from canonical.order import CanonicalModel, UtcDatetime
 
 
@@ -31,5 +32,5 @@ class FeedPage(CanonicalModel):
     next_token: str | None = None
 
 
-class UnmappableOrder(ValueError):
+class UnmappableOrder(PayloadInvalid):
     """A channel's order cannot become a canonical Order; the message says why (the poll reports it, goes on)."""

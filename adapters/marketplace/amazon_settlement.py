@@ -43,6 +43,7 @@ V1_AMOUNTS = (
     (None, "other-amount", "other-transaction"),
 )
 BUYER_AMOUNT_TYPES = frozenset({"itemprice", "promotion"})  # what the buyer paid (or got back): matched to orders
+MAX_QUANTITY = 10 ** 9
 RESERVE_WORDS = ("reserve amount", "reserve balance")
 
 _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S %Z", "%Y-%m-%d %H:%M:%S", "%d.%m.%Y %H:%M:%S %Z", "%d.%m.%Y %H:%M:%S",
@@ -70,8 +71,11 @@ def parse_amazon_datetime(value: str) -> datetime | None:
             except ValueError:
                 continue
         if parsed is None:
-            raise ValueError(f"{value!r} is not a date Amazon writes") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            raise ValueError(f"{value[:40]!r} is not a date Amazon writes") from None
+    try:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00
+        raise ValueError(f"{value[:40]!r} is out of range") from None
 
 
 def transaction_kind(transaction_type: str, amount_type: str, description: str, order_id: str | None
@@ -91,10 +95,20 @@ def transaction_kind(transaction_type: str, amount_type: str, description: str, 
     return TransactionKind.ADJUSTMENT
 
 
-def _text(fileobj: IO) -> IO[str]:
+def _text(fileobj: IO) -> Iterator[str]:
+    """The report's lines as text. Bytes are decoded line by line (not in buffered chunks), so a line that is not
+    UTF-8 is refused with its line number."""
     if isinstance(fileobj, io.TextIOBase):
-        return fileobj
-    return io.TextIOWrapper(fileobj, encoding="utf-8-sig", newline="")
+        yield from fileobj
+        return
+    for n, raw in enumerate(fileobj, start=1):
+        if n == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SettlementFileInvalid(f"row {n}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
+                                        details={"row": n}) from None
 
 
 class AmazonSettlementReader:
@@ -178,8 +192,12 @@ class AmazonSettlementReader:
             if not any(cell.strip() for cell in row):
                 continue
             sid = self._get(row, "settlement-id")
-            if sid and sid != settlement.settlement_id:
-                raise self._fail(f"belongs to settlement {sid}, not {settlement.settlement_id}")
+            if not sid:  # every row of a report carries its settlement id: anything else is garbage
+                raise self._fail("no settlement-id (not a settlement row)")
+            if sid != settlement.settlement_id:
+                raise self._fail(f"belongs to settlement {sid[:40]!r}, not {settlement.settlement_id}")
+            if len(row) > len(self.columns) and any(cell.strip() for cell in row[len(self.columns):]):
+                raise self._fail(f"{len(row)} cells, the header has {len(self.columns)} columns")
             for amount_type, description, amount in self._amounts(row):
                 yield self._line(row, amount_type, description, amount)
 
@@ -190,11 +208,30 @@ class AmazonSettlementReader:
                 raise self._fail("no amount (every V2 row has amount-type, amount-description and amount)")
             yield self._get(row, "amount-type"), self._get(row, "amount-description"), amount
             return
+        found = False
         for type_col, amount_col, amount_type in V1_AMOUNTS:
             amount = self._get(row, amount_col)
             if amount:
+                found = True
                 description = self._get(row, type_col) if type_col else amount_col.removesuffix("-amount")
                 yield amount_type, description, amount
+        if not found:  # a row without amounts (V1 writes them) posts nothing, but what it says must still parse
+            self._check_fields(row)
+
+    def _check_fields(self, row: list[str]) -> tuple[int | None, datetime | None]:
+        """The row's quantity and posting time, checked (a ValueError names the field)."""
+        text = self._get(row, "quantity-purchased")
+        try:
+            quantity = int(text) if text else None
+        except ValueError:
+            raise self._fail(f"quantity-purchased {text[:40]!r} is not a whole number") from None
+        if quantity is not None and abs(quantity) > MAX_QUANTITY:
+            raise self._fail(f"quantity-purchased {text[:40]} is out of range")
+        posted = self._get(row, "posted-date-time") or self._get(row, "posted-date")
+        try:
+            return quantity, parse_amazon_datetime(posted)
+        except (ValueError, OverflowError) as exc:
+            raise self._fail(f"posted-date: {exc}") from None
 
     def _line(self, row: list[str], amount_type: str, description: str, amount_text: str) -> SettlementLine:
         self.line_count += 1
@@ -202,8 +239,7 @@ class AmazonSettlementReader:
             order_id = self._get(row, "order-id") or None
             transaction_type = self._get(row, "transaction-type")
             kind = transaction_kind(transaction_type, amount_type, description, order_id)
-            quantity = self._get(row, "quantity-purchased")
-            posted = self._get(row, "posted-date-time") or self._get(row, "posted-date")
+            quantity, posted = self._check_fields(row)
             return SettlementLine(
                 provider=self.provider, settlement_id=self.settlement.settlement_id, line_no=self.line_count,
                 transaction_type=transaction_type, kind=kind, order_id=order_id,
@@ -211,9 +247,9 @@ class AmazonSettlementReader:
                 adjustment_id=self._get(row, "adjustment-id") or None,
                 shipment_id=self._get(row, "shipment-id") or None,
                 marketplace=self._get(row, "marketplace-name") or None, sku=self._get(row, "sku") or None,
-                quantity=int(quantity) if quantity else None, amount_type=amount_type,
+                quantity=quantity, amount_type=amount_type,
                 amount_description=description, amount=parse_decimal(amount_text),
-                currency=self.settlement.currency, posted_at=parse_amazon_datetime(posted),
+                currency=self.settlement.currency, posted_at=posted,
                 buyer_amount=kind in (TransactionKind.ORDER, TransactionKind.REFUND)
                 and amount_type.lower() in BUYER_AMOUNT_TYPES,
                 source_ref=self._get(row, "order-item-code") or self._get(row, "merchant-adjustment-item-id") or None,

@@ -50,6 +50,7 @@ from canonical.order import (
     TaxLine,
 )
 from canonical.order_feed import FeedAction, FeedOrder, FeedPage, UnmappableOrder
+from canonical.payload import mapping
 from canonical.returns import Refund
 
 log = structlog.get_logger(__name__)
@@ -110,8 +111,11 @@ def parse_time(value: Any, what: str) -> datetime:
     except ValueError:
         raise AmazonMappingError(f"{what} {value!r} is not an ISO-8601 time") from None
     if parsed.tzinfo is None:
-        raise AmazonMappingError(f"{what} {value!r} has no time zone")
-    return parsed.astimezone(UTC)
+        raise AmazonMappingError(f"{what} {value[:64]!r} has no time zone")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise AmazonMappingError(f"{what} {value[:64]!r} is out of range") from None
 
 
 def iso(dt: datetime) -> str:
@@ -212,6 +216,14 @@ def _shipping(items: Sequence[Mapping[str, Any]], currency: str) -> list[Shippin
 
 def map_order(order: Mapping[str, Any], items: Sequence[Mapping[str, Any]], channel: str = "amazon") -> Order:
     """An Amazon order (getOrders row or getOrder payload) and its getOrderItems → canonical Order."""
+    with mapping(AmazonMappingError, "order"):
+        if not isinstance(order, Mapping) or not isinstance(items, Sequence) or \
+                not all(isinstance(i, Mapping) for i in items):
+            raise AmazonMappingError("the order must be an object and its items a list of objects")
+        return _map_order(order, items, channel)
+
+
+def _map_order(order: Mapping[str, Any], items: Sequence[Mapping[str, Any]], channel: str) -> Order:
     try:
         order_id = str(order.get("AmazonOrderId") or "").strip()
         if not order_id:
@@ -243,9 +255,17 @@ def map_order(order: Mapping[str, Any], items: Sequence[Mapping[str, Any]], chan
 
 
 def map_summary(row: Mapping[str, Any]) -> OrderSummary:
-    order_id = str(row.get("AmazonOrderId") or "").strip()
-    if not order_id:
+    with mapping(AmazonMappingError, "getOrders row"):
+        return _map_summary(row)
+
+
+def _map_summary(row: Mapping[str, Any]) -> OrderSummary:
+    if not isinstance(row, Mapping):
+        raise AmazonMappingError("a getOrders row must be an object")
+    order_id = row.get("AmazonOrderId")
+    if not isinstance(order_id, str) or not order_id.strip():
         raise AmazonMappingError("getOrders row has no AmazonOrderId")
+    order_id = order_id.strip()
     return OrderSummary(amazon_order_id=order_id, order_status=str(row.get("OrderStatus") or ""),
                         fulfillment_channel=row.get("FulfillmentChannel"), marketplace_id=row.get("MarketplaceId"),
                         last_update_date=parse_time(row.get("LastUpdateDate") or row.get("PurchaseDate"),
@@ -253,11 +273,14 @@ def map_summary(row: Mapping[str, Any]) -> OrderSummary:
 
 
 def map_orders_page(body: Mapping[str, Any]) -> OrdersPage:
-    payload = body.get("payload") or {}
-    before = payload.get("LastUpdatedBefore")
-    return OrdersPage(orders=[map_summary(o) for o in payload.get("Orders") or []],
-                      next_token=payload.get("NextToken") or None,
-                      last_updated_before=parse_time(before, "LastUpdatedBefore") if before else None)
+    with mapping(AmazonMappingError, "getOrders"):
+        payload = body.get("payload") or {}
+        if not isinstance(payload, Mapping) or not isinstance(payload.get("Orders") or [], list):
+            raise AmazonMappingError("getOrders payload must be an object with an Orders list")
+        before = payload.get("LastUpdatedBefore")
+        return OrdersPage(orders=[map_summary(o) for o in payload.get("Orders") or []],
+                          next_token=payload.get("NextToken") or None,
+                          last_updated_before=parse_time(before, "LastUpdatedBefore") if before else None)
 
 
 # -- request bodies ---------------------------------------------------------------------------------------------

@@ -10,14 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
+from canonical import payload as canonical_payload
+from canonical.errors import PayloadInvalid, printable
 from canonical.money import Money, sum_money
 from canonical.order import (
     Address,
@@ -34,7 +34,7 @@ from canonical.order import (
 CHANNEL_DEFAULT = "shopify"
 
 
-class ShopifyMappingError(ValueError):
+class ShopifyMappingError(PayloadInvalid):
     """The payload cannot be turned into a canonical model; the message says why."""
 
 
@@ -65,104 +65,149 @@ def verify_webhook(body: bytes, signature: str | None, secrets: list[str]) -> bo
 
 
 def loads(body: bytes) -> dict[str, Any]:
-    """Parse a webhook body keeping integers exact and JSON numbers with fractions as Decimal."""
-    try:
-        data = json.loads(body, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ShopifyMappingError(f"body is not JSON: {exc}") from None
+    """Parse a webhook body keeping integers exact and JSON numbers with fractions as Decimal (strictly:
+    canonical/payload.py)."""
+    data = canonical_payload.loads(body, error=ShopifyMappingError)
     if not isinstance(data, dict):
         raise ShopifyMappingError("body must be a JSON object")
     return data
 
 
 # -- mapping -------------------------------------------------------------------------------------------
+ID_MAX = 128  # Order.external_order_id; workflow ids and the platform's id columns are built from it
+
+
 def _id(value: Any, what: str) -> str:
     if isinstance(value, bool) or value is None:
         raise ShopifyMappingError(f"{what} is missing")
     if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value.strip():
+        text = str(value) if -10 ** ID_MAX < value < 10 ** ID_MAX else "x" * (ID_MAX + 1)
+    elif isinstance(value, str) and value.strip():
         text = value.strip()
-        return text.rsplit("/", 1)[-1] if text.startswith("gid://") else text
-    raise ShopifyMappingError(f"{what} must be an integer or string id, got {type(value).__name__}")
+        text = text.rsplit("/", 1)[-1] if text.startswith("gid://") else text
+    else:
+        raise ShopifyMappingError(f"{what} must be an integer or string id, got {type(value).__name__}")
+    if len(text) > ID_MAX:
+        raise ShopifyMappingError(f"{what} is longer than {ID_MAX} characters")
+    return text
 
 
-def _money(obj: Mapping[str, Any], field: str, currency: str) -> Money:
+def _money(obj: Mapping[str, Any], field: str, currency: str, where: str = "") -> Money:
     """Prefer the `<field>_set.shop_money` form, falling back to the plain string field."""
-    money_set = obj.get(f"{field}_set")
-    if isinstance(money_set, Mapping) and isinstance(money_set.get("shop_money"), Mapping):
-        shop = money_set["shop_money"]
-        return Money.of(shop.get("amount"), shop.get("currency_code") or currency)
-    value = obj.get(field)
-    if value is None:
-        return Money.zero(currency)
-    return Money.of(value, currency)
+    name = f"{where}{field}"
+    try:
+        money_set = obj.get(f"{field}_set")
+        if isinstance(money_set, Mapping) and isinstance(money_set.get("shop_money"), Mapping):
+            shop = money_set["shop_money"]
+            name = f"{where}{field}_set.shop_money"
+            return Money.of(shop.get("amount"), shop.get("currency_code") or currency)
+        value = obj.get(field)
+        if value is None:
+            return Money.zero(currency)
+        return Money.of(value, currency)
+    except ValidationError as exc:
+        raise ShopifyMappingError(f"{name}: {canonical_payload.describe(exc)}") from None
 
 
-def _address(raw: Any) -> Address | None:
-    if not isinstance(raw, Mapping) or not raw:
+def _objects(raw: Any, what: str) -> list[Mapping[str, Any]]:
+    """A list of JSON objects (None or missing: empty), or the mapping error naming the field."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(x, Mapping) for x in raw):
+        raise ShopifyMappingError(f"{what} must be a list of objects")
+    return raw
+
+
+def _object(raw: Any, what: str) -> Mapping[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ShopifyMappingError(f"{what} must be an object, got {type(raw).__name__}")
+    return raw
+
+
+def _address(raw: Any, what: str = "address") -> Address | None:
+    if raw is None or isinstance(raw, Mapping) and not raw:
         return None
+    if not isinstance(raw, Mapping):
+        raise ShopifyMappingError(f"{what} must be an object, got {type(raw).__name__}")
     name = raw.get("name") or " ".join(p for p in (raw.get("first_name"), raw.get("last_name")) if p) or None
     country = raw.get("country_code")
     if not country:
-        raise ShopifyMappingError("address has no country_code")
-    return Address(
-        name=name, company=raw.get("company"), line1=raw.get("address1"), line2=raw.get("address2"),
-        city=raw.get("city"), region=raw.get("province_code"), postal_code=raw.get("zip"), country=country,
-        phone=raw.get("phone"),
-    )
+        raise ShopifyMappingError(f"{what} has no country_code")
+    with canonical_payload.mapping(ShopifyMappingError, what):
+        return Address(
+            name=name, company=raw.get("company"), line1=raw.get("address1"), line2=raw.get("address2"),
+            city=raw.get("city"), region=raw.get("province_code"), postal_code=raw.get("zip"), country=country,
+            phone=raw.get("phone"),
+        )
 
 
-def _tax_lines(raw: Any, currency: str) -> list[TaxLine]:
-    return [
-        TaxLine(title=t.get("title") or "tax", rate=Decimal(str(t.get("rate", "0"))), amount=_money(t, "price", currency))
-        for t in raw or []
-    ]
+def _tax_lines(raw: Any, currency: str, where: str) -> list[TaxLine]:
+    out = []
+    for i, t in enumerate(_objects(raw, f"{where}tax_lines")):
+        with canonical_payload.mapping(ShopifyMappingError, f"{where}tax_lines[{i}]"):
+            rate = t.get("rate", "0")
+            out.append(TaxLine(title=t.get("title") or "tax", rate=repr(rate) if isinstance(rate, float) else rate,
+                               amount=_money(t, "price", currency, f"{where}tax_lines[{i}].")))
+    return out
 
 
-def _discounts(raw: Any, currency: str) -> list[Discount]:
-    return [Discount(amount=_money(d, "amount", currency)) for d in raw or []]
+def _discounts(raw: Any, currency: str, where: str) -> list[Discount]:
+    return [Discount(amount=_money(d, "amount", currency, f"{where}discount_allocations[{i}]."))
+            for i, d in enumerate(_objects(raw, f"{where}discount_allocations"))]
 
 
 def map_order(payload: Mapping[str, Any], channel: str = CHANNEL_DEFAULT) -> Order:
     """Shopify `orders/create` (or any `orders/*` topic) → canonical Order."""
     try:
         currency = payload.get("currency")
-        if not currency:
-            raise ShopifyMappingError("order has no currency")
+        if not isinstance(currency, str) or not currency.strip():
+            raise ShopifyMappingError("order has no currency" if currency is None or currency == "" else
+                                      f"currency must be a 3-letter ISO-4217 code, got {type(currency).__name__}")
         lines = []
-        for li in payload.get("line_items") or []:
-            line_id = _id(li.get("id"), "line_items[].id")
+        for n, li in enumerate(_objects(payload.get("line_items"), "line_items")):
+            line_id = _id(li.get("id"), f"line_items[{n}].id")
+            where = f"line_items[{line_id}]."
             sku = (li.get("sku") or "").strip()
             if not sku:  # an unmapped variant: resolved (or parked) by the SKU step, not lost here
                 sku = f"variant:{_id(li.get('variant_id'), f'line {line_id} sku and variant_id')}"
             qty = li.get("quantity")
-            lines.append(OrderLine(
-                line_id=line_id, channel_sku=sku, name=li.get("name") or li.get("title"), quantity=qty,
-                unit_price=_money(li, "price", currency),
-                discounts=_discounts(li.get("discount_allocations"), currency),
-                tax_lines=_tax_lines(li.get("tax_lines"), currency),
-                requires_shipping=bool(li.get("requires_shipping", True)), taxable=bool(li.get("taxable", True)),
-            ))
+            unit_price = _money(li, "price", currency, where)
+            discounts = _discounts(li.get("discount_allocations"), currency, where)
+            tax_lines = _tax_lines(li.get("tax_lines"), currency, where)
+            with canonical_payload.mapping(ShopifyMappingError, f"line_items[{line_id}]"):
+                lines.append(OrderLine(
+                    line_id=line_id, channel_sku=sku, name=li.get("name") or li.get("title"), quantity=qty,
+                    unit_price=unit_price, discounts=discounts, tax_lines=tax_lines,
+                    requires_shipping=bool(li.get("requires_shipping", True)),
+                    taxable=bool(li.get("taxable", True)),
+                ))
         if not lines:
             raise ShopifyMappingError("order has no line_items")
-        shipping = [
-            ShippingLine(code=s.get("code"), title=s.get("title") or "shipping", price=_money(s, "price", currency),
-                         discounts=_discounts(s.get("discount_allocations"), currency),
-                         tax_lines=_tax_lines(s.get("tax_lines"), currency))
-            for s in payload.get("shipping_lines") or [] if not s.get("is_removed")
-        ]
+        shipping = []
+        for n, sl in enumerate(_objects(payload.get("shipping_lines"), "shipping_lines")):
+            if sl.get("is_removed"):
+                continue
+            where = f"shipping_lines[{n}]."
+            price = _money(sl, "price", currency, where)
+            discounts = _discounts(sl.get("discount_allocations"), currency, where)
+            tax_lines = _tax_lines(sl.get("tax_lines"), currency, where)
+            with canonical_payload.mapping(ShopifyMappingError, f"shipping_lines[{n}]"):
+                shipping.append(ShippingLine(code=sl.get("code"), title=sl.get("title") or "shipping", price=price,
+                                             discounts=discounts, tax_lines=tax_lines))
         total_discounts = _money(payload, "total_discounts", currency)
         allocated = sum_money([d.amount for line in lines for d in line.discounts]
                               + [d.amount for s in shipping for d in s.discounts], currency)
         order_discounts = []
         unallocated = total_discounts - allocated
         if unallocated.amount > 0:
-            codes = [c.get("code") for c in payload.get("discount_codes") or [] if c.get("code")]
+            codes = [str(c.get("code")) for c in _objects(payload.get("discount_codes"), "discount_codes")
+                     if c.get("code")]
             order_discounts.append(Discount(code=", ".join(codes) or None,
                                             description="order-level discount not allocated to lines",
                                             amount=unallocated))
-        customer_raw = payload.get("customer") or {}
+        customer_raw = _object(payload.get("customer"), "customer")
         customer = Customer(
             external_id=_id(customer_raw["id"], "customer.id") if customer_raw.get("id") is not None else None,
             email=payload.get("email") or payload.get("contact_email") or customer_raw.get("email"),
@@ -177,8 +222,8 @@ def map_order(payload: Mapping[str, Any], channel: str = CHANNEL_DEFAULT) -> Ord
             order_number=payload.get("name") or (str(payload["order_number"]) if payload.get("order_number") else None),
             created_at=datetime.fromisoformat(str(created).replace("Z", "+00:00")),
             currency=currency, taxes_included=bool(payload.get("taxes_included")), customer=customer,
-            shipping_address=_address(payload.get("shipping_address")),
-            billing_address=_address(payload.get("billing_address")),
+            shipping_address=_address(payload.get("shipping_address"), "shipping_address"),
+            billing_address=_address(payload.get("billing_address"), "billing_address"),
             lines=lines, shipping_lines=shipping, order_discounts=order_discounts,
             total=_money(payload, "total_price", currency) if payload.get("total_price") is not None else None,
             test=bool(payload.get("test")),
@@ -191,6 +236,17 @@ def map_order(payload: Mapping[str, Any], channel: str = CHANNEL_DEFAULT) -> Ord
         if isinstance(exc, ShopifyMappingError):
             raise
         raise ShopifyMappingError(str(exc)) from None
+
+
+def map_cancellation(payload: Mapping[str, Any]) -> tuple[str, str]:
+    """Shopify `orders/cancelled` → (external order id, the reason to record)."""
+    if not isinstance(payload, Mapping):
+        raise ShopifyMappingError("body must be a JSON object")
+    external_id = _id(payload.get("id"), "order id")
+    reason = payload.get("cancel_reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ShopifyMappingError(f"cancel_reason must be a string, got {type(reason).__name__}")
+    return external_id, printable(reason or "cancelled in Shopify", 500)
 
 
 def map_fulfillment(payload: Mapping[str, Any]) -> tuple[str, Shipment]:

@@ -18,6 +18,7 @@ the settlement's deposit.
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 from collections.abc import Iterator
@@ -42,26 +43,51 @@ _DECODER = json.JSONDecoder(parse_float=Decimal)
 
 
 class _JsonStream:
-    """A minimal incremental reader for `{"key": value, "array_key": [obj, obj, ...]}` documents."""
+    """A minimal incremental reader for `{"key": value, "array_key": [obj, obj, ...]}` documents. Bytes are
+    decoded incrementally; every refusal names the line it is on."""
 
     def __init__(self, fileobj: IO) -> None:
-        self._f = fileobj if isinstance(fileobj, io.TextIOBase) else io.TextIOWrapper(fileobj, encoding="utf-8-sig")
+        self._text = isinstance(fileobj, io.TextIOBase)
+        self._f = fileobj
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
         self._buf = ""
         self._pos = 0
         self._eof = False
+        self._lines_dropped = 0  # newlines in the part of the buffer already let go
+
+    def line(self, pos: int | None = None) -> int:
+        """The 1-based line of a buffer position (default: the current one)."""
+        return self._lines_dropped + self._buf.count("\n", 0, self._pos if pos is None else pos) + 1
+
+    def fail(self, message: str, pos: int | None = None) -> SettlementFileInvalid:
+        line = self.line(pos)
+        return SettlementFileInvalid(f"payout file line {line}: {message}", details={"line": line})
 
     def _fill(self) -> bool:
         if self._eof:
             return False
-        chunk = self._f.read(_CHUNK)
-        if not chunk:
+        raw = self._f.read(_CHUNK)
+        if not raw:
             self._eof = True
+        if self._text:
+            chunk = raw
+        else:
+            try:
+                chunk = self._decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError as exc:
+                line = self._lines_dropped + self._buf.count("\n") + raw[:max(exc.start, 0)].count(b"\n") + 1
+                raise SettlementFileInvalid(f"payout file line {line}: not UTF-8", details={"line": line}) from None
+        if not chunk:
             return False
+        self._append(chunk)
+        return True
+
+    def _append(self, chunk: str) -> None:
         if self._pos > _CHUNK:
+            self._lines_dropped += self._buf.count("\n", 0, self._pos)
             self._buf = self._buf[self._pos:]
             self._pos = 0
         self._buf += chunk
-        return True
 
     def _peek(self) -> str:
         while True:
@@ -75,7 +101,7 @@ class _JsonStream:
     def expect(self, char: str) -> None:
         got = self._peek()
         if got != char:
-            raise SettlementFileInvalid(f"payout file: expected {char!r}, found {got or 'end of file'!r}")
+            raise self.fail(f"expected {char!r}, found {got or 'end of file'!r}")
         self._pos += 1
 
     def accept(self, char: str) -> bool:
@@ -92,7 +118,11 @@ class _JsonStream:
             except json.JSONDecodeError as exc:
                 if self._fill():
                     continue
-                raise SettlementFileInvalid(f"payout file is not valid JSON: {exc.msg}") from None
+                raise self.fail(f"not valid JSON: {exc.msg}", exc.pos) from None
+            except RecursionError:
+                raise self.fail("nested deeper than the JSON parser allows") from None
+            except ValueError as exc:  # a number of thousands of digits
+                raise self.fail(f"not valid JSON: {exc}") from None
             if end == len(self._buf) and not self._eof and self._fill():
                 continue  # a bare number may go on in the next chunk
             self._pos = end
@@ -106,7 +136,7 @@ class _JsonStream:
         while True:
             key = self.value()
             if not isinstance(key, str):
-                raise SettlementFileInvalid("payout file: object keys must be strings")
+                raise self.fail("object keys must be strings")
             self.expect(":")
             yield key, self
             if self.accept(","):
@@ -143,6 +173,12 @@ def _money(value: Any) -> Decimal:
     return parse_decimal(value if value is not None else "0")
 
 
+def _payout_id(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
+        raise ValueError(f"payout id must be an integer or a string, got {type(value).__name__}")
+    return str(value).strip()
+
+
 def _id(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
@@ -169,10 +205,10 @@ class ShopifyPayoutReader:
             raise SettlementFileInvalid("payout file has no `payout` object")
         try:
             self.settlement = Settlement(
-                provider=provider, settlement_id=str(payout["id"]), deposit_date=_dt(payout.get("date")),
+                provider=provider, settlement_id=_payout_id(payout.get("id")), deposit_date=_dt(payout.get("date")),
                 total=_money(payout["amount"]), currency=payout["currency"])
-        except (KeyError, ValueError) as exc:
-            raise SettlementFileInvalid(f"payout object is invalid: {exc}") from None
+        except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
+            raise self._stream.fail(f"payout object is invalid: {type(exc).__name__}: {exc}") from None
         self.status = payout.get("status")
         self.summary = payout.get("summary") or {}
 
@@ -183,12 +219,15 @@ class ShopifyPayoutReader:
                 continue
             for n, txn in enumerate(stream.array(), start=1):
                 if not isinstance(txn, dict):
-                    raise SettlementFileInvalid(f"transaction {n}: not an object")
+                    raise stream.fail(f"transaction {n}: not an object")
                 try:
                     yield from self._lines(txn)
-                except (KeyError, ValueError) as exc:
-                    raise SettlementFileInvalid(f"transaction {n} ({txn.get('id')}): {exc}",
-                                                details={"transaction": n}) from None
+                except (KeyError, ValueError, TypeError, AttributeError, ArithmeticError) as exc:
+                    line = stream.line()
+                    raise SettlementFileInvalid(
+                        f"payout file line {line} (transaction {n}, id {str(txn.get('id'))[:40]}): "
+                        f"{'missing ' if isinstance(exc, KeyError) else ''}{exc}",
+                        details={"transaction": n, "line": line}) from None
 
     def _lines(self, txn: dict) -> Iterator[SettlementLine]:
         ttype = str(txn["type"]).strip().lower()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -30,6 +29,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
+from canonical import payload as canonical_payload
+from canonical.errors import PayloadInvalid
 from canonical.money import minor_units
 from canonical.pos import PosKind, PosTransaction, Tender, TenderType
 
@@ -37,7 +38,7 @@ SIGNATURE_HEADER = "x-square-hmacsha256-signature"
 SOURCE = "square"
 
 
-class SquareMappingError(ValueError):
+class SquareMappingError(PayloadInvalid):
     """The payload is not a Square event we can map (422 and quarantine)."""
 
 
@@ -55,10 +56,7 @@ def verify(body: bytes, header_value: str | None, signature_key: str, notificati
 
 
 def loads(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SquareMappingError(f"body is not JSON: {exc}") from None
+    payload = canonical_payload.loads(body, error=SquareMappingError)
     if not isinstance(payload, dict):
         raise SquareMappingError("body is not a JSON object")
     return payload
@@ -82,10 +80,19 @@ def money(value: Any, what: str) -> tuple[Decimal, str]:
         raise SquareMappingError(f"{what} is missing")
     amount, currency = value.get("amount"), value.get("currency")
     if isinstance(amount, bool) or not isinstance(amount, int):
-        raise SquareMappingError(f"{what}.amount must be an integer number of minor units, got {amount!r}")
+        raise SquareMappingError(f"{what}.amount must be an integer number of minor units, got {_shown(amount)}")
+    if abs(amount) >= 10 ** 17:  # beyond any amount the platform carries (canonical.money.MAX_AMOUNT)
+        raise SquareMappingError(f"{what}.amount {amount} is out of range")
     if not isinstance(currency, str) or len(currency) != 3:
-        raise SquareMappingError(f"{what}.currency must be an ISO-4217 code, got {currency!r}")
+        raise SquareMappingError(f"{what}.currency must be an ISO-4217 code, got {_shown(currency)}")
     return Decimal(amount).scaleb(-minor_units(currency.upper())), currency.upper()
+
+
+def _shown(value: Any) -> str:
+    """A payload value in a message: strings and numbers as they are (bounded), anything else by its type."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return repr(value)[:40]
+    return type(value).__name__
 
 
 def _time(value: Any, what: str) -> datetime:
@@ -94,10 +101,13 @@ def _time(value: Any, what: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise SquareMappingError(f"{what} {value!r} is not an RFC 3339 time") from None
+        raise SquareMappingError(f"{what} {value[:64]!r} is not an RFC 3339 time") from None
     if parsed.tzinfo is None:
-        raise SquareMappingError(f"{what} {value!r} has no time zone")
-    return parsed.astimezone(UTC)
+        raise SquareMappingError(f"{what} {value[:64]!r} has no time zone")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is a valid string but no UTC time
+        raise SquareMappingError(f"{what} {value[:64]!r} is out of range") from None
 
 
 def _str(obj: dict, key: str, what: str) -> str:
@@ -142,6 +152,16 @@ class SquareEvent:
 
 PAYMENT_FINAL = frozenset({"COMPLETED"})
 REFUND_COUNTED = frozenset({"PENDING", "COMPLETED"})
+
+
+def notification_time(payload: dict[str, Any]) -> datetime | None:
+    """The notification's own `created_at` (when Square created the event; every retry of it carries the same
+    one), or None when the body has none. Square retries for up to 72 hours after the event
+    (https://developer.squareup.com/docs/webhooks-api/delivery-sla): the intake's replay window is measured
+    from it."""
+    if not isinstance(payload, dict) or payload.get("created_at") is None:
+        return None
+    return _time(payload.get("created_at"), "created_at")
 
 
 def map_event(payload: dict[str, Any], *, timezones: dict[str, str] | None = None) -> SquareEvent:

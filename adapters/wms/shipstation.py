@@ -24,12 +24,13 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
-from pydantic import ValidationError
 
 from adapters.http import VendorHttp
-from canonical.errors import CannotCancel, InvalidOrder
+from canonical import payload as canonical_payload
+from canonical.errors import CannotCancel, InvalidOrder, PayloadInvalid
 from canonical.fulfillment import ResolvedLine, WmsReleaseRef
 from canonical.order import Address, Shipment, ShipmentLine
+from canonical.payload import mapping
 from canonical.returns import AuthorizedLine
 
 log = structlog.get_logger(__name__)
@@ -37,9 +38,10 @@ log = structlog.get_logger(__name__)
 PACIFIC = ZoneInfo("America/Los_Angeles")
 OPEN_STATUSES = frozenset({"awaiting_payment", "awaiting_shipment", "on_hold", "pending_fulfillment"})
 SHIPMENT_RESOURCE_TYPES = frozenset({"SHIP_NOTIFY", "ITEM_SHIP_NOTIFY"})
+MAX_PAGES = 500  # of one SHIP_NOTIFY resource (a batch of labels); more is a broken answer, not a batch
 
 
-class ShipStationMappingError(ValueError):
+class ShipStationMappingError(PayloadInvalid):
     """A ShipStation payload cannot become a canonical model; the message says why."""
 
 
@@ -64,15 +66,20 @@ def parse_time(value: Any) -> datetime:
 # -- mapping ----------------------------------------------------------------------------------------------------
 def map_shipment(raw: Mapping[str, Any]) -> tuple[str, Shipment]:
     """One ShipStation shipment → (the order's orderKey, i.e. our external reference; canonical Shipment)."""
-    try:
+    if not isinstance(raw, Mapping):
+        raise ShipStationMappingError("a shipment must be an object")
+    with mapping(ShipStationMappingError, f"shipment {str(raw.get('shipmentId'))[:40]}"):
         shipment_id = raw.get("shipmentId")
-        if shipment_id is None or isinstance(shipment_id, bool):
-            raise ShipStationMappingError("shipment has no shipmentId")
-        order_key = str(raw.get("orderKey") or "").strip()
-        if not order_key:
-            raise ShipStationMappingError(f"shipment {shipment_id} has no orderKey")
+        if isinstance(shipment_id, bool) or not isinstance(shipment_id, int | str) or not str(shipment_id).strip() \
+                or len(str(shipment_id)) > 200:
+            raise ShipStationMappingError("shipment has no shipmentId (an integer)")
+        order_key = raw.get("orderKey")
+        if not isinstance(order_key, str) or not order_key.strip() or len(order_key) > 255:
+            raise ShipStationMappingError(f"shipment {shipment_id}: orderKey must be our release's reference "
+                                          "(a string of at most 255 characters)")
+        order_key = order_key.strip()
         items = raw.get("shipmentItems")
-        if not items:
+        if not items or not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
             raise ShipStationMappingError(f"shipment {shipment_id} has no shipmentItems (fetch with "
                                           "includeShipmentItems=true)")
         lines = [ShipmentLine(line_id=str(i["lineItemKey"]) if i.get("lineItemKey") else None,
@@ -82,12 +89,6 @@ def map_shipment(raw: Mapping[str, Any]) -> tuple[str, Shipment]:
             shipment_id=f"shipstation:{shipment_id}", carrier=raw.get("carrierCode"), service=raw.get("serviceCode"),
             tracking_number=raw.get("trackingNumber") or None,
             shipped_at=parse_time(raw.get("createDate") or raw.get("shipDate")), lines=lines)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ShipStationMappingError(f"shipment {raw.get('shipmentId')}: "
-                                      f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
-    except (TypeError, KeyError, AttributeError) as exc:
-        raise ShipStationMappingError(f"unexpected shipment shape: {type(exc).__name__}: {exc}") from None
 
 
 def _address(a: Address | None) -> dict[str, Any]:
@@ -118,9 +119,27 @@ def create_order_body(external_ref: str, lines: list[ResolvedLine], ship_to: Add
     return body
 
 
+def notification(body: bytes) -> tuple[str, str]:
+    """A SHIP_NOTIFY body `{"resource_url", "resource_type"}` → (resource type, resource url)."""
+    payload = canonical_payload.loads(body, error=ShipStationMappingError, what="SHIP_NOTIFY body")
+    if not isinstance(payload, dict):
+        raise ShipStationMappingError("not a ShipStation webhook body: not a JSON object")
+    found: dict[str, str] = {}
+    for name in ("resource_url", "resource_type"):
+        value = payload.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise ShipStationMappingError(f"not a ShipStation webhook body: {name} must be a non-empty string, "
+                                          f"got {type(value).__name__}")
+        found[name] = value.strip()
+    return found["resource_type"], found["resource_url"]
+
+
 def resource_path(resource_url: str) -> tuple[str, dict[str, str]]:
     """The path and query of a webhook's resource_url, with shipment items asked for."""
-    parts = urlsplit(resource_url)
+    try:
+        parts = urlsplit(resource_url)
+    except ValueError as exc:  # e.g. an invalid IPv6 netloc
+        raise ShipStationMappingError(f"resource_url is not a URL: {exc}") from None
     if parts.path.rstrip("/").lower() != "/shipments":
         raise ShipStationMappingError(f"resource_url {parts.path!r} is not a shipments resource")
     query = {k: v for k, v in parse_qsl(parts.query) if k.lower() != "includeshipmentitems"}
@@ -211,8 +230,14 @@ class ShipStationWms:
         page, pages = 1, 1
         while page <= pages:
             body = self._json("GET", path, params={**query, "page": page})
-            yield from body.get("shipments") or []
-            pages = int(body.get("pages") or 1)
+            shipments = body.get("shipments") if isinstance(body, dict) else "not an object"
+            if not isinstance(shipments, list | None) or not all(isinstance(x, dict) for x in shipments or []):
+                raise ShipStationMappingError(f"GET {path} page {page}: not a list of shipments")
+            yield from shipments or []
+            given = body.get("pages") or 1
+            if isinstance(given, bool) or not isinstance(given, int) or not 1 <= given <= MAX_PAGES:
+                raise ShipStationMappingError(f"GET {path} page {page}: pages {str(given)[:20]!r} is not 1..{MAX_PAGES}")
+            pages = given
             page += 1
 
     def shipment_events(self, resource_url: str) -> list[tuple[str, Shipment]]:

@@ -24,7 +24,9 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 
 from adapters.platform.intake_store import IntakeStore
+from adapters.pos.square import SIGNATURE_HEADER as SQUARE_SIGNATURE_HEADER
 from adapters.wms.local import SIGNATURE_HEADER as WMS_SIGNATURE_HEADER
+from canonical.errors import printable
 from runtime.observability import QUARANTINED, WEBHOOK_DUPLICATES, WEBHOOKS
 from runtime.settings import Settings
 from starters import TemporalUnavailable
@@ -34,7 +36,8 @@ log = structlog.get_logger(__name__)
 SAFE_HEADERS = ("content-type", "x-shopify-topic", "x-shopify-shop-domain", "x-shopify-api-version",
                 "x-shopify-webhook-id", "x-shopify-triggered-at", "x-shopify-event-id", "x-shopify-hmac-sha256",
                 "shopify-topic", "shopify-shop-domain", "shopify-api-version", "shopify-webhook-id",
-                "shopify-event-id", "shopify-hmac-sha256", "shopify-triggered-at", WMS_SIGNATURE_HEADER.lower())
+                "shopify-event-id", "shopify-hmac-sha256", "shopify-triggered-at", WMS_SIGNATURE_HEADER.lower(),
+                SQUARE_SIGNATURE_HEADER)
 
 ClientGetter = Callable[[], Awaitable[Client]]
 
@@ -72,6 +75,7 @@ class Fault(Exception):
     def __init__(self, status_code: int, reason: str, *, topic: str | None | _Unset = _DELIVERY,
                  delivery_id: str | None | _Unset = _DELIVERY, body: dict[str, Any] | None = None,
                  headers: dict[str, str] | None = None) -> None:
+        reason = printable(reason)  # answered, logged and stored: whatever the sender put in it
         super().__init__(reason)
         self.status_code, self.reason, self.topic, self.delivery_id = status_code, reason, topic, delivery_id
         self.body = {"detail": reason} if body is None else body
@@ -131,6 +135,7 @@ class Delivery:
         if status_code == 401 and len(body) > keep:
             # an unauthenticated sender must not fill the database: a bounded prefix is evidence enough
             reason, body = f"{reason} (first {keep} of {len(body)} bytes kept)", body[:keep]
+        topic, delivery_id = _bounded(topic, TOPIC_MAX), _bounded(delivery_id, DELIVERY_ID_MAX)
         qid = await asyncio.to_thread(self.store.quarantine, source=self.source, topic=topic,
                                       delivery_id=delivery_id, headers=keep_headers(self.headers), body=body,
                                       reason=reason, status_code=status_code)
@@ -139,6 +144,22 @@ class Delivery:
         log.warning("intake.quarantined", source=self.source, topic=topic, delivery_id=delivery_id,
                     quarantine_id=qid, reason=reason, status_code=status_code)
         return qid
+
+
+# the widths of webhook_deliveries / quarantine (adapters/sql/platform.py): a longer id is refused, not stored
+TOPIC_MAX, DELIVERY_ID_MAX = 128, 255
+
+
+def _bounded(value: str | None, limit: int) -> str | None:
+    return None if value is None else printable(value, limit)[:limit]
+
+
+def _check_key(key: Key) -> None:
+    """A topic or delivery id the platform cannot record is the sender's fault (400), said before it is used."""
+    if key.topic is not None and len(key.topic) > TOPIC_MAX:
+        raise Fault(400, f"topic is longer than {TOPIC_MAX} characters", topic=None, delivery_id=None)
+    if key.delivery_id is not None and len(key.delivery_id) > DELIVERY_ID_MAX:
+        raise Fault(400, f"delivery id is longer than {DELIVERY_ID_MAX} characters", delivery_id=None)
 
 
 class Source(ABC):
@@ -167,6 +188,7 @@ async def handle(source: Source, d: Delivery) -> Outcome:
     try:
         source.verify(d)
         key = source.identify(d)
+        _check_key(key)
         previous = await d.seen(key.delivery_id)
         if previous is not None:
             return Outcome(200, {"workflow_id": previous or None, "duplicate": True})
@@ -190,7 +212,8 @@ async def take(source: Source, engine: Engine, client_getter: ClientGetter, sett
                headers: dict[str, str], *, replay: bool = False, app_state: Any = None) -> Outcome:
     """Run one delivery through the pipeline (webhook routes, quarantine replay, tests)."""
     return await handle(source, Delivery(source=source.name, body=body, headers=headers, settings=settings,
-                                         engine=engine, store=IntakeStore(engine), client_getter=client_getter,
+                                         engine=engine, client_getter=client_getter,
+                                         store=IntakeStore(engine, keyring=getattr(app_state, "keyring", None)),
                                          replay=replay, app_state=app_state))
 
 
@@ -210,7 +233,8 @@ async def receive(source: Source, request: Request, engine: Engine, settings: Se
     if body is None:
         return JSONResponse({"detail": f"body exceeds {settings.max_webhook_bytes} bytes"}, status_code=413)
     d = Delivery(source=source.name, body=body, headers=headers, settings=settings, engine=engine,
-                 store=IntakeStore(engine), client_getter=request.app.state.temporal.get, app_state=request.app.state)
+                 store=IntakeStore(engine, keyring=request.app.state.keyring),  # bodies sealed at rest
+                 client_getter=request.app.state.temporal.get, app_state=request.app.state)
     try:
         outcome = await handle(source, d)
     except TemporalUnavailable as exc:

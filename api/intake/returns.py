@@ -8,14 +8,14 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from adapters.erp.base import BookedOrder
 from adapters.marketplace import shopify
 from api.intake.pipeline import Accepted, Act, Delivery, Fault, Key, Outcome
-from canonical.money import Money
+from canonical.money import Money, parse_decimal
 from canonical.order import order_workflow_id
+from canonical.payload import mapping
 from canonical.returns import Receipt, ReturnLine, ReturnReason, ReturnRequest
 from runtime.registry import build_erp
 from runtime.settings import Settings
@@ -55,10 +55,12 @@ def cancellation_return(order: BookedOrder | None, channel: str, external_order_
 def _amount(raw: Any, what: str) -> Decimal:
     if isinstance(raw, float):  # JSON numbers in the refund payload: go through their text, never binary float
         raw = repr(raw)
+    if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
+        raise shopify.ShopifyMappingError(f"{what} must be a decimal string or number, got {type(raw).__name__}")
     try:
-        return Decimal(str(raw))
-    except Exception as exc:
-        raise shopify.ShopifyMappingError(f"{what} {raw!r} is not an amount") from exc
+        return parse_decimal(raw)
+    except ValueError as exc:
+        raise shopify.ShopifyMappingError(f"{what}: {exc}") from None
 
 
 def map_shopify_refund(lookup: Callable[[str], BookedOrder | None], payload: dict, channel: str) -> ReturnRequest:
@@ -70,19 +72,27 @@ def map_shopify_refund(lookup: Callable[[str], BookedOrder | None], payload: dic
     the order's lines. Inconsistent refunds (lines not on the order, more units than ordered, transactions that
     pay back less than the refunded lines) raise ShopifyMappingError: quarantined for an analyst, not booked.
     `lookup` gives the order as the ERP booked it (`booked_order`)."""
-    refund_id = shopify._id(payload.get("id"), "refund id")
-    order_id = shopify._id(payload.get("order_id"), "order id")
-    order_ref = order_workflow_id(channel, order_id)
-    so = lookup(order_ref)
+    with mapping(shopify.ShopifyMappingError, "refund"):
+        if not isinstance(payload, dict):
+            raise shopify.ShopifyMappingError("refund body must be a JSON object")
+        refund_id = shopify._id(payload.get("id"), "refund id")
+        order_id = shopify._id(payload.get("order_id"), "order id")
+        order_ref = order_workflow_id(channel, order_id)
+    so = lookup(order_ref)  # the ERP's answer: its faults are not the payload's
     if so is None:
         raise shopify.ShopifyMappingError(f"refund {refund_id}: no ERP sales order {order_ref}")
+    with mapping(shopify.ShopifyMappingError, f"refund {refund_id}"):
+        return _map_refund(payload, so, refund_id, order_id, channel)
+
+
+def _map_refund(payload: dict, so: BookedOrder, refund_id: str, order_id: str, channel: str) -> ReturnRequest:
     cur = so.currency
     ordered = {line.line_id: line.quantity for line in so.lines}
     note = payload.get("note") or None
     problems, lines, expected = [], [], Decimal(0)
-    for item in payload.get("refund_line_items") or []:
+    for item in _objects(payload.get("refund_line_items"), "refund_line_items"):
         line_id = shopify._id(item.get("line_item_id"), "line_item_id")
-        qty = int(item.get("quantity") or 0)
+        qty = _quantity(item.get("quantity"), f"refund_line_items[{line_id}].quantity")
         subtotal = _amount(item.get("subtotal", 0), "subtotal")
         tax = _amount(item.get("total_tax", 0), "total_tax")
         expected += subtotal + tax
@@ -93,7 +103,8 @@ def map_shopify_refund(lookup: Callable[[str], BookedOrder | None], payload: dic
         elif qty > 0 or subtotal + tax > 0:
             lines.append(ReturnLine(line_id=line_id, quantity=qty, reason=ReturnReason.OTHER, note=note,
                                     amount=Money.of(subtotal, cur), tax=Money.of(tax, cur)))
-    paid = sum((_amount(t.get("amount"), "transaction amount") for t in payload.get("transactions") or []
+    paid = sum((_amount(t.get("amount"), "transaction amount")
+                for t in _objects(payload.get("transactions"), "transactions")
                 if t.get("kind") == "refund" and t.get("status") in (None, "success")), Decimal(0))
     if paid < expected:
         problems.append(f"refund transactions total {paid} but the refunded lines total {expected}")
@@ -107,17 +118,36 @@ def map_shopify_refund(lookup: Callable[[str], BookedOrder | None], payload: dic
         have = {line.line_id for line in lines}
         lines += [ReturnLine(line_id=lid, quantity=0, reason=ReturnReason.OTHER, note=note)
                   for lid in ordered if lid not in have]
-    try:
-        return ReturnRequest(channel=channel, return_id=f"refund-{refund_id}", external_order_id=order_id,
-                             requested_at=payload.get("created_at"), lines=lines,
-                             adjustment=Money.of(extra, cur) if extra > 0 else None)
-    except ValidationError as exc:
-        raise shopify.ShopifyMappingError(shopify.describe_validation_error(exc)) from exc
+    return ReturnRequest(channel=channel, return_id=f"refund-{refund_id}", external_order_id=order_id,
+                         requested_at=payload.get("created_at"), lines=lines,
+                         adjustment=Money.of(extra, cur) if extra > 0 else None)
+
+
+def _objects(raw: Any, what: str) -> list[dict]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(x, dict) for x in raw):
+        raise shopify.ShopifyMappingError(f"{what} must be a list of objects")
+    return raw
+
+
+def _quantity(raw: Any, what: str) -> int:
+    if raw is None:
+        return 0
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        raise shopify.ShopifyMappingError(f"{what} must be a whole number of units, got {str(raw)[:40]!r}")
+    return raw
 
 
 def map_receipt(payload: dict) -> tuple[str, Receipt]:
     """A `return.received` event of the embedded WMS: (return workflow id, receipt)."""
-    return str(payload["external_ref"]), Receipt.model_validate(payload["receipt"])
+    with mapping(shopify.ShopifyMappingError, "return.received"):
+        external_ref = payload.get("external_ref")
+        if not isinstance(external_ref, str) or not external_ref.startswith("return:") or len(external_ref) > 255:
+            raise shopify.ShopifyMappingError(f"external_ref {str(external_ref)[:80]!r} is not a return workflow id")
+        if not isinstance(payload.get("receipt"), dict):
+            raise shopify.ShopifyMappingError("receipt must be an object")
+        return external_ref, Receipt.model_validate(payload["receipt"])
 
 
 def is_receipt_event(body: bytes) -> bool:
@@ -133,14 +163,22 @@ def identify_receipt(d: Delivery) -> Key:
     try:
         payload = shopify.loads(d.body)
         if payload.get("type") != RECEIPT_TOPIC:
-            raise ValueError(f"unknown event type {payload.get('type')!r}")
-        event_id = str(payload["event_id"])
+            raise shopify.ShopifyMappingError(f"unknown event type {str(payload.get('type'))[:40]!r}")
+        event_id = event_id_of(payload)
         external_ref, receipt = map_receipt(payload)
-        if not external_ref.startswith("return:"):
-            raise ValueError(f"{external_ref!r} is not a return workflow id")
-    except (KeyError, TypeError, ValueError, shopify.ShopifyMappingError) as exc:
+    except shopify.ShopifyMappingError as exc:
         raise Fault(422, f"receipt event does not map: {exc}", topic=RECEIPT_TOPIC, delivery_id=None) from exc
     return Key(RECEIPT_TOPIC, event_id, payload=(external_ref, receipt))
+
+
+def event_id_of(payload: dict) -> str:
+    """The embedded WMS's event id (the dedupe key): a non-empty string or an integer."""
+    value = payload.get("event_id")
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        raise shopify.ShopifyMappingError(f"event_id must be a non-empty string, got {type(value).__name__}")
+    if len(str(value)) > 255:
+        raise shopify.ShopifyMappingError("event_id is longer than 255 characters")
+    return str(value).strip()
 
 
 def signal_receipt(d: Delivery, key: Key) -> Act:

@@ -12,13 +12,17 @@ unreachable answers 503 (Retry-After) so it delivers again.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import structlog
 
 from adapters.http import VendorUnavailable
-from adapters.wms.shipstation import SHIPMENT_RESOURCE_TYPES, ShipStationMappingError, build_shipstation
+from adapters.wms.shipstation import (
+    SHIPMENT_RESOURCE_TYPES,
+    ShipStationMappingError,
+    build_shipstation,
+    notification,
+)
 from api.intake.pipeline import (
     Accepted,
     Act,
@@ -53,10 +57,9 @@ class ShipStationSource(Source):
 
     def identify(self, d: Delivery) -> Key:
         try:
-            payload = json.loads(d.body)
-            resource_url, resource_type = str(payload["resource_url"]), str(payload["resource_type"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise Fault(422, f"not a ShipStation webhook body: {type(exc).__name__}: {exc}", topic=None) from exc
+            resource_type, resource_url = notification(d.body)
+        except ShipStationMappingError as exc:
+            raise Fault(422, str(exc), topic=None) from exc
         return Key(resource_type, None, payload=resource_url)  # deduplicated per shipment, not per delivery
 
     async def map(self, d: Delivery, key: Key) -> Act | Ignored:

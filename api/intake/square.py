@@ -1,8 +1,13 @@
 """Square webhooks (`POST /webhooks/square`): payments, refunds and orders that carry money are signalled to
 their store day (`storeday:{store}:{date}`, signal-with-start through starters/pos.py); events that carry no
-money are remembered and ignored. Signed with `x-square-hmacsha256-signature`; deduplicated by the event id."""
+money are remembered and ignored. Signed with `x-square-hmacsha256-signature`; deduplicated by the event id.
+Replay window: a notification whose own `created_at` is older than RETAILFLOW_SQUARE_WEBHOOK_MAX_AGE_SECONDS (default
+72 h 5 min: Square retries for up to 72 hours after the event, plus 5 minutes) is quarantined with 409, not counted;
+an analyst's replay of the copy is not held to it."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import structlog
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -47,10 +52,28 @@ class SquareSource(Source):
 
     def identify(self, d: Delivery) -> Key:
         try:
-            event = square.map_event(square.loads(d.body), timezones=d.settings.store_timezones)
+            payload = square.loads(d.body)
+            event = square.map_event(payload, timezones=d.settings.store_timezones)
+            created = square.notification_time(payload)
         except square.SquareMappingError as exc:
             raise Fault(422, f"payload does not map: {exc}", topic=_topic(d.body), delivery_id=None) from exc
-        return Key(event.event_type, event.event_id, payload=event)
+        key = Key(event.event_type, event.event_id, payload=event)
+        self._fresh(d, key, created)
+        return key
+
+    @staticmethod
+    def _fresh(d: Delivery, key: Key, created: datetime | None) -> None:
+        """The replay window: a signed notification created longer ago than Square keeps retrying (72 hours after
+        the event) is a replay — a captured request sent again under a new event id — so it is quarantined, not
+        counted. An analyst's replay of a quarantined copy is deliberate and not held to it (as for Shopify)."""
+        limit = d.settings.square_webhook_max_age_seconds
+        if d.replay or not limit or created is None:
+            return
+        age = (datetime.now(UTC) - created).total_seconds()
+        if age > limit:
+            raise Fault(409, f"notification created at {created.isoformat()}, {age / 3600:.1f} h ago: beyond the "
+                             f"{limit} s replay window (RETAILFLOW_SQUARE_WEBHOOK_MAX_AGE_SECONDS)",
+                        topic=key.topic, delivery_id=key.delivery_id)
 
     async def map(self, d: Delivery, key: Key) -> Act | Ignored:
         event = key.payload

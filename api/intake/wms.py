@@ -10,6 +10,7 @@ from adapters.wms.local import verify as verify_signature
 from api.intake import returns
 from api.intake.pipeline import Accepted, Act, Delivery, Fault, Key, Outcome, Source
 from canonical.order import Shipment
+from canonical.payload import mapping
 from starters import signal_workflow
 
 SHIPMENT_TOPIC = "shipment"
@@ -29,10 +30,16 @@ class WmsLocalSource(Source):
             return returns.identify_receipt(d)
         try:
             payload = shopify.loads(d.body)
-            event_id = str(payload["event_id"])
-            external_ref = str(payload["external_ref"])
-            shipment = Shipment.model_validate(payload["shipment"])
-        except (KeyError, TypeError, ValueError) as exc:
+            with mapping(shopify.ShopifyMappingError, "event"):
+                event_id = returns.event_id_of(payload)
+                external_ref = payload.get("external_ref")
+                if not isinstance(external_ref, str) or not external_ref.strip() or len(external_ref) > 255:
+                    raise shopify.ShopifyMappingError(
+                        f"external_ref must be the release's workflow id, got {str(external_ref)[:80]!r}")
+                if not isinstance(payload.get("shipment"), dict):
+                    raise shopify.ShopifyMappingError("shipment must be an object")
+                shipment = Shipment.model_validate(payload["shipment"])
+        except shopify.ShopifyMappingError as exc:
             raise Fault(422, f"shipment event does not map: {exc}", topic=SHIPMENT_TOPIC, delivery_id=None) from exc
         return Key(SHIPMENT_TOPIC, event_id, payload=(external_ref, shipment))
 

@@ -21,6 +21,7 @@ from adapters.pos import square
 from api.app import create_app
 from runtime.registry import build_adapters
 from runtime.settings import Settings
+from tests.auth import headers, make_key
 from tests.conftest import fixture_bytes
 from worker import build_worker
 
@@ -48,6 +49,8 @@ def _square_payment(store: str, when: datetime) -> bytes:
     payment.update(location_id=store, id=f"P-{uuid.uuid4().hex[:10]}", created_at=when.isoformat())
     payment["total_money"]["amount"] = 2500
     payload["event_id"] = str(uuid.uuid4())
+    # the notification is created now (the fixture's 2020 `created_at` is beyond Square's 72 h replay window)
+    payload["created_at"] = datetime.now(UTC).isoformat()
     return json.dumps(payload).encode()
 
 
@@ -75,7 +78,8 @@ async def test_square_webhooks_and_a_batch_close_into_one_balanced_journal(dev_e
     wf_id = f"storeday:{store}:{day}"
     app = create_app(settings, engine=engine, client=dev_env.client)
     worker = build_worker(dev_env.client, adapters, task_queue=settings.task_queue)
-    async with worker, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+    async with worker, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
+                                         headers=headers(make_key(engine, "analyst"))) as http:
         body = _square_payment(store, now)
         sig = square.signature(KEY, URL, body)
         first = await http.post("/webhooks/square", content=body, headers={square.SIGNATURE_HEADER: sig})

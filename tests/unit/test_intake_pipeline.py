@@ -22,6 +22,8 @@ from api.intake import pipeline
 from api.intake.registry import SOURCES
 from runtime.observability import CorrelationInterceptor
 from runtime.settings import Settings
+from tests.auth import headers as auth_headers
+from tests.auth import make_key
 from tests.conftest import fixture_bytes
 
 SECRET = "pipeline-test-secret"
@@ -85,7 +87,8 @@ def fake() -> FakeClient:
 
 @pytest.fixture
 def http(engine, settings, fake) -> TestClient:
-    return TestClient(create_app(settings, engine=engine, client=fake))
+    return TestClient(create_app(settings, engine=engine, client=fake),
+                      headers=auth_headers(make_key(engine, "analyst")))
 
 
 def order_body(order_id: str = "820982911946154508") -> bytes:
@@ -100,7 +103,9 @@ def shopify_headers(body: bytes, *, topic: str = "orders/create", webhook_id: st
 
 
 def quarantined(engine) -> list[dict]:
-    return IntakeStore(engine).list(resolved=None)
+    from runtime.codec import keyring_from_settings  # the app's keys (bodies are sealed at rest)
+
+    return IntakeStore(engine, keyring=keyring_from_settings(Settings())).list(resolved=None)
 
 
 def metric(name: str, **labels: str) -> float:
@@ -263,7 +268,8 @@ def test_shipstation_route_token_and_faults(engine, fake):
     bad = http.post("/webhooks/shipstation", params={"token": "tok"}, content=b'{"nope": 1}')
     assert bad.status_code == 422
     [row] = quarantined(engine)
-    assert bad.json() == {"detail": "not a ShipStation webhook body: KeyError: 'resource_url'", "quarantine_id": row["id"]}
+    assert bad.json() == {"detail": "not a ShipStation webhook body: resource_url must be a non-empty string, got "
+                                    "NoneType", "quarantine_id": row["id"]}
     assert (row["source"], row["topic"], row["status_code"]) == ("shipstation", None, 422)
 
 

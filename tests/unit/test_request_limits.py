@@ -8,13 +8,15 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from runtime.settings import Settings
+from tests.auth import headers, make_key
 
 LIMIT = 4096
 
 
 @pytest.fixture
 def http(engine) -> TestClient:
-    return TestClient(create_app(Settings(_env_file=None, max_request_bytes=LIMIT), engine=engine))
+    return TestClient(create_app(Settings(_env_file=None, max_request_bytes=LIMIT), engine=engine),
+                      headers=headers(make_key(engine)))
 
 
 @pytest.mark.parametrize("path", ["/inventory/events", "/pos/batches", "/returns"])
