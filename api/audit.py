@@ -10,11 +10,17 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import HTTPException
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
+from temporalio.converter import PayloadConverter
 from temporalio.service import RPCError, RPCStatusCode
+
+from api.auth import Principal
+from api.masking import for_principal
 
 UNDO_ACTIVITIES = {"release_stock", "void_tax", "cancel_sales_order", "cancel_wms_release",
                    "notify_channel_cancelled"}
@@ -178,6 +184,81 @@ def to_csv(entries: list[AuditEntry]) -> str:
     return out.getvalue()
 
 
+def audit_answer(entries: list[AuditEntry], format: str, principal: Principal):
+    """The audit trail as `principal` may read it (personal data masked below analyst), as JSON or CSV."""
+    if not principal.sees_personal_data():
+        entries = [AuditEntry.model_validate(e) for e in for_principal(principal, entries)]
+    if format == "csv":
+        return PlainTextResponse(to_csv(entries), media_type="text/csv")
+    return entries
+
+
+async def decode_history(client: Client, history: WorkflowHistory) -> WorkflowHistory:
+    """The history with the payloads the trail reads opened by the client's payload codec (runtime/codec.py: the
+    server keeps them encrypted), in place; unchanged without a codec."""
+    codec = client.data_converter.payload_codec
+    if codec is None:
+        return history
+    for event in history.events:
+        containers = []
+        if event.HasField("workflow_execution_started_event_attributes"):
+            containers.append(event.workflow_execution_started_event_attributes.input)
+        elif event.HasField("activity_task_scheduled_event_attributes"):
+            containers.append(event.activity_task_scheduled_event_attributes.input)
+        elif event.HasField("activity_task_completed_event_attributes"):
+            containers.append(event.activity_task_completed_event_attributes.result)
+        elif event.HasField("workflow_execution_signaled_event_attributes"):
+            containers.append(event.workflow_execution_signaled_event_attributes.input)
+        elif event.HasField("workflow_execution_update_accepted_event_attributes"):
+            containers.append(event.workflow_execution_update_accepted_event_attributes.accepted_request.input.args)
+        elif event.HasField("workflow_execution_completed_event_attributes"):
+            containers.append(event.workflow_execution_completed_event_attributes.result)
+        for container in containers:
+            if container.payloads:
+                decoded = await codec.decode(list(container.payloads))
+                del container.payloads[:]
+                container.payloads.extend(decoded)
+        for failure in _failures(event):
+            await codec.decode_failure(failure)
+            _open_failure(failure, client.data_converter.payload_converter)
+        if event.HasField("user_metadata") and event.user_metadata.HasField("summary"):
+            (summary,) = await codec.decode([event.user_metadata.summary])
+            event.user_metadata.summary.CopyFrom(summary)
+    return history
+
+
+def _failures(event: HistoryEvent) -> list[Failure]:
+    """The failures of an event the trail reads (their messages are sealed: runtime/codec.py)."""
+    found = []
+    if event.HasField("activity_task_started_event_attributes"):
+        attrs = event.activity_task_started_event_attributes
+        if attrs.HasField("last_failure"):
+            found.append(attrs.last_failure)
+    elif event.HasField("activity_task_failed_event_attributes"):
+        found.append(event.activity_task_failed_event_attributes.failure)
+    elif event.HasField("activity_task_timed_out_event_attributes"):
+        found.append(event.activity_task_timed_out_event_attributes.failure)
+    elif event.HasField("workflow_execution_failed_event_attributes"):
+        found.append(event.workflow_execution_failed_event_attributes.failure)
+    return found
+
+
+def _open_failure(failure: Failure, payload_converter: PayloadConverter) -> None:
+    """Put a decoded failure's message (and its causes') back where the trail reads it, as Temporal's
+    DefaultFailureConverter does when it turns a failure into an exception."""
+    while True:
+        if failure.HasField("encoded_attributes"):
+            try:
+                attributes = payload_converter.from_payloads([failure.encoded_attributes])[0]
+            except Exception:  # noqa: BLE001 -- not the attributes the converter writes: leave the failure as it is
+                attributes = None
+            if isinstance(attributes, dict) and isinstance(attributes.get("message"), str):
+                failure.message = attributes["message"]
+        if not failure.HasField("cause"):
+            return
+        failure = failure.cause
+
+
 async def fetch_audit(client: Client, workflow_id: str) -> list[AuditEntry]:
     try:
         history = await client.get_workflow_handle(workflow_id).fetch_history()
@@ -185,4 +266,4 @@ async def fetch_audit(client: Client, workflow_id: str) -> list[AuditEntry]:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise HTTPException(404, f"no workflow {workflow_id}") from None
         raise HTTPException(503, f"Temporal is unavailable: {exc.message}") from None
-    return build_trail(history)
+    return build_trail(await decode_history(client, history))

@@ -74,14 +74,17 @@ async def webhook(args: argparse.Namespace) -> dict:
 
 async def start(args: argparse.Namespace) -> dict:
     from temporalio.client import Client
-    from temporalio.contrib.pydantic import pydantic_data_converter
 
     from bench.fixtures import canonical_order, external_id
     from canonical.fulfillment import OrderFulfillmentInput
+    from runtime.codec import data_converter, keyring_from_settings
+    from runtime.settings import Settings
 
     if args.via_start_order:
         return await _start_order_loop(args)
-    client = await Client.connect(args.address, data_converter=pydantic_data_converter)
+    # the platform's data converter with the payload codec (the orders carry customer data), without the
+    # platform's interceptors: the bare start's cost
+    client = await Client.connect(args.address, data_converter=data_converter(keyring_from_settings(Settings())))
     # the same canonical input the intake starts with, built before timing (mapping is the intake's cost)
     warm = [OrderFulfillmentInput(order=canonical_order(external_id(args.run + 500, i))) for i in range(WARMUP)]
     inputs = [OrderFulfillmentInput(order=canonical_order(external_id(args.run, i))) for i in range(args.n)]

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
+from runtime.codec import data_converter, keyring_from_settings
 from runtime.observability import CorrelationInterceptor
 from runtime.settings import Settings, TemporalSettings
 from runtime.tracing import tracing_interceptors
@@ -78,8 +78,9 @@ def client_connect_options(settings: TemporalSettings) -> dict[str, Any]:
 
 def client_options(settings: Settings) -> dict[str, Any]:
     """Every keyword argument of `Client.connect` the platform uses: the cluster options above, the pydantic
-    data converter, and the correlation and tracing interceptors."""
-    return {**client_connect_options(settings), "data_converter": pydantic_data_converter,
+    data converter with the encryption codec (runtime/codec.py: payloads are sealed before they reach the
+    server), and the correlation and tracing interceptors."""
+    return {**client_connect_options(settings), "data_converter": data_converter(keyring_from_settings(settings)),
             "interceptors": [CorrelationInterceptor(), *tracing_interceptors(settings)]}
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import os
 import sys
 import uuid
@@ -9,6 +10,9 @@ import pytest
 from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
+# One random set of payload-codec keys for the whole test run, inherited by every process a test starts (worker,
+# API, CLI), as a deployment gives all its processes the same RETAILFLOW_CODEC_KEYS (runtime/codec.py).
+os.environ.setdefault("RETAILFLOW_CODEC_KEYS", f"test{os.getpid()}:{base64.b64encode(os.urandom(32)).decode()}")
 FIXTURES = ROOT / "tests" / "fixtures"
 BIN = Path(sys.executable).parent
 

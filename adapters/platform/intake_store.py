@@ -1,5 +1,11 @@
 """The intake's own store: webhook deliveries already taken (dedupe) and the quarantine of deliveries that could
-not be taken (kept with their raw body for an analyst and for replay). Tables in adapters/sql/platform.py."""
+not be taken (kept with their raw body for an analyst and for replay). Tables in adapters/sql/platform.py.
+
+Quarantined bodies hold customers' names, e-mails, phones and addresses: given a keyring (adapters/crypto.py, the
+same keys as the payload codec), the store seals each body with AES-256-GCM before it is written and opens it
+when read, so the platform database holds ciphertext only; the API is handed plaintext (and shows it to analysts
+and up). Rows written before sealing (plaintext) still read as they are. The API always passes its keyring;
+without one (a bare store in a test) bodies are kept as given."""
 
 from __future__ import annotations
 
@@ -10,11 +16,35 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters import sql as db
+from adapters.crypto import Keyring, SealedDataError, is_sealed
 
 
 class IntakeStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, keyring: Keyring | None = None) -> None:
         self.engine = engine
+        self.keyring = keyring
+
+    @staticmethod
+    def _aad(source: str, delivery_id: str | None) -> bytes:
+        # a sealed body belongs to its row's source and delivery: it cannot be moved to another one unnoticed
+        return f"retailflow/quarantine-body/v1:{source}:{delivery_id or ''}".encode()
+
+    def _seal(self, source: str, delivery_id: str | None, body: bytes) -> bytes:
+        return body if self.keyring is None else self.keyring.seal(body, self._aad(source, delivery_id))
+
+    def _opened(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The row with its body opened; a body that cannot be opened (sealed under a key no longer in the
+        keyring, or damaged) comes back as None with `body_error` saying why, so a listing still answers."""
+        body = bytes(row["body"])
+        if is_sealed(body):  # a row from before sealing is plaintext: as it is
+            if self.keyring is None:
+                raise ValueError(f"quarantined delivery {row['id']} is sealed: the store needs the keyring")
+            try:
+                opened = self.keyring.open(body, self._aad(row["source"], row["delivery_id"]))
+            except SealedDataError as exc:
+                return {**row, "body": None, "body_error": str(exc), "sealed_size": len(body)}
+            return {**row, "body": opened, "body_error": None}
+        return {**row, "body": body, "body_error": None}
 
     # -- deliveries (dedupe) ---------------------------------------------------------------------------------
     def seen(self, source: str, delivery_id: str | None) -> str | None:
@@ -74,7 +104,8 @@ class IntakeStore:
         """Keep a copy of a delivery that could not be taken; its quarantine id."""
         with self.engine.begin() as conn:
             result = conn.execute(db.quarantine.insert().values(
-                source=source, topic=topic, delivery_id=delivery_id, headers=headers, body=body, reason=reason,
+                source=source, topic=topic, delivery_id=delivery_id, headers=headers,
+                body=self._seal(source, delivery_id, body), reason=reason,
                 status_code=status_code))
             key = result.inserted_primary_key
             assert key is not None
@@ -112,12 +143,13 @@ class IntakeStore:
         if source:
             query = query.where(t.c.source == source)
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings().all()]
+            rows = [dict(r) for r in conn.execute(query).mappings().all()]
+        return [self._opened(r) for r in rows]
 
     def get(self, qid: int) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(db.quarantine).where(db.quarantine.c.id == qid)).mappings().first()
-        return dict(row) if row is not None else None
+        return self._opened(dict(row)) if row is not None else None
 
     def mark_replayed(self, qid: int, *, result: str, resolved: bool) -> None:
         with self.engine.begin() as conn:

@@ -32,10 +32,15 @@ def services(compose) -> dict:
     return compose["services"]
 
 
+# stand-ins that must parse: the codec keys (a test key, 32 bytes of "k"), the URLs
+STAND_INS = {"RETAILFLOW_LOG_LEVEL": "INFO", "RETAILFLOW_CODEC_KEYS": "k1:a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=",
+             "RETAILFLOW_PUBLIC_API_URL": "https://api.example.com",
+             "TEMPORAL_UI_PUBLIC_URL": "https://temporal.example.com"}
+
+
 def _interpolate(value: str) -> str:
     """What `docker compose` substitutes, with a stand-in for each variable taken from .env."""
-    return INTERPOLATION.sub(lambda m: {"RETAILFLOW_LOG_LEVEL": "INFO"}.get(m.group(1), f"x-{m.group(1).lower()}"),
-                             value)
+    return INTERPOLATION.sub(lambda m: STAND_INS.get(m.group(1), f"x-{m.group(1).lower()}"), value)
 
 
 def _env(service: dict) -> dict[str, str]:
@@ -81,10 +86,10 @@ def test_ports(services):
             out[(parts[0] if len(parts) == 3 else "0.0.0.0", parts[-2])] = parts[-1]
         return out
 
-    # only the API on every interface (its analyst routes still lack sign-in: issue 15); Temporal's frontend
-    # and the Web UI (no sign-in) on loopback only
-    assert host_ports(services["temporal"]) == {("127.0.0.1", "7233"): "7233"}
-    assert host_ports(services["temporal-ui"]) == {("127.0.0.1", "8080"): "8080"}
+    # only the API and the Web UI (both behind sign-in); Temporal's frontend on the compose network only
+    # (tests/unit/test_deployment_exposure.py checks the sign-in that goes with it)
+    assert "ports" not in services["temporal"]
+    assert host_ports(services["temporal-ui"]) == {("0.0.0.0", "8080"): "8080"}
     assert host_ports(services["api"]) == {("0.0.0.0", "8000"): "8000"}
     assert _env(services["api"])["RETAILFLOW_API_PORT"] == "8000"
     assert _env(services["api"])["RETAILFLOW_API_HOST"] == "0.0.0.0"
