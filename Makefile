@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed
 # -rs: print why each skipped test was skipped (a skip is a test that did not run; it must say why)
 PYTEST := $(BIN)/python -m pytest -q -rs
 # every test lives in exactly one tier; `make test` runs them in this order (see README, "Tests")
-TIERS := unit contract workflows replay integration slow
-FAST_TIERS := unit contract workflows replay
+TIERS := unit contract fuzz workflows replay integration faults slow
+FAST_TIERS := unit contract fuzz workflows replay
 
-.PHONY: run run-vendors test test-fast test-tiers lint bench clean venv
+.PHONY: run run-vendors test test-fast test-tiers lint bench clean venv reliability
 
 venv: $(STAMP)
 
@@ -41,12 +41,16 @@ test: $(STAMP)
 	$(PYTEST) tests/unit
 	@echo "== tier: contract (vendor fixtures and in-process vendor sandboxes; no servers)"
 	$(PYTEST) tests/contract
+	@echo "== tier: fuzz (hypothesis on every vendor mapper, schemathesis on the API's own schema; bounded examples)"
+	$(PYTEST) tests/fuzz
 	@echo "== tier: workflows (each module starts Temporal's time-skipping test server)"
 	$(PYTEST) tests/workflows
 	@echo "== tier: replay (recorded workflow histories against today's code; no servers)"
 	$(PYTEST) tests/replay
 	@echo "== tier: integration (starts the Temporal dev server, the worker and the API)"
 	$(PYTEST) tests/integration
+	@echo "== tier: faults (worker SIGKILLs, Temporal restarts, vendor 503/429, shuffled duplicates, database refusals)"
+	$(PYTEST) tests/faults
 	@echo "== tier: slow (the million-line settlement)"
 	@# pytest exits 5 when it collects no tests: an absent or empty tests/slow is not a failure
 	@if [ -d tests/slow ]; then $(PYTEST) tests/slow || [ $$? -eq 5 ]; else echo "tests/slow does not exist: nothing to run"; fi
@@ -70,3 +74,14 @@ clean:
 bench: $(STAMP)
 	mkdir -p .data
 	$(BIN)/python -m bench --report docs/benchmarks.md --json .data/benchmarks.json
+
+# docs/reliability.md from a fresh run of the fuzz and fault tiers: each test records its measured figures
+# (tests/reliability.py) into a fresh records directory, then the page is rendered from them. Set
+# RETAILFLOW_TEST_DATABASE_URL (a PostgreSQL) or the database-refusal fault is skipped (it says so).
+RELIABILITY_DIR := .data/reliability
+reliability: $(STAMP)
+	rm -rf $(RELIABILITY_DIR)
+	@# the page is rendered even when a test fails (its record says FAIL); make still fails afterwards
+	RETAILFLOW_RELIABILITY_DIR=$(RELIABILITY_DIR) $(PYTEST) tests/fuzz tests/faults; status=$$?; \
+	  RETAILFLOW_RELIABILITY_DIR=$(RELIABILITY_DIR) $(BIN)/python -m tests.reliability --out docs/reliability.md \
+	  && exit $$status

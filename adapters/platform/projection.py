@@ -37,6 +37,8 @@ class StatusProjection:
                 select(db.run_status.c.version).where(db.run_status.c.workflow_id == upd.workflow_id)
             ).first()
         if exists is not None:
+            if exists.version < upd.version:  # an older write inserted the row after our update looked: again
+                return self.record(upd)
             return False
         try:
             with self.engine.begin() as conn:

@@ -55,10 +55,10 @@ class ShopifySource(Source):
             return
         try:
             when = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise Fault(400, f"X-Shopify-Triggered-At {raw[:64]!r} is not an ISO 8601 timestamp",
+            when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        except (ValueError, OverflowError):  # not a timestamp, or one with no UTC time (0001-01-01T00:00+01:00)
+            raise Fault(400, f"X-Shopify-Triggered-At {raw[:64]!r} is not an ISO 8601 timestamp in range",
                         topic=key.topic, delivery_id=key.delivery_id) from None
-        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
         age = (datetime.now(UTC) - when).total_seconds()
         if age > limit:
             raise Fault(409, f"delivery triggered at {when.isoformat()}, {age / 3600:.1f} h ago: beyond the "
@@ -90,6 +90,11 @@ class ShopifySource(Source):
             held = await asyncio.to_thread(d.store.held_cancel, order.workflow_id)
             cancel = AnalystAction(actor=held["actor"], reason=held["reason"]) if held else None
             wf_id, duplicate = await start_order(await d.client(), d.settings, order, cancel=cancel)
+            if not held:  # a cancel held while this run was starting (the two crossed) is delivered now
+                held = await asyncio.to_thread(d.store.held_cancel, order.workflow_id)
+                if held and not await signal_workflow(await d.client(), wf_id, "cancel",
+                                                      AnalystAction(actor=held["actor"], reason=held["reason"])):
+                    held = None
             if held:
                 await asyncio.to_thread(d.store.cancel_applied, wf_id)
             log.info("intake.order", channel=order.channel, external_id=order.external_order_id, workflow_id=wf_id,
@@ -117,7 +122,7 @@ class ShopifySource(Source):
     @staticmethod
     async def _cancel(d: Delivery, payload: dict) -> Act:
         channel = d.settings.shopify_channel
-        external_id = shopify._id(payload.get("id"), "order id")
+        external_id, reason = shopify.map_cancellation(payload)
         wf_id = order_workflow_id(channel, external_id)
         booked = await asyncio.to_thread(returns.booked_order, d.settings, d.engine, wf_id)
         shipped_return = returns.cancellation_return(booked, channel, external_id, datetime.now(UTC))
@@ -127,7 +132,6 @@ class ShopifySource(Source):
                 return _started(ret_id, duplicate, order_workflow_id=wf_id)
 
             return start
-        reason = payload.get("cancel_reason") or "cancelled in Shopify"
 
         async def cancel() -> Accepted:
             actor = f"channel:{channel}"
@@ -137,6 +141,11 @@ class ShopifySource(Source):
                 await asyncio.to_thread(d.store.hold_cancel, wf_id, source=d.source,
                                         delivery_id=shopify.header(d.headers, "webhook-id"), actor=actor,
                                         reason=str(reason))
+                # the create may have started the run meanwhile, after it looked for a held cancel: signal again
+                if await signal_workflow(await d.client(), wf_id, "cancel", AnalystAction(actor=actor,
+                                                                                           reason=str(reason))):
+                    await asyncio.to_thread(d.store.cancel_applied, wf_id)
+                    return Accepted(wf_id, Outcome(202, {"workflow_id": wf_id, "duplicate": False, "signalled": True}))
                 raise Fault(202, f"no running workflow {wf_id} to cancel: held for the order's arrival",
                             body={"workflow_id": wf_id, "duplicate": False, "signalled": False, "held": True})
             return Accepted(wf_id, Outcome(202, {"workflow_id": wf_id, "duplicate": False, "signalled": True}))
