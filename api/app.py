@@ -12,8 +12,10 @@ from sqlalchemy import Engine, text
 from temporalio.client import Client
 
 from adapters.platform.projection import StatusProjection
+from api import errors
+from api.auth import document_auth
 from api.deps import EngineDep, TemporalConnector
-from api.routers import erp, ops, orders, shipstation, webhooks
+from api.routers import codec, erp, ops, orders, shipstation, webhooks
 from api.routers import inventory as inventory_router
 from api.routers import pos as pos_router
 from api.routers import returns as returns_router
@@ -135,6 +137,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(settlements_router.router)  # finance (docs/finance.md)
     app.include_router(pos_router.router)  # POS store days and the Square webhook (docs/pos.md)
     app.include_router(shipstation.router)  # ShipStation SHIP_NOTIFY (docs/vendors.md)
+    errors.install(app)  # 422/400 answers that hold any input (a lone surrogate, NaN, deep nesting): api/errors.py
+    codec.install(app, settings)  # Temporal's codec server for the Web UI, its keys and CORS (docs/security.md)
+    document_auth(app)  # credentials on every route but webhooks, /healthz, /metrics (api/auth.py)
 
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(CorrelationMiddleware)

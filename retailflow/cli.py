@@ -271,18 +271,22 @@ def shopify_send(
 @ops_app.command("retry")
 def ops_retry(
     query: Annotated[str, typer.Option(help="Temporal visibility query, e.g. 'NeedsAttention = true AND Channel = \"shopify\"'")],
-    actor: Annotated[str, typer.Option(help="Who is retrying (recorded in each history)")],
     reason: Annotated[str, typer.Option(help="Why (recorded in each history)")],
     dry_run: Annotated[bool, typer.Option(help="List what would be retried, change nothing")] = False,
 ) -> None:
-    """Retry every parked run the query finds, through the workflow's validated `act` update."""
+    """Retry every parked run the query finds, through the workflow's validated `act` update.
+
+    Needs an `analyst` or `admin` API key in RETAILFLOW_API_KEY, like the API's retry action: the actor recorded in
+    each history is that key's principal (`key:<name>`), never a name typed on the command line."""
     from rich.progress import track
     from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
+    from canonical.access import PERSONAL_DATA_ROLES
     from canonical.ops import AnalystRequest
     from runtime.cluster import connect_client
 
     settings = _settings()
+    actor = _cli_principal(settings, allowed=PERSONAL_DATA_ROLES, action="retry runs")
 
     async def main() -> tuple[int, list[str]]:
         client = await connect_client(settings)
@@ -341,14 +345,14 @@ def ops_audit(
     output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout")] = None,
 ) -> None:
     """The business audit trail of one run (from its Temporal history), as CSV for finance or JSON."""
-    from api.audit import build_trail, to_csv
+    from api.audit import build_trail, decode_history, to_csv
     from runtime.cluster import connect_client
 
     settings = _settings()
 
     async def main():
         client = await connect_client(settings)
-        return build_trail(await client.get_workflow_handle(workflow_id).fetch_history())
+        return build_trail(await decode_history(client, await client.get_workflow_handle(workflow_id).fetch_history()))
 
     entries = asyncio.run(main())
     if format == "csv":
@@ -362,6 +366,91 @@ def ops_audit(
         typer.echo(f"wrote {len(entries)} entries to {output}")
     else:
         typer.echo(text)
+
+
+keys_app = typer.Typer(help="The API's keys (README \"Access\"): create, list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _cli_principal(settings: Settings, *, allowed, action: str) -> str:
+    """The principal of RETAILFLOW_API_KEY, verified against the platform database's keys (as the API does), for
+    a command that acts on runs directly through Temporal; exits 1 without a valid key of an allowed role."""
+    key = settings.api_key.get_secret_value().strip() if settings.api_key is not None else ""
+    if not key:
+        typer.secho(f"to {action}, export RETAILFLOW_API_KEY=<an analyst or admin key> (the key `retailflow dev` "
+                    "printed, or one from `retailflow keys create`): its name is recorded as the actor",
+                    fg="red", err=True)
+        raise typer.Exit(1)
+    record = _key_store(settings).verify(key)
+    if record is None:
+        typer.secho("RETAILFLOW_API_KEY is not an active key of this platform (unknown, expired or revoked)",
+                    fg="red", err=True)
+        raise typer.Exit(1)
+    if record.role not in allowed:
+        typer.secho(f"key {record.name!r} has role {record.role.value}; to {action} it takes "
+                    f"{' or '.join(sorted(r.value for r in allowed))}", fg="red", err=True)
+        raise typer.Exit(1)
+    return f"key:{record.name}"
+
+
+def _key_store(settings: Settings):
+    from adapters.platform.api_keys import ApiKeyStore
+    from adapters.sql import make_engine
+
+    _migrated(settings)
+    return ApiKeyStore(make_engine(settings.effective_database_url))
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A unique name; the actor recorded is key:<name>")],
+    role: Annotated[str, typer.Option(help="viewer, analyst, finance or admin")],
+    expires_in_days: Annotated[int | None, typer.Option(min=1, help="Expire after this many days; default never")] = None,
+) -> None:
+    """Create an API key in the platform database and print it, once (only its SHA-256 digest is kept)."""
+    from datetime import UTC, datetime, timedelta
+
+    settings = _settings()
+    expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+    try:
+        record, key = _key_store(settings).create(name, role, expires_at=expires_at)
+    except ValueError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(key)
+    typer.secho(f"key {record.name!r}, role {record.role.value}, "
+                f"{'expires ' + record.expires_at.isoformat(timespec='seconds') if record.expires_at else 'no expiry'}"
+                "; shown once, it cannot be shown again", err=True)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """The keys: name, role, state, created, expires, last used (never the secret)."""
+    settings = _settings()
+    records = _key_store(settings).list()
+    if not records:
+        typer.echo("no keys (retailflow keys create --name NAME --role ROLE)")
+        return
+
+    def when(value) -> str:
+        return value.isoformat(timespec="seconds") if value else "-"
+
+    typer.echo(f"{'NAME':<32} {'ROLE':<8} {'STATE':<8} {'CREATED':<26} {'EXPIRES':<26} LAST USED")
+    for r in records:
+        typer.echo(f"{r.name:<32} {r.role.value:<8} {r.state():<8} {when(r.created_at):<26} "
+                   f"{when(r.expires_at):<26} {when(r.last_used_at)}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name")]) -> None:
+    """Revoke a key at once: the next request with it answers 401."""
+    settings = _settings()
+    record = _key_store(settings).revoke(name)
+    if record is None:
+        typer.secho(f"no key named {name!r}", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {record.name!r} ({record.role.value}) at {record.revoked_at.isoformat(timespec='seconds')}"
+               if record.revoked_at else f"{name!r} is not revoked")
 
 
 def main() -> None:

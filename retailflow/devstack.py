@@ -34,22 +34,27 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def temporal_command(cli: str, data_dir: Path, port: int, ui_port: int, *, ip: str = "127.0.0.1") -> list[str]:
+def temporal_command(cli: str, data_dir: Path, port: int, ui_port: int, *, ip: str = "127.0.0.1",
+                     codec_endpoint: str | None = None) -> list[str]:
     cmd = [cli, "server", "start-dev", "--db-filename", str(data_dir / "temporal.db"), "--ip", ip,
            "--port", str(port), "--ui-port", str(ui_port), "--http-port", str(port + 10), "--metrics-port", str(port + 20),
            "--log-level", "warn", "--ui-disable-news-fetch"]
+    if codec_endpoint:  # the Web UI asks the API to decrypt payloads (api/routers/codec.py)
+        cmd += ["--ui-codec-endpoint", codec_endpoint]
     for name, kind in SEARCH_ATTRIBUTES.items():
         cmd += ["--search-attribute", f"{name}={kind}"]
     return cmd
 
 
-def start_temporal(cli: str, data_dir: Path, port: int, ui_port: int, *, timeout: float = 60) -> subprocess.Popen:
+def start_temporal(cli: str, data_dir: Path, port: int, ui_port: int, *, timeout: float = 60,
+                   codec_endpoint: str | None = None) -> subprocess.Popen:
     if port_open("127.0.0.1", port):
         raise RuntimeError(f"port {port} is already in use: is another Temporal server running? "
                            "Stop it or choose --temporal-port.")
     data_dir.mkdir(parents=True, exist_ok=True)
     logfile = open(data_dir / "temporal.log", "ab")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(temporal_command(cli, data_dir, port, ui_port), stdout=logfile, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(temporal_command(cli, data_dir, port, ui_port, codec_endpoint=codec_endpoint),
+                            stdout=logfile, stderr=subprocess.STDOUT,
                             start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -89,13 +94,17 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo:
     from retailflow.catalog import DEMO_CATALOG, import_catalog
     from worker import run_worker, temporal_cli_path
 
+    ui_origins = [f"http://localhost:{ui_port}", f"http://127.0.0.1:{ui_port}"]  # the codec's CORS: this Web UI
+    settings = settings.model_copy(update={"codec_cors_origins": [
+        *settings.codec_cors_origins, *(o for o in ui_origins if o not in settings.codec_cors_origins)]})
     sandboxes = None
     if sandbox:  # the vendor simulators first: the worker's first Amazon poll and the API's fetches need them
         from sandbox.stack import SandboxStack
 
         sandboxes = SandboxStack(settings).start()
     try:
-        proc = start_temporal(temporal_cli_path(), settings.data_dir, temporal_port, ui_port)
+        proc = start_temporal(temporal_cli_path(), settings.data_dir, temporal_port, ui_port,
+                              codec_endpoint=codec_endpoint(settings))
     except BaseException:
         if sandboxes is not None:
             sandboxes.stop()
@@ -106,6 +115,7 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo:
         from retailflow.migrate import upgrade_database
 
         upgrade_database(settings.effective_database_url)  # Alembic owns the schema
+        admin_key = _bootstrap_admin_key(engine)  # first start: an admin key, shown once in the banner
         if sandboxes is not None:  # the demo catalog in ERPNext, the README's sample order in the Shopify shop
             from retailflow.profiles import apply_profile
             from sandbox.demo import seed_demo
@@ -129,7 +139,8 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo:
             loop.add_signal_handler(sig, _shutdown)
         worker_task = asyncio.create_task(run_worker(settings, stop=stop))
         api_task = asyncio.create_task(server.serve())
-        print(_banner(settings, ui_port, sandboxes.urls if sandboxes else None, profile), flush=True)
+        print(_banner(settings, ui_port, sandboxes.urls if sandboxes else None, profile, admin_key=admin_key),
+              flush=True)
         done, _ = await asyncio.wait({worker_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
         _shutdown()
         await asyncio.gather(worker_task, api_task, return_exceptions=True)
@@ -144,8 +155,30 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo:
         log.info("dev.stopped")
 
 
+def _bootstrap_admin_key(engine) -> str | None:
+    """When the database holds no active admin key (the first start): a new one, to be shown once. Only its
+    name is logged, never the key; the database keeps its SHA-256 digest only (adapters/platform/api_keys.py)."""
+    import secrets
+
+    from adapters.platform.api_keys import ApiKeyStore
+
+    store = ApiKeyStore(engine)
+    if store.has_active("admin"):
+        return None
+    name = "dev-admin" if store.get("dev-admin") is None else f"dev-admin-{secrets.token_hex(3)}"
+    _, key = store.create(name, "admin")
+    log.info("dev.admin_key_created", name=name)
+    return key
+
+
+def codec_endpoint(settings: Settings) -> str:
+    """The API's codec server as the browser reaches it: `localhost`, the host the Web UI is opened on, so the
+    codec sign-in cookie (SameSite=Lax, same site across localhost ports) goes with the Web UI's codec calls."""
+    return f"http://localhost:{settings.api_port}/codec"
+
+
 def _banner(settings: Settings, ui_port: int, sandboxes: dict[str, str] | None = None,
-            profile: str = "embedded") -> str:
+            profile: str = "embedded", *, admin_key: str | None = None) -> str:
     text = (
         f"\nretailflow is running (Ctrl-C stops everything), profile {profile}\n"
         f"  Temporal Web UI  http://localhost:{ui_port}\n"
@@ -153,7 +186,15 @@ def _banner(settings: Settings, ui_port: int, sandboxes: dict[str, str] | None =
         f"  Temporal         {settings.temporal_address}\n"
         f"  database         {settings.effective_database_url.split('@')[-1]}\n"
         f"  send an order    retailflow shopify send tests/fixtures/shopify/webhook_orders_create_sample_v2024.json\n"
+        f"  decrypted data   payloads are encrypted; analysts sign in at {codec_endpoint(settings)}/session "
+        f"(docs/security.md)\n"
     )
+    if admin_key:
+        text += (f"  admin API key    {admin_key}\n"
+                 f"                   shown once, only its hash is kept: export RETAILFLOW_API_KEY={admin_key}\n")
+    else:
+        text += ("  API keys         an admin key exists (retailflow keys list); another: "
+                 "retailflow keys create --name NAME --role admin\n")
     if profile == "vendors":
         text += (f"  adapters         ERP {settings.erp_adapter} {settings.erpnext_base_url}, tax {settings.tax_adapter} "
                  f"{settings.avalara_base_url},\n"

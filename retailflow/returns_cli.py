@@ -31,10 +31,23 @@ def _parse(specs: list[str], *, with_condition: bool) -> list[dict]:
     return lines
 
 
+def api_headers() -> dict[str, str]:
+    """The credentials the CLI sends to the API: RETAILFLOW_API_KEY (README "Access")."""
+    from runtime.settings import Settings
+
+    key = Settings().api_key
+    if key is None or not key.get_secret_value().strip():
+        return {}
+    return {"Authorization": f"Bearer {key.get_secret_value().strip()}"}
+
+
 def _send(method: str, url: str, payload: dict | None = None) -> None:
     import httpx
 
-    resp = httpx.request(method, url, json=payload, timeout=30)
+    resp = httpx.request(method, url, json=payload, headers=api_headers(), timeout=30)
+    if resp.status_code == 401 and not api_headers():
+        typer.secho("the API wants credentials: export RETAILFLOW_API_KEY=<key> (the key `retailflow dev` "
+                    "printed, or one from `retailflow keys create`)", fg="yellow", err=True)
     typer.echo(f"HTTP {resp.status_code}")
     try:
         typer.echo(json.dumps(resp.json(), indent=2))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from canonical.inventory import ChannelInventoryPolicy
 from canonical.pos import PosAccounts
@@ -187,6 +187,10 @@ class PosSettings(_Group):
     square_notification_url: str = Field(
         default="http://127.0.0.1:8000/webhooks/square", description="The notification URL exactly as configured "
         "in Square (it is part of what Square signs)")
+    square_webhook_max_age_seconds: int = Field(
+        default=72 * 3600 + 300, ge=0, description="Replay window: a notification whose `created_at` is older "
+        "is quarantined (409), not processed. Default: Square's documented retry span (up to 72 hours after the "
+        "event) plus 5 minutes; 0 turns the check off")
     store_timezones: dict[str, str] = Field(default_factory=dict, description='Store id → IANA time zone, e.g. '
                                             '{"L1": "America/New_York"}; default UTC')
     store_locations: dict[str, str] = Field(default_factory=dict, description="Store id → stock location; "
@@ -331,6 +335,107 @@ class SandboxSettings(_Group):
         "it is created, then sends SHIP_NOTIFY; none: only `POST /_admin/ship/{orderId}` ships")
 
 
+ASYMMETRIC_JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+                             "EdDSA")
+
+
+class AuthSettings(_Group):
+    """Who may call the API (api/auth.py, README "Access"): API keys live in the platform database
+    (`retailflow keys create|list|revoke`); OIDC bearer tokens are JWTs verified against the issuer's JWKS."""
+
+    oidc_issuer: str | None = Field(default=None, description="OIDC issuer (the token's `iss`, exactly); "
+                                    "unset: only API keys are accepted")
+    oidc_audience: str | None = Field(default=None, description="The `aud` tokens must carry (the API's client id "
+                                      "or resource identifier); required with RETAILFLOW_OIDC_ISSUER")
+    oidc_jwks_url: str | None = Field(default=None, description="The issuer's JWKS URL (fetched and cached), e.g. "
+                                      "https://<issuer>/.well-known/jwks.json")
+    oidc_jwks_file: Path | None = Field(default=None, description="A local JWKS file instead of the URL (works "
+                                        "offline; re-read when it changes)")
+    oidc_role_claim: str = Field(default="roles", description="The claim holding the user's roles (a list or a "
+                                 "space-separated string; a dotted path such as realm_access.roles reaches into "
+                                 "objects); the highest retailflow role present wins, none: 403")
+    oidc_role_map: dict[str, str] = Field(default_factory=dict, description="Claim value → retailflow role, e.g. "
+                                          '{"retail-ops": "analyst"}; values not listed are taken as role names')
+    oidc_algorithms: list[str] = Field(default_factory=lambda: list(ASYMMETRIC_JWT_ALGORITHMS),
+                                       description="Accepted signature algorithms (asymmetric only)")
+    oidc_leeway_seconds: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat")
+    oidc_jwks_cache_seconds: int = Field(default=300, gt=0, description="How long the fetched JWKS is kept")
+    api_key: SecretStr | None = Field(default=None, description="The API key the CLI's commands that call the "
+                                      "API send (Authorization: Bearer); a client setting, the API never reads it")
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if a not in ASYMMETRIC_JWT_ALGORITHMS]
+        if bad or not v:
+            raise ValueError(f"only asymmetric algorithms ({', '.join(ASYMMETRIC_JWT_ALGORITHMS)}) may verify "
+                             f"tokens; refused: {', '.join(bad) or 'an empty list'}")
+        return v
+
+    def oidc_problems(self) -> list[str]:
+        """What keeps the OIDC settings from working (one line each); empty when OIDC is off or complete."""
+        if not (self.oidc_issuer or self.oidc_jwks_url or self.oidc_jwks_file):
+            return []
+        problems = []
+        if not self.oidc_issuer:
+            problems.append("RETAILFLOW_OIDC_ISSUER is not set (a JWKS is configured)")
+        if not self.oidc_audience:
+            problems.append("RETAILFLOW_OIDC_AUDIENCE is not set (tokens for any client of the issuer would pass)")
+        if not (self.oidc_jwks_url or self.oidc_jwks_file):
+            problems.append("neither RETAILFLOW_OIDC_JWKS_URL nor RETAILFLOW_OIDC_JWKS_FILE is set")
+        return problems
+
+
+class CodecSettings(_Group):
+    """Personal data sealed at rest (docs/security.md "Encryption"): the AES-256-GCM keys of the Temporal payload
+    codec (runtime/codec.py) and of quarantined bodies, and who may call the codec server from a browser."""
+
+    codec_keys: SecretStr | None = Field(
+        default=None, description="Codec keys `id:<base64 of 32 bytes>`, comma-separated, the first active (it "
+        "seals); the others still open what they sealed, so a key rotates while runs are open")
+    codec_key_file: Path | None = Field(
+        default=None, description="A key file instead: JSON {\"keys\": [{\"id\": ..., \"key\": <base64>}]} or "
+        "`id:<base64>` lines, the first active. Neither set (development only): <data_dir>/codec-keys.json, "
+        "created once with a random key (0600)")
+    codec_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"],
+        description="Browser origins (the Temporal Web UI) allowed to call /codec/* with credentials, "
+        "comma-separated or a JSON list")
+
+    @field_validator("codec_cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, v):
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [o.strip().rstrip("/") for o in text.split(",") if o.strip()]
+        return v
+
+    @property
+    def dev_codec_key_file(self) -> Path:
+        return self.data_dir / "codec-keys.json"  # type: ignore[attr-defined]  # DatabaseSettings, in Settings
+
+    def codec_problems(self) -> list[str]:
+        """What keeps the codec keys from working in production (one line each)."""
+        from adapters.crypto import Keyring, KeyringError
+
+        if self.codec_keys is None and self.codec_key_file is None:
+            return ["RETAILFLOW_CODEC_KEYS (or RETAILFLOW_CODEC_KEY_FILE) is not set"]
+        try:
+            if self.codec_keys is not None:
+                Keyring.from_spec(self.codec_keys.get_secret_value())
+            else:
+                assert self.codec_key_file is not None
+                Keyring.from_file(self.codec_key_file)
+        except KeyringError as exc:
+            which = "RETAILFLOW_CODEC_KEYS" if self.codec_keys is not None else "RETAILFLOW_CODEC_KEY_FILE"
+            return [f"{which}: {exc}"]
+        return []
+
+
 class DeploymentSettings(_Group):
     """Where this process runs. `production` refuses to start with a published default or an empty secret."""
 
@@ -347,10 +452,10 @@ class ProductionConfigError(ValueError):
         self.problems = problems
 
 
-class Settings(DeploymentSettings, DatabaseSettings, TemporalSettings, ApiSettings, OrderSettings,
+class Settings(DeploymentSettings, AuthSettings, DatabaseSettings, TemporalSettings, ApiSettings, OrderSettings,
                InventorySettings, FinanceSettings, PosSettings, ObservabilitySettings, AdapterSelection,
                EmbeddedWmsSettings, ShopifySettings, AmazonSettings, ShipStationSettings, AvalaraSettings,
-               ErpNextSettings, SandboxSettings):
+               ErpNextSettings, SandboxSettings, CodecSettings):
     """All of retailflow's settings: the groups above in one object, env `RETAILFLOW_*` (names unchanged by
     the grouping). The composition root hands each adapter or activity the group it needs."""
 
@@ -385,6 +490,8 @@ class Settings(DeploymentSettings, DatabaseSettings, TemporalSettings, ApiSettin
                 problems.append(f"RETAILFLOW_{name.upper()} is not set")
             elif raw == default_raw:
                 problems.append(f"RETAILFLOW_{name.upper()} is the published development default")
+        problems += self.codec_problems()  # RETAILFLOW_CODEC_KEYS / _KEY_FILE: set, parseable, 32-byte keys
+        problems += self.oidc_problems()  # an OIDC issuer without audience or JWKS (API keys need no setting)
         return problems
 
     def check_production(self) -> None:

@@ -31,7 +31,7 @@ from adapters.sql.inventory import (
     inventory_snapshots,
 )
 from adapters.sql.marketplace import channel_refunds, channel_updates, inventory_publications
-from adapters.sql.platform import early_cancels, quarantine, run_status, webhook_deliveries
+from adapters.sql.platform import api_keys, early_cancels, quarantine, run_status, webhook_deliveries
 from adapters.sql.settlements import settlement_exceptions, settlement_journals, settlement_lines, settlements
 from adapters.sql.tax import DEFAULT_TAX_RATES, seed_tax_rates, tax_adjustments, tax_rates, tax_transactions
 from adapters.sql.wms import wms_requests, wms_return_expectations
@@ -45,7 +45,7 @@ def create_schema(engine: Engine) -> None:
 
 
 __all__ = [
-    "DEFAULT_TAX_RATES", "MONEY", "UtcDateTime", "channel_refunds", "channel_updates", "create_schema",
+    "DEFAULT_TAX_RATES", "MONEY", "UtcDateTime", "api_keys", "channel_refunds", "channel_updates", "create_schema",
     "credit_notes", "deliveries", "early_cancels", "erp_journals", "inventory_counts", "inventory_drift", "inventory_levels",
     "inventory_movements", "inventory_outbox", "inventory_publications", "inventory_snapshots", "invoices",
     "is_postgres", "items", "make_engine", "metadata", "quarantine", "reservations", "restocks", "run_status",

@@ -75,3 +75,16 @@ early_cancels = Table(  # a channel's cancellation that arrived before its order
     Column("received_at", UtcDateTime(), nullable=False, default=utcnow),
     Column("applied_at", UtcDateTime()),
 )
+
+api_keys = Table(  # the API's keys (adapters/platform/api_keys.py): only a hash of each secret is kept
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),  # the lookup id printed in the key: one indexed lookup
+    Column("name", String(128), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("expires_at", UtcDateTime()),
+    Column("revoked_at", UtcDateTime()),
+    Column("last_used_at", UtcDateTime()),
+)

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, model_validator
 
 from adapters.platform.views import EmbeddedViews
+from api.auth import Viewer
 from api.deps import EngineDep
+from api.masking import for_principal
 from canonical.money import quantize
 
 router = APIRouter(prefix="/erp", tags=["erp"])
@@ -36,7 +38,7 @@ class SalesOrderOut(BaseModel):
 
 
 @router.get("/sales-orders", response_model=list[SalesOrderOut])
-def list_sales_orders(engine: EngineDep, external_ref: str | None = None,
+def list_sales_orders(engine: EngineDep, principal: Viewer, external_ref: str | None = None,
                       limit: int = Query(default=100, ge=1, le=1000)) -> list[SalesOrderOut]:
     rows = EmbeddedViews(engine).sales_orders(external_ref=external_ref, limit=limit)
-    return [SalesOrderOut.model_validate(r) for r in rows]
+    return for_principal(principal, [SalesOrderOut.model_validate(r) for r in rows])

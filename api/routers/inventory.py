@@ -9,6 +9,7 @@ from temporalio.service import RPCError
 from activities.inventory import group_by_sku
 from adapters.inventory.ledger import InventoryLedger
 from adapters.platform.views import EmbeddedViews
+from api.auth import Analyst, Viewer
 from api.deps import ClientDep, EngineDep, SettingsDep
 from canonical.inventory import Availability, InventoryEventBatch, StockLevel
 from starters.inventory import start_inventory_sync
@@ -32,7 +33,8 @@ def _ledger(engine, settings) -> InventoryLedger:
 
 
 @router.post("/events", status_code=202, response_model=EventsAccepted)
-async def post_events(batch: InventoryEventBatch, client: ClientDep, settings: SettingsDep) -> EventsAccepted:
+async def post_events(batch: InventoryEventBatch, principal: Analyst, settings: SettingsDep,
+                      client: ClientDep) -> EventsAccepted:
     """A batch of canonical stock events (WMS/ERP feeds). Each SKU's events go to its `inventory:{sku}` workflow
     (signal-with-start), which applies them to the ledger once each (by `source_event_id`) and publishes the
     new availability to every channel. 422 on a malformed event; nothing is accepted then."""
@@ -47,7 +49,7 @@ async def post_events(batch: InventoryEventBatch, client: ClientDep, settings: S
 
 
 @router.get("/{sku}", response_model=InventoryView)
-def get_inventory(sku: str, engine: EngineDep, settings: SettingsDep) -> InventoryView:
+def get_inventory(sku: str, engine: EngineDep, settings: SettingsDep, principal: Viewer) -> InventoryView:
     """The ledger per location (on-hand, reserved, allocated, in transit, damaged, last count) and ATS per channel."""
     ledger = _ledger(engine, settings)
     levels = ledger.levels(sku)
@@ -57,14 +59,14 @@ def get_inventory(sku: str, engine: EngineDep, settings: SettingsDep) -> Invento
 
 
 @router.get("/{sku}/movements")
-def get_movements(sku: str, engine: EngineDep, settings: SettingsDep, location: str | None = None,
+def get_movements(sku: str, engine: EngineDep, settings: SettingsDep, principal: Viewer, location: str | None = None,
                   limit: int = Query(default=200, ge=1, le=5000)) -> list[dict]:
     """The SKU's append-only movements, oldest first (each with its source event id and what it changed)."""
     return _ledger(engine, settings).movements(sku, location)[-limit:]
 
 
 @router.get("/{sku}/publications")
-def get_publications(sku: str, engine: EngineDep, channel: str | None = None,
+def get_publications(sku: str, engine: EngineDep, principal: Viewer, channel: str | None = None,
                      limit: int = Query(default=100, ge=1, le=1000)) -> list[dict]:
     """What the embedded marketplace was told each channel may sell of the SKU, newest first."""
     return EmbeddedViews(engine).publications(sku, channel=channel, limit=limit)

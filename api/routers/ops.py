@@ -8,15 +8,16 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
-from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from adapters.platform.intake_store import IntakeStore
 from adapters.platform.projection import StatusProjection
-from api.audit import fetch_audit, to_csv
-from api.deps import ClientDep, EngineDep, SettingsDep
+from api.audit import audit_answer, fetch_audit
+from api.auth import Analyst, Principal, Viewer
+from api.deps import EngineDep, SettingsDep
 from api.intake import pipeline
 from api.intake.registry import SOURCES
+from api.masking import for_principal
 from starters import TemporalUnavailable
 
 router = APIRouter(prefix="/ops", tags=["ops"])
@@ -34,7 +35,8 @@ class QuarantineItem(BaseModel):
     replay_result: str | None
     resolved: bool
     size: int
-    body_preview: str
+    body_preview: str | None = Field(description="The raw body's first 2000 bytes: to analysts and admins only "
+                                     "(it holds customers' personal data); null for the other roles")
 
 
 class ReplayResult(BaseModel):
@@ -44,40 +46,53 @@ class ReplayResult(BaseModel):
     resolved: bool
 
 
-def _item(row) -> QuarantineItem:
-    body: bytes = row["body"]
-    try:
-        preview = body[:2000].decode("utf-8")
-    except UnicodeDecodeError:
-        preview = "base64:" + base64.b64encode(body[:1500]).decode()
-    return QuarantineItem(size=len(body), body_preview=preview,
+def _item(row, principal: Principal) -> QuarantineItem:
+    body: bytes | None = row["body"]
+    preview: str | None = None
+    if principal.sees_personal_data():  # raw bodies only to analyst and up
+        if body is None:
+            preview = f"unreadable: {row['body_error']}"
+        else:
+            try:
+                preview = body[:2000].decode("utf-8")
+            except UnicodeDecodeError:
+                preview = "base64:" + base64.b64encode(body[:1500]).decode()
+    item = QuarantineItem(size=len(body) if body is not None else row["sealed_size"], body_preview=preview,
                           **{k: row[k] for k in QuarantineItem.model_fields if k not in ("size", "body_preview")})
+    return QuarantineItem.model_validate(for_principal(principal, item))
 
 
 @router.get("/quarantine", response_model=list[QuarantineItem])
-def list_quarantine(engine: EngineDep, resolved: bool | None = False, source: str | None = None,
+def list_quarantine(engine: EngineDep, principal: Viewer, request: Request, resolved: bool | None = False,
+                    source: str | None = None,
                     limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0, le=2**31 - 1)):
-    return [_item(r) for r in IntakeStore(engine).list(resolved=resolved, source=source, limit=limit, offset=offset)]
+    """Quarantined deliveries, newest first; raw bodies only to analysts and admins."""
+    store = IntakeStore(engine, keyring=request.app.state.keyring)  # bodies sealed at rest, opened here
+    return [_item(r, principal) for r in store.list(resolved=resolved, source=source, limit=limit, offset=offset)]
 
 
 @router.get("/quarantine/{qid}", response_model=QuarantineItem)
-def get_quarantine(qid: Annotated[int, Path(ge=1, le=2**31 - 1)], engine: EngineDep):
-    row = IntakeStore(engine).get(qid)
+def get_quarantine(qid: Annotated[int, Path(ge=1, le=2**31 - 1)], engine: EngineDep, principal: Viewer,
+                   request: Request):
+    row = IntakeStore(engine, keyring=request.app.state.keyring).get(qid)
     if row is None:
         raise HTTPException(404, f"no quarantined delivery {qid}")
-    return _item(row)
+    return _item(row, principal)
 
 
 @router.post("/quarantine/{qid}/replay", response_model=ReplayResult)
 async def replay_quarantine(qid: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request, engine: EngineDep,
-                            settings: SettingsDep) -> ReplayResult:
+                            settings: SettingsDep, principal: Analyst) -> ReplayResult:
     """Run a quarantined delivery through intake again (after fixing the mapping, the secret or the data)."""
-    store = IntakeStore(engine)
+    store = IntakeStore(engine, keyring=request.app.state.keyring)
     row = await asyncio.to_thread(store.get, qid)
     if row is None:
         raise HTTPException(404, f"no quarantined delivery {qid}")
     if row["resolved"]:
         raise HTTPException(409, f"quarantined delivery {qid} was already replayed successfully")
+    if row["body"] is None:
+        raise HTTPException(409, f"quarantined delivery {qid} cannot be opened ({row['body_error']}): put the key "
+                                 "it was sealed under back into RETAILFLOW_CODEC_KEYS, after the active one")
     source = SOURCES.get(row["source"])
     if source is None:
         raise HTTPException(409, f"no intake for source {row['source']!r}")
@@ -104,19 +119,21 @@ class ParkedRun(BaseModel):
 
 
 @router.get("/needs-attention", response_model=list[ParkedRun], summary="Runs parked for an analyst")
-def needs_attention(engine: EngineDep, kind: str | None = None, channel: str | None = None,
+def needs_attention(engine: EngineDep, principal: Viewer, kind: str | None = None, channel: str | None = None,
                     limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0, le=2**31 - 1)):
     rows, _ = StatusProjection(engine).list(kind=kind, channel=channel, needs_attention=True, limit=limit,
                                             offset=offset)
-    return [ParkedRun(workflow_id=r["workflow_id"], kind=r["kind"], channel=r["channel"],
-                      external_id=r["external_id"], reference=r["reference"], status=r["status"],
-                      reason=r["reason"], suggested_action=r["suggested_action"], parked_since=r["updated_at"])
-            for r in rows]
+    return for_principal(principal, [
+        ParkedRun(workflow_id=r["workflow_id"], kind=r["kind"], channel=r["channel"], external_id=r["external_id"],
+                  reference=r["reference"], status=r["status"], reason=r["reason"],
+                  suggested_action=r["suggested_action"], parked_since=r["updated_at"]) for r in rows])
 
 
 @router.get("/audit/{workflow_id}", summary="Business audit trail of any run (order, return, settlement, store day)")
-async def audit(workflow_id: str, client: ClientDep, format: Literal["json", "csv"] = "json"):
-    entries = await fetch_audit(client, workflow_id)
-    if format == "csv":
-        return PlainTextResponse(to_csv(entries), media_type="text/csv")
-    return entries
+async def audit(workflow_id: str, principal: Viewer, request: Request, format: Literal["json", "csv"] = "json"):
+    """Personal data masked below analyst. A settlement's trail needs finance (its own route)."""
+    if workflow_id.startswith("settlement:") and principal.role.value not in ("finance", "admin"):
+        raise HTTPException(403, f"{principal.name} ({principal.role.value}) may not read settlement trails; "
+                                 "it needs: finance, admin")
+    entries = await fetch_audit(await request.app.state.temporal.get(), workflow_id)
+    return audit_answer(entries, format, principal)

@@ -6,16 +6,17 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.platform.projection import StatusProjection
-from api.audit import AuditEntry, fetch_audit, to_csv
+from api.audit import AuditEntry, audit_answer, fetch_audit
+from api.auth import Analyst, Viewer
 from api.deps import ClientDep, EngineDep
+from api.masking import for_principal
 from canonical.fulfillment import LineCancel, LineCancelRequest, OrderView, StepRecord
-from canonical.ops import AnalystRequest, OrderCorrections
+from canonical.ops import AnalystRequest, OrderCorrections, Reason
 from canonical.order import OrderStatus, Shipment, order_workflow_id
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -43,8 +44,9 @@ class ActionResponse(BaseModel):
 
 
 class ActionBody(BaseModel):
-    actor: str = Field(min_length=1, description="Who is acting (recorded in the workflow history)")
-    reason: str = Field(min_length=1, description="Why (recorded in the workflow history)")
+    """The actor recorded is the authenticated principal; an `actor` in the body is ignored."""
+
+    reason: Reason = Field(description="Why (recorded in the workflow history)")
     corrections: OrderCorrections | None = Field(default=None, description="For `resume`: the corrected data")
 
 
@@ -79,13 +81,14 @@ def summary_of(row: dict) -> OrderSummary:
 
 
 @router.get("", response_model=OrderPage, summary="List orders from the status projection")
-def list_orders(engine: EngineDep, status: OrderStatus | None = None, channel: str | None = None,
+def list_orders(engine: EngineDep, principal: Viewer, status: OrderStatus | None = None, channel: str | None = None,
                 needs_attention: bool | None = None, limit: int = Query(default=50, ge=1, le=500),
                 offset: int = Query(default=0, ge=0, le=2**31 - 1)) -> OrderPage:
     rows, total = StatusProjection(engine).list(kind="order", status=status.value if status else None,
                                                 channel=channel, needs_attention=needs_attention, limit=limit,
                                                 offset=offset)
-    return OrderPage(total=total, limit=limit, offset=offset, items=[summary_of(r) for r in rows])
+    page = OrderPage(total=total, limit=limit, offset=offset, items=[summary_of(r) for r in rows])
+    return for_principal(principal, page)
 
 
 async def _describe_and_query(client, workflow_id: str) -> tuple[str, OrderView]:
@@ -105,27 +108,28 @@ async def _describe_and_query(client, workflow_id: str) -> tuple[str, OrderView]
 
 
 @router.get("/{channel}/{external_order_id}", response_model=OrderStatusResponse)
-async def get_order(channel: str, external_order_id: str, client: ClientDep) -> OrderStatusResponse:
+async def get_order(channel: str, external_order_id: str, principal: Viewer,
+                    client: ClientDep) -> OrderStatusResponse:
     run_status, view = await _describe_and_query(client, order_workflow_id(channel, external_order_id))
-    return OrderStatusResponse(
+    return for_principal(principal, OrderStatusResponse(
         status=view.status, workflow_id=view.workflow_id, run_status=run_status,
         erp_sales_order_id=view.erp_sales_order_id, reason=view.reason, late=view.late, invoice_id=view.invoice_id,
         ordered_quantities=view.ordered_quantities, shipped_quantities=view.shipped_quantities, shipments=view.shipments, compensations=view.compensations,
         steps=view.steps,
-    )
+    ))
 
 
 @router.post("/{channel}/{external_order_id}/actions/{action}", status_code=202, response_model=ActionResponse,
              responses={404: {"description": "No such order"}, 409: {"description": "Action not valid now"}})
 async def order_action(
     channel: str, external_order_id: str, action: Literal["retry", "skip", "cancel", "resume"], body: ActionBody,
-    client: ClientDep,
+    principal: Analyst, client: ClientDep,
 ) -> ActionResponse:
     """Send an analyst action as a validated Temporal update: the workflow itself refuses what does not apply
     (409), and what it accepts is recorded in its history with the actor and reason."""
     wf_id = order_workflow_id(channel, external_order_id)
     handle = client.get_workflow_handle(wf_id)
-    request = AnalystRequest(action=action, actor=body.actor, reason=body.reason, corrections=body.corrections)
+    request = AnalystRequest(action=action, actor=principal.name, reason=body.reason, corrections=body.corrections)
     try:
         view = await handle.execute_update("act", request, result_type=OrderView)
     except WorkflowUpdateFailedError as exc:
@@ -142,8 +146,9 @@ async def order_action(
 
 
 class LineCancelBody(BaseModel):
-    actor: str = Field(min_length=1, description="Who is acting (recorded in the workflow history)")
-    reason: str = Field(min_length=1, description="Why (recorded in the workflow history)")
+    """The actor recorded is the authenticated principal; an `actor` in the body is ignored."""
+
+    reason: Reason = Field(description="Why (recorded in the workflow history)")
     lines: list[LineCancel] = Field(min_length=1, description="Order line ids and the units of each to cancel")
 
 
@@ -158,11 +163,11 @@ class LineCancelResponse(BaseModel):
              responses={404: {"description": "No such order"},
                         409: {"description": "The change does not apply now (shipped, unknown line, all units)"}})
 async def cancel_order_lines(channel: str, external_order_id: str, body: LineCancelBody,
-                             client: ClientDep) -> LineCancelResponse:
+                             principal: Analyst, client: ClientDep) -> LineCancelResponse:
     """Cancel units of some lines before shipment. The order workflow amends the warehouse release, re-prices
     tax, amends the ERP sales order and gives the reserved stock back, and records who asked and why."""
     wf_id = order_workflow_id(channel, external_order_id)
-    request = LineCancelRequest(actor=body.actor, reason=body.reason, lines=body.lines)
+    request = LineCancelRequest(actor=principal.name, reason=body.reason, lines=body.lines)
     try:
         view = await client.get_workflow_handle(wf_id).execute_update("cancel_lines", request, result_type=OrderView)
     except WorkflowUpdateFailedError as exc:
@@ -180,10 +185,8 @@ async def cancel_order_lines(channel: str, external_order_id: str, body: LineCan
 
 @router.get("/{channel}/{external_order_id}/audit", response_model=list[AuditEntry],
             responses={200: {"content": {"text/csv": {}}}})
-async def order_audit(channel: str, external_order_id: str, client: ClientDep,
+async def order_audit(channel: str, external_order_id: str, principal: Viewer, client: ClientDep,
                       format: Literal["json", "csv"] = "json"):
-    """The business audit trail of the order, from its workflow history."""
+    """The business audit trail of the order, from its workflow history (personal data masked below analyst)."""
     entries = await fetch_audit(client, order_workflow_id(channel, external_order_id))
-    if format == "csv":
-        return PlainTextResponse(to_csv(entries), media_type="text/csv")
-    return entries
+    return audit_answer(entries, format, principal)

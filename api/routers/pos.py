@@ -19,11 +19,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.pos import group_by_store_day
+from api.auth import Analyst, Viewer
 from api.deps import ClientDep, EngineDep, SettingsDep
 from api.intake import pipeline
 from api.intake.registry import SOURCES
 from api.intake.square import signal_transactions
-from canonical.ops import AnalystRequest
+from api.masking import for_principal
+from canonical.money import DecimalAmount
+from canonical.ops import AnalystRequest, Reason
 from canonical.pos import CloseRequest, PosTransaction, StoreDaySummary, store_day_workflow_id
 from starters import TemporalUnavailable
 
@@ -54,7 +57,8 @@ class PosBatchResult(BaseModel):
 
 @router.post("/pos/batches", status_code=202, response_model=PosBatchResult,
              responses={409: {"description": "Every store day of the batch is finished or cancelled"}})
-async def pos_batch(batch: PosBatch, request: Request, settings: SettingsDep) -> PosBatchResult | JSONResponse:
+async def pos_batch(batch: PosBatch, request: Request, settings: SettingsDep,
+                    principal: Analyst) -> PosBatchResult | JSONResponse:
     """A POS's batch (offline replay, end-of-day export): each store day's transactions are signalled to it; the
     store day drops the ones it has already counted."""
     store_days, refused = {}, {}
@@ -91,42 +95,54 @@ async def _describe(client, wf_id: str):
 
 @router.get("/storedays/{store_id}/{business_date}", response_model=StoreDayResponse,
             responses={404: {"description": "No such store day"}})
-async def get_store_day(store_id: str, business_date: date, client: ClientDep) -> StoreDayResponse:
+async def get_store_day(store_id: str, business_date: date, principal: Viewer,
+                        client: ClientDep) -> StoreDayResponse:
     handle, desc = await _describe(client, store_day_workflow_id(store_id, business_date))
     try:
         view = await handle.query("status", result_type=StoreDaySummary)
     except Exception as exc:  # no worker polling right now
         raise HTTPException(503, f"the store day is {desc.status.name if desc.status else 'unknown'} but its status "
                                  f"cannot be queried now: {exc}") from None
-    return StoreDayResponse(run_status=desc.status.name if desc.status else "UNKNOWN", store_day=view)
+    return for_principal(principal, StoreDayResponse(run_status=desc.status.name if desc.status else "UNKNOWN",
+                                                     store_day=view))
 
 
 @router.post("/storedays/{store_id}/{business_date}/close", status_code=202,
              responses={404: {"description": "No such store day"}, 409: {"description": "Not running"}})
-async def close_store_day(store_id: str, business_date: date, body: CloseRequest, client: ClientDep) -> dict:
+async def close_store_day(store_id: str, business_date: date, body: CloseBody, principal: Analyst,
+                          client: ClientDep) -> dict:
     """Close the day: its journal is posted once (a second close changes nothing). `counted_cash` books cash
-    over/short."""
+    over/short. The actor recorded is the authenticated principal."""
     wf_id = store_day_workflow_id(store_id, business_date)
     handle, desc = await _describe(client, wf_id)
     if desc.status is None or desc.status.name != "RUNNING":
         raise HTTPException(409, f"store day {wf_id} is {desc.status.name if desc.status else 'unknown'}")
-    await handle.signal("close", body)
+    await handle.signal("close", CloseRequest(counted_cash=body.counted_cash, actor=principal.name,
+                                              reason=body.reason))
     return {"workflow_id": wf_id, "close_requested": True}
 
 
+class CloseBody(BaseModel):
+    """What `close` takes; the actor recorded is the authenticated principal (an `actor` here is ignored)."""
+
+    counted_cash: DecimalAmount | None = Field(default=None, ge=0, description="Cash counted in the drawer(s)")
+    reason: str | None = Field(default=None, max_length=2000)
+
+
 class ActionBody(BaseModel):
-    actor: str = Field(min_length=1, max_length=200)
-    reason: str = Field(min_length=1, max_length=2000)
+    """The actor recorded is the authenticated principal; an `actor` in the body is ignored."""
+
+    reason: Reason
 
 
 @router.post("/storedays/{store_id}/{business_date}/actions/{action}", status_code=202,
              responses={404: {"description": "No such store day"}, 409: {"description": "Action not valid now"}})
 async def store_day_action(store_id: str, business_date: date, action: Literal["retry", "skip", "cancel"],
-                           body: ActionBody, client: ClientDep) -> dict:
+                           body: ActionBody, principal: Analyst, client: ClientDep) -> dict:
     wf_id = store_day_workflow_id(store_id, business_date)
     handle = client.get_workflow_handle(wf_id)
     try:
-        view = await handle.execute_update("act", AnalystRequest(action=action, actor=body.actor, reason=body.reason),
+        view = await handle.execute_update("act", AnalystRequest(action=action, actor=principal.name, reason=body.reason),
                                            result_type=StoreDaySummary)
     except WorkflowUpdateFailedError as exc:
         raise HTTPException(409, getattr(exc.cause, "message", None) or str(exc.cause or exc)) from None

@@ -8,16 +8,17 @@ from decimal import Decimal
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, model_validator
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.platform.views import EmbeddedViews
-from api.audit import AuditEntry, fetch_audit, to_csv
+from api.audit import AuditEntry, audit_answer, fetch_audit
+from api.auth import Analyst, Viewer
 from api.deps import ClientDep, EngineDep, SettingsDep
+from api.masking import for_principal
 from canonical.money import quantize
-from canonical.ops import AnalystRequest
+from canonical.ops import AnalystRequest, Reason
 from canonical.returns import Receipt, ReturnRequest, ReturnView
 from starters import TemporalUnavailable, signal_workflow
 from starters.returns import start_return
@@ -35,8 +36,9 @@ class ReturnStatusResponse(ReturnView):
 
 
 class ActionBody(BaseModel):
-    actor: str = Field(min_length=1)
-    reason: str = Field(min_length=1)
+    """The actor recorded is the authenticated principal; an `actor` in the body is ignored."""
+
+    reason: Reason
 
 
 class CreditNoteOut(BaseModel):
@@ -64,7 +66,8 @@ def _wf_id(channel: str, return_id: str) -> str:
 
 @router.post("/returns", status_code=202, response_model=StartResponse,
              responses={200: {"description": "The return already exists"}})
-async def create_return(request: ReturnRequest, client: ClientDep, settings: SettingsDep) -> StartResponse:
+async def create_return(request: ReturnRequest, principal: Analyst, settings: SettingsDep,
+                        client: ClientDep) -> StartResponse:
     """Start ReturnToRefund for a canonical return request (id `return:{channel}:{return_id}`)."""
     try:
         wf_id, duplicate = await start_return(client, settings, request)
@@ -74,7 +77,7 @@ async def create_return(request: ReturnRequest, client: ClientDep, settings: Set
 
 
 @router.get("/returns/{channel}/{return_id}", response_model=ReturnStatusResponse)
-async def get_return(channel: str, return_id: str, client: ClientDep) -> ReturnStatusResponse:
+async def get_return(channel: str, return_id: str, principal: Viewer, client: ClientDep) -> ReturnStatusResponse:
     handle = client.get_workflow_handle(_wf_id(channel, return_id))
     try:
         desc = await handle.describe()
@@ -86,12 +89,14 @@ async def get_return(channel: str, return_id: str, client: ClientDep) -> ReturnS
         view = await handle.query("status", result_type=ReturnView)
     except Exception as exc:
         raise HTTPException(503, f"the return's status cannot be queried now: {exc}") from None
-    return ReturnStatusResponse(**view.model_dump(), run_status=desc.status.name if desc.status else "UNKNOWN")
+    return for_principal(principal, ReturnStatusResponse(**view.model_dump(),
+                                                         run_status=desc.status.name if desc.status else "UNKNOWN"))
 
 
 @router.post("/returns/{channel}/{return_id}/receipts", status_code=202, response_model=StartResponse,
              responses={409: {"description": "No running return"}})
-async def record_receipt(channel: str, return_id: str, receipt: Receipt, client: ClientDep) -> StartResponse:
+async def record_receipt(channel: str, return_id: str, receipt: Receipt, principal: Analyst,
+                         client: ClientDep) -> StartResponse:
     """Record what the warehouse received (as the WMS's `return.received` event does); receipts add up and a
     receipt id delivered twice counts once."""
     wf_id = _wf_id(channel, return_id)
@@ -106,11 +111,11 @@ async def record_receipt(channel: str, return_id: str, receipt: Receipt, client:
 
 @router.post("/returns/{channel}/{return_id}/actions/{action}", status_code=202, response_model=StartResponse)
 async def return_action(channel: str, return_id: str, action: Literal["retry", "skip", "cancel"], body: ActionBody,
-                        client: ClientDep) -> StartResponse:
+                        principal: Analyst, client: ClientDep) -> StartResponse:
     """Send an analyst action as a validated Temporal update: the return itself refuses what does not apply (409)
     and records what it accepts, with the actor and reason, in its history."""
     wf_id = _wf_id(channel, return_id)
-    request = AnalystRequest(action=action, actor=body.actor, reason=body.reason)
+    request = AnalystRequest(action=action, actor=principal.name, reason=body.reason)
     try:
         await client.get_workflow_handle(wf_id).execute_update("act", request, result_type=ReturnView)
     except WorkflowUpdateFailedError as exc:
@@ -125,17 +130,17 @@ async def return_action(channel: str, return_id: str, action: Literal["retry", "
 
 @router.get("/returns/{channel}/{return_id}/audit", response_model=list[AuditEntry],
             responses={200: {"content": {"text/csv": {}}}})
-async def return_audit(channel: str, return_id: str, client: ClientDep, format: Literal["json", "csv"] = "json"):
-    """The business audit trail of the return, from its workflow history."""
+async def return_audit(channel: str, return_id: str, principal: Viewer, client: ClientDep,
+                       format: Literal["json", "csv"] = "json"):
+    """The business audit trail of the return, from its workflow history (personal data masked below analyst)."""
     entries = await fetch_audit(client, _wf_id(channel, return_id))
-    if format == "csv":
-        return PlainTextResponse(to_csv(entries), media_type="text/csv")
-    return entries
+    return audit_answer(entries, format, principal)
 
 
 @router.get("/erp/credit-notes", response_model=list[CreditNoteOut], tags=["erp"])
-def list_credit_notes(engine: EngineDep, external_ref: str | None = None, order_external_ref: str | None = None,
+def list_credit_notes(engine: EngineDep, principal: Viewer, external_ref: str | None = None,
+                      order_external_ref: str | None = None,
                       limit: int = Query(default=100, ge=1, le=1000)) -> list[CreditNoteOut]:
     rows = EmbeddedViews(engine).credit_notes(external_ref=external_ref, order_external_ref=order_external_ref,
                                               limit=limit)
-    return [CreditNoteOut.model_validate(r) for r in rows]
+    return for_principal(principal, [CreditNoteOut.model_validate(r) for r in rows])

@@ -6,17 +6,18 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.settlements.store import SettlementStore
-from api.audit import AuditEntry, to_csv
+from api.audit import AuditEntry, audit_answer, fetch_audit
+from api.auth import Finance
 from api.deps import ClientDep, EngineDep
+from api.masking import for_principal
 from canonical.finance import ReconciliationException, SettlementView, settlement_key
 from canonical.money import minor_units
-from canonical.ops import AnalystRequest
+from canonical.ops import AnalystRequest, Reason
 
 router = APIRouter(tags=["settlements"])
 
@@ -41,8 +42,9 @@ class SettlementOut(BaseModel):
 
 
 class ActionBody(BaseModel):
-    actor: str = Field(min_length=1)
-    reason: str = Field(min_length=1)
+    """The actor recorded is the authenticated principal; an `actor` in the body is ignored."""
+
+    reason: Reason
 
 
 def _wf_id(provider: str, settlement_id: str) -> str:
@@ -56,7 +58,7 @@ def _amount(minor: int, currency: str) -> str:
 
 
 @router.get("/settlements/{provider}/{settlement_id}", response_model=SettlementOut)
-async def get_settlement(provider: str, settlement_id: str, engine: EngineDep, request: Request,
+async def get_settlement(provider: str, settlement_id: str, engine: EngineDep, request: Request, principal: Finance,
                          exceptions_limit: int = Query(default=100, ge=0, le=5000),
                          exceptions_offset: int = Query(default=0, ge=0, le=2**31 - 1)) -> SettlementOut:
     key = settlement_key(provider, settlement_id)
@@ -73,7 +75,7 @@ async def get_settlement(provider: str, settlement_id: str, engine: EngineDep, r
             "status", result_type=SettlementView)
     except Exception:  # not running here, closed long ago, or Temporal down: the database still answers
         view = None
-    return SettlementOut(
+    return for_principal(principal, SettlementOut(
         workflow_id=_wf_id(provider, settlement_id), provider=provider, settlement_id=settlement_id,
         status=head["status"], currency=cur, deposit_total=_amount(head["deposit_minor"], cur),
         lines_total=_amount(head["lines_minor"], cur), line_count=head["line_count"],
@@ -83,16 +85,16 @@ async def get_settlement(provider: str, settlement_id: str, engine: EngineDep, r
             "external_ref": journal["external_ref"], "erp_journal_id": journal["erp_journal_id"],
             "posted_at": journal["posted_at"], "suspense_amount": _amount(journal["suspense_minor"], cur),
             "entry": journal["journal"]},
-        exceptions=found["exceptions"], exception_count=found["exception_count"], workflow=view)
+        exceptions=found["exceptions"], exception_count=found["exception_count"], workflow=view))
 
 
 @router.post("/settlements/{provider}/{settlement_id}/actions/{action}", status_code=202)
 async def settlement_action(provider: str, settlement_id: str, action: Literal["retry", "skip", "cancel"],
-                            body: ActionBody, client: ClientDep) -> SettlementView:
+                            body: ActionBody, principal: Finance, client: ClientDep) -> SettlementView:
     """`retry` re-matches after the data was fixed, `skip` posts the open items to suspense, `cancel` ends it
     without posting. Refused (409, no trace) when it does not apply."""
     wf_id = _wf_id(provider, settlement_id)
-    request = AnalystRequest(action=action, actor=body.actor, reason=body.reason)
+    request = AnalystRequest(action=action, actor=principal.name, reason=body.reason)
     try:
         return await client.get_workflow_handle(wf_id).execute_update("act", request, result_type=SettlementView)
     except WorkflowUpdateFailedError as exc:
@@ -106,12 +108,8 @@ async def settlement_action(provider: str, settlement_id: str, action: Literal["
 
 @router.get("/settlements/{provider}/{settlement_id}/audit", response_model=list[AuditEntry],
             responses={200: {"content": {"text/csv": {}}}})
-async def settlement_audit(provider: str, settlement_id: str, client: ClientDep,
+async def settlement_audit(provider: str, settlement_id: str, principal: Finance, client: ClientDep,
                            format: Literal["json", "csv"] = "json"):
     """The reconciliation's audit trail (every step, analyst action with actor and reason), from its history."""
-    from api.routers.orders import fetch_audit
-
     entries = await fetch_audit(client, _wf_id(provider, settlement_id))
-    if format == "csv":
-        return PlainTextResponse(to_csv(entries), media_type="text/csv")
-    return entries
+    return audit_answer(entries, format, principal)

@@ -4,6 +4,7 @@ and WMS shipper, and the real API served by uvicorn on a free loopback port, on 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import secrets
 import socket
@@ -14,7 +15,6 @@ import httpx
 import pytest_asyncio
 import uvicorn
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from adapters.marketplace.shopify import compute_hmac
@@ -23,14 +23,19 @@ from adapters.wms.local import LocalWms, run_shipper
 from api.app import create_app
 from retailflow.catalog import DEMO_CATALOG, import_catalog
 from retailflow.devstack import _ApiServer
+from runtime.codec import data_converter, keyring_from_settings
 from runtime.registry import build_adapters
 from runtime.settings import SEARCH_ATTRIBUTES, Settings
+from tests.auth import headers, make_key
 from tests.conftest import fixture_bytes
 from worker import build_worker, temporal_cli_path
 from workflows import search_attributes as sa
 
 SECRET = "integration-test-secret"
 ORDER_FIXTURE = ("shopify", "webhook_orders_create_sample_v2024.json")
+# the payload codec's keys of this test run (random, set in tests/conftest.py for every process it starts)
+CODEC_KEYS = os.environ["RETAILFLOW_CODEC_KEYS"]
+CODEC_KEYRING = keyring_from_settings(Settings(codec_keys=CODEC_KEYS))
 
 
 def free_port() -> int:
@@ -43,7 +48,7 @@ def free_port() -> int:
 async def dev_env():
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli_path(),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(CODEC_KEYRING),  # the platform's: payloads sealed (runtime/codec.py)
         search_attributes=sa.ALL,
         dev_server_extra_args=["--log-level", "error"],
     )
@@ -61,6 +66,12 @@ class Stack:
     settings: Settings
     adapters: Adapters
     engine: object
+    admin_key: str = ""  # the key `http` carries (role admin)
+    admin_actor: str = ""  # the actor its actions are recorded as: key:<name>
+
+    def key(self, role: str = "viewer", name: str | None = None) -> str:
+        """A new API key of `role` for this stack's API (send it with tests.auth.headers)."""
+        return make_key(self.engine, role, name)  # type: ignore[arg-type]
 
     def order_body(self, external_id: str | None = None) -> tuple[bytes, str]:
         """The Shopify sample order under a fresh id (all occurrences, so it stays self-consistent)."""
@@ -97,7 +108,7 @@ async def stack(dev_env, engine, request):
     settings = Settings(
         database_url=str(engine.url.render_as_string(hide_password=False)), task_queue=f"it-{uuid.uuid4()}",
         api_port=port, shopify_webhook_secret=SECRET, local_wms_ship_after_seconds=ship_after,
-        local_wms_poll_seconds=0.2, order_sla_hours=48,
+        local_wms_poll_seconds=0.2, order_sla_hours=48, codec_keys=CODEC_KEYS,
     )
     adapters = build_adapters(settings, engine)
     import_catalog(adapters.erp, DEMO_CATALOG)
@@ -112,8 +123,12 @@ async def stack(dev_env, engine, request):
                                               settings.local_wms_webhook_secret.get_secret_value(),
                                               poll_seconds=0.2, stop=stop))
     worker = build_worker(dev_env.client, adapters, task_queue=settings.task_queue)
-    async with worker, httpx.AsyncClient(base_url=settings.effective_api_base_url, timeout=30) as http:
-        yield Stack(client=dev_env.client, http=http, settings=settings, adapters=adapters, engine=engine)
+    admin_name = f"it-admin-{uuid.uuid4().hex[:8]}"
+    admin_key = make_key(engine, "admin", admin_name)
+    async with worker, httpx.AsyncClient(base_url=settings.effective_api_base_url, timeout=30,
+                                         headers=headers(admin_key)) as http:
+        yield Stack(client=dev_env.client, http=http, settings=settings, adapters=adapters, engine=engine,
+                    admin_key=admin_key, admin_actor=f"key:{admin_name}")
         stop.set()
         await shipper
     server.should_exit = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,14 +31,31 @@ class DevProcess:
     env: dict
     output: str = ""
     ports: list[int] = field(default_factory=list)
+    log_path: Path | None = None
 
     @property
     def api(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    @property
+    def admin_key(self) -> str:
+        """The admin API key `retailflow dev` printed in its banner on the first start of its data dir."""
+        key = _ADMIN_KEYS.get(self.data_dir)
+        if key is None:
+            text = self.log_path.read_text() if self.log_path else self.output
+            match = re.search(r"admin API key\s+(rfk_\S+)", text)
+            assert match, f"no admin key in the banner:\n{text[-3000:]}"
+            key = _ADMIN_KEYS[self.data_dir] = match.group(1)
+        return key
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}
+
     def send(self, path: str, *extra: str) -> subprocess.CompletedProcess:
         return subprocess.run([CLI, "shopify", "send", *extra, path], cwd=ROOT,
-                              env={**self.env, "RETAILFLOW_API_PORT": str(self.api_port)},
+                              env={**self.env, "RETAILFLOW_API_PORT": str(self.api_port),
+                                   "RETAILFLOW_API_KEY": self.admin_key},
                               capture_output=True, text=True, timeout=60)
 
 
@@ -49,9 +67,12 @@ class DevProcess:
         """Another `retailflow` command (or `program`, e.g. `retailflow-sandbox`) against this stack (its API,
         Temporal and sandbox ports)."""
         return subprocess.run([program or CLI, *args], cwd=ROOT, env={
-            **self.env, "RETAILFLOW_API_PORT": str(self.api_port),
+            **self.env, "RETAILFLOW_API_PORT": str(self.api_port), "RETAILFLOW_API_KEY": self.admin_key,
             "RETAILFLOW_TEMPORAL_ADDRESS": f"localhost:{self.temporal_port}"},
             capture_output=True, text=True, timeout=timeout)
+
+
+_ADMIN_KEYS: dict[Path, str] = {}  # data dir → the admin key its first start printed
 
 
 @contextmanager
@@ -75,7 +96,7 @@ def dev_process(tmp_path: Path, *args: str, database_url: str | None = None, **e
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
         )
     dev = DevProcess(proc, data_dir, temporal_port, ui_port, api_port, worker_metrics, sdk_metrics, env,
-                     ports=ports)
+                     ports=ports, log_path=log_path)
     try:
         deadline = time.monotonic() + 60
         while not port_open("127.0.0.1", api_port):

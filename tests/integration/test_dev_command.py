@@ -25,7 +25,7 @@ def test_dev_stack_runs_the_sample_order_and_stops_cleanly(tmp_path):
         deadline = time.monotonic() + 60
         status = None
         while time.monotonic() < deadline:
-            resp = httpx.get(f"{dev.api}/orders/shopify/820982911946154508", timeout=10)
+            resp = httpx.get(f"{dev.api}/orders/shopify/820982911946154508", headers=dev.headers, timeout=10)
             if resp.status_code == 200 and (status := resp.json()["status"]) == "completed":
                 break
             time.sleep(0.5)
@@ -40,5 +40,10 @@ def test_dev_stack_runs_the_sample_order_and_stops_cleanly(tmp_path):
         assert 'retailflow_webhooks_total{outcome="202",source="shopify"} 1.0' in api_text
     assert dev.proc.returncode == 0, dev.output[-3000:]
     assert "dev.stopped" in dev.output
+    # the first start made an admin key and printed it in the banner, and nowhere else (no log line has it)
+    assert "dev.admin_key_created" in dev.output
+    assert [line for line in dev.output.splitlines() if dev.admin_key in line] == [
+        f"  admin API key    {dev.admin_key}",
+        f"                   shown once, only its hash is kept: export RETAILFLOW_API_KEY={dev.admin_key}"]
     for port in dev.ports:
         assert not port_open("127.0.0.1", port), f"port {port} still open after Ctrl-C"

@@ -48,7 +48,7 @@ async def test_parked_order_is_listed_fixed_with_corrected_sku_and_audited(stack
     failed = [e for e in audit if e["kind"] == "step" and e["state"] == "failed"]
     assert failed and failed[0]["name"] == "resolve_skus" and failed[0]["error"].startswith("UnknownSku")
     update = next(e for e in audit if e["kind"] == "update")
-    assert update["name"] == "act" and update["actor"] == "ana@example.com"
+    assert update["name"] == "act" and update["actor"] == stack.admin_actor  # the key, not the body's "actor"
     assert update["reason"] == "SKU typo in the storefront"
     invoice = next(e for e in audit if e["name"] == "create_invoice")
     assert invoice["state"] == "completed" and invoice["output"]["invoice_id"].startswith("SINV-")
@@ -58,7 +58,7 @@ async def test_parked_order_is_listed_fixed_with_corrected_sku_and_audited(stack
 
     text = (await stack.http.get(f"/orders/shopify/{oid}/audit", params={"format": "csv"})).text
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert rows[0]["kind"] == "workflow" and any(r["actor"] == "ana@example.com" for r in rows)
+    assert rows[0]["kind"] == "workflow" and any(r["actor"] == stack.admin_actor for r in rows)
 
 
 async def test_cancel_refused_after_shipment(stack):
@@ -107,22 +107,33 @@ async def test_cli_bulk_retry_by_visibility_query_and_csv_audit(stack, tmp_path)
         ids.append(oid)
     for oid in ids:
         await stack.wait_status("shopify", oid, {"needs_attention"})
-    env = {**os.environ, "RETAILFLOW_TEMPORAL_ADDRESS": stack.client.service_client.config.target_host}
+    viewer = stack.key("viewer", name="vic")
+    analyst = stack.key("analyst", name="ana")
+    env = {**os.environ, "RETAILFLOW_TEMPORAL_ADDRESS": stack.client.service_client.config.target_host,
+           "RETAILFLOW_DATABASE_URL": stack.settings.effective_database_url, "RETAILFLOW_API_KEY": analyst}
     query = f'NeedsAttention = true AND Skus = "SKU-BULK-1" AND TaskQueue = "{stack.settings.task_queue}"'
 
-    async def run(*args: str) -> subprocess.CompletedProcess:
-        return await aio.to_thread(subprocess.run, [cli, "ops", *args], env=env, capture_output=True, text=True,
-                                   timeout=60)
+    async def run(*args: str, key: str | None = analyst) -> subprocess.CompletedProcess:
+        run_env = {k: v for k, v in env.items() if k != "RETAILFLOW_API_KEY"}
+        if key is not None:
+            run_env["RETAILFLOW_API_KEY"] = key
+        return await aio.to_thread(subprocess.run, [cli, "ops", *args], env=run_env, capture_output=True,
+                                   text=True, timeout=60)
+
+    # the actor is the key's principal: no key, or a viewer's, retries nothing
+    for key, why in ((None, "RETAILFLOW_API_KEY"), (viewer, "role viewer"), ("rfk_nope_nope", "not an active key")):
+        refused = await run("retry", "--query", query, "--reason", "bulk", key=key)
+        assert refused.returncode == 1 and why in refused.stderr, refused.stdout + refused.stderr
 
     for _ in range(50):  # visibility is eventually consistent
-        listed = await run("retry", "--query", query, "--actor", "ana", "--reason", "bulk", "--dry-run")
+        listed = await run("retry", "--query", query, "--reason", "bulk", "--dry-run")
         if all(f"order:shopify:{oid}" in listed.stdout for oid in ids):
             break
         await aio.sleep(0.2)
     assert all(f"order:shopify:{oid}" in listed.stdout for oid in ids), listed.stdout + listed.stderr
 
     stack.adapters.erp.map_sku("shopify", "SKU-BULK-1", "FURN-COFFEE-TABLE")
-    done = await run("retry", "--query", query, "--actor", "ana@example.com", "--reason", "mapped SKU-BULK-1")
+    done = await run("retry", "--query", query, "--reason", "mapped SKU-BULK-1")
     assert done.returncode == 0 and "retried 2 run(s)" in done.stdout, done.stdout + done.stderr
     for oid in ids:
         await stack.wait_status("shopify", oid, {"completed"})
@@ -131,7 +142,7 @@ async def test_cli_bulk_retry_by_visibility_query_and_csv_audit(stack, tmp_path)
     audit = await run("audit", f"order:shopify:{ids[0]}", "--format", "csv", "--output", str(out))
     assert audit.returncode == 0, audit.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert any(r["kind"] == "update" and r["actor"] == "ana@example.com" and r["reason"] == "mapped SKU-BULK-1"
+    assert any(r["kind"] == "update" and r["actor"] == "key:ana" and r["reason"] == "mapped SKU-BULK-1"
                for r in rows)
     generic = (await stack.http.get(f"/ops/audit/order:shopify:{ids[0]}")).json()
     assert [e["name"] for e in generic] == [r["name"] for r in rows]

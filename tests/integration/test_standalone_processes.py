@@ -44,6 +44,13 @@ def test_worker_and_api_run_alone_against_existing_temporal(dev_env, tmp_path):
     rejected = subprocess.run([CLI, "catalog", "import", str(bad)], env=env, capture_output=True, text=True, timeout=60)
     assert rejected.returncode == 2 and "line 2" in rejected.stderr
 
+    created = subprocess.run([CLI, "keys", "create", "--name", "it-viewer", "--role", "viewer"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("rfk_") and "shown once" in created.stderr
+    auth = {"Authorization": f"Bearer {key}"}
+
     worker = subprocess.Popen([CLI, "worker"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)
     api = subprocess.Popen([CLI, "api"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -63,10 +70,18 @@ def test_worker_and_api_run_alone_against_existing_temporal(dev_env, tmp_path):
         status = None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and status != "completed":
-            resp = httpx.get(f"http://127.0.0.1:{api_port}/orders/{channel}/{external_id}", timeout=10)
+            resp = httpx.get(f"http://127.0.0.1:{api_port}/orders/{channel}/{external_id}", headers=auth, timeout=10)
             status = resp.json().get("status") if resp.status_code == 200 else None
             time.sleep(0.3)
         assert status == "completed"
+        # `keys list` shows the key but never its secret; `keys revoke` locks it out at once
+        listed = subprocess.run([CLI, "keys", "list"], env=env, capture_output=True, text=True, timeout=60)
+        assert "it-viewer" in listed.stdout and "viewer" in listed.stdout and key.split("_")[2] not in listed.stdout
+        revoked = subprocess.run([CLI, "keys", "revoke", "it-viewer"], env=env, capture_output=True, text=True,
+                                 timeout=60)
+        assert revoked.returncode == 0, revoked.stderr
+        resp = httpx.get(f"http://127.0.0.1:{api_port}/orders/{channel}/{external_id}", headers=auth, timeout=10)
+        assert resp.status_code == 401 and "revoked" in resp.json()["detail"]
     finally:
         for proc in (worker, api):
             proc.send_signal(signal.SIGTERM)

@@ -20,6 +20,7 @@ from retailflow.catalog import DEMO_CATALOG, import_catalog
 from retailflow.devstack import _ApiServer
 from runtime.registry import build_adapters
 from runtime.settings import Settings
+from tests.auth import headers, make_key
 from tests.integration.conftest import SECRET, Stack, free_port
 from tests.integration.test_inventory import FAST, _event, _stop_syncs
 from worker import build_domain_workers, build_partner_workers
@@ -56,7 +57,7 @@ async def test_domains_and_partner_steps_run_on_their_own_queues(dev_env, engine
     sku = f"TQ-{uuid.uuid4().hex[:6]}"
     try:
         async with contextlib.AsyncExitStack() as running, httpx.AsyncClient(
-                base_url=settings.effective_api_base_url, timeout=30) as http:
+                base_url=settings.effective_api_base_url, timeout=30, headers=headers(make_key(engine))) as http:
             for w in workers:
                 await running.enter_async_context(w)
             stack = Stack(client=dev_env.client, http=http, settings=settings, adapters=adapters, engine=engine)

@@ -119,7 +119,7 @@ def wait_for(what: str, fetch, done, timeout: float = 30) -> Any:
 
 
 def api_json(dev: DevProcess, path: str) -> dict | None:
-    resp = httpx.get(f"{dev.api}{path}", timeout=10)
+    resp = httpx.get(f"{dev.api}{path}", headers=dev.headers, timeout=10)
     return resp.json() if resp.status_code == 200 else None
 
 
@@ -241,13 +241,13 @@ def _run_flows(dev: DevProcess, v: Vendors, engine) -> None:
 
     # -- a Shopify return, refunded on receipt: ERPNext credit note, AvaTax ReturnInvoice, Shopify refund, restock
     stock_before = v.stock("SUN-AVIATOR")
-    ret = httpx.post(f"{dev.api}/returns", json={
+    ret = httpx.post(headers=dev.headers, url=f"{dev.api}/returns", json={
         "channel": "shopify", "return_id": "VR1", "external_order_id": SAMPLE_ID,
         "requested_at": datetime.now(UTC).isoformat(), "lines": [{"line_id": SAMPLE_LINE, "quantity": 1}]},
         timeout=20)
     assert ret.status_code == 202, ret.text
     return_status(dev, "shopify", "VR1", {"awaiting_receipt"})
-    got = httpx.post(f"{dev.api}/returns/shopify/VR1/receipts", json={
+    got = httpx.post(headers=dev.headers, url=f"{dev.api}/returns/shopify/VR1/receipts", json={
         "receipt_id": "VRCPT-1", "return_id": "VR1", "received_at": datetime.now(UTC).isoformat(),
         "lines": [{"line_id": SAMPLE_LINE, "quantity": 1, "condition": "resellable"}]}, timeout=20)
     assert got.status_code == 202, got.text
@@ -293,7 +293,7 @@ def _run_flows(dev: DevProcess, v: Vendors, engine) -> None:
     # discount: the credit note stops at what was paid and finance is asked to book the rest
     parked = return_status(dev, "shopify", rid, {"needs_attention"})
     assert "more than is left to credit" in parked["reason"] and "Book the difference by hand" in parked["reason"]
-    acked = httpx.post(f"{dev.api}/returns/shopify/{rid}/actions/skip",
+    acked = httpx.post(headers=dev.headers, url=f"{dev.api}/returns/shopify/{rid}/actions/skip",
                        json={"actor": "finance@example.com", "reason": "booked as a goodwill expense"}, timeout=20)
     assert acked.status_code == 202, acked.text
     view = return_status(dev, "shopify", rid, {"completed"})
@@ -313,7 +313,7 @@ def _run_flows(dev: DevProcess, v: Vendors, engine) -> None:
     # -- an Amazon return, refunded before the goods arrive (the POST_PAYMENT_ADJUSTMENT_DATA feed)
     amazon_items = v.amazon(f"/orders/v0/orders/{amazon_id}/orderItems")["payload"]["OrderItems"]
     case = next(i for i in amazon_items if i["SellerSKU"] == "AMZ-CASE-LEATHER")
-    ret = httpx.post(f"{dev.api}/returns", json={
+    ret = httpx.post(headers=dev.headers, url=f"{dev.api}/returns", json={
         "channel": "amazon", "return_id": "AR1", "external_order_id": amazon_id,
         "requested_at": datetime.now(UTC).isoformat(), "lines": [{"line_id": case["OrderItemId"], "quantity": 1}]},
         timeout=20)
@@ -353,7 +353,7 @@ def _run_flows(dev: DevProcess, v: Vendors, engine) -> None:
                             {"k": f"amazon:{settlement_id}"}).scalar_one() == result["line_count"]
 
     # -- availability: a receipt of the ERP item reaches each real channel under that channel's own SKU
-    moved = httpx.post(f"{dev.api}/inventory/events", json={"events": [{
+    moved = httpx.post(headers=dev.headers, url=f"{dev.api}/inventory/events", json={"events": [{
         "source": "wms", "source_event_id": f"vp-receipt-{secrets.token_hex(4)}", "kind": "receipt",
         "sku": "SUN-AVIATOR", "location": "MAIN", "quantity": 7, "occurred_at": datetime.now(UTC).isoformat()}]},
         timeout=20)

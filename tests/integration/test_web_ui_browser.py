@@ -31,11 +31,11 @@ def chromium(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProces
                           capture_output=True, text=True, timeout=90)
 
 
-def wait_status(api: str, external_id: str, wanted: str, timeout: float = 60) -> dict:
+def wait_status(api: str, external_id: str, wanted: str, timeout: float = 60, headers: dict | None = None) -> dict:
     deadline = time.monotonic() + timeout
     body: dict = {}
     while time.monotonic() < deadline:
-        resp = httpx.get(f"{api}/orders/shopify/{external_id}", timeout=10)
+        resp = httpx.get(f"{api}/orders/shopify/{external_id}", headers=headers, timeout=10)
         if resp.status_code == 200 and (body := resp.json())["status"] == wanted:
             return body
         time.sleep(0.5)
@@ -51,7 +51,7 @@ def test_web_ui_finds_parked_order_by_external_order_id(tmp_path):
     external_id = "820982911946154508"
     with dev_process(tmp_path) as dev:
         assert dev.send(str(typo)).returncode == 0
-        wait_status(dev.api, external_id, "needs_attention")
+        wait_status(dev.api, external_id, "needs_attention", headers=dev.headers)
         time.sleep(2)  # visibility is eventually consistent
         url = (f"http://127.0.0.1:{dev.ui_port}/namespaces/default/workflows?query="
                + quote(f'ExternalOrderId="{external_id}"'))
@@ -63,11 +63,11 @@ def test_web_ui_finds_parked_order_by_external_order_id(tmp_path):
         chromium(tmp_path, url, f"--screenshot={shots / 'web-ui-find-by-external-order-id.png'}")
         assert (shots / "web-ui-find-by-external-order-id.png").stat().st_size > 10_000
 
-        fix = httpx.post(f"{dev.api}/orders/shopify/{external_id}/actions/resume", timeout=30, json={
+        fix = httpx.post(f"{dev.api}/orders/shopify/{external_id}/actions/resume", timeout=30, headers=dev.headers, json={
             "actor": "analyst@example.com", "reason": "storefront SKU typo",
             "corrections": {"sku_corrections": {"SKU2006-35": "SKU2006-035"}}})
         assert fix.status_code == 202, fix.text
-        wait_status(dev.api, external_id, "completed")
+        wait_status(dev.api, external_id, "completed", headers=dev.headers)
         detail = f"http://127.0.0.1:{dev.ui_port}/namespaces/default/workflows/order:shopify:{external_id}"
         chromium(tmp_path, detail, "--window-size=1500,1700", f"--screenshot={shots / 'web-ui-order-timeline.png'}")
         assert (shots / "web-ui-order-timeline.png").stat().st_size > 10_000

@@ -3,6 +3,7 @@ secret, naming each setting; development (the default) starts as before."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -14,7 +15,8 @@ from runtime.settings import ProductionConfigError, Settings
 
 CLI = str(Path(sys.executable).parent / "retailflow")
 SET = {"shopify_webhook_secret": "shpss_a1b2c3", "square_webhook_signature_key": "sq-key-9f8e",
-       "local_wms_webhook_secret": "wms-7d6c"}
+       "local_wms_webhook_secret": "wms-7d6c",
+       "codec_keys": f"p1:{base64.b64encode(os.urandom(32)).decode()}"}  # the payload codec's (runtime/codec.py)
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +38,8 @@ def test_production_names_every_default_secret_in_use():
     problems = settings(env="production").production_problems()
     assert problems == ["RETAILFLOW_SHOPIFY_WEBHOOK_SECRET is the published development default",
                         "RETAILFLOW_SQUARE_WEBHOOK_SIGNATURE_KEY is the published development default",
-                        "RETAILFLOW_LOCAL_WMS_WEBHOOK_SECRET is the published development default"]
+                        "RETAILFLOW_LOCAL_WMS_WEBHOOK_SECRET is the published development default",
+                        "RETAILFLOW_CODEC_KEYS (or RETAILFLOW_CODEC_KEY_FILE) is not set"]
 
 
 def test_production_checks_the_credentials_of_the_selected_vendors_only():
@@ -81,4 +84,5 @@ def test_the_commands_exit_with_one_line_per_setting(tmp_path, command):
     assert done.returncode == 2, done.stderr
     assert "RETAILFLOW_SQUARE_WEBHOOK_SIGNATURE_KEY is the published development default" in done.stderr
     assert "RETAILFLOW_LOCAL_WMS_WEBHOOK_SECRET" in done.stderr and "SHOPIFY_WEBHOOK_SECRET" not in done.stderr
+    assert "RETAILFLOW_CODEC_KEYS (or RETAILFLOW_CODEC_KEY_FILE) is not set" in done.stderr
     assert not (tmp_path / "retailflow.db").exists()  # refused before touching the database
