@@ -37,6 +37,14 @@ class Outcome:
         return {"completed": len(self.completed), "cancelled": len(self.cancelled), "parked": len(self.parked),
                 "lost": len(self.lost), "doubled": len(self.doubled)}
 
+    @property
+    def clean(self) -> bool:
+        return not (self.lost or self.doubled or self.problems)
+
+    def verdict(self) -> str:
+        """The report's result column: `pass`, or what failed (the first of each kind)."""
+        return "pass" if self.clean else f"FAIL: {self.lost[:2]} {self.doubled[:2]} {self.problems[:2]}"
+
     def assert_clean(self) -> None:
         assert not (self.lost or self.doubled or self.problems), (
             f"lost {self.lost[:10]} doubled {self.doubled[:10]} problems {self.problems[:10]}")

@@ -59,7 +59,7 @@ async def test_temporal_stopped_and_restarted_mid_run(tmp_path):
            figures=figures,
            invariant="every order acknowledged (intake waits for Temporal or answers 5xx, never 2xx-and-dropped) "
                      "and completed; one of each ERP/WMS/tax/channel document; stock ledger consistent",
-           result="pass" if clean else f"FAIL: {outcome.lost[:2]} {outcome.doubled[:2]} {outcome.problems[:2]}")
+           result=outcome.verdict() if clean else f"FAIL: {len(log.acked)} of {ORDERS} acknowledged; {outcome.verdict()}")
     assert len(log.acked) == ORDERS and not log.given_up, log.statuses
     assert log.code_500 == 0, f"intake answered 500 while Temporal was away: {log.statuses}"
     outcome.assert_clean()

@@ -111,6 +111,9 @@ async def test_cli_bulk_retry_by_visibility_query_and_csv_audit(stack, tmp_path)
     analyst = stack.key("analyst", name="ana")
     env = {**os.environ, "RETAILFLOW_TEMPORAL_ADDRESS": stack.client.service_client.config.target_host,
            "RETAILFLOW_DATABASE_URL": stack.settings.effective_database_url, "RETAILFLOW_API_KEY": analyst}
+    if stack.engine.dialect.name == "postgresql":  # the test's schema of its own, for the CLI's connection too
+        with stack.engine.connect() as conn:
+            env["PGOPTIONS"] = f"-csearch_path={conn.exec_driver_sql('SHOW search_path').scalar_one()}"
     query = f'NeedsAttention = true AND Skus = "SKU-BULK-1" AND TaskQueue = "{stack.settings.task_queue}"'
 
     async def run(*args: str, key: str | None = analyst) -> subprocess.CompletedProcess:
