@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import select, update
 
 from adapters import sql as db
-from adapters.crypto import Keyring, SealedDataError, is_sealed, new_key
+from adapters.crypto import Keyring, is_sealed, new_key
 from adapters.platform.intake_store import IntakeStore
 from api.app import create_app
 from runtime.settings import Settings
