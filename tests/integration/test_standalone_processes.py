@@ -76,7 +76,7 @@ def test_worker_and_api_run_alone_against_existing_temporal(dev_env, tmp_path):
         assert status == "completed"
         # `keys list` shows the key but never its secret; `keys revoke` locks it out at once
         listed = subprocess.run([CLI, "keys", "list"], env=env, capture_output=True, text=True, timeout=60)
-        assert "it-viewer" in listed.stdout and "viewer" in listed.stdout and key.split("_")[2] not in listed.stdout
+        assert "it-viewer" in listed.stdout and "viewer" in listed.stdout and key.split("_", 2)[2] not in listed.stdout
         revoked = subprocess.run([CLI, "keys", "revoke", "it-viewer"], env=env, capture_output=True, text=True,
                                  timeout=60)
         assert revoked.returncode == 0, revoked.stderr
