@@ -316,42 +316,62 @@ class ReconciliationResult(CanonicalModel):
     suspense_amount: Money | None = None
 
 
-# Fee categories for reporting (the GL account comes from the configurable account map).
+# Reporting categories (the GL account comes from the configurable account map). They add up to the deposit: every
+# line lands in exactly one, and customer money (principal, shipping charged), tax, fees, reserves and adjustments
+# stay apart. Tax words are tried before shipping: Amazon's `ItemPrice/ShippingTax` is tax, not shipping.
 _CATEGORY_WORDS: list[tuple[str, tuple[str, ...]]] = [
     ("reserve", ("reserve",)),
+    ("adjustment", ("reimburse",)),  # `FBA Inventory Reimbursement` is an adjustment, not a fulfilment fee
     ("promotion", ("promotion", "promo", "coupon", "discount")),
+    ("tax", ("tax", "vat", "gst")),
     ("commission", ("commission", "referral", "closing fee", "variableclosingfee")),
     ("fulfilment_fee", ("fba", "fulfil", "fulfill", "pick", "pack", "weight")),
     ("shipping_credit", ("shipping", "shippingchargeback", "postage")),
-    ("tax", ("tax", "vat", "gst")),
     ("adjustment", ("adjust", "reimburse", "chargeback", "claim", "dispute", "correction", "guarantee")),
     ("principal", ("principal", "itemprice", "gross", "goodwill")),
 ]
+# Payment providers that settle whole charges (Shopify Payments: `charge`/`refund` with an `amount` and a `fee`
+# line per balance transaction): the amount is what the customer paid or got back, the fee is processing.
+_CUSTOMER_MONEY_TYPES = frozenset({"charge", "refund"})
+_ADJUSTMENT_TYPES = frozenset({"adjustment", "credit", "debit", "dispute", "chargeback refund",
+                               "a-to-z guarantee claim"})
 
 
 def fee_category(transaction_type: str, amount_type: str, amount_description: str) -> str:
-    """A reporting category: principal, tax, commission, fulfilment_fee, shipping_credit, promotion, reserve,
-    adjustment or other_fee."""
-    text = f"{amount_type} {amount_description}".lower()
-    if amount_type.lower() == "itemprice" and "tax" not in amount_description.lower() and \
-            "shipping" not in amount_description.lower():
+    """A reporting category: principal (customer money for goods, net of refunds), tax, shipping_credit,
+    promotion, commission, fulfilment_fee, processing_fee, reserve, adjustment or other_fee."""
+    ttype, atype, desc = transaction_type.strip().lower(), amount_type.strip().lower(), \
+        amount_description.strip().lower()
+    text = f"{atype} {desc}"
+    if atype == "itemprice" and not any(w in desc for w in ("tax", "vat", "gst", "shipping")):
         return "principal"
+    if atype in _CUSTOMER_MONEY_TYPES and desc == "amount":
+        return "principal"
+    if desc == "fee" and atype in (_CUSTOMER_MONEY_TYPES | {"application_fee_refund"}):
+        return "processing_fee"
     for category, words in _CATEGORY_WORDS:
         if any(w in text for w in words):
             return category
-    if transaction_type.lower() in ("adjustment", "chargeback refund", "a-to-z guarantee claim"):
+    if ttype in _ADJUSTMENT_TYPES or atype in _ADJUSTMENT_TYPES:
         return "adjustment"
     return "other_fee"
 
 
+ACCOUNT_RULE_ORDER = ("{type}/{amount_type}/{description}", "{amount_type}/{description}", "*/{description}",
+                      "{type}/{amount_type}/*", "{amount_type}/*", "{type}/*", "*")
+"""The account map's keys, most specific first (docs/finance.md): the exact amount type and description (with
+or without the transaction type), then the description alone, then the amount type, then the transaction type,
+then the map's default `*` (if any)."""
+
+
 def resolve_account(account_map: dict[str, str], transaction_type: str, amount_type: str,
                     amount_description: str) -> str | None:
-    """The GL account for a line: the most specific of `type/amount-type/description`, `amount-type/description`,
-    `amount-type/*`, `*/description`, `type/*` keys of the account map (case-insensitive)."""
-    lowered = {k.lower(): v for k, v in account_map.items()}
-    for key in (f"{transaction_type}/{amount_type}/{amount_description}", f"{amount_type}/{amount_description}",
-                f"{amount_type}/*", f"*/{amount_description}", f"{transaction_type}/*"):
-        account = lowered.get(key.lower())
+    """The GL account for a line: the first key of ACCOUNT_RULE_ORDER the account map holds (case-insensitive);
+    None when none does (the line is unclassified)."""
+    lowered = {k.strip().lower(): v for k, v in account_map.items()}
+    for rule in ACCOUNT_RULE_ORDER:
+        key = rule.format(type=transaction_type, amount_type=amount_type, description=amount_description)
+        account = lowered.get(key.strip().lower())
         if account:
             return account
     return None

@@ -3,13 +3,13 @@ each unit, the money going back to the customer and the ERP credit note that boo
 
 from __future__ import annotations
 
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import Field, model_validator
 
 from canonical.fulfillment import StepRecord
-from canonical.money import Money, minor_units, sum_money
+from canonical.money import Money, sum_money
 from canonical.order import CanonicalModel, UtcDatetime
 
 
@@ -128,6 +128,8 @@ class AuthorizedLine(CanonicalModel):
     line_tax: Money
     credited_net: Money | None = Field(default=None, description="Net already credited on the line by earlier notes")
     credited_tax: Money | None = None
+    credited_quantity: int | None = Field(default=None, ge=0, description="Units already credited on the line by "
+                                          "earlier notes (None: the ERP did not say; see `share`)")
 
     @property
     def remaining_net(self) -> Money:
@@ -138,15 +140,41 @@ class AuthorizedLine(CanonicalModel):
         return self.line_tax - (self.credited_tax or Money.zero(self.line_tax.currency))
 
     def share(self, quantity: int) -> tuple[Money, Money]:
-        """Net and tax for `quantity` units, rounded down so partial returns never add up to more than paid."""
-        return _floor_share(self.line_net, quantity, self.ordered_quantity), _floor_share(
-            self.line_tax, quantity, self.ordered_quantity)
+        """Net and tax for `quantity` units: the units' share of what is left to credit on the line, so that
+        crediting every unit, in any number of returns, gives back exactly what was paid.
+
+        The gross (net + tax) and the tax are each the units' proportional share of what is left, rounded
+        half-even to the currency's minor unit, and the net is their difference: one of two identical units is
+        half the gross (19.95 of 39.90), whatever the net/tax split. The units that are the last ones left on
+        the line take the whole remainder (earlier credit notes included). Never more than is left, never
+        negative. Without `credited_quantity` (an ERP that does not report it) the share is of the whole line
+        and all of its units, and only a return of every unit is known to be the last."""
+        cur = self.line_net.currency
+        zero = Money.zero(cur)
+        rem_net, rem_tax = max(self.remaining_net, zero), max(self.remaining_tax, zero)
+        left = self.ordered_quantity - self.credited_quantity if self.credited_quantity is not None else None
+        if quantity <= 0:
+            return zero, zero
+        if left is not None and quantity >= left or left is None and quantity >= self.ordered_quantity:
+            return rem_net, rem_tax  # the last units on the line: what is left of what was paid
+        if left is not None:
+            base_gross, base_tax, units = rem_net + rem_tax, rem_tax, left
+        else:
+            base_gross, base_tax, units = self.line_net + self.line_tax, self.line_tax, self.ordered_quantity
+        gross = _share(base_gross, quantity, units)
+        tax = _share(base_tax, quantity, units)
+        gross, tax = min(gross, rem_net + rem_tax), min(tax, rem_tax)
+        net = gross - tax
+        if net > rem_net:  # keep the gross; tiny remainders can tip the split
+            net, tax = rem_net, gross - rem_net
+        elif net < zero:
+            net, tax = zero, gross
+        return net, tax
 
 
-def _floor_share(total: Money, quantity: int, of: int) -> Money:
-    unit = Decimal(1).scaleb(-minor_units(total.currency))
-    raw = total.amount * Decimal(quantity) / Decimal(of)
-    return Money.of((raw / unit).to_integral_value(rounding=ROUND_FLOOR) * unit, total.currency)
+def _share(total: Money, quantity: int, of: int) -> Money:
+    """`quantity`/`of` of `total`, rounded half-even to the currency's minor unit (Money rounds so)."""
+    return Money.of(total.amount * Decimal(quantity) / Decimal(of), total.currency)
 
 
 class AuthorizedReturn(CanonicalModel):

@@ -121,6 +121,7 @@ class AmountGroup(NamedTuple):
     line_count: int
     total_minor: int
     unmatched: bool = False  # order/refund lines with no order id or an open match exception
+    buyer: bool = False  # buyer amounts (what the match compared with the sales order or credit note)
 
 
 class ExceptionDraft(NamedTuple):
@@ -260,16 +261,22 @@ class JournalPlan(NamedTuple):
 
 
 def deposit_account(account_map: dict[str, str]) -> str:
-    """The bank account the deposit is debited to: the map's `deposit` entry, else 1010."""
-    return resolve_account(account_map, "", "deposit", "") or \
-        {k.lower(): v for k, v in account_map.items()}.get("deposit", "1010")
+    """The bank account the deposit is debited to: the map's `deposit` entry, else 1010 (never the map's `*`
+    default: the deposit is no settlement line)."""
+    return {k.strip().lower(): v for k, v in account_map.items()}.get("deposit") or "1010"
 
 
 def plan_journal(head: SettlementHeader, groups: Iterable[AmountGroup], *, channel: str, strict: bool,
                  config: FinanceConfig, today: date | None = None) -> JournalPlan:
     """One summarized journal for the settlement: the deposit debited to the bank, money to the seller credited
     to its account, money taken debited. `strict` refuses (ReconciliationOpen) while any line is unmatched or
-    unclassified or the lines and the deposit differ; otherwise those go to the suspense account."""
+    unclassified or the lines and the deposit differ; otherwise those go to the suspense account.
+
+    The buyer amounts of matched orders and refunds (principal, tax, shipping charged and the promotions that
+    reduced them) always go to the clearing account, whatever account the map gives them: the match proved they
+    add up to the sales order's grand total (or the credit note), which is the receivable the clearing account
+    settles. So per order the clearing credit is what the platform invoiced less what it credited, and a coupon
+    the sales order is already net of is never booked a second time as an expense."""
     cur = head.currency
     dims = JournalDimensions(channel=channel, legal_entity=config.legal_entity, currency=cur)
     builder = JournalBuilder(cur)
@@ -284,6 +291,8 @@ def plan_journal(head: SettlementHeader, groups: Iterable[AmountGroup], *, chann
                 continue
             account = config.suspense_account
             suspense += g.total_minor
+        elif g.buyer:
+            account = config.clearing_account
         builder.add(account, -from_minor(g.total_minor, cur).amount, dims)
     builder.add(deposit_account(config.account_map), from_minor(head.deposit_minor, cur).amount, dims)
     imbalance = builder.imbalance  # the deposit minus the lines: what nothing explains

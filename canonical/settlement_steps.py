@@ -32,6 +32,8 @@ class StageResult(_In):
     lines_total: Money
     deposit_total: Money
     already_staged: bool = False
+    already_posted: bool = Field(default=False, description="The settlement's journal is already posted: a re-run "
+                                 "reports it and changes nothing")
 
 
 class SettlementRef(_In):

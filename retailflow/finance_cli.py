@@ -72,7 +72,11 @@ def settlements_reconcile(
     wait: Annotated[bool, typer.Option(help="Follow it with a progress bar and print the result")] = True,
 ) -> None:
     """Reconcile one report by hand: starts SettlementReconciliation (id settlement:{provider}:{settlement_id}) on
-    the running worker, shows its progress and prints the result (or where it parked)."""
+    the running worker, shows its progress and prints the result (or where it parked).
+
+    Exit codes: 0 posted (also "already posted"), 3 parked for a person (needs attention: act through the API or
+    the Web UI), 1 a real failure (the run failed, was cancelled, or Temporal is unreachable), 2 an unreadable
+    file."""
     from adapters.marketplace.settlement_reports import peek_settlement
     from canonical.finance import SettlementInput
 
@@ -163,6 +167,9 @@ async def _run_reconcile(settings, inp, size: int, wait: bool) -> None:
         console.print(f"[red]failed[/]: {exc}")
         raise typer.Exit(1) from None
     console.print_json(json.dumps(result.model_dump(mode="json", exclude={"exceptions"})))
+    if result.status != "posted":  # cancelled by an analyst: nothing was posted
+        console.print(f"[red]{result.status}[/]: nothing posted")
+        raise typer.Exit(1)
     console.print(f"[green]{result.status}[/]: {result.matched_count} matched, "
                   f"{result.unmatched_settlement_count} unmatched, journal {result.erp_journal_id}"
                   f"{' (posted now)' if result.journal_posted_now else ' (already posted)'}")

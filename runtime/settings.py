@@ -18,7 +18,9 @@ from workflows.search_attributes import REGISTRATION
 SEARCH_ATTRIBUTES: dict[str, str] = REGISTRATION
 
 # Settlement amount types → GL accounts (override with RETAILFLOW_FINANCE_ACCOUNT_MAP as JSON). Customer money
-# (principal, tax, shipping charged) clears the receivable booked at invoicing: the clearing account.
+# (principal, tax, shipping charged, and the promotions that reduced it) clears the receivable booked at invoicing:
+# the clearing account. The sales order is already net of a coupon, so a promotion is no expense here.
+# Keys resolve most specific first (canonical.finance.ACCOUNT_RULE_ORDER, docs/finance.md).
 DEFAULT_FINANCE_ACCOUNT_MAP: dict[str, str] = {
     "deposit": "1010",  # bank
     "ItemPrice/*": "1150", "Refund/ItemPrice/*": "1150", "charge/amount": "1150", "refund/amount": "1150",
@@ -26,7 +28,7 @@ DEFAULT_FINANCE_ACCOUNT_MAP: dict[str, str] = {
     "*/fee": "6105",  # payment processing fees (Shopify Payments)
     "ItemFees/FBAPerUnitFulfillmentFee": "6110", "ItemFees/FBAPerOrderFulfillmentFee": "6110",
     "ItemFees/FBAWeightBasedFee": "6110", "ItemFees/ShippingChargeback": "6120", "ItemFees/*": "6190",
-    "Promotion/*": "6130", "ItemWithheldTax/*": "2210",
+    "Promotion/*": "1150", "ItemWithheldTax/*": "2210",
     "other-transaction/Current Reserve Amount": "1160", "other-transaction/Previous Reserve Amount Balance": "1160",
     "reserved_funds/amount": "1160",
     "other-transaction/*": "6140", "adjustment/amount": "6140", "dispute/amount": "6140", "*/Subscription Fee": "6190",

@@ -9,6 +9,9 @@ post one summarized, balanced journal to the ERP → report.
   `retry` re-matches (after the data was fixed), `skip` posts what is open to the suspense account, `cancel` ends it
   without posting. The API sends them as the validated `act` update.
 - Re-running a settlement posts nothing new: the journal's external reference is `settlement:{provider}:{id}`.
+  A settlement already posted (the same file again, by hand or by a schedule) stays `posted`: the run stages
+  (a no-op), reports it with reason "already posted" and ends; no exception is re-added, nothing is parked or put
+  in suspense a second time (ALREADY_POSTED_PATCH; the store refuses to reopen a posted settlement as well).
 - Steps, parking, the analyst's signals and the `act` update are the Runbook's (workflows/runbook.py): here every
   failure parks (`fail_fast=False`), nothing is undone, and the status projection is awaited where it is written.
 
@@ -63,6 +66,9 @@ STAGE_HEARTBEAT = timedelta(minutes=2)
 STAGE = StepOptions(start_to_close=STAGE_TIMEOUT, heartbeat=STAGE_HEARTBEAT)
 AFTER_POSTING = StepOptions(cancellable=False)  # a pending cancel no longer stops these
 TERMINAL = frozenset({SettlementStatus.POSTED, SettlementStatus.CANCELLED, SettlementStatus.FAILED})
+ALREADY_POSTED_PATCH = "settlement-already-posted"
+"""Runs from this patch on stage before they report `received`, and a settlement already posted ends there."""
+ALREADY_POSTED = "already posted"
 
 
 @workflow.defn(name="SettlementReconciliation")
@@ -95,9 +101,11 @@ class SettlementReconciliation(Runbook):
         workflow.upsert_search_attributes([
             sa.CHANNEL.value_set(inp.effective_channel), sa.SETTLEMENT_ID.value_set(inp.settlement_id),
             sa.NEEDS_ATTENTION.value_set(False)])
-        await self._status(SettlementStatus.RECEIVED)
+        stage_first = workflow.patched(ALREADY_POSTED_PATCH)
+        if not stage_first:
+            await self._status(SettlementStatus.RECEIVED)
         try:
-            result = await self._reconcile(inp)
+            result = await self._reconcile(inp, stage_first)
         except CancelRequested as cancel:
             self.rb.reason = cancel.action.reason or f"cancelled by {cancel.action.actor}"
             result = None
@@ -115,7 +123,7 @@ class SettlementReconciliation(Runbook):
         await self._wind_up()
         return cast(ReconciliationResult, result)  # set by the stage and match steps above
 
-    async def _reconcile(self, inp: SettlementInput) -> ReconciliationResult:
+    async def _reconcile(self, inp: SettlementInput, stage_first: bool = False) -> ReconciliationResult:
         channel = inp.effective_channel
         staged = await self._step(
             "stage", SettlementActivities.stage_settlement,
@@ -123,6 +131,10 @@ class SettlementReconciliation(Runbook):
             f"Stage {inp.provider} settlement {inp.settlement_id}", opts=STAGE)
         self._key = staged.settlement_key
         self._line_count = staged.line_count
+        if stage_first:
+            if staged.already_posted:
+                return await self._already_posted(channel)
+            await self._status(SettlementStatus.RECEIVED)
         await self._status(SettlementStatus.STAGED)
         ref = SettlementRef(settlement_key=self._key, channel=channel)
         mode = "strict"
@@ -170,6 +182,18 @@ class SettlementReconciliation(Runbook):
                                   "Report the reconciliation", opts=AFTER_POSTING)
         await self._status(SettlementStatus.POSTED)
         return result.model_copy(update={"journal_posted_now": posted.posted_now})
+
+    async def _already_posted(self, channel: str) -> ReconciliationResult:
+        """The settlement's journal is posted: report it as it stands (`journal_posted_now` false) and stay posted."""
+        assert self._key is not None
+        result = await self._step("report", SettlementActivities.report_settlement,
+                                  ReportInput(settlement_key=self._key, channel=channel,
+                                              status=SettlementStatus.POSTED.value),
+                                  "Report the settlement: already posted", opts=AFTER_POSTING)
+        self._erp_journal_id = result.erp_journal_id
+        self._matched, self._unmatched = result.matched_count, result.unmatched_settlement_count
+        await self._status(SettlementStatus.POSTED, ALREADY_POSTED)
+        return result.model_copy(update={"journal_posted_now": False})
 
     # -- status (the steps and parking are the Runbook's) --------------------------------------------------------
     async def _status(self, status: SettlementStatus, reason: str | None = None) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from pydantic import Field
+
 from canonical.finance import JournalEntry
 from canonical.fulfillment import InvoiceRef, Reservation, ResolvedLine, SalesOrderRef
 from canonical.inventory import StockSnapshotLine
@@ -29,6 +31,8 @@ class BookedOrder(CanonicalModel):
     currency: str
     status: str
     lines: list[BookedLine]
+    taxes_included: bool | None = Field(default=None, description="Whether the channel's prices held their tax "
+                                        "(VAT style), when the ERP recorded it; None when it did not")
 
 
 @runtime_checkable

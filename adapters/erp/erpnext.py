@@ -535,7 +535,7 @@ class ErpNext:
             out.append(AuthorizedLine(
                 line_id=rl.line_id, item_code=line["item_code"], quantity=rl.quantity, ordered_quantity=line["qty"],
                 line_net=Money.of(line["net"], cur), line_tax=Money.of(line["tax"], cur),
-                credited_net=Money.of(c_net, cur), credited_tax=Money.of(c_tax, cur)))
+                credited_net=Money.of(c_net, cur), credited_tax=Money.of(c_tax, cur), credited_quantity=units))
         if problems:
             raise ReturnNotAllowed("; ".join(problems), details={"problems": problems})
         return AuthorizedReturn(order_external_ref=order_ref, erp_sales_order_id=so["name"], currency=cur,

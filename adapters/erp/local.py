@@ -451,7 +451,8 @@ class LocalErp:
                 ordered_quantity=int(line["quantity"]), line_net=Money.of(line["net"], cur),
                 line_tax=Money.of(line["tax"], cur),
                 credited_net=Money.of(amounts.get(rl.line_id, (0, 0, 0))[1], cur),
-                credited_tax=Money.of(amounts.get(rl.line_id, (0, 0, 0))[2], cur)))
+                credited_tax=Money.of(amounts.get(rl.line_id, (0, 0, 0))[2], cur),
+                credited_quantity=credited.get(rl.line_id, 0)))
         if problems:
             raise ReturnNotAllowed("; ".join(problems), details={"problems": problems})
         return AuthorizedReturn(order_external_ref=order_ref, erp_sales_order_id=so["id"], currency=cur, lines=out)

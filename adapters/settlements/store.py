@@ -110,6 +110,16 @@ class SettlementStore:
             raise SettlementFileInvalid(f"settlement {key} is not staged")
         return row
 
+    def _posted(self, conn, key: str, head=None) -> bool:
+        """The settlement's journal is posted (its status says so, or the ERP gave the journal an id before the
+        run could report it): nothing may reopen it — no exception is re-added, nothing goes to suspense twice."""
+        if head is None:
+            head = conn.execute(select(S.c.status).where(S.c.settlement_key == key)).mappings().first()
+        if head is not None and head["status"] == "posted":
+            return True
+        return conn.execute(select(func.count()).select_from(J).where(
+            (J.c.settlement_key == key) & J.c.erp_journal_id.is_not(None))).scalar_one() > 0
+
     def _write_exceptions(self, conn, key: str, drafts: list[ExceptionDraft]) -> None:
         if drafts:
             conn.execute(insert(E), [{"settlement_key": key, **d._asdict()} for d in drafts])
@@ -156,8 +166,8 @@ class SettlementStore:
                                        currency=row["currency"], line_count=row["line_count"],
                                        lines_total=from_minor(row["lines_minor"], row["currency"]),
                                        deposit_total=from_minor(row["deposit_minor"], row["currency"]),
-                                       already_staged=True)
-                if row is not None and row["status"] == "posted":
+                                       already_staged=True, already_posted=self._posted(conn, key, row))
+                if row is not None and (row["status"] == "posted" or self._posted(conn, key, row)):
                     raise SettlementFileInvalid(f"settlement {key} is already posted; it is not staged again")
                 header = dict(provider=s.provider, settlement_id=s.settlement_id, marketplace=s.marketplace,
                               currency=cur, period_start=s.period_start, period_end=s.period_end,
@@ -231,6 +241,8 @@ class SettlementStore:
         with self.engine.begin() as conn:
             head = self._header(conn, key)
             cur = head["currency"]
+            if self._posted(conn, key, head):  # a re-run of a posted settlement: its exceptions stay as posted
+                return self.match_counts(key, cur, conn)
             conn.execute(delete(E).where((E.c.settlement_key == key) & E.c.resolution.is_(None) & E.c.kind.in_(
                 [k.value for k in (*MATCH_KINDS, ExceptionKind.UNMATCHED_PLATFORM)])))
 
@@ -281,8 +293,9 @@ class SettlementStore:
             base & (L.c.order_id.is_(None) | flagged))).one()
         matched_n, matched_sum = conn.execute(select(func.count(), func.sum(L.c.amount_minor)).where(
             base & L.c.order_id.is_not(None) & ~flagged)).one()
-        n_exc = conn.execute(select(func.count()).select_from(E).where(
-            (E.c.settlement_key == key) & E.c.kind.in_([k.value for k in MATCH_KINDS]))).scalar_one()
+        n_exc = conn.execute(select(func.count()).select_from(E).where(  # open ones: what still parks the run
+            (E.c.settlement_key == key) & E.c.resolution.is_(None)
+            & E.c.kind.in_([k.value for k in MATCH_KINDS]))).scalar_one()
         n_platform = conn.execute(select(func.count()).select_from(E).where(
             (E.c.settlement_key == key) & (E.c.kind == ExceptionKind.UNMATCHED_PLATFORM.value))).scalar_one()
         return MatchResult(matched_count=matched_n, matched_amount=from_minor(matched_sum, cur),
@@ -292,11 +305,16 @@ class SettlementStore:
     # -- classify and totals -----------------------------------------------------------------------------------
     def classify(self, key: str, account_map: dict[str, str]) -> ClassifyResult:
         with self.engine.begin() as conn:
-            cur = self._header(conn, key)["currency"]
-            conn.execute(delete(E).where((E.c.settlement_key == key) & E.c.resolution.is_(None)
-                                         & (E.c.kind == ExceptionKind.UNCLASSIFIED.value)))
+            head = self._header(conn, key)
+            cur = head["currency"]
+            posted = self._posted(conn, key, head)
+            if not posted:
+                conn.execute(delete(E).where((E.c.settlement_key == key) & E.c.resolution.is_(None)
+                                             & (E.c.kind == ExceptionKind.UNCLASSIFIED.value)))
         with self.engine.connect() as conn:
             groups = self._amount_groups(conn, key)
+        if posted:  # posted as it was classified then; nothing is reopened
+            return ClassifyResult(by_category=by_category(groups, cur), unclassified_count=0)
         drafts = [d for g in groups if (d := unclassified(g, account_map)) is not None]
         if drafts:
             with self.engine.begin() as conn:
@@ -309,6 +327,9 @@ class SettlementStore:
             cur = head["currency"]
             total = int(conn.execute(select(func.coalesce(func.sum(L.c.amount_minor), 0)).where(
                 L.c.settlement_key == key)).scalar_one())
+            if self._posted(conn, key, head):  # the difference (if any) was posted to suspense already
+                return TotalsResult(lines_total=from_minor(total, cur),
+                                    deposit_total=from_minor(head["deposit_minor"], cur), difference=from_minor(0, cur))
             conn.execute(delete(E).where((E.c.settlement_key == key) & E.c.resolution.is_(None)
                                          & (E.c.kind == ExceptionKind.TOTAL_DIFFERENCE.value)))
             draft = total_difference(head["deposit_minor"], total, head["line_count"], cur)
@@ -317,8 +338,11 @@ class SettlementStore:
                             difference=from_minor(head["deposit_minor"] - total, cur))
 
     def resolve(self, key: str, actor: str) -> int:
-        """The analyst's skip: every open parking exception goes to suspense, with the analyst's name."""
+        """The analyst's skip: every open parking exception goes to suspense, with the analyst's name (none once
+        the settlement is posted: what went to suspense went once)."""
         with self.engine.begin() as conn:
+            if self._posted(conn, key):
+                return 0
             result = conn.execute(update(E).where(
                 (E.c.settlement_key == key) & E.c.resolution.is_(None)
                 & E.c.kind.in_([k.value for k in PARKING_KINDS])).values(
@@ -340,13 +364,16 @@ class SettlementStore:
                                   erp_journal_id=existing["erp_journal_id"])
         inner = select(L.c.transaction_type, L.c.amount_type, L.c.amount_description, L.c.amount_minor,
                        (L.c.kind.in_(["order", "refund"]) & (L.c.order_id.is_(None) | _open_exception_for_line()))
-                       .label("unmatched")).where(L.c.settlement_key == key).subquery()
+                       .label("unmatched"),
+                       (L.c.kind.in_(["order", "refund"]) & L.c.buyer_amount.is_(True)).label("buyer"),
+                       ).where(L.c.settlement_key == key).subquery()
         q = (select(inner.c.transaction_type, inner.c.amount_type, inner.c.amount_description, inner.c.unmatched,
-                    func.sum(inner.c.amount_minor))
-             .group_by(inner.c.transaction_type, inner.c.amount_type, inner.c.amount_description, inner.c.unmatched))
+                    inner.c.buyer, func.sum(inner.c.amount_minor))
+             .group_by(inner.c.transaction_type, inner.c.amount_type, inner.c.amount_description, inner.c.unmatched,
+                       inner.c.buyer))
         with self.engine.connect() as conn:
-            groups = [AmountGroup(t, a, d, 0, int(total or 0), bool(unmatched))
-                      for t, a, d, unmatched, total in conn.execute(q)]
+            groups = [AmountGroup(t, a, d, 0, int(total or 0), bool(unmatched), bool(buyer))
+                      for t, a, d, unmatched, buyer, total in conn.execute(q)]
         header = SettlementHeader(key=key, provider=head["provider"], settlement_id=head["settlement_id"],
                                   currency=cur, deposit_minor=head["deposit_minor"],
                                   posting_time=head["deposit_date"] or head["period_end"] or head["staged_at"])
@@ -378,8 +405,14 @@ class SettlementStore:
 
     # -- report ------------------------------------------------------------------------------------------------
     def report(self, key: str, status: str, workflow_id: str | None = None) -> ReconciliationResult:
-        """Build the result and record it (with the status and the workflow id) on the settlement's row."""
+        """Build the result and record it (with the status and the workflow id) on the settlement's row.
+        `journal_posted_now` is true when this report is the one that makes the settlement `posted` (the run
+        that posted its journal), false for a re-run of a settlement already posted."""
         result = self.build_result(key, status)
+        if status == "posted" and result.erp_journal_id:
+            with self.engine.connect() as conn:
+                before = conn.execute(select(S.c.status).where(S.c.settlement_key == key)).scalar_one_or_none()
+            result = result.model_copy(update={"journal_posted_now": before != "posted"})
         with self.engine.begin() as conn:
             conn.execute(update(S).where(S.c.settlement_key == key).values(
                 status=status, result=result.model_dump(mode="json"), updated_at=db.utcnow(),

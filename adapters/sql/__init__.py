@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from adapters.sql.base import MONEY, UtcDateTime, is_postgres, make_engine, metadata, utcnow
+from adapters.sql.base import MONEY, ExactMoney, UtcDateTime, is_postgres, make_engine, metadata, utcnow
 from adapters.sql.erp import (
     credit_notes,
     deliveries,
@@ -45,7 +45,7 @@ def create_schema(engine: Engine) -> None:
 
 
 __all__ = [
-    "DEFAULT_TAX_RATES", "MONEY", "UtcDateTime", "api_keys", "channel_refunds", "channel_updates", "create_schema",
+    "DEFAULT_TAX_RATES", "MONEY", "ExactMoney", "UtcDateTime", "api_keys", "channel_refunds", "channel_updates", "create_schema",
     "credit_notes", "deliveries", "early_cancels", "erp_journals", "inventory_counts", "inventory_drift", "inventory_levels",
     "inventory_movements", "inventory_outbox", "inventory_publications", "inventory_snapshots", "invoices",
     "is_postgres", "items", "make_engine", "metadata", "quarantine", "reservations", "restocks", "run_status",

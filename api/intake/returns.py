@@ -63,7 +63,8 @@ def _amount(raw: Any, what: str) -> Decimal:
         raise shopify.ShopifyMappingError(f"{what}: {exc}") from None
 
 
-def map_shopify_refund(lookup: Callable[[str], BookedOrder | None], payload: dict, channel: str) -> ReturnRequest:
+def map_shopify_refund(lookup: Callable[[str], BookedOrder | None], payload: dict, channel: str, *,
+                       taxes_included: bool | None = None) -> ReturnRequest:
     """Check a Shopify refund against the order the platform booked, and map it.
 
     Each refunded line carries Shopify's own subtotal and tax, so a partial price adjustment credits what was
@@ -71,7 +72,12 @@ def map_shopify_refund(lookup: Callable[[str], BookedOrder | None], payload: dic
     discrepancy, a refund with no line items at all) becomes a lump-sum adjustment, tax included, spread over
     the order's lines. Inconsistent refunds (lines not on the order, more units than ordered, transactions that
     pay back less than the refunded lines) raise ShopifyMappingError: quarantined for an analyst, not booked.
-    `lookup` gives the order as the ERP booked it (`booked_order`)."""
+    `lookup` gives the order as the ERP booked it (`booked_order`).
+
+    A refunded line pays back Shopify's `subtotal` when the order's prices hold their tax (`taxes_included`,
+    VAT-style shops: the tax is inside it) and `subtotal + total_tax` when the tax comes on top; the line is
+    credited net (`subtotal - total_tax`, or `subtotal`) plus that tax. `taxes_included` is the order's, when the
+    caller knows it; otherwise see `taxes_included()`."""
     with mapping(shopify.ShopifyMappingError, "refund"):
         if not isinstance(payload, dict):
             raise shopify.ShopifyMappingError("refund body must be a JSON object")
@@ -82,32 +88,43 @@ def map_shopify_refund(lookup: Callable[[str], BookedOrder | None], payload: dic
     if so is None:
         raise shopify.ShopifyMappingError(f"refund {refund_id}: no ERP sales order {order_ref}")
     with mapping(shopify.ShopifyMappingError, f"refund {refund_id}"):
-        return _map_refund(payload, so, refund_id, order_id, channel)
+        return _map_refund(payload, so, refund_id, order_id, channel, taxes_included)
 
 
-def _map_refund(payload: dict, so: BookedOrder, refund_id: str, order_id: str, channel: str) -> ReturnRequest:
+def _map_refund(payload: dict, so: BookedOrder, refund_id: str, order_id: str, channel: str,
+                known_inclusive: bool | None) -> ReturnRequest:
     cur = so.currency
     ordered = {line.line_id: line.quantity for line in so.lines}
     note = payload.get("note") or None
+    items = _objects(payload.get("refund_line_items"), "refund_line_items")
+    inclusive = known_inclusive if known_inclusive is not None else taxes_included(so, payload, items)
     problems, lines, expected = [], [], Decimal(0)
-    for item in _objects(payload.get("refund_line_items"), "refund_line_items"):
+    for item in items:
         line_id = shopify._id(item.get("line_item_id"), "line_item_id")
         qty = _quantity(item.get("quantity"), f"refund_line_items[{line_id}].quantity")
-        subtotal = _amount(item.get("subtotal", 0), "subtotal")
-        tax = _amount(item.get("total_tax", 0), "total_tax")
-        expected += subtotal + tax
+        subtotal = _money_field(item, "subtotal", cur)
+        tax = _money_field(item, "total_tax", cur)
+        # Shopify's refund line `subtotal` is the refunded line price as the order charged it: with
+        # `taxes_included` that price already holds the VAT (`total_tax` is the part of it that is tax), without
+        # it the tax comes on top. The ERP credits net and tax apart.
+        if inclusive and tax > subtotal:
+            problems.append(f"line item {line_id}: tax {tax} exceeds its tax-inclusive subtotal {subtotal}")
+            continue
+        net, gross = (subtotal - tax, subtotal) if inclusive else (subtotal, subtotal + tax)
+        expected += gross
         if line_id not in ordered:
             problems.append(f"line item {line_id} is not on order {order_id}")
         elif qty > ordered[line_id]:
             problems.append(f"line item {line_id}: {qty} refunded, {ordered[line_id]} ordered")
-        elif qty > 0 or subtotal + tax > 0:
+        elif qty > 0 or gross > 0:
             lines.append(ReturnLine(line_id=line_id, quantity=qty, reason=ReturnReason.OTHER, note=note,
-                                    amount=Money.of(subtotal, cur), tax=Money.of(tax, cur)))
+                                    amount=Money.of(net, cur), tax=Money.of(tax, cur)))
     paid = sum((_amount(t.get("amount"), "transaction amount")
                 for t in _objects(payload.get("transactions"), "transactions")
                 if t.get("kind") == "refund" and t.get("status") in (None, "success")), Decimal(0))
     if paid < expected:
-        problems.append(f"refund transactions total {paid} but the refunded lines total {expected}")
+        problems.append(f"refund transactions total {paid} but the refunded lines total {expected}"
+                        f" ({'tax included' if inclusive else 'tax on top'})")
     if problems:
         raise shopify.ShopifyMappingError(f"refund {refund_id} is inconsistent with order {order_id}: "
                                           + "; ".join(problems))
@@ -121,6 +138,50 @@ def _map_refund(payload: dict, so: BookedOrder, refund_id: str, order_id: str, c
     return ReturnRequest(channel=channel, return_id=f"refund-{refund_id}", external_order_id=order_id,
                          requested_at=payload.get("created_at"), lines=lines,
                          adjustment=Money.of(extra, cur) if extra > 0 else None)
+
+
+def taxes_included(so: BookedOrder, payload: dict, items: list[dict]) -> bool:
+    """Whether the refunded order's prices hold their tax (Shopify's order `taxes_included`).
+
+    After what the caller knows (`map_shopify_refund(taxes_included=...)`), in order: the booked order's
+    `taxes_included` when the ERP recorded it (neither embedded ERP nor ERPNext does today); the refund payload's own `taxes_included` (a refund fetched with its order); else what the
+    refunded lines themselves show: each line item carries its tax lines' rates, and a tax-inclusive subtotal S
+    holds tax S·r/(1+r) where a tax-exclusive one bears S·r on top — the refund is tax-inclusive when its tax is
+    nearer the first. Without rates, or with no tax at all, it reads as tax on top (False): the two agree when
+    there is no tax, and a taxed refund whose lines give no rate is checked as before."""
+    if so.taxes_included is not None:
+        return so.taxes_included
+    if isinstance(payload.get("taxes_included"), bool):
+        return bool(payload["taxes_included"])
+    inside = on_top = Decimal(0)
+    for item in items:
+        line_item = item.get("line_item")
+        if not isinstance(line_item, dict):
+            continue
+        try:
+            rate = sum((_amount(t.get("rate"), "tax rate") for t in _objects(line_item.get("tax_lines"), "tax_lines")
+                        if isinstance(t, dict) and t.get("rate") is not None), Decimal(0))
+            subtotal = _money_field(item, "subtotal", so.currency)
+            tax = _money_field(item, "total_tax", so.currency)
+        except shopify.ShopifyMappingError:
+            continue
+        if rate <= 0 or tax <= 0:
+            continue
+        inside += abs(tax - subtotal * rate / (1 + rate))
+        on_top += abs(tax - subtotal * rate)
+    return inside < on_top
+
+
+def _money_field(item: dict, field: str, currency: str) -> Decimal:
+    """A refund line's `subtotal` / `total_tax`: the `<field>_set` money in the order's currency (shop money, or
+    presentment money when that is the order's), exact decimal text; else the plain field (a JSON number)."""
+    money_set = item.get(f"{field}_set")
+    if isinstance(money_set, dict):
+        for side in ("shop_money", "presentment_money"):
+            money = money_set.get(side)
+            if isinstance(money, dict) and money.get("currency_code") == currency and "amount" in money:
+                return _amount(money["amount"], f"{field}_set.{side}.amount")
+    return _amount(item.get(field, 0), field)
 
 
 def _objects(raw: Any, what: str) -> list[dict]:

@@ -25,6 +25,11 @@ def render_item(type_, obj, autogen_context):
     (`sa.DateTime(timezone=True)`), so an old revision never depends on today's Python code."""
     if type_ == "type" and isinstance(obj, db.UtcDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, db.ExactMoney):
+        # what ExactMoney stores (0006_exact_money): integer 1/10000 units on SQLite, NUMERIC(18, 4) elsewhere
+        dialect = getattr(autogen_context, "dialect", None)
+        return "sa.BigInteger()" if dialect is not None and dialect.name == "sqlite" else \
+            f"sa.Numeric({obj.impl.precision}, {obj.impl.scale})"
     return False
 
 

@@ -49,7 +49,7 @@ def test_histories_are_present():
         "return_parked_then_retried", "return_cancelled_awaiting_receipt", "return_paid_then_parked_cancel_refused",
         "storeday_parked_then_skipped", "storeday_cancelled_before_close", "storeday_closed_then_adjusted",
         "settlement_parked_then_skipped_to_suspense", "settlement_parked_then_retried",
-        "settlement_cancelled_while_parked", "settlement_stage_parked_skip_refused",
+        "settlement_cancelled_while_parked", "settlement_stage_parked_skip_refused", "settlement_posted_started_again",
         "drift_parked_then_approved", "drift_parked_then_retried", "drift_parked_then_skipped", "drift_cancelled_while_parked",
     }
 
