@@ -151,6 +151,10 @@ class JournalLine(CanonicalModel):
     credit: DecimalAmount = Decimal(0)
     dimensions: JournalDimensions
     memo: str | None = Field(default=None, max_length=500)
+    transaction_amount: DecimalAmount | None = Field(default=None, description="Signed (debit positive) amount in "
+                                                     "the transaction currency, when the journal is booked in the "
+                                                     "legal entity's currency at an exchange rate")
+    transaction_currency: str | None = None
 
     @model_validator(mode="after")
     def _one_side(self) -> JournalLine:
@@ -179,6 +183,8 @@ class JournalEntry(CanonicalModel):
     currency: str
     description: str = Field(default="", max_length=500)
     lines: list[JournalLine] = Field(min_length=2)
+    exchange_rate: DecimalAmount | None = Field(default=None, description="Units of `currency` per unit of the "
+                                                "lines' transaction currency (None: booked in its own currency)")
 
     @field_validator("currency", mode="before")
     @classmethod

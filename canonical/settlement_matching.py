@@ -22,11 +22,13 @@ from canonical.finance import (
     JournalBuilder,
     JournalDimensions,
     JournalEntry,
+    JournalLine,
     ReconciliationOpen,
     fee_category,
     resolve_account,
 )
-from canonical.money import Money, minor_units
+from canonical.money import Money, minor_units, quantize
+from canonical.stores import LegalEntity
 
 MATCH_KINDS = (ExceptionKind.UNMATCHED_SETTLEMENT, ExceptionKind.AMOUNT_MISMATCH, ExceptionKind.SKU_MISMATCH)
 """What `match` writes about the settlement's own lines (an open one makes its lines unmatched)."""
@@ -42,7 +44,29 @@ class FinanceConfig(BaseModel):
     account_map: dict[str, str] = Field(description="(transaction type/)amount type/description → GL account")
     suspense_account: str = "1999"
     clearing_account: str = "1150"
-    legal_entity: str = "main"
+    legal_entity: str = Field(default="main", description="The default legal entity (a channel with no store)")
+    channel_entities: dict[str, str] = Field(default_factory=dict, description="Channel (store) → legal entity")
+    entities: dict[str, LegalEntity] = Field(default_factory=dict, description="Legal entity → its books' currency "
+                                             "and FX account (none: books in the settlement's currency)")
+    fx_rates: dict[str, dict[date, Decimal]] = Field(
+        default_factory=dict, description='"EUR/GBP" → {effective date: GBP per EUR}; the rate of a posting date '
+        "is the latest effective on or before it")
+
+    def entity_for(self, channel: str) -> str:
+        return self.channel_entities.get(channel, self.legal_entity)
+
+    def rate(self, source: str, target: str, on: date) -> Decimal | None:
+        """Units of `target` per unit of `source` on `on`: the configured pair's rate, else the inverse pair's
+        (1/rate to 10 significant decimals); None when neither has a rate effective by then."""
+        def latest(pair: str) -> Decimal | None:
+            dated = {d: r for d, r in self.fx_rates.get(pair, {}).items() if d <= on}
+            return dated[max(dated)] if dated else None
+
+        direct = latest(f"{source}/{target}")
+        if direct is not None:
+            return direct
+        inverse = latest(f"{target}/{source}")
+        return (Decimal(1) / inverse).quantize(Decimal("1e-10")) if inverse else None
 
 
 # --- money in minor units -----------------------------------------------------------------------------------
@@ -278,7 +302,8 @@ def plan_journal(head: SettlementHeader, groups: Iterable[AmountGroup], *, chann
     settles. So per order the clearing credit is what the platform invoiced less what it credited, and a coupon
     the sales order is already net of is never booked a second time as an expense."""
     cur = head.currency
-    dims = JournalDimensions(channel=channel, legal_entity=config.legal_entity, currency=cur)
+    entity = config.entity_for(channel)
+    dims = JournalDimensions(channel=channel, store=channel, legal_entity=entity, currency=cur)
     builder = JournalBuilder(cur)
     suspense = 0
     problems = []
@@ -306,6 +331,45 @@ def plan_journal(head: SettlementHeader, groups: Iterable[AmountGroup], *, chann
         raise ReconciliationOpen(f"settlement {head.key} cannot be posted as it stands: {'; '.join(problems[:5])}",
                                  details={"problems": problems[:20]})
     when = head.posting_time
-    journal = builder.build(f"settlement:{head.key}", when.date() if when else (today or date.today()),
-                            f"{head.provider} settlement {head.settlement_id}")
+    posting_date = when.date() if when else (today or date.today())
+    journal = builder.build(f"settlement:{head.key}", posting_date, f"{head.provider} settlement {head.settlement_id}")
+    books = config.entities.get(entity)
+    if books is not None and books.currency != cur:
+        journal = in_books_currency(journal, books, config.rate(cur, books.currency, posting_date), key=head.key)
     return JournalPlan(journal, suspense)
+
+
+def in_books_currency(journal: JournalEntry, books: LegalEntity, rate: Decimal | None, *, key: str) -> JournalEntry:
+    """The journal as the legal entity books it: every line converted at `rate` (half-even to the books'
+    currency) and keeping its amount in the settlement's currency (`transaction_amount`); what the rounding of
+    the lines leaves over goes to the entity's FX account, so the journal balances in both currencies and nothing
+    is silently mixed. No rate: ReconciliationOpen (it parks, naming the pair to configure)."""
+    cur, target = journal.currency, books.currency
+    if rate is None or rate <= 0:
+        raise ReconciliationOpen(
+            f"settlement {key} is in {cur} but {books.name} keeps its books in {target}, and no {cur}/{target} "
+            f"exchange rate is configured for {journal.posting_date} (RETAILFLOW_FINANCE_FX_RATES)",
+            details={"currency": cur, "books_currency": target, "legal_entity": books.name,
+                     "posting_date": journal.posting_date.isoformat()})
+    converted = []
+    for line in journal.lines:
+        amount = quantize(line.signed * rate, target)
+        converted.append((line, amount))
+    residue = -sum((a for _, a in converted), Decimal(0))
+    lines = []
+    for line, amount in converted:
+        if amount == 0:
+            continue
+        dims = line.dimensions.model_copy(update={"currency": target})
+        lines.append(JournalLine(account=line.account, dimensions=dims, memo=line.memo,
+                                 debit=amount if amount > 0 else Decimal(0), credit=-amount if amount < 0 else Decimal(0),
+                                 transaction_amount=line.signed, transaction_currency=cur))
+    if residue:
+        dims = journal.lines[0].dimensions.model_copy(update={"currency": target})
+        lines.append(JournalLine(account=books.fx_account, dimensions=dims, memo=f"rounding at {cur}/{target} {rate}",
+                                 debit=residue if residue > 0 else Decimal(0),
+                                 credit=-residue if residue < 0 else Decimal(0),
+                                 transaction_amount=Decimal(0), transaction_currency=cur))
+    return JournalEntry(external_ref=journal.external_ref, posting_date=journal.posting_date, currency=target,
+                        description=f"{journal.description} ({cur} at {rate} {target})", lines=lines,
+                        exchange_rate=rate)

@@ -87,6 +87,8 @@ def settlements_reconcile(
     except Exception as exc:  # SettlementFileInvalid and friends
         typer.secho(f"{file}: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
+    if channel is None and settings.store_directory().by_channel(provider) is not None:
+        channel = provider  # a store's own payouts (RETAILFLOW_STORES): its channel is the provider's name
     inp = SettlementInput(provider=provider, settlement_id=header.settlement_id, source=str(path), channel=channel)
     typer.echo(f"settlement {header.settlement_id}: deposit {header.total} {header.currency} → {inp.workflow_id}")
     asyncio.run(_run_reconcile(settings, inp, path.stat().st_size, wait))

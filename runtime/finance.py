@@ -2,7 +2,8 @@
 
 The report source is chosen here: the embedded folder `<data_dir>/settlements`, and when the Amazon channel runs on
 the SP-API adapter (RETAILFLOW_MARKETPLACE_ADAPTERS) Amazon's settlement reports are downloaded from the Reports API
-into that folder before each listing (nothing connects until a fetch runs)."""
+into that folder before each listing, and when the Shopify channel runs on the Shopify adapter its paid Shopify
+Payments payouts are fetched from the Admin API into that folder likewise (nothing connects until a fetch runs)."""
 
 from __future__ import annotations
 
@@ -19,16 +20,35 @@ from runtime.settings import Settings, get_settings
 
 
 def finance_config(settings: Settings) -> FinanceConfig:
+    """The account map and accounts; with stores configured (RETAILFLOW_STORES) each store's channel books to its
+    legal entity, in that entity's currency (RETAILFLOW_LEGAL_ENTITIES, rates RETAILFLOW_FINANCE_FX_RATES). Without
+    stores every settlement books to RETAILFLOW_FINANCE_LEGAL_ENTITY in its own currency, as before."""
+    directory = settings.store_directory()
+    configured = directory.configured
     return FinanceConfig(account_map=settings.finance_account_map, suspense_account=settings.finance_suspense_account,
-                         clearing_account=settings.finance_clearing_account, legal_entity=settings.finance_legal_entity)
+                         clearing_account=settings.finance_clearing_account, legal_entity=settings.finance_legal_entity,
+                         channel_entities={s.channel: s.legal_entity for s in directory} if configured else {},
+                         entities=directory.entities if configured else {}, fx_rates=settings.finance_fx_rates)
 
 
 def build_settlement_reports(settings: Settings) -> SettlementReportSource:
-    reports: SettlementReportSource = LocalSettlementReports(Path(settings.data_dir) / "settlements")
+    """The folder; Amazon's Reports API downloading into it when the Amazon channel runs on SP-API; Shopify's
+    payouts (Admin API) downloading into it when the Shopify channel runs on the Shopify adapter. Both may be on:
+    each downloads only for its own provider, then lists from the folder."""
+    local = LocalSettlementReports(Path(settings.data_dir) / "settlements")
+    reports: SettlementReportSource = local
     if settings.marketplace_adapters.get(settings.amazon_channel, "").strip().lower() == "amazon":
         from adapters.marketplace.amazon_sp import AmazonSettlementReports, build_amazon_sp
 
-        reports = AmazonSettlementReports(build_amazon_sp(settings), reports, provider=settings.amazon_channel)
+        reports = AmazonSettlementReports(build_amazon_sp(settings), local, provider=settings.amazon_channel)
+    shopify_channels = sorted(c for c, n in settings.marketplace_adapters.items() if n.strip().lower() == "shopify")
+    if shopify_channels:  # each shop (the single-shop channel, or each store of RETAILFLOW_STORES) with its own API
+        from adapters.marketplace.shopify_payouts_api import ShopifyPayoutReports, build_shopify_payouts_api
+        from runtime.registry import channel_settings
+
+        for channel in shopify_channels:
+            api = build_shopify_payouts_api(channel_settings(settings, channel, "shopify"))
+            reports = ShopifyPayoutReports(api, local, provider=channel, inner=reports)
     return reports
 
 

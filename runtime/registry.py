@@ -72,7 +72,8 @@ def build_wms(settings: Settings, engine: Engine) -> WmsAdapter:
 
 
 def build_marketplace(settings: Settings, engine: Engine) -> MarketplaceAdapter:
-    """One adapter for every channel; channels mapped to a vendor in `marketplace_adapters` are routed to it."""
+    """One adapter for every channel; channels mapped to a vendor in `marketplace_adapters` are routed to it. A
+    Shopify store of RETAILFLOW_STORES gets its own Admin API client (its base URL and access token)."""
     known = ("local", "shopify", "amazon")
     for channel, name in settings.marketplace_adapters.items():
         if name.strip().lower() not in known:
@@ -82,6 +83,25 @@ def build_marketplace(settings: Settings, engine: Engine) -> MarketplaceAdapter:
     if vendors:  # Shopify Admin / Amazon SP-API per channel (docs/vendors.md)
         from adapters.marketplace.by_channel import ChannelMarketplaces, build_vendor_marketplace
 
-        return ChannelMarketplaces(LocalMarketplace(engine), {c: build_vendor_marketplace(n, settings)
-                                                              for c, n in vendors.items()})
+        return ChannelMarketplaces(LocalMarketplace(engine), {
+            c: build_vendor_marketplace(n, channel_settings(settings, c, n)) for c, n in vendors.items()})
     return LocalMarketplace(engine)
+
+
+def channel_settings(settings: Settings, channel: str, vendor: str) -> Settings:
+    """The settings a channel's vendor adapter is built from: a Shopify store of RETAILFLOW_STORES brings its
+    own Admin API base URL and token (a copy; the shared settings are never changed). A channel that is no
+    store keeps the single-shop settings (RETAILFLOW_SHOPIFY_ADMIN_*)."""
+    entry = settings.store_entry(channel)
+    if vendor != "shopify" or entry is None:
+        return settings
+    if entry.vendor != "shopify":
+        raise ValueError(f"store {channel!r} is a {entry.vendor} store; RETAILFLOW_MARKETPLACE_ADAPTERS routes it "
+                         "to the Shopify Admin API")
+    if not entry.admin_base_url or entry.admin_access_token is None:
+        # never the single-shop credentials: this store's updates would land in another shop
+        raise ValueError(f"store {channel!r} has no admin_base_url / admin_access_token (RETAILFLOW_STORES); "
+                         "RETAILFLOW_MARKETPLACE_ADAPTERS routes it to the Shopify Admin API")
+    return settings.model_copy(update={"shopify_admin_base_url": entry.admin_base_url,
+                                       "shopify_admin_access_token": entry.admin_access_token,
+                                       "shopify_location_id": None})  # the shop's own first active location

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from canonical.inventory import ChannelInventoryPolicy
 from canonical.pos import PosAccounts
+from canonical.stores import LegalEntity, Store, StoreDirectory
 from workflows.search_attributes import REGISTRATION
 
 # the custom search attributes to register (name → kind), declared once in workflows/search_attributes.py
@@ -179,6 +181,20 @@ class FinanceSettings(_Group):
     finance_clearing_account: str = Field(default="1150", description="Marketplace clearing (sales receivable)")
     finance_suspense_account: str = Field(default="1999", description="Where skipped differences are parked")
     finance_legal_entity: str = "main"
+    finance_fx_rates: dict[str, dict[date, Decimal]] = Field(
+        default_factory=dict, description='Exchange rates for settlements in a currency other than their legal '
+        'entity\'s books (RETAILFLOW_LEGAL_ENTITIES): JSON, "SOURCE/BOOKS" → a rate (units of BOOKS per SOURCE) or '
+        '{effective date: rate}, e.g. {"EUR/GBP": {"2026-11-01": "0.8617"}}; the rate of a posting date is the '
+        "latest effective on or before it, the inverse pair serves too. No rate: the settlement parks")
+
+    @field_validator("finance_fx_rates", mode="before")
+    @classmethod
+    def _fx_rates(cls, v):
+        """A plain rate for a pair is effective from the start of time."""
+        if isinstance(v, dict):
+            return {str(pair).strip().upper(): (rate if isinstance(rate, dict) else {date.min.isoformat(): rate})
+                    for pair, rate in v.items()}
+        return v
 
 
 class PosSettings(_Group):
@@ -337,6 +353,104 @@ class SandboxSettings(_Group):
         "it is created, then sends SHIP_NOTIFY; none: only `POST /_admin/ship/{orderId}` ships")
 
 
+class StoreEntry(Store):
+    """One entry of RETAILFLOW_STORES: the store and its secrets (Shopify: the app's webhook secret, the one
+    before it during a rotation, the Admin API base URL and access token)."""
+
+    webhook_secret: SecretStr | None = None
+    previous_webhook_secret: SecretStr | None = None
+    admin_base_url: str | None = None
+    admin_access_token: SecretStr | None = None
+
+    def store(self) -> Store:
+        return Store(**self.model_dump(include=set(Store.model_fields)))
+
+
+class StoreSettings(_Group):
+    """Several shops (issue 16): the stores one platform serves and the legal entities that book them. Empty
+    RETAILFLOW_STORES: one default store from the single-shop settings (RETAILFLOW_SHOPIFY_CHANNEL,
+    RETAILFLOW_SHOPIFY_WEBHOOK_SECRET, ...), exactly as before."""
+
+    stores: list[StoreEntry] = Field(
+        default_factory=list, description='The stores, JSON, e.g. [{"channel": "shopify-de", "vendor": "shopify", '
+        '"shop_domain": "de-shop.myshopify.com", "legal_entity": "retail-de", "currency": "EUR", '
+        '"webhook_secret": "...", "admin_base_url": "https://de-shop.myshopify.com", "admin_access_token": '
+        '"shpat_..."}]; once set, a Shopify delivery from a shop domain not listed is refused (422, quarantined)')
+    legal_entities: dict[str, LegalEntity] = Field(
+        default_factory=dict, description='Legal entity key → {"name", "currency", "fx_account"}, JSON, e.g. '
+        '{"retail-de": {"name": "Retail DE GmbH", "currency": "EUR"}}; RETAILFLOW_FINANCE_LEGAL_ENTITY is added '
+        "in RETAILFLOW_DEFAULT_CURRENCY when not listed")
+    default_currency: str = Field(default="USD", description="The currency of the default legal entity and of "
+                                  "the default store (no RETAILFLOW_STORES)")
+
+    @model_validator(mode="after")
+    def _valid_directory(self):
+        if self.stores:
+            self.store_directory()  # duplicates, unknown legal entities: refused when the settings load
+        return self
+
+    def _default_entity(self) -> str:
+        return getattr(self, "finance_legal_entity", "main")
+
+    def _entities(self) -> dict[str, LegalEntity]:
+        default = self._default_entity()
+        entities = dict(self.legal_entities)
+        entities.setdefault(default, LegalEntity(name=default, currency=self.default_currency))
+        return entities
+
+    def store_directory(self) -> StoreDirectory:
+        """The stores (RETAILFLOW_STORES), or the default stores of the single-shop settings."""
+        entities, default = self._entities(), self._default_entity()
+        if self.stores:
+            return StoreDirectory([e.store() for e in self.stores], entities, default, configured=True)
+        stores = [Store(channel=getattr(self, "shopify_channel", "shopify"), vendor="shopify", legal_entity=default,
+                        currency=self.default_currency)]
+        amazon = getattr(self, "amazon_channel", None)
+        if amazon and amazon != stores[0].channel:
+            stores.append(Store(channel=amazon, vendor="amazon", legal_entity=default, currency=self.default_currency,
+                                seller_id=getattr(self, "amazon_seller_id", None),
+                                marketplace_id=getattr(self, "amazon_marketplace_id", None)))
+        return StoreDirectory(stores, entities, default, configured=False)
+
+    def store_entry(self, channel: str) -> StoreEntry | None:
+        return next((e for e in self.stores if e.channel == channel), None)
+
+    def shopify_store_secrets(self, channel: str) -> list[SecretStr]:
+        """The webhook secrets a Shopify delivery for `channel` may be signed with: the store's (current, then
+        previous), or with no stores configured the single-shop secrets for the default channel."""
+        if not self.stores:
+            if channel == getattr(self, "shopify_channel", "shopify"):
+                return list(getattr(self, "shopify_webhook_secrets", []))
+            return []
+        entry = self.store_entry(channel)
+        if entry is None or entry.vendor != "shopify":
+            return []
+        return [s for s in (entry.webhook_secret, entry.previous_webhook_secret) if s is not None]
+
+    def store_problems(self) -> list[str]:
+        """What keeps the configured Shopify stores from being safe in production (one line each)."""
+        problems = []
+        marketplace = {c: n.strip().lower() for c, n in getattr(self, "marketplace_adapters", {}).items()}
+        for entry in self.stores:
+            where = f"RETAILFLOW_STORES[{entry.channel}]"
+            if entry.vendor != "shopify":
+                continue
+            if entry.shop_domain is None:
+                problems.append(f"{where}: shop_domain is not set (its deliveries could not be told apart)")
+            secret = entry.webhook_secret.get_secret_value().strip() if entry.webhook_secret else ""
+            if not secret:  # (shops of one public app share its secret: a shared secret is no problem)
+                problems.append(f"{where}: webhook_secret is not set")
+            if marketplace.get(entry.channel) == "shopify":
+                token = entry.admin_access_token.get_secret_value().strip() if entry.admin_access_token else ""
+                if not token:
+                    problems.append(f"{where}: admin_access_token is not set (RETAILFLOW_MARKETPLACE_ADAPTERS "
+                                    "routes the channel to the Shopify Admin API)")
+                if not entry.admin_base_url:
+                    problems.append(f"{where}: admin_base_url is not set (RETAILFLOW_MARKETPLACE_ADAPTERS routes "
+                                    "the channel to the Shopify Admin API)")
+        return problems
+
+
 ASYMMETRIC_JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
                              "EdDSA")
 
@@ -457,7 +571,7 @@ class ProductionConfigError(ValueError):
 class Settings(DeploymentSettings, AuthSettings, DatabaseSettings, TemporalSettings, ApiSettings, OrderSettings,
                InventorySettings, FinanceSettings, PosSettings, ObservabilitySettings, AdapterSelection,
                EmbeddedWmsSettings, ShopifySettings, AmazonSettings, ShipStationSettings, AvalaraSettings,
-               ErpNextSettings, SandboxSettings, CodecSettings):
+               ErpNextSettings, SandboxSettings, CodecSettings, StoreSettings):
     """All of retailflow's settings: the groups above in one object, env `RETAILFLOW_*` (names unchanged by
     the grouping). The composition root hands each adapter or activity the group it needs."""
 
@@ -494,6 +608,7 @@ class Settings(DeploymentSettings, AuthSettings, DatabaseSettings, TemporalSetti
                 problems.append(f"RETAILFLOW_{name.upper()} is the published development default")
         problems += self.codec_problems()  # RETAILFLOW_CODEC_KEYS / _KEY_FILE: set, parseable, 32-byte keys
         problems += self.oidc_problems()  # an OIDC issuer without audience or JWKS (API keys need no setting)
+        problems += self.store_problems()  # RETAILFLOW_STORES: each Shopify shop's own secret and credentials
         return problems
 
     def check_production(self) -> None:

@@ -6,6 +6,9 @@ Seed an order with `POST /_admin/orders` (a Shopify order JSON, e.g. the orders/
 starts that order afresh, without fulfillments, payments or refunds); `?notify=true` also sends it to the platform as a signed `orders/create` webhook. Creating a fulfillment sends a signed
 `fulfillments/create` webhook, creating a refund a signed `refunds/create` (as Shopify does for every refund,
 including those an app creates). Ids are kept as exact integers (they exceed 2^53).
+
+Shopify Payments payouts and their balance transactions are seeded with `POST /_admin/payouts` (see the section
+below) and listed with Link-header pagination.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
         access_token = access_token or s.shopify_admin_access_token.get_secret_value()
         webhook_url = webhook_url if webhook_url is not None else s.effective_api_base_url + "/webhooks/shopify"
         webhook_secret = webhook_secret or s.shopify_webhook_secret.get_secret_value()
-    app = make_app("Shopify Admin API", "Orders, fulfillment orders, fulfillments, refunds, inventory levels.")
+    app = make_app("Shopify Admin API", "Orders, fulfillment orders, fulfillments, refunds, inventory levels, "
+                   "Shopify Payments payouts and balance transactions.")
     store = StateStore(id_start=5_000_000_000_000_000_001)  # above 2^53, like Shopify's ids
     injector = install_faults(app, injector or FaultInjector(), reset_hooks=[store.reset])
     app.state.store = store
@@ -395,6 +399,98 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
                  "admin_graphql_api_id": f"gid://shopify/InventoryLevel/{loc}?inventory_item_id={item}"}
         store.put("inventory_levels", f"{loc}:{item}", level)
         return {"inventory_level": level}
+
+    # -- Shopify Payments: payouts and balance transactions ------------------------------------------------------
+    # Seeded with `POST /_admin/payouts` and a report-file-shaped body `{"payout": {...}, "transactions": [...]}`
+    # (the published REST shapes: tests/fixtures/shopify/rest_*_shopify_api_js_2026-07.json); seeding an id again
+    # replaces that payout and its transactions. Lists paginate like Shopify: a `Link: <…page_info=…>; rel="next"`
+    # header whose cursor carries the filters, and a 400 when filters are sent next to `page_info`.
+    @app.post("/_admin/payouts", tags=["sandbox admin"], status_code=201)
+    async def seed_payout(request: Request):
+        body = json.loads(await request.body(), parse_float=Decimal)
+        payout = body.get("payout") if isinstance(body, dict) else None
+        txs = body.get("transactions") if isinstance(body, dict) else None
+        if not isinstance(payout, dict) or not isinstance(payout.get("id"), int | str) or not isinstance(txs, list):
+            return _err(422, {"payout": ["needs a payout object with an id and a transactions list"]})
+        with store.lock:
+            pid = str(payout["id"])
+            records = store.collection("balance_transactions")
+            for key in [k for k, t in records.items() if str(t.get("payout_id")) == pid]:
+                del records[key]
+            store.put("payouts", pid, payout)
+            for t in txs:
+                store.put("balance_transactions", str(t["id"]), t)
+        return JSONResponse({"payout_id": payout["id"]}, status_code=201)
+
+    def _payout_filter(query: dict[str, Any]):
+        def keep(p: dict[str, Any]) -> bool:
+            d = str(p.get("date"))
+            return ((not query.get("date_min") or d >= query["date_min"])
+                    and (not query.get("date_max") or d <= query["date_max"])
+                    and (not query.get("date") or d == query["date"])
+                    and (not query.get("status") or p.get("status") == query["status"])
+                    and (not query.get("since_id") or int(p["id"]) > int(query["since_id"]))
+                    and (not query.get("last_id") or int(p["id"]) < int(query["last_id"])))
+        return keep
+
+    PAYOUT_FILTERS = ("since_id", "last_id", "date_min", "date_max", "date", "status")
+
+    @app.get(PREFIX + "/shopify_payments/payouts.json")
+    def list_payouts(version: str, request: Request, limit: int = 50, page_info: str | None = None):
+        if not authorized(request):
+            return unauthorized()
+        query = {k: request.query_params[k] for k in PAYOUT_FILTERS if request.query_params.get(k)}
+        cursor = _cursor(page_info, query)
+        if isinstance(cursor, JSONResponse):
+            return cursor
+        start, query = cursor
+        records = sorted((p for p in store.collection("payouts").values() if _payout_filter(query)(p)),
+                         key=lambda p: (str(p.get("date")), int(p["id"])), reverse=True)  # most recent first
+        return _page(request, records, "payouts", limit, start, query)
+
+    @app.get(PREFIX + "/shopify_payments/payouts/{payout_id}.json")
+    def get_payout(version: str, payout_id: int, request: Request):
+        if not authorized(request):
+            return unauthorized()
+        payout = store.get("payouts", str(payout_id))
+        return {"payout": payout} if payout is not None else _err(404, "Not Found")
+
+    @app.get(PREFIX + "/shopify_payments/balance/transactions.json")
+    def list_balance_transactions(version: str, request: Request, limit: int = 50, page_info: str | None = None):
+        if not authorized(request):
+            return unauthorized()
+        query = {k: request.query_params[k] for k in ("payout_id", "payout_status", "test")
+                 if request.query_params.get(k)}
+        cursor = _cursor(page_info, query)
+        if isinstance(cursor, JSONResponse):
+            return cursor
+        start, query = cursor
+        records = [t for t in store.collection("balance_transactions").values()
+                   if (not query.get("payout_id") or str(t.get("payout_id")) == query["payout_id"])
+                   and (not query.get("payout_status") or t.get("payout_status") == query["payout_status"])]
+        return _page(request, records, "transactions", limit, start, query)
+
+    def _cursor(page_info: str | None, query: dict[str, str]):
+        """(offset, filters) of a request: from its `page_info` cursor, else offset 0 and its own filters."""
+        if not page_info:
+            return 0, query
+        if query:
+            return _err(400, {"page_info": "page_info cannot be combined with other filters than limit and "
+                                           "fields"})
+        try:
+            state = json.loads(base64.urlsafe_b64decode(page_info.encode()).decode())
+            return int(state["o"]), {str(k): str(v) for k, v in state["q"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _err(400, {"page_info": "Invalid value."})
+
+    def _page(request: Request, records: list[dict], key: str, limit: int, start: int, query: dict[str, str]):
+        limit = max(1, min(limit, 250))
+        page = records[start:start + limit]
+        headers = {}
+        if start + limit < len(records):
+            cursor = base64.urlsafe_b64encode(json.dumps({"o": start + limit, "q": query}).encode()).decode()
+            headers["Link"] = f'<{request.url.replace(query=f"limit={limit}&page_info={cursor}")}>; rel="next"'
+        return Response(json.dumps({key: page}, default=str), media_type="application/json", headers=headers)
 
     def _paged(request: Request, records: list[dict], key: str, limit: int, page_info: str | None):
         limit = max(1, min(limit, 250))

@@ -13,10 +13,19 @@ from workflows import search_attributes as sa
 STORE_DAY_WORKFLOW = "StoreDay"
 
 
+def store_legal_entity(settings: Settings, store_id: str) -> str:
+    """The legal entity whose ledger a POS store's days post to: the configured Square store of that location
+    (RETAILFLOW_STORES, `square_location_id`, or a store whose channel is the store id), else the default entity."""
+    for store in settings.store_directory():
+        if store.vendor == "square" and store_id in (store.square_location_id, store.channel):
+            return store.legal_entity
+    return settings.finance_legal_entity
+
+
 def store_day_input(settings: Settings, store_id: str, business_date) -> StoreDayInput:
     return StoreDayInput(
         store_id=store_id, business_date=business_date, location=settings.store_locations.get(store_id),
-        accounts=settings.pos_accounts, legal_entity=settings.finance_legal_entity,
+        accounts=settings.pos_accounts, legal_entity=store_legal_entity(settings, store_id),
         late_window_hours=settings.pos_late_window_hours,
         adjustment_delay_seconds=settings.pos_adjustment_delay_seconds,
         activity_task_queues=settings.activity_task_queues)

@@ -1,5 +1,7 @@
 """Routes each marketplace call to the adapter configured for its channel (RETAILFLOW_MARKETPLACE_ADAPTERS,
-e.g. {"shopify": "shopify", "amazon": "amazon"}); other channels go to the default (the embedded one)."""
+e.g. {"shopify": "shopify", "amazon": "amazon"}); other channels go to the default (the embedded one). Each
+Shopify store of several (RETAILFLOW_STORES, issue 16) is its own channel with its own Admin API client, built
+from that store's base URL and token (runtime/registry.py hands each channel its settings)."""
 
 from __future__ import annotations
 

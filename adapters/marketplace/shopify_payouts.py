@@ -1,6 +1,7 @@
 """Shopify Payments payouts → canonical `Settlement` and `SettlementLine`s, streamed.
 
-No published Shopify payout payload is in the shared fixtures; this follows the documented REST Admin API shape
+Shopify's published samples (tests/fixtures/shopify/rest_*_shopify_api_js_2026-07.json, from Shopify's own
+library tests) and the documented REST Admin API shape; adapters/marketplace/shopify_payouts_api.py fetches them
 (`GET /admin/api/<version>/shopify_payments/payouts/{id}.json` → `{"payout": {"id", "status", "date", "currency",
 "amount", "summary": {...}}}` and `GET .../shopify_payments/balance/transactions.json?payout_id={id}` →
 `{"transactions": [{"id", "type", "test", "payout_id", "payout_status", "currency", "amount", "fee", "net",

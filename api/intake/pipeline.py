@@ -27,6 +27,7 @@ from adapters.platform.intake_store import IntakeStore
 from adapters.pos.square import SIGNATURE_HEADER as SQUARE_SIGNATURE_HEADER
 from adapters.wms.local import SIGNATURE_HEADER as WMS_SIGNATURE_HEADER
 from canonical.errors import printable
+from canonical.stores import Store
 from runtime.observability import QUARANTINED, WEBHOOK_DUPLICATES, WEBHOOKS
 from runtime.settings import Settings
 from starters import TemporalUnavailable
@@ -118,6 +119,7 @@ class Delivery:
     client_getter: ClientGetter
     replay: bool = False
     app_state: Any = None
+    channel_store: Store | None = None  # the store (shop) the delivery was verified for, set by `verify`
 
     async def client(self) -> Client:
         return await self.client_getter()

@@ -34,10 +34,41 @@ class ShopifySource(Source):
     name = "shopify"
 
     def verify(self, d: Delivery) -> None:
-        secrets = [s.get_secret_value() for s in d.settings.shopify_webhook_secrets]
-        if not shopify.verify_webhook(d.body, shopify.header(d.headers, "hmac-sha256"), secrets):
-            raise Fault(401, "missing or invalid X-Shopify-Hmac-Sha256 signature",
-                        topic=shopify.header(d.headers, "topic"), delivery_id=shopify.header(d.headers, "webhook-id"))
+        """The signature, against the secrets of the store the delivery names (`X-Shopify-Shop-Domain`) only.
+
+        With no stores configured (RETAILFLOW_STORES empty) the single-shop secrets verify every delivery, as
+        before. Once stores are configured a delivery is never attributed to a shop it does not name: a known
+        domain signed with another shop's secret is 401; an unknown or missing domain is 422 and quarantined
+        (for a replay once the shop is configured) when it carries the signature of a configured shop's secret
+        (a new shop of the same Shopify app), and 401 otherwise (unauthenticated: only a bounded copy is kept)."""
+        topic, delivery_id = shopify.header(d.headers, "topic"), shopify.header(d.headers, "webhook-id")
+        signature = shopify.header(d.headers, "hmac-sha256")
+        stores = d.settings.store_directory()
+        if not stores.configured:
+            store = stores.by_channel(d.settings.shopify_channel)
+            secrets = [s.get_secret_value() for s in d.settings.shopify_webhook_secrets]
+        else:
+            domain = shopify.header(d.headers, "shop-domain")
+            store = stores.by_shop_domain(domain)
+            if store is None or store.vendor != "shopify":
+                every = [s.get_secret_value() for shop in stores.shopify_stores()
+                         for s in d.settings.shopify_store_secrets(shop.channel)]
+                if shopify.verify_webhook(d.body, signature, every):
+                    shown = "no X-Shopify-Shop-Domain" if not domain else f"shop domain {domain[:255]!r}"
+                    raise Fault(422, f"{shown} is not a configured store (RETAILFLOW_STORES); the delivery is "
+                                     "kept, not attributed to another shop", topic=topic, delivery_id=delivery_id)
+                raise Fault(401, "missing or invalid X-Shopify-Hmac-Sha256 signature (and the shop domain is not "
+                                 "a configured store)", topic=topic, delivery_id=delivery_id)
+            secrets = [s.get_secret_value() for s in d.settings.shopify_store_secrets(store.channel)]
+        if not shopify.verify_webhook(d.body, signature, secrets):
+            raise Fault(401, "missing or invalid X-Shopify-Hmac-Sha256 signature", topic=topic,
+                        delivery_id=delivery_id)
+        d.channel_store = store
+
+    @staticmethod
+    def _channel(d: Delivery) -> str:
+        """The channel of the store the delivery was verified for (the single-shop channel by default)."""
+        return d.channel_store.channel if d.channel_store is not None else d.settings.shopify_channel
 
     def identify(self, d: Delivery) -> Key:
         key = Key(shopify.header(d.headers, "topic"), shopify.header(d.headers, "webhook-id"))
@@ -83,7 +114,12 @@ class ShopifySource(Source):
 
     @staticmethod
     def _order(d: Delivery, payload: dict) -> Act:
-        order = shopify.map_order(payload, channel=d.settings.shopify_channel)
+        order = shopify.map_order(payload, channel=ShopifySource._channel(d))
+        store = d.channel_store
+        if store is not None and d.settings.store_directory().configured and order.currency != store.currency:
+            # Shopify's order `currency` is the shop's currency: another one means the delivery is not this shop's
+            raise Fault(422, f"order {order.external_order_id} is in {order.currency}, but store {store.channel} "
+                             f"sells in {store.currency} (RETAILFLOW_STORES)")
 
         async def act() -> Accepted:
             # a cancel that overtook this order was held (see _cancel): the run starts with it, so it never ships
@@ -111,7 +147,7 @@ class ShopifySource(Source):
             return Ignored({"ignored": True, "duplicate": False,
                             "detail": "a refund retailflow made (its return books it)"})
         lookup = functools.partial(returns.booked_order, d.settings, d.engine)
-        request = await asyncio.to_thread(returns.map_shopify_refund, lookup, payload, d.settings.shopify_channel)
+        request = await asyncio.to_thread(returns.map_shopify_refund, lookup, payload, ShopifySource._channel(d))
 
         async def act() -> Accepted:
             return _started(*await start_return(await d.client(), d.settings, request, goods_returned=False,
@@ -121,7 +157,7 @@ class ShopifySource(Source):
 
     @staticmethod
     async def _cancel(d: Delivery, payload: dict) -> Act:
-        channel = d.settings.shopify_channel
+        channel = ShopifySource._channel(d)
         external_id, reason = shopify.map_cancellation(payload)
         wf_id = order_workflow_id(channel, external_id)
         booked = await asyncio.to_thread(returns.booked_order, d.settings, d.engine, wf_id)

@@ -4,6 +4,7 @@ and WMS shipper, and the real API served by uvicorn on a free loopback port, on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -101,15 +102,15 @@ class Stack:
         raise AssertionError(f"order {external_id} never reached {wanted}; last: {last}")
 
 
-@pytest_asyncio.fixture
-async def stack(dev_env, engine, request):
-    ship_after = getattr(request, "param", 0.5)
+@contextlib.asynccontextmanager
+async def _running_stack(dev_env, engine, **extra):
+    """The API (uvicorn on a free loopback port), the worker (finance included) and the embedded WMS shipper,
+    all on one Settings: the defaults below plus `extra`."""
     port = free_port()
-    settings = Settings(
-        database_url=str(engine.url.render_as_string(hide_password=False)), task_queue=f"it-{uuid.uuid4()}",
-        api_port=port, shopify_webhook_secret=SECRET, local_wms_ship_after_seconds=ship_after,
-        local_wms_poll_seconds=0.2, order_sla_hours=48, codec_keys=CODEC_KEYS,
-    )
+    settings = Settings(**{
+        "database_url": str(engine.url.render_as_string(hide_password=False)), "task_queue": f"it-{uuid.uuid4()}",
+        "api_port": port, "shopify_webhook_secret": SECRET, "local_wms_ship_after_seconds": 0.5,
+        "local_wms_poll_seconds": 0.2, "order_sla_hours": 48, "codec_keys": CODEC_KEYS, **extra})
     adapters = build_adapters(settings, engine)
     import_catalog(adapters.erp, DEMO_CATALOG)
     app = create_app(settings, engine=engine, client=dev_env.client)
@@ -122,14 +123,30 @@ async def stack(dev_env, engine, request):
     shipper = asyncio.create_task(run_shipper(adapters.wms, settings.effective_api_base_url,
                                               settings.local_wms_webhook_secret.get_secret_value(),
                                               poll_seconds=0.2, stop=stop))
-    worker = build_worker(dev_env.client, adapters, task_queue=settings.task_queue)
+    worker = build_worker(dev_env.client, adapters, task_queue=settings.task_queue, settings=settings)
     admin_name = f"it-admin-{uuid.uuid4().hex[:8]}"
     admin_key = make_key(engine, "admin", admin_name)
-    async with worker, httpx.AsyncClient(base_url=settings.effective_api_base_url, timeout=30,
-                                         headers=headers(admin_key)) as http:
-        yield Stack(client=dev_env.client, http=http, settings=settings, adapters=adapters, engine=engine,
-                    admin_key=admin_key, admin_actor=f"key:{admin_name}")
-        stop.set()
-        await shipper
-    server.should_exit = True
-    await api_task
+    try:
+        async with worker, httpx.AsyncClient(base_url=settings.effective_api_base_url, timeout=30,
+                                             headers=headers(admin_key)) as http:
+            yield Stack(client=dev_env.client, http=http, settings=settings, adapters=adapters, engine=engine,
+                        admin_key=admin_key, admin_actor=f"key:{admin_name}")
+            stop.set()
+            await shipper
+    finally:
+        server.should_exit = True
+        await api_task
+
+
+@pytest_asyncio.fixture
+async def stack(dev_env, engine, request):
+    async with _running_stack(dev_env, engine, local_wms_ship_after_seconds=getattr(request, "param", 0.5)) as s:
+        yield s
+
+
+@pytest_asyncio.fixture
+async def stack_with(dev_env, engine, request):
+    """Like `stack`, with extra Settings (indirect parametrization: a dict of Settings fields, e.g.
+    `{"stores": [...], "legal_entities": {...}}` for several shops), handed to the API and the worker alike."""
+    async with _running_stack(dev_env, engine, **dict(getattr(request, "param", None) or {})) as s:
+        yield s
