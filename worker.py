@@ -27,7 +27,7 @@ from canonical.order import Order
 from runtime.cluster import connect_client
 from runtime.finance import build_finance_activities
 from runtime.observability import CorrelationInterceptor, observe_order_milestone
-from runtime.registry import build_adapters
+from runtime.registry import build_adapters, channel_settings
 from runtime.settings import Settings, get_settings
 from starters import signal_workflow
 from starters.inventory import relay_stock_changes, start_inventory_sync
@@ -71,16 +71,34 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
         bind_address=f"{settings.metrics_host}:{settings.temporal_sdk_metrics_port}")))
 
 
+def amazon_poll_channels(settings: Settings) -> list[str]:
+    """The Amazon channels the worker polls, one ChannelOrderPoll each: every Amazon store of RETAILFLOW_STORES
+    that RETAILFLOW_MARKETPLACE_ADAPTERS routes to "amazon" (its own seller, marketplace and refresh token), and
+    the single-store channel RETAILFLOW_AMAZON_CHANNEL when it is no store and either no Amazon store is routed
+    (as before: no stores, one poll of it) or it is routed to "amazon" itself."""
+    routed = {c for c, n in settings.marketplace_adapters.items() if n.strip().lower() == "amazon"}
+    stores = sorted(e.channel for e in settings.stores if e.vendor == "amazon" and e.channel in routed)
+    legacy = settings.amazon_channel
+    if settings.store_entry(legacy) is None and (not stores or legacy in routed):
+        return [legacy, *stores]
+    return stores
+
+
 def order_poll_activities(settings: Settings) -> OrderPollActivities:
-    """The order poll's activities: each polled channel's feed (Amazon SP-API for RETAILFLOW_AMAZON_CHANNEL,
-    built from settings on first use), orders started and cancelled through the starters."""
+    """The order poll's activities: each polled channel's feed (Amazon SP-API for each channel of
+    `amazon_poll_channels`, with that channel's settings, the client built on first use), orders started and
+    cancelled through the starters."""
     from adapters.marketplace.amazon_sp import build_amazon_sp
 
     async def start(client: Client, order: Order) -> tuple[str, bool]:
         return await start_order(client, settings, order)
 
-    return OrderPollActivities(feeds={settings.amazon_channel: lambda: build_amazon_sp(settings)},
-                               start_order=start, signal=signal_workflow)
+    def feed(channel_settings_: Settings):
+        return lambda: build_amazon_sp(channel_settings_)
+
+    # a store without its seller, marketplace or refresh token is refused here, never polled as another seller
+    feeds = {c: feed(channel_settings(settings, c, "amazon")) for c in amazon_poll_channels(settings)}
+    return OrderPollActivities(feeds=feeds, start_order=start, signal=signal_workflow)
 
 
 def worker_activities(adapters: Adapters, settings: Settings | None = None) -> list:
@@ -200,10 +218,11 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         tasks.append(asyncio.create_task(relay_stock_changes(
             client, adapters.inventory, task_queue=settings.queue_for("inventory"), stop=stop,
             poll_seconds=settings.inventory_outbox_poll_seconds, events_per_run=settings.inventory_sync_events_per_run)))
-    if settings.amazon_poll_enabled:  # Amazon SP-API order polling (docs/vendors.md)
-        await start_order_poll(client, channel=settings.amazon_channel, task_queue=settings.queue_for("orders"),
-                               interval_seconds=settings.amazon_poll_interval_seconds,
-                               lookback_hours=settings.amazon_poll_lookback_hours)
+    if settings.amazon_poll_enabled:  # Amazon SP-API order polling, one poll per Amazon channel (docs/vendors.md)
+        for channel in amazon_poll_channels(settings):
+            await start_order_poll(client, channel=channel, task_queue=settings.queue_for("orders"),
+                                   interval_seconds=settings.amazon_poll_interval_seconds,
+                                   lookback_hours=settings.amazon_poll_lookback_hours)
     log.info("worker.started", task_queues=[w.task_queue for w in domain_workers], temporal=settings.temporal_address,
              partner_queues=sorted(settings.partner_activity_rate_limits))
     async with contextlib.AsyncExitStack() as stack:

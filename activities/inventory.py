@@ -31,6 +31,7 @@ from canonical.inventory import (
     Availability,
     DriftLine,
     InventoryEvent,
+    StockShortfall,
 )
 
 log = structlog.get_logger(__name__)
@@ -52,6 +53,7 @@ class ApplySummary(_In):
     applied: int
     replayed: int
     superseded_by_count: int
+    shortfalls: list[StockShortfall] = []  # reservations store sales took units from (absent in old histories)
 
 
 class SkuInput(_In):
@@ -128,7 +130,8 @@ class InventoryActivities:
         # InventorySync applies these itself, so they do not go through the outbox back to it
         results = self.ledger.apply_events(inp.events, mark_changed=False)
         return ApplySummary(applied=sum(r.applied for r in results), replayed=sum(not r.applied for r in results),
-                            superseded_by_count=sum(r.superseded_by_count for r in results))
+                            superseded_by_count=sum(r.superseded_by_count for r in results),
+                            shortfalls=[s for r in results for s in r.shortfalls])
 
     @activity.defn(name="compute_availability")
     @business_errors

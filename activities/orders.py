@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import transient_error
 from adapters.ports import Adapters
-from canonical.errors import BusinessError, InvalidAddress, InvalidOrder
+from canonical.errors import BusinessError, InvalidAddress, InvalidOrder, OutOfStock
 from canonical.fulfillment import InvoiceRef, Reservation, ResolvedLine, SalesOrderRef, WmsReleaseRef
 from canonical.order import Address, Order, Shipment, TaxQuote
 from canonical.vendor_errors import VendorUnavailable
@@ -65,6 +65,17 @@ class WmsReleaseInput(_In):
 class WmsAmendInput(_In):
     external_ref: str
     lines: list[ResolvedLine]
+
+
+class ResourceInput(_In):
+    """Re-source units a store sale took from the order's reservation (issue 17)."""
+
+    key: str
+    item_code: str
+    quantity: int
+    token: str  # one re-sourcing: the sale's event id
+    store: str | None = None
+    location: str | None = None  # where the units were lost: reserved from last
 
 
 class DeliveryInput(_In):
@@ -195,6 +206,21 @@ class OrderActivities:
     def reduce_reservation(self, inp: ReserveInput) -> int:
         return self.adapters.erp.reduce_reservation(inp.key, inp.lines)
 
+    @activity.defn(name="resource_stock")
+    @business_errors
+    def resource_stock(self, inp: ResourceInput) -> int:
+        """Reserve elsewhere what a store sale took; OutOfStock (the order parks) names the store and what to do."""
+        try:
+            return self.adapters.erp.reserve_more(inp.key, inp.item_code, inp.quantity, token=inp.token,
+                                                  avoid_location=inp.location)
+        except OutOfStock as exc:
+            where = f" at {inp.store}" if inp.store else ""
+            raise OutOfStock(
+                f"stock taken by a store sale{where}: {exc.message}",
+                details={**(exc.details or {}), "action": "Receive or transfer stock (POST /inventory/events), then "
+                         "send `retry`; or cancel the short line (POST /orders/{channel}/{id}/lines/cancel) or the "
+                         "order"}) from None
+
     @activity.defn(name="post_delivery")
     @business_errors
     def post_delivery(self, inp: DeliveryInput) -> None:
@@ -226,5 +252,5 @@ class OrderActivities:
             self.void_tax, self.create_sales_order, self.cancel_sales_order, self.release_to_wms,
             self.cancel_wms_release, self.post_delivery, self.confirm_shipment, self.notify_channel_cancelled,
             self.create_invoice, self.commit_tax, self.amend_wms_release, self.requote_tax, self.amend_sales_order,
-            self.reduce_reservation,
+            self.reduce_reservation, self.resource_stock,
         ]

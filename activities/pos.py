@@ -21,6 +21,7 @@ from activities.orders import business_errors
 from adapters.ports import Adapters
 from adapters.pos.stock import PosStock
 from canonical.finance import JournalEntry
+from canonical.inventory import StockShortfall
 from canonical.pos import PosTransaction
 
 STORE_DAY_WORKFLOW = "StoreDay"
@@ -40,6 +41,7 @@ class PosStockInput(_In):
 class PosStockResult(_In):
     applied: int
     replayed: int
+    shortfalls: list[StockShortfall] = []  # reservations these sales took units from (absent in old histories)
 
 
 class PostJournalInput(_In):
@@ -80,8 +82,9 @@ class PosActivities:
     @activity.defn(name="apply_pos_stock")
     @business_errors
     def apply_pos_stock(self, inp: PosStockInput) -> PosStockResult:
-        applied, replayed = self.stock.apply(inp.store_id, inp.location, inp.transactions)
-        return PosStockResult(applied=applied, replayed=replayed)
+        applied, replayed, shortfalls = self.stock.apply_with_shortfalls(inp.store_id, inp.location,
+                                                                         inp.transactions)
+        return PosStockResult(applied=applied, replayed=replayed, shortfalls=shortfalls)
 
     @activity.defn(name="post_pos_journal")
     @business_errors

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import Field, model_validator
+from pydantic import Field, NonNegativeInt, model_validator
 
 from canonical.order import CanonicalModel, UtcDatetime
 
@@ -89,6 +89,9 @@ class ChannelInventoryPolicy(CanonicalModel):
     locations: list[str] = Field(default_factory=list, description="Eligible locations; empty means all")
     share: Decimal = Field(default=Decimal(1), gt=0, le=1, description="Allocation share of the free stock")
     safety_stock: int = Field(default=0, ge=0, description="Units held back at each eligible location")
+    location_buffers: dict[str, NonNegativeInt] = Field(
+        default_factory=dict, description="Units held back from this channel at these locations (store shelves: "
+        "RETAILFLOW_INVENTORY_STORE_BUFFERS), on top of safety_stock")
     low_stock_threshold: int = Field(default=0, ge=0, description="Publish at once when ATS drops below this")
     publish_window_seconds: int = Field(default=60, ge=0, description="At most one publication per window")
     backorder: bool | None = Field(default=None, description="Backorder when short; None: the global setting")
@@ -109,11 +112,45 @@ class Availability(CanonicalModel):
     backorder: bool = False
 
 
+class StockShortfall(CanonicalModel):
+    """Units an open reservation lost to a store sale (issue 17): the sale is a fact (the customer left with the
+    item), so the ledger takes the units back from the reservations that held them — by policy the newest
+    reservation at that location first — and each affected order is told (signal `stock_shortfall`)."""
+
+    reservation_key: str = Field(description="The reservation's key: the order workflow id")
+    item_code: str
+    location: str
+    quantity: int = Field(gt=0, description="Units the reservation lost (released from it with the sale)")
+    cause_source: str = Field(description="The sale's source (pos, pos:AMS01, square …)")
+    cause_event_id: str = Field(description="The sale's source_event_id")
+    store: str | None = Field(default=None, description="The store that sold them (the sale's location)")
+    occurred_at: UtcDatetime
+
+
+class ShortPickLine(CanonicalModel):
+    line_id: str
+    channel_sku: str
+    item_code: str | None = None
+    quantity: int = Field(gt=0, description="Units not picked")
+
+
+class ShortPick(CanonicalModel):
+    """The warehouse picked fewer units than released (issue 17): it shipped what was there (a partial shipment,
+    possibly of nothing) and reports the rest short. Signal `short_pick` of OrderFulfillment."""
+
+    release_id: str
+    external_ref: str = Field(description="The order workflow id")
+    lines: list[ShortPickLine] = Field(min_length=1)
+    reported_at: UtcDatetime
+
+
 class ApplyResult(CanonicalModel):
     source_event_id: str
     applied: bool  # False: a replay (the source event id was seen before)
     on_hand_delta: int = 0
     superseded_by_count: bool = False  # older than the latest cycle count: its on-hand effect is in the count
+    shortfalls: list[StockShortfall] = Field(default_factory=list, description="Reservations this (store) sale took "
+                                             "units from")
 
 
 class DriftLine(CanonicalModel):

@@ -63,6 +63,9 @@ def schedules_apply(
     typer.echo(f"{len(entries)} schedule(s) from {path}; see them in the Web UI's Schedules page")
 
 
+QUERY_ATTEMPTS = 40  # status queries (0.5 s apart) that may fail in a row before the command gives up
+
+
 @settlements_app.command("reconcile")
 def settlements_reconcile(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The settlement report")],
@@ -134,6 +137,7 @@ async def _run_reconcile(settings, inp, size: int, wait: bool) -> None:
         stage = progress.add_task("staging", total=size or 1)
         steps = progress.add_task("reconciling", total=6)
         order = ["stage", "match", "classify", "check_totals", "build_journal", "post_journal"]
+        unreadable = 0
         while True:
             desc = await handle.describe()
             for pending in desc.raw_description.pending_activities:
@@ -144,8 +148,15 @@ async def _run_reconcile(settings, inp, size: int, wait: bool) -> None:
                                         description=f"staging {details.get('lines', 0):,} lines")
             try:
                 view = await handle.query("status", result_type=SettlementView)
-            except Exception:
-                view = None
+                unreadable = 0
+            except Exception as exc:  # a run between tasks answers later; one that cannot be read never does
+                view, unreadable = None, unreadable + 1
+                if unreadable >= QUERY_ATTEMPTS:
+                    progress.stop()
+                    console.print(f"[red]failed[/]: the run does not answer its status query ({exc}); check that "
+                                  "this command has the worker's codec keys (RETAILFLOW_CODEC_KEYS, the same data "
+                                  "directory) and that a worker is running")
+                    raise typer.Exit(1) from None
             if view is not None:
                 if view.step in order:
                     progress.update(steps, completed=order.index(view.step), description=f"{view.step}")

@@ -32,15 +32,21 @@ def finance_config(settings: Settings) -> FinanceConfig:
 
 
 def build_settlement_reports(settings: Settings) -> SettlementReportSource:
-    """The folder; Amazon's Reports API downloading into it when the Amazon channel runs on SP-API; Shopify's
-    payouts (Admin API) downloading into it when the Shopify channel runs on the Shopify adapter. Both may be on:
+    """The folder; Amazon's Reports API downloading into it for each channel routed to SP-API (the single-store
+    channel, or each Amazon store of RETAILFLOW_STORES with its own seller's token; provider = the channel);
+    Shopify's payouts (Admin API) downloading into it for each channel on the Shopify adapter. All may be on:
     each downloads only for its own provider, then lists from the folder."""
     local = LocalSettlementReports(Path(settings.data_dir) / "settlements")
     reports: SettlementReportSource = local
-    if settings.marketplace_adapters.get(settings.amazon_channel, "").strip().lower() == "amazon":
+    amazon_channels = sorted(c for c, n in settings.marketplace_adapters.items() if n.strip().lower() == "amazon")
+    if amazon_channels:  # each seller (the single-store channel, or each Amazon store of RETAILFLOW_STORES)
         from adapters.marketplace.amazon_sp import AmazonSettlementReports, build_amazon_sp
+        from runtime.registry import channel_settings
 
-        reports = AmazonSettlementReports(build_amazon_sp(settings), local, provider=settings.amazon_channel)
+        for channel in amazon_channels:  # provider = the channel: each store's reports in its own folder
+            reports = AmazonSettlementReports(build_amazon_sp(channel_settings(settings, channel, "amazon")),
+                                              local if reports is local else _Chained(local, reports),
+                                              provider=channel)
     shopify_channels = sorted(c for c, n in settings.marketplace_adapters.items() if n.strip().lower() == "shopify")
     if shopify_channels:  # each shop (the single-shop channel, or each store of RETAILFLOW_STORES) with its own API
         from adapters.marketplace.shopify_payouts_api import ShopifyPayoutReports, build_shopify_payouts_api
@@ -50,6 +56,22 @@ def build_settlement_reports(settings: Settings) -> SettlementReportSource:
             api = build_shopify_payouts_api(channel_settings(settings, channel, "shopify"))
             reports = ShopifyPayoutReports(api, local, provider=channel, inner=reports)
     return reports
+
+
+class _Chained:
+    """Downloads into `local`'s folders, lists and resolves through `inner` (the sources chained before)."""
+
+    def __init__(self, local: LocalSettlementReports, inner: SettlementReportSource) -> None:
+        self.local, self.inner = local, inner
+
+    def folder(self, provider: str) -> Path:
+        return self.local.folder(provider)
+
+    def list_reports(self, provider: str):
+        return self.inner.list_reports(provider)
+
+    def resolve(self, provider: str, source: str) -> Path:
+        return self.inner.resolve(provider, source)
 
 
 def build_finance_activities(adapters: Adapters, settings: Settings | None = None, engine: Engine | None = None,

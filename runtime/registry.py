@@ -27,7 +27,8 @@ def build_adapters(settings: Settings, engine: Engine) -> Adapters:
         marketplace=build_marketplace(settings, engine),
         projection=StatusProjection(engine),
         inventory=InventoryLedger(engine, policies=settings.inventory_channels,
-                                  default_backorder=settings.allow_backorder),
+                                  default_backorder=settings.allow_backorder,
+                                  store_buffers=settings.inventory_store_buffers),
     )
 
 
@@ -89,19 +90,32 @@ def build_marketplace(settings: Settings, engine: Engine) -> MarketplaceAdapter:
 
 
 def channel_settings(settings: Settings, channel: str, vendor: str) -> Settings:
-    """The settings a channel's vendor adapter is built from: a Shopify store of RETAILFLOW_STORES brings its
-    own Admin API base URL and token (a copy; the shared settings are never changed). A channel that is no
-    store keeps the single-shop settings (RETAILFLOW_SHOPIFY_ADMIN_*)."""
+    """The settings a channel's vendor adapter is built from (a copy; the shared settings are never changed): a
+    Shopify store of RETAILFLOW_STORES brings its own Admin API base URL and token; an Amazon store its channel,
+    seller id, marketplace id and the seller's LWA refresh token (the LWA app's client id and secret are shared).
+    A channel that is no store keeps the single-shop settings (RETAILFLOW_SHOPIFY_ADMIN_*, RETAILFLOW_AMAZON_*)."""
     entry = settings.store_entry(channel)
-    if vendor != "shopify" or entry is None:
+    if entry is None or vendor not in ("shopify", "amazon"):
         return settings
-    if entry.vendor != "shopify":
-        raise ValueError(f"store {channel!r} is a {entry.vendor} store; RETAILFLOW_MARKETPLACE_ADAPTERS routes it "
-                         "to the Shopify Admin API")
+    routed = "RETAILFLOW_MARKETPLACE_ADAPTERS routes it to the " + (
+        "Shopify Admin API" if vendor == "shopify" else "Amazon SP-API")
+    if entry.vendor != vendor:
+        raise ValueError(f"store {channel!r} is a {entry.vendor} store; {routed}")
+    if vendor == "amazon":
+        token = entry.amazon_refresh_token
+        seller, marketplace = (entry.seller_id or "").strip(), (entry.marketplace_id or "").strip()
+        missing = [name for name, value in (("seller_id", seller), ("marketplace_id", marketplace),
+                                            ("amazon_refresh_token", token.get_secret_value().strip() if token else ""))
+                   if not value]
+        if missing:
+            # never the single-store credentials: this store's orders would be another seller's
+            raise ValueError(f"store {channel!r} has no {' / '.join(missing)} (RETAILFLOW_STORES); {routed}")
+        return settings.model_copy(update={"amazon_channel": channel, "amazon_seller_id": seller,
+                                           "amazon_marketplace_id": marketplace, "amazon_refresh_token": token})
     if not entry.admin_base_url or entry.admin_access_token is None:
         # never the single-shop credentials: this store's updates would land in another shop
         raise ValueError(f"store {channel!r} has no admin_base_url / admin_access_token (RETAILFLOW_STORES); "
-                         "RETAILFLOW_MARKETPLACE_ADAPTERS routes it to the Shopify Admin API")
+                         f"{routed}")
     return settings.model_copy(update={"shopify_admin_base_url": entry.admin_base_url,
                                        "shopify_admin_access_token": entry.admin_access_token,
                                        "shopify_location_id": None})  # the shop's own first active location

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, NonNegativeInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from canonical.inventory import ChannelInventoryPolicy
@@ -163,6 +163,10 @@ class InventorySettings(_Group):
         description='Per channel: eligible locations, allocation share, safety stock per location, low-stock '
         'threshold, publish window, backorder policy; JSON, e.g. {"shopify": {"locations": ["MAIN"], '
         '"share": "0.8", "safety_stock": 1, "low_stock_threshold": 5, "publish_window_seconds": 60}}')
+    inventory_store_buffers: dict[str, NonNegativeInt] = Field(
+        default_factory=dict, description='Per store location, units held back from every online channel (the '
+        'shelf the store sells from), on top of each channel\'s safety stock; JSON location → units, e.g. '
+        '{"STORE-1": 2}')
     inventory_sync_events_per_run: int = Field(
         default=500, gt=0, description="InventorySync continues as new after this many events")
     inventory_outbox_poll_seconds: float = Field(
@@ -355,12 +359,14 @@ class SandboxSettings(_Group):
 
 class StoreEntry(Store):
     """One entry of RETAILFLOW_STORES: the store and its secrets (Shopify: the app's webhook secret, the one
-    before it during a rotation, the Admin API base URL and access token)."""
+    before it during a rotation, the Admin API base URL and access token; Amazon: the seller's LWA refresh token
+    for the one LWA app whose client id and secret, RETAILFLOW_AMAZON_LWA_CLIENT_*, every store shares)."""
 
     webhook_secret: SecretStr | None = None
     previous_webhook_secret: SecretStr | None = None
     admin_base_url: str | None = None
     admin_access_token: SecretStr | None = None
+    amazon_refresh_token: SecretStr | None = None
 
     def store(self) -> Store:
         return Store(**self.model_dump(include=set(Store.model_fields)))
@@ -428,11 +434,19 @@ class StoreSettings(_Group):
         return [s for s in (entry.webhook_secret, entry.previous_webhook_secret) if s is not None]
 
     def store_problems(self) -> list[str]:
-        """What keeps the configured Shopify stores from being safe in production (one line each)."""
+        """What keeps the configured Shopify and Amazon stores from being safe in production (one line each)."""
         problems = []
         marketplace = {c: n.strip().lower() for c, n in getattr(self, "marketplace_adapters", {}).items()}
         for entry in self.stores:
             where = f"RETAILFLOW_STORES[{entry.channel}]"
+            if entry.vendor == "amazon" and marketplace.get(entry.channel) == "amazon":
+                routed = "(RETAILFLOW_MARKETPLACE_ADAPTERS routes the channel to the Amazon SP-API)"
+                token = entry.amazon_refresh_token.get_secret_value().strip() if entry.amazon_refresh_token else ""
+                for name, value in (("seller_id", (entry.seller_id or "").strip()),
+                                    ("marketplace_id", (entry.marketplace_id or "").strip()),
+                                    ("amazon_refresh_token", token)):
+                    if not value:
+                        problems.append(f"{where}: {name} is not set {routed}")
             if entry.vendor != "shopify":
                 continue
             if entry.shop_domain is None:
@@ -578,18 +592,29 @@ class Settings(DeploymentSettings, AuthSettings, DatabaseSettings, TemporalSetti
     def secrets_in_use(self) -> list[str]:
         """The secret settings this configuration relies on: the webhook secrets of the routes the API always
         serves, and the credentials of each vendor adapter selected."""
-        names = ["shopify_webhook_secret", "square_webhook_signature_key", "local_wms_webhook_secret"]
+        store_channels = {e.channel for e in self.stores}
+        shopify_stores = any(e.vendor == "shopify" for e in self.stores)
+        # with Shopify stores listed, each store's secret verifies its deliveries (store_problems): the single-shop
+        # secret is in use only while no store is listed
+        names = ([] if shopify_stores else ["shopify_webhook_secret"]) + ["square_webhook_signature_key",
+                                                                          "local_wms_webhook_secret"]
         if self.erp_adapter.strip().lower() == "erpnext":
             names += ["erpnext_api_key", "erpnext_api_secret"]
         if self.tax_adapter.strip().lower() == "avalara":
             names += ["avalara_account_id", "avalara_license_key"]
         if self.wms_adapter.strip().lower() == "shipstation":
             names += ["shipstation_api_key", "shipstation_api_secret", "shipstation_webhook_token"]
-        vendors = {name.strip().lower() for name in self.marketplace_adapters.values()}
-        if "shopify" in vendors:
+        # a channel that is a store brings its own credentials (store_problems); the single-shop ones are in use
+        # only for a routed channel that is no store
+        shared = {name.strip().lower() for c, name in self.marketplace_adapters.items() if c not in store_channels}
+        every = {name.strip().lower() for name in self.marketplace_adapters.values()}
+        if "shopify" in shared:
             names += ["shopify_admin_access_token"]
-        if "amazon" in vendors or self.amazon_poll_enabled:
-            names += ["amazon_lwa_client_id", "amazon_lwa_client_secret", "amazon_refresh_token"]
+        if "amazon" in every or self.amazon_poll_enabled:
+            names += ["amazon_lwa_client_id", "amazon_lwa_client_secret"]  # the one LWA app
+        if "amazon" in shared or (self.amazon_poll_enabled and self.amazon_channel not in store_channels
+                                  and not any(e.vendor == "amazon" for e in self.stores)):
+            names += ["amazon_refresh_token"]
         return names
 
     def production_problems(self) -> list[str]:

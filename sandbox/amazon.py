@@ -6,6 +6,10 @@ POST_ORDER_ACKNOWLEDGEMENT_DATA, POST_PAYMENT_ADJUSTMENT_DATA processed at once)
 Seed with `POST /_admin/orders` `{"order": <getOrders row>, "items": [<OrderItem>…], "address": <Address>}`
 (the published sandbox order and items are valid input) and `POST /_admin/reports` (a settlement file body), or let
 `POST /_admin/settlements` settle what shipped and what was refunded since the last settlement (a V2 report).
+
+Several sellers (one LWA app authorized by each): `create_app(sellers={<refresh token>: <seller id>})`; an access
+token from a seller's refresh token sees only the orders seeded with that `"seller_id"` (as each seller's own
+authorization does on SP-API); the `refresh_token` one sees the orders seeded without a seller.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ def _parse(value: str | None) -> datetime | None:
 
 def create_app(*, client_id: str | None = None, client_secret: str | None = None, refresh_token: str | None = None,
                page_size: int = 100, items_page_size: int = 100, token_ttl: int = 3600,
-               injector: FaultInjector | None = None) -> FastAPI:
+               injector: FaultInjector | None = None, sellers: dict[str, str] | None = None) -> FastAPI:
     if client_id is None or client_secret is None or refresh_token is None:
         from runtime.settings import get_settings
 
@@ -49,7 +53,10 @@ def create_app(*, client_id: str | None = None, client_secret: str | None = None
     app = make_app("Amazon Selling Partner API", "LWA, Orders v0, Feeds and Reports 2021-06-30.")
     store = StateStore(id_start=50_000_000_001)
     tokens: dict[str, datetime] = {}
-    injector = install_faults(app, injector or FaultInjector(), reset_hooks=[store.reset, tokens.clear])
+    token_sellers: dict[str, str] = {}  # access token → the seller whose refresh token it came from
+    sellers = dict(sellers or {})
+    injector = install_faults(app, injector or FaultInjector(),
+                              reset_hooks=[store.reset, tokens.clear, token_sellers.clear])
     app.state.store = store
     app.state.tokens = tokens
 
@@ -64,6 +71,9 @@ def create_app(*, client_id: str | None = None, client_secret: str | None = None
                            "The access token you provided has expired.")
         return None
 
+    def seller_of(request: Request) -> str | None:
+        return token_sellers.get(request.headers.get("x-amz-access-token") or "")
+
     # -- LWA ---------------------------------------------------------------------------------------------------
     @app.post("/auth/o2/token")
     async def token(request: Request):
@@ -72,12 +82,14 @@ def create_app(*, client_id: str | None = None, client_secret: str | None = None
             return JSONResponse({"error": "unsupported_grant_type", "error_description": "grant_type"}, 400)
         if form.get("client_id") != client_id or form.get("client_secret") != client_secret:
             return JSONResponse({"error": "invalid_client", "error_description": "Client authentication failed"}, 401)
-        if form.get("refresh_token") != refresh_token:
+        if form.get("refresh_token") != refresh_token and form.get("refresh_token") not in sellers:
             return JSONResponse({"error": "invalid_grant", "error_description": "The request has an invalid grant "
                                  "parameter : refresh_token"}, 400)
         access = f"Atza|sandbox-{secrets.token_urlsafe(16)}"
         tokens[access] = utcnow() + timedelta(seconds=token_ttl)
-        return {"access_token": access, "refresh_token": refresh_token, "token_type": "bearer",
+        if form["refresh_token"] in sellers:
+            token_sellers[access] = sellers[form["refresh_token"]]
+        return {"access_token": access, "refresh_token": form["refresh_token"], "token_type": "bearer",
                 "expires_in": token_ttl}
 
     # -- admin -------------------------------------------------------------------------------------------------
@@ -91,7 +103,7 @@ def create_app(*, client_id: str | None = None, client_secret: str | None = None
         if body.get("address"):
             order["ShippingAddress"] = body["address"]
         with store.lock:
-            store.put("orders", order["AmazonOrderId"], {"order": order, "items": items,
+            store.put("orders", order["AmazonOrderId"], {"order": order, "items": items, "seller": body.get("seller_id"),
                                                          "seq": store.ids.next_int("seq")})
         return {"AmazonOrderId": order["AmazonOrderId"]}
 
@@ -270,9 +282,9 @@ def create_app(*, client_id: str | None = None, client_secret: str | None = None
                 return _errors(400, "InvalidInput", "Invalid Input", "the date is not ISO 8601")
             before, start = utcnow(), 0
             field = "LastUpdateDate" if LastUpdatedAfter else "PurchaseDate"
-        wanted = set(MarketplaceIds.split(","))
+        wanted, seller = set(MarketplaceIds.split(",")), seller_of(request)
         rows = sorted((r for r in store.collection("orders").values()
-                       if r["order"].get("MarketplaceId", "ATVPDKIKX0DER") in wanted
+                       if r["order"].get("MarketplaceId", "ATVPDKIKX0DER") in wanted and r.get("seller") == seller
                        and after <= _parse(r["order"][field]) <= before),
                       key=lambda r: (r["order"][field], r["seq"]))
         page = rows[start:start + page_size]
@@ -287,9 +299,9 @@ def create_app(*, client_id: str | None = None, client_secret: str | None = None
                  "field": field}).encode()).decode()
         return {"payload": payload}
 
-    def _order(order_id: str):
+    def _order(order_id: str, request: Request):
         rec = store.get("orders", order_id)
-        if rec is None:
+        if rec is None or rec.get("seller") != seller_of(request):  # another seller's order: not found
             return None, _errors(404, "NotFound", "Order not found", f"No order {order_id}")
         return rec, None
 
@@ -297,14 +309,14 @@ def create_app(*, client_id: str | None = None, client_secret: str | None = None
     def get_order(order_id: str, request: Request):
         if (err := denied(request)) is not None:
             return err
-        rec, err = _order(order_id)
+        rec, err = _order(order_id, request)
         return err or {"payload": rec["order"]}
 
     @app.get("/orders/v0/orders/{order_id}/address")
     def get_address(order_id: str, request: Request):
         if (err := denied(request)) is not None:
             return err
-        rec, err = _order(order_id)
+        rec, err = _order(order_id, request)
         if err:
             return err
         payload = {"AmazonOrderId": order_id}
@@ -316,7 +328,7 @@ def create_app(*, client_id: str | None = None, client_secret: str | None = None
     def get_items(order_id: str, request: Request, NextToken: str | None = None):  # noqa: N803
         if (err := denied(request)) is not None:
             return err
-        rec, err = _order(order_id)
+        rec, err = _order(order_id, request)
         if err:
             return err
         start = int(NextToken) if NextToken and NextToken.isdigit() else 0
@@ -330,7 +342,7 @@ def create_app(*, client_id: str | None = None, client_secret: str | None = None
     async def confirm_shipment(order_id: str, request: Request):
         if (err := denied(request)) is not None:
             return err
-        rec, err = _order(order_id)
+        rec, err = _order(order_id, request)
         if err:
             return err
         body = await request.json()

@@ -11,6 +11,10 @@
 - After `events_per_run` events (or when Temporal suggests it) the run continues as new, carrying the events not
   yet applied and what each channel was last told; after `idle_hours` with nothing to do it ends (the next
   signal-with-start begins afresh).
+- A store sale that took units open reservations held (a *shortfall*, `ApplySummary.shortfalls`) is told to each
+  affected order workflow (signal `stock_shortfall`, id = the reservation key; an order that is gone or closed is
+  logged, not an error), and the next publication to every channel goes out at once, not at the window's end.
+  StoreDay applies POS sales itself and sends this workflow the `shortfall` signal for the same effect.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.inventory import ApplyEventsInput, InventoryActivities, PublishInput, SkuInput
@@ -30,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         InventorySyncInput,
         InventorySyncView,
         PublishedState,
+        StockShortfall,
     )
     from workflows import search_attributes as sa
 
@@ -38,6 +43,23 @@ LEDGER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coeffi
 PUBLISH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                             maximum_interval=timedelta(minutes=5), maximum_attempts=0)
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
+SHORTFALL_PATCH = "stock-shortfall-signals"  # the order signals and the at-once publication after a shortfall
+STOCK_SHORTFALL_SIGNAL = "stock_shortfall"  # OrderFulfillment's signal
+
+
+async def signal_shortfalls(shortfalls: list[StockShortfall]) -> list[str]:
+    """Tell each affected order workflow (id = the reservation key) what its reservation lost. A missing or closed
+    order workflow does not fail the caller: it is logged and returned ("key: why")."""
+    failed = []
+    for s in shortfalls:
+        try:
+            await workflow.get_external_workflow_handle(s.reservation_key).signal(STOCK_SHORTFALL_SIGNAL, s)
+        except FailureError as err:
+            workflow.logger.warning("order %s not told of its %d-unit shortfall of %s at %s (sale %s): %s",
+                                    s.reservation_key, s.quantity, s.item_code, s.location, s.cause_event_id,
+                                    err.message)
+            failed.append(f"{s.reservation_key}: {err.message}")
+    return failed
 
 
 @workflow.defn(name="InventorySync")
@@ -54,6 +76,9 @@ class InventorySync:
         self._inflight: dict[str, asyncio.Task] = {}
         self._woken = False
         self._events_this_run = 0
+        self._rush_pending = False  # a shortfall happened: the next publication of every channel goes out at once
+        self._rush: set[str] = set()  # the channels owed that at-once publication
+        self.shortfall_signal_failures: list[str] = []
 
     # -- signals and queries ----------------------------------------------------------------------------
     @workflow.signal
@@ -70,6 +95,13 @@ class InventorySync:
     @workflow.signal
     def refresh(self) -> None:
         self._dirty = True
+
+    @workflow.signal
+    def shortfall(self, shortfalls: list[StockShortfall]) -> None:
+        """A store sale elsewhere (StoreDay) took reserved units of this SKU: recompute and publish at once."""
+        if workflow.patched(SHORTFALL_PATCH):
+            self._dirty = True
+            self._rush_pending = True
 
     @workflow.query
     def status(self) -> InventorySyncView:
@@ -106,18 +138,29 @@ class InventorySync:
     async def _apply_and_compute(self) -> None:
         self._dirty = False
         batch, self._pending = self._pending, []
+        shortfalls: list[StockShortfall] = []
         if batch:
-            await workflow.execute_activity_method(
+            summary = await workflow.execute_activity_method(
                 InventoryActivities.apply_inventory_events, ApplyEventsInput(events=batch),
                 start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=LEDGER_RETRY,
                 summary=f"Apply {len(batch)} stock event(s) of {self._sku} to the ledger")
             self._pending_ids.difference_update(e.source_event_id for e in batch)
             self._events_this_run += len(batch)
+            if summary.shortfalls and workflow.patched(SHORTFALL_PATCH):
+                shortfalls = list(summary.shortfalls)
+                self._rush_pending = True
         availability = await workflow.execute_activity_method(
             InventoryActivities.compute_availability, SkuInput(sku=self._sku),
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=LEDGER_RETRY,
             summary=f"Compute availability of {self._sku} per channel")
         self._latest = {a.channel: a for a in availability}
+        if self._rush_pending:
+            self._rush_pending = False
+            self._rush = set(self._latest)
+        if shortfalls:
+            self._publish_due()  # the at-once publications first, then the orders
+            self.shortfall_signal_failures = (self.shortfall_signal_failures
+                                              + await signal_shortfalls(shortfalls))[-50:]
 
     # -- publication policy ---------------------------------------------------------------------------
     def _changed(self, channel: str) -> bool:
@@ -125,9 +168,10 @@ class InventorySync:
         return last is None or last.quantity != self._latest[channel].ats
 
     def _urgent(self, channel: str) -> bool:
-        """Never told, dropped to zero, or crossed below the low-stock threshold: publish at once."""
+        """Never told, dropped to zero, crossed below the low-stock threshold, or a store sale just took reserved
+        units (a shortfall): publish at once."""
         a, last = self._latest[channel], self._published.get(channel)
-        if last is None:
+        if last is None or channel in self._rush:
             return True
         if a.ats == 0:
             return last.quantity != 0
@@ -152,6 +196,9 @@ class InventorySync:
             due = self._due_at(channel)
             if due is not None and due <= now:
                 self._inflight[channel] = asyncio.create_task(self._publish(channel, self._latest[channel]))
+                self._rush.discard(channel)
+            elif due is None and channel not in self._inflight:  # unchanged: nothing owed at once
+                self._rush.discard(channel)
 
     async def _publish(self, channel: str, a: Availability) -> None:
         started = workflow.now()

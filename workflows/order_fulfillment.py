@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         OrderActivities,
         OrderInput,
         ReserveInput,
+        ResourceInput,
         SalesOrderInput,
         ShipmentConfirmInput,
         TaxQuoteInput,
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         ResolvedLine,
         StepState,
     )
+    from canonical.inventory import ShortPick, StockShortfall
     from canonical.ops import AnalystRequest, OrderCorrections, RunStatusUpdate
     from canonical.order import Order, OrderStatus, Shipment, TaxQuote
     from workflows import search_attributes as sa
@@ -61,6 +63,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 PROJECTION_PATCH = "status-projection-v1"
+# Issue 17: a store sale that took reserved units (signal `stock_shortfall`) is re-sourced or parks; a warehouse
+# short pick (signal `short_pick`) parks until stock is back. Runs that got such a signal before this code were
+# deaf to it, so they replay without acting on it.
+STOCK_NEWS_PATCH = "stock-shortfall-v1"
 # Search attributes are upserted only when they change (and not at all when the start already set them):
 # every upsert is a history event and a visibility write on the server (docs/benchmarks.md).
 SA_ON_CHANGE_PATCH = "search-attributes-on-change-v1"
@@ -108,6 +114,9 @@ class OrderFulfillment(Runbook):
         self._last_projected: tuple[OrderStatus | None, bool, str | None] = (None, False, None)
         self._projection_version = 0
         self._reserved = False
+        self._shortfalls: list[StockShortfall] = []
+        self._short_picks: list[ShortPick] = []
+        self._seen_stock_news: set[str] = set()
 
     # -- the run -------------------------------------------------------------------------------------
     @workflow.run
@@ -182,6 +191,7 @@ class OrderFulfillment(Runbook):
         self._erp_so = so.erp_sales_order_id
         self._set_status(OrderStatus.BOOKED)
 
+        await self._stock_news()  # a store sale took reserved units: re-source them before anything is released
         self._register("cancel_wms_release", OrderActivities.cancel_wms_release, KeyInput(key=key),
                        "Cancel the warehouse release")
         release = await self._step("release_to_wms", OrderActivities.release_to_wms,
@@ -217,7 +227,8 @@ class OrderFulfillment(Runbook):
             timeout = None if self._late else max(deadline - workflow.now(), timedelta(seconds=1))
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._pending_shipments) or self.rb.cancel is not None, timeout=timeout,
+                    lambda: bool(self._pending_shipments) or self.rb.cancel is not None
+                    or bool(self._shortfalls or self._short_picks), timeout=timeout,
                     timeout_summary="Shipment SLA",
                 )
             except TimeoutError:
@@ -233,7 +244,100 @@ class OrderFulfillment(Runbook):
                 self._check_cancel()
             while self._pending_shipments:
                 await self._process_shipment(self._pending_shipments.pop(0))
+            await self._stock_news()
             self._check_cancel()
+
+    # -- issue 17: store sales that took reserved units, warehouse short picks ------------------------------------
+    async def _stock_news(self) -> None:
+        """Act on the shortfalls and short picks signalled so far, in order (runs from before STOCK_NEWS_PATCH
+        drop them, as the code they ran did)."""
+        if not (self._shortfalls or self._short_picks):
+            return
+        if not workflow.patched(STOCK_NEWS_PATCH):
+            self._shortfalls.clear()
+            self._short_picks.clear()
+            return
+        while self._shortfalls or self._short_picks:
+            if self._shortfalls:
+                await self._resource(self._shortfalls.pop(0))
+            else:
+                await self._after_short_pick(self._short_picks.pop(0))
+
+    def _to_ship(self, item_code: str | None = None) -> list[ResolvedLine]:
+        """The resolved lines still to ship (less what shipped), optionally of one item."""
+        out = []
+        for r in self._resolved:
+            left = r.quantity - self._shipped.get(r.line_id, 0)
+            if left > 0 and (item_code is None or r.item_code == item_code):
+                out.append(r.model_copy(update={"quantity": left}))
+        return out
+
+    def _without(self, item_code: str, quantity: int) -> list[ResolvedLine]:
+        """The lines still to ship with `quantity` units of `item_code` taken off (from the last line up)."""
+        lines = self._to_ship()
+        for i in reversed(range(len(lines))):
+            if quantity <= 0:
+                break
+            if lines[i].item_code == item_code:
+                take = min(lines[i].quantity, quantity)
+                lines[i] = lines[i].model_copy(update={"quantity": lines[i].quantity - take})
+                quantity -= take
+        return [x for x in lines if x.quantity > 0]
+
+    async def _resource(self, shortfall: StockShortfall) -> None:
+        """Units of this order's reservation went to a store sale: reserve them elsewhere. Before the release that
+        parks until stock is free ("stock taken by a store sale at …"); after it, when nothing is free, the units
+        are first taken off the warehouse request (it never ships what is not there), and put back once re-sourced.
+        A warehouse already picking refuses the change: that parks too."""
+        at = f" at {shortfall.store}" if shortfall.store else ""
+        quantity = min(shortfall.quantity, sum(x.quantity for x in self._to_ship(shortfall.item_code)))
+        self._record("stock_shortfall", StepState.DONE,
+                     f"{shortfall.quantity} × {shortfall.item_code} taken by a store sale{at} "
+                     f"({shortfall.cause_event_id}); {quantity} still to ship")
+        if quantity <= 0:
+            return
+        key = self._wf_id
+        inp = ResourceInput(key=key, item_code=shortfall.item_code, quantity=quantity, token=shortfall.cause_event_id,
+                            store=shortfall.store, location=shortfall.location)
+        summary = f"Re-source {quantity} × {shortfall.item_code} taken by a store sale{at}"
+        if not self._wms_release:
+            await self._step("resource_stock", OrderActivities.resource_stock, inp, summary)
+            return
+        record = self._record("resource_stock", StepState.RUNNING, summary)
+        try:
+            await self._execute(OrderActivities.resource_stock, inp, summary)
+            self._finish(record, StepState.DONE, None)
+            return
+        except ActivityError as err:
+            self._finish(record, StepState.FAILED, failure_message(err))
+        await self._step("amend_wms_release", OrderActivities.amend_wms_release,
+                         WmsAmendInput(external_ref=key, lines=self._without(shortfall.item_code, quantity)),
+                         f"Take {quantity} × {shortfall.item_code} off the warehouse request", skippable=True)
+        await self._step("resource_stock", OrderActivities.resource_stock, inp, summary)
+        await self._step("amend_wms_release", OrderActivities.amend_wms_release,
+                         lambda: WmsAmendInput(external_ref=key, lines=self._to_ship()),
+                         f"Release the re-sourced {quantity} × {shortfall.item_code} to the warehouse again")
+
+    async def _after_short_pick(self, pick: ShortPick) -> None:
+        """The warehouse shipped what it had and picked the rest short: park until the stock is back, then release
+        what is still to ship again (or the analyst cancels the short lines, or the order if nothing shipped)."""
+        what = ", ".join(f"{x.quantity} × {x.channel_sku}" for x in pick.lines)
+        self._record("short_pick", StepState.DONE, f"the warehouse picked short: {what} (release {pick.release_id})")
+        if not self._short_lines(pick):
+            return  # cancelled lines or later shipments covered it
+        await self._park(f"short_pick: the warehouse picked short: {what}",
+                         "Receive or transfer the stock, then send `retry` (what is still to ship is released to the "
+                         "warehouse again); or cancel the short lines (POST /orders/{channel}/{id}/lines/cancel)",
+                         skippable=False)
+        await self._step("amend_wms_release", OrderActivities.amend_wms_release,
+                         lambda: WmsAmendInput(external_ref=self._wf_id, lines=self._short_lines(pick)),
+                         "Release the short-picked units to the warehouse again")
+
+    def _short_lines(self, pick: ShortPick) -> list[ResolvedLine]:
+        """What the warehouse picked short and is still to ship (a line cancelled meanwhile is not sent again)."""
+        short = {x.line_id: x.quantity for x in pick.lines}
+        return [r.model_copy(update={"quantity": min(r.quantity, short[r.line_id])})
+                for r in self._to_ship() if r.line_id in short]
 
     async def _process_shipment(self, shipment: Shipment) -> None:
         key = self._wf_id
@@ -450,6 +554,22 @@ class OrderFulfillment(Runbook):
             return
         self._seen_shipments.add(shipment.shipment_id)
         self._pending_shipments.append(shipment)
+
+    @workflow.signal
+    def stock_shortfall(self, shortfall: StockShortfall) -> None:
+        """A store sale took units this order's reservation held (the inventory ledger's shortfall)."""
+        seen = f"shortfall:{shortfall.cause_event_id}:{shortfall.item_code}:{shortfall.location}"
+        if seen not in self._seen_stock_news:
+            self._seen_stock_news.add(seen)
+            self._shortfalls.append(shortfall)
+
+    @workflow.signal
+    def short_pick(self, pick: ShortPick) -> None:
+        """The warehouse picked fewer units than released."""
+        seen = f"short_pick:{pick.release_id}:{pick.reported_at.isoformat()}"
+        if seen not in self._seen_stock_news:
+            self._seen_stock_news.add(seen)
+            self._short_picks.append(pick)
 
     @workflow.query
     def status(self) -> OrderView:

@@ -15,6 +15,10 @@
   posted: the day ends without posting). The API sends them as the validated `act` update.
 - It continues as new after `max_transactions_per_run` transactions (or when Temporal suggests it), carrying the
   running totals and the seen transaction ids (see docs/pos.md for why ids and not a table).
+- A sale that took units open reservations held (the ledger takes them back from the newest reservations,
+  `PosStockResult.shortfalls`) is told to each affected order workflow (signal `stock_shortfall`) and to the SKU's
+  InventorySync (signal `shortfall`: publish at once); a workflow that is gone is recorded in the steps, not an
+  error.
 
 StoreDayClose (for a Temporal Schedule per store): signals `close` to the store day whose business date is today
 (or `days_ago` days before) in the store's time zone.
@@ -40,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.errors import BUSINESS_ERROR_TYPES
     from canonical.finance import FINANCE_ERROR_TYPES
     from canonical.fulfillment import StepState
+    from canonical.inventory import StockShortfall, inventory_workflow_id
     from canonical.ops import RunStatusUpdate
     from canonical.pos import (
         CloseRequest,
@@ -58,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         store_day_workflow_id,
     )
     from workflows import search_attributes as sa
+    from workflows.inventory_sync import SHORTFALL_PATCH, InventorySync, signal_shortfalls
     from workflows.runbook import (
         CancelRequested,
         Runbook,
@@ -203,6 +209,8 @@ class StoreDay(Runbook):
                 if result is None:  # skipped by an analyst: the money still counts, the stock was not moved
                     room = MAX_LISTED - len(self._stock_skipped)
                     self._stock_skipped.extend(t.pos_transaction_id for t in itemized[:max(room, 0)])
+                elif result.shortfalls and workflow.patched(SHORTFALL_PATCH):
+                    await self._tell_shortfalls(list(result.shortfalls))
             for txn in batch:
                 self._seen_add(txn.pos_transaction_id)
                 if self._journal is None:
@@ -212,6 +220,22 @@ class StoreDay(Runbook):
                         self._late_since = workflow.now()
                     self._late = self._late.add(txn)
             workflow.set_current_details(self._details())
+
+    async def _tell_shortfalls(self, shortfalls: list[StockShortfall]) -> None:
+        """Each SKU's InventorySync publishes at once; each affected order is told what its reservation lost."""
+        units = sum(s.quantity for s in shortfalls)
+        for sku in sorted({s.item_code for s in shortfalls}):
+            try:
+                await workflow.get_external_workflow_handle(inventory_workflow_id(sku)).signal(
+                    InventorySync.shortfall, [s for s in shortfalls if s.item_code == sku])
+            except FailureError as err:  # not running: the ledger's outbox starts it, and a new run publishes at once
+                workflow.logger.info("inventory sync of %s not running (%s)", sku, err.message)
+        failed = await signal_shortfalls(shortfalls)
+        orders = sorted({s.reservation_key for s in shortfalls})
+        detail = f"{units} reserved unit(s) sold in store: told {len(orders)} order(s) {', '.join(orders[:10])}"
+        if failed:
+            detail += f"; not told: {'; '.join(failed[:10])}"
+        self._record("stock_shortfall", StepState.FAILED if failed else StepState.DONE, detail)
 
     def _refusal(self, txn: PosTransaction) -> str | None:
         if txn.store_id != self._inp.store_id or txn.business_date != self._inp.business_date:

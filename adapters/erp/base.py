@@ -61,6 +61,12 @@ class ErpAdapter(Protocol):
     def reduce_reservation(self, key: str, lines: list[ResolvedLine]) -> int:
         """Shrink what `key` holds to what `lines` still need; idempotent; returns units given back."""
 
+    def reserve_more(self, key: str, item_code: str, quantity: int, *, token: str,
+                     avoid_location: str | None = None) -> int:
+        """Re-source `quantity` units of `item_code` for `key` after a store sale took units it held: reserve
+        them wherever stock is free (`avoid_location`, the selling store, last), all or nothing (raise
+        OutOfStock naming what is short); idempotent by `token` (one re-sourcing). Returns the units reserved."""
+
     def cancel_sales_order(self, external_ref: str) -> bool:
         """Cancel if present and open; True if it was cancelled by this call."""
 

@@ -270,6 +270,19 @@ class ErpNext:
     def _sales_order(self, external_ref: str) -> dict | None:
         return self.find("Sales Order", [["po_no", "=", external_ref]])
 
+    def reserve_more(self, key: str, item_code: str, quantity: int, *, token: str,
+                     avoid_location: str | None = None) -> int:
+        """ERPNext holds an order's stock through its submitted sales order in one warehouse: re-sourcing checks
+        that the warehouse's bin has `quantity` free (actual − reserved) for the order to keep; else OutOfStock."""
+        if quantity <= 0:
+            return 0
+        b = self.bins([item_code]).get(item_code, {})
+        free = max(int(_dec(b.get("actual_qty")) - _dec(b.get("reserved_qty"))), 0)
+        if free < quantity:
+            raise OutOfStock(f"{quantity} × {item_code} cannot be re-sourced: {free} free in {self.warehouse}",
+                             details={"shortages": {item_code: quantity - free}})
+        return quantity
+
     def reserve(self, key: str, lines: list[ResolvedLine], *, allow_backorder: bool) -> Reservation:
         so = self._sales_order(key)
         if so is not None and so.get("docstatus") == 1:  # the submitted order holds the stock already

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters import sql as db
@@ -225,6 +225,47 @@ class LocalErp:
                 lines=so_lines, net_total=net.amount, tax_total=tax.total_tax.amount, grand_total=grand.amount))
             return True
 
+    def reserve_more(self, key: str, item_code: str, quantity: int, *, token: str,
+                     avoid_location: str | None = None) -> int:
+        """Reserve `quantity` more units of `item_code` for `key` from the locations with free stock (most free
+        first; `avoid_location`, the store whose sale took them, last), added to its reservation rows, under the
+        ledger's row locks; all or nothing. Idempotent by `token`: its ledger movements
+        (`erp:resource:{key}:{token}:{location}`) are looked for first."""
+        if quantity <= 0:
+            return 0
+        prefix = f"erp:resource:{key}:{token}:"
+        with self.engine.begin() as conn:
+            rows = ledger.lock_rows(conn, items=[item_code])
+            done = conn.execute(select(func.coalesce(func.sum(db.inventory_movements.c.d_reserved), 0)).where(
+                db.inventory_movements.c.source_event_id.startswith(prefix, autoescape=True))).scalar_one()
+            if done:
+                return int(done)
+            free = sorted(((r["on_hand"] - r["reserved"] - r["allocated"], r["location"]) for r in rows),
+                          key=lambda x: (x[1] == avoid_location, -x[0], x[1]))
+            plan, need = [], quantity
+            for available, location in free:
+                if need <= 0 or available <= 0:
+                    continue
+                take = min(available, need)
+                plan.append((location, take))
+                need -= take
+            if need > 0:
+                raise OutOfStock(f"{quantity} × {item_code} cannot be re-sourced: {quantity - need} free at other "
+                                 "locations", details={"shortages": {item_code: need}})
+            for location, take in plan:
+                ledger.post(conn, source="erp", source_event_id=f"{prefix}{location}", kind="reservation",
+                            item_code=item_code, location=location, quantity=take, occurred_at=db.utcnow(),
+                            d_reserved=take, reference=key)
+                r = db.reservations.c
+                updated = conn.execute(update(db.reservations).where(
+                    (r.reservation_key == key) & (r.item_code == item_code) & (r.location == location)).values(
+                    quantity=r.quantity + take, status="open"))
+                if not updated.rowcount:
+                    conn.execute(db.reservations.insert().values(
+                        reservation_key=key, item_code=item_code, location=location, quantity=take, backordered=0,
+                        consumed=0, status="open"))
+        return quantity
+
     def reduce_reservation(self, key: str, lines: list[ResolvedLine]) -> int:
         """Shrink what `key` holds to the quantities `lines` still need (per item), giving the rest back to stock;
         idempotent. Returns the units released by this call."""
@@ -331,6 +372,8 @@ class LocalErp:
                     & (db.reservations.c.item_code == item_code)
                     & (db.reservations.c.status == "open")
                 ).order_by(db.reservations.c.id)
+                if db.is_postgres(self.engine):  # a store sale's shortfall may be taking units from these rows
+                    res_query = res_query.with_for_update()
                 for r in conn.execute(res_query).mappings().all():
                     take = min(remaining, r["quantity"] - r["consumed"])
                     if take <= 0:

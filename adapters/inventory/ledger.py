@@ -11,10 +11,15 @@
   is applied by recomputing from it. So a shuffled, duplicated stream ends in the same ledger as the clean one.
 - Writers lock the level rows they change: `SELECT … FOR UPDATE` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite
   (see `retailflow.db.make_engine`), always in (item, location) order so two writers cannot deadlock.
+- A store sale (a `sale` event from any source but the ERP) that leaves free stock (on-hand − reserved −
+  allocated) below zero takes the missing units back from the open reservations at that item and location,
+  newest reservation first, in the same transaction and under the same row locks (`take_back_from_reservations`):
+  the sale is a fact, the orders are told (`ApplyResult.shortfalls`, table `inventory_shortfalls`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -25,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from adapters import sql as db
+from adapters.sql.inventory import inventory_shortfalls
 from canonical.inventory import (
     ApplyResult,
     Availability,
@@ -33,11 +39,14 @@ from canonical.inventory import (
     InventoryEvent,
     InventoryEventKind,
     StockLevel,
+    StockShortfall,
     StockSnapshotLine,
 )
 
 K = InventoryEventKind
 Key = tuple[str, str]  # (item_code, location)
+ERP_SOURCE = "erp"  # the embedded ERP's own movements: its deliveries consume their own reservation
+SHORTFALL_SOURCE = "shortfall"  # the release movements a store sale's shortfall posts
 
 
 def _insert(conn: Connection, table):
@@ -186,17 +195,91 @@ def apply_in(conn: Connection, ev: InventoryEvent, *, mark_changed: bool = True)
         return ApplyResult(source_event_id=ev.source_event_id, applied=False)
     if ev.kind == K.CYCLE_COUNT:
         return _post_count(conn, ev, rows[(ev.sku, ev.location)]["on_hand"], mark_changed)
-    return post(conn, source=ev.source, source_event_id=ev.source_event_id, kind=ev.kind.value, item_code=ev.sku,
-                location=ev.location, quantity=ev.quantity, occurred_at=ev.occurred_at,
-                counterpart_location=ev.counterpart_location, reference=ev.reference, mark_changed=mark_changed,
-                **event_effects(ev))  # type: ignore[arg-type]
+    result = post(conn, source=ev.source, source_event_id=ev.source_event_id, kind=ev.kind.value, item_code=ev.sku,
+                  location=ev.location, quantity=ev.quantity, occurred_at=ev.occurred_at,
+                  counterpart_location=ev.counterpart_location, reference=ev.reference, mark_changed=mark_changed,
+                  **event_effects(ev))  # type: ignore[arg-type]
+    if ev.kind == K.SALE and ev.source != ERP_SOURCE and result.on_hand_delta < 0:
+        shortfalls = take_back_from_reservations(conn, ev, sold=-result.on_hand_delta, mark_changed=mark_changed)
+        if shortfalls:
+            result = result.model_copy(update={"shortfalls": shortfalls})
+    return result
+
+
+def shortfall_event_id(cause_event_id: str, reservation_key: str) -> str:
+    """The release movement's source event id: derived from the sale and the reservation, so a replay finds it."""
+    sid = f"shortfall:{cause_event_id}:{reservation_key}"
+    if len(sid) <= 255:
+        return sid
+    digest = hashlib.sha256("\x00".join((cause_event_id, reservation_key)).encode()).hexdigest()
+    return f"shortfall:{digest}"
+
+
+def take_back_from_reservations(conn: Connection, ev: InventoryEvent, *, sold: int,
+                                mark_changed: bool = True) -> list[StockShortfall]:
+    """A store sale has just taken `sold` units off on-hand at (ev.sku, ev.location), whose level row the caller
+    holds locked. If that left free stock (on-hand − reserved − allocated) below zero, the units the sale took
+    from under open reservations are taken back from them: **newest reservation first** (created_at desc, id
+    desc), each by at most its open quantity (quantity − consumed). Per reservation: its row's quantity shrinks,
+    a `release` movement (d_reserved −n, reference the reservation key, id `shortfall_event_id`) is posted and a
+    row is recorded in `inventory_shortfalls`.
+
+    Never more than this sale's own units (an older hole is not this sale's), never more than the ledger's
+    reserved at the location (allocated units are the warehouse's and stay untouched). What reservations cannot
+    cover stays a hole: on-hand is what the sale made it (the store sold stock the ledger did not know of;
+    `InventoryLedger.negative_free` and drift reconciliation show it).
+
+    Reservation rows being released, reduced or delivered by a concurrent ERP transaction are skipped on
+    PostgreSQL (`FOR UPDATE SKIP LOCKED`): the ERP locks reservation rows before level rows, this the other way
+    round, and skipping instead of waiting cannot deadlock (a release in flight gives its units back anyway)."""
+    t = db.inventory_levels
+    lv = conn.execute(select(t.c.on_hand, t.c.reserved, t.c.allocated).where(
+        (t.c.item_code == ev.sku) & (t.c.location == ev.location))).one()
+    free = lv.on_hand - lv.reserved - lv.allocated
+    hole = min(-free, sold, max(lv.reserved, 0))
+    if hole <= 0:
+        return []
+    r = db.reservations
+    query = (select(r.c.id, r.c.reservation_key, r.c.quantity, r.c.consumed, r.c.backordered)
+             .where((r.c.item_code == ev.sku) & (r.c.location == ev.location) & (r.c.status == "open")
+                    & (r.c.quantity > r.c.consumed))
+             .order_by(r.c.created_at.desc(), r.c.id.desc()))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    out: list[StockShortfall] = []
+    for res in conn.execute(query).all():
+        if hole <= 0:
+            break
+        take = min(hole, res.quantity - res.consumed)
+        quantity = res.quantity - take
+        status = ("released" if quantity + res.backordered == 0
+                  else "consumed" if quantity > 0 and res.consumed >= quantity else "open")
+        conn.execute(update(r).where(r.c.id == res.id).values(quantity=quantity, status=status))
+        post(conn, source=SHORTFALL_SOURCE, source_event_id=shortfall_event_id(ev.source_event_id,
+                                                                             res.reservation_key),
+             kind=K.RELEASE.value, item_code=ev.sku, location=ev.location, quantity=take,
+             occurred_at=ev.occurred_at, d_reserved=-take, reference=res.reservation_key, mark_changed=mark_changed)
+        shortfall = StockShortfall(reservation_key=res.reservation_key, item_code=ev.sku, location=ev.location,
+                                   quantity=take, cause_source=ev.source, cause_event_id=ev.source_event_id,
+                                   store=ev.location, occurred_at=ev.occurred_at)
+        conn.execute(inventory_shortfalls.insert().values(
+            cause_source=shortfall.cause_source, cause_event_id=shortfall.cause_event_id,
+            reservation_key=shortfall.reservation_key, item_code=shortfall.item_code, location=shortfall.location,
+            quantity=shortfall.quantity, store=shortfall.store, occurred_at=shortfall.occurred_at,
+            created_at=db.utcnow()))
+        out.append(shortfall)
+        hole -= take
+    return out
 
 
 def availability_of(levels: list[StockLevel], channel: str, policy: ChannelInventoryPolicy, *,
                     default_backorder: bool = False) -> Availability:
-    """ATS = floor(max(0, Σ over eligible locations (on-hand − reserved − allocated − safety stock)) × share)."""
+    """ATS = floor(max(0, Σ over eligible locations (on-hand − reserved − allocated − safety stock − the
+    location's buffer)) × share); the buffer (`policy.location_buffers`, e.g. a store's shelf) is held back from
+    this channel at that location."""
     eligible = [lv for lv in levels if not policy.locations or lv.location in policy.locations]
-    free = sum(lv.on_hand - lv.reserved - lv.allocated - policy.safety_stock for lv in eligible)
+    free = sum(lv.on_hand - lv.reserved - lv.allocated - policy.safety_stock
+               - policy.location_buffers.get(lv.location, 0) for lv in eligible)
     ats = int((Decimal(max(free, 0)) * policy.share).to_integral_value(rounding=ROUND_FLOOR))
     return Availability(
         sku=levels[0].sku if levels else "", channel=channel, ats=ats,
@@ -206,11 +289,21 @@ def availability_of(levels: list[StockLevel], channel: str, policy: ChannelInven
         backorder=default_backorder if policy.backorder is None else policy.backorder)
 
 
+def with_store_buffers(policy: ChannelInventoryPolicy, buffers: dict[str, int]) -> ChannelInventoryPolicy:
+    """The policy with the store buffers (location → units, `RETAILFLOW_INVENTORY_STORE_BUFFERS`) held back from
+    it; a buffer the policy sets itself for a location wins."""
+    if not buffers:
+        return policy
+    return policy.model_copy(update={"location_buffers": {**buffers, **policy.location_buffers}})
+
+
 class InventoryLedger:
     def __init__(self, engine: Engine, *, policies: dict[str, ChannelInventoryPolicy] | None = None,
-                 default_backorder: bool = False) -> None:
+                 default_backorder: bool = False, store_buffers: dict[str, int] | None = None) -> None:
+        """`store_buffers`: units per store location held back from every online channel (the policies here)."""
         self.engine = engine
-        self.policies = dict(policies or {})
+        self.store_buffers = dict(store_buffers or {})
+        self.policies = {ch: with_store_buffers(p, self.store_buffers) for ch, p in (policies or {}).items()}
         self.default_backorder = default_backorder
 
     # -- writes --------------------------------------------------------------------------------------
@@ -292,6 +385,29 @@ class InventoryLedger:
             out.append(availability_of(levels, ch, policy, default_backorder=self.default_backorder)
                        .model_copy(update={"sku": sku}))
         return out
+
+    def negative_free(self, limit: int = 200) -> list[tuple[str, str, int]]:
+        """The invariant check: (item, location, free) where free stock (on-hand − reserved − allocated) is below
+        zero — a store sale that reservations could not cover, or a release/allocation that has not arrived yet.
+        Lasting rows mean the ledger promised or sold units it does not have (drift reconciliation shows why)."""
+        t = db.inventory_levels
+        free = (t.c.on_hand - t.c.reserved - t.c.allocated).label("free")
+        query = (select(t.c.item_code, t.c.location, free).where(free < 0)
+                 .order_by(free, t.c.item_code, t.c.location).limit(limit))
+        with self.engine.connect() as conn:
+            return [(r.item_code, r.location, int(r.free)) for r in conn.execute(query)]
+
+    def shortfalls(self, *, reservation_key: str | None = None, cause_event_id: str | None = None,
+                   limit: int = 200) -> list[dict]:
+        """Recorded shortfalls, newest first."""
+        s = inventory_shortfalls
+        query = select(s).order_by(s.c.id.desc()).limit(limit)
+        if reservation_key:
+            query = query.where(s.c.reservation_key == reservation_key)
+        if cause_event_id:
+            query = query.where(s.c.cause_event_id == cause_event_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings().all()]
 
     def allows_backorder(self, channel: str) -> bool:
         policy = self.policies.get(channel)

@@ -5,7 +5,8 @@ line of a return puts them back. Idempotent by POS transaction id: the ledger's 
 A POS SKU is the ERP item code, or is mapped to one through the SKU cross-reference of channel `pos`
 (`retailflow catalog map-sku pos <POS SKU> <ITEM>`). An unknown SKU is a business fault (the store day parks).
 Sales are recorded even when they take on-hand below zero: the goods have left the store; drift reconciliation
-finds the difference.
+finds the difference. A sale that takes units open reservations held takes them back from those reservations
+(newest first) and reports them as shortfalls, which StoreDay tells the orders.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import Engine, select
 from adapters import sql as db
 from adapters.inventory.ledger import InventoryLedger
 from canonical.errors import UnknownSku
-from canonical.inventory import InventoryEvent, InventoryEventKind
+from canonical.inventory import InventoryEvent, InventoryEventKind, StockShortfall
 from canonical.pos import PosKind, PosTransaction
 
 POS_SKU_CHANNEL = "pos"
@@ -62,6 +63,14 @@ class PosStock:
 
     def apply(self, store_id: str, location: str, transactions: Iterable[PosTransaction]) -> tuple[int, int]:
         """Apply the movements of the transactions; (applied, replayed) movement counts."""
+        applied, replayed, _ = self.apply_with_shortfalls(store_id, location, transactions)
+        return applied, replayed
+
+    def apply_with_shortfalls(self, store_id: str, location: str, transactions: Iterable[PosTransaction]
+                              ) -> tuple[int, int, list[StockShortfall]]:
+        """Apply the movements; (applied, replayed, the reservations the sales took units from). A sale that
+        takes reserved units takes them back from the newest open reservations (see the ledger's
+        `take_back_from_reservations`); a replayed transaction takes nothing again."""
         results = self.ledger.apply_events(self.events(store_id, location, transactions))
         applied = sum(r.applied for r in results)
-        return applied, len(results) - applied
+        return applied, len(results) - applied, [s for r in results for s in r.shortfalls]

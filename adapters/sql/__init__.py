@@ -28,6 +28,7 @@ from adapters.sql.inventory import (
     inventory_levels,
     inventory_movements,
     inventory_outbox,
+    inventory_shortfalls,
     inventory_snapshots,
 )
 from adapters.sql.marketplace import channel_refunds, channel_updates, inventory_publications
@@ -47,7 +48,7 @@ def create_schema(engine: Engine) -> None:
 __all__ = [
     "DEFAULT_TAX_RATES", "MONEY", "ExactMoney", "UtcDateTime", "api_keys", "channel_refunds", "channel_updates", "create_schema",
     "credit_notes", "deliveries", "early_cancels", "erp_journals", "inventory_counts", "inventory_drift", "inventory_levels",
-    "inventory_movements", "inventory_outbox", "inventory_publications", "inventory_snapshots", "invoices",
+    "inventory_movements", "inventory_outbox", "inventory_publications", "inventory_shortfalls", "inventory_snapshots", "invoices",
     "is_postgres", "items", "make_engine", "metadata", "quarantine", "reservations", "restocks", "run_status",
     "sales_orders", "seed_tax_rates", "settlement_exceptions", "settlement_journals", "settlement_lines",
     "settlements", "sku_xref", "stock", "tax_adjustments", "tax_rates", "tax_transactions", "utcnow",

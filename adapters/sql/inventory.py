@@ -91,3 +91,21 @@ inventory_outbox = Table(  # SKUs whose availability changed since InventorySync
     Column("item_code", String(64), primary_key=True),
     Column("changed_at", UtcDateTime(), nullable=False, default=utcnow),
 )
+
+inventory_shortfalls = Table(  # units a store sale took from open reservations (issue 17), one row per sale and order
+    "inventory_shortfalls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cause_source", String(64), nullable=False),  # the sale's source (pos:AMS01, square …)
+    Column("cause_event_id", String(255), nullable=False),  # the sale's source_event_id
+    Column("reservation_key", String(255), nullable=False),  # the order workflow id
+    Column("item_code", String(64), nullable=False),
+    Column("location", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),  # units taken back from that reservation
+    Column("store", String(64)),
+    Column("occurred_at", UtcDateTime(), nullable=False),  # when the sale happened
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("notified_at", UtcDateTime()),  # when the order was told (set by whoever tells it)
+    UniqueConstraint("cause_event_id", "reservation_key", name="uq_inventory_shortfall"),
+    Index("ix_inventory_shortfalls_reservation", "reservation_key"),
+)

@@ -21,13 +21,20 @@ wms_requests = Table(
     Column("external_ref", String(255), nullable=False, unique=True),
     Column("lines", JSON, nullable=False),
     Column("ship_to", JSON),
-    Column("status", String(16), nullable=False, default="released"),  # released | shipped | cancelled
+    # released | shipping (picked, being announced) | shipped | short_picked | cancelled
+    Column("status", String(16), nullable=False, default="released"),
     Column("ship_after", UtcDateTime(), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
     Column("shipped_at", UtcDateTime()),
     Column("cancelled_at", UtcDateTime()),
     Column("delivery_attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
+    # the latest pick (issue 17): what was shipped and what was short, the shipment it went out as, the round
+    Column("shipped_lines", JSON),
+    Column("short_lines", JSON),
+    Column("shipment_id", String(128)),
+    Column("picked_at", UtcDateTime()),
+    Column("pick_round", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_wms_requests_due", "status", "ship_after"),
 )
 

@@ -29,7 +29,8 @@ class InventoryView(BaseModel):
 
 
 def _ledger(engine, settings) -> InventoryLedger:
-    return InventoryLedger(engine, policies=settings.inventory_channels, default_backorder=settings.allow_backorder)
+    return InventoryLedger(engine, policies=settings.inventory_channels, default_backorder=settings.allow_backorder,
+                           store_buffers=settings.inventory_store_buffers)
 
 
 @router.post("/events", status_code=202, response_model=EventsAccepted)

@@ -152,7 +152,7 @@ async def check(engine: Engine, client: Client, accepted: set[str], *, cancelled
     deliveries = _grouped(engine, "SELECT external_ref, count(*) FROM erp_deliveries GROUP BY external_ref")
     releases = _grouped(engine, "SELECT external_ref, count(*) FROM wms_requests GROUP BY external_ref")
     shipped = _grouped(engine, "SELECT external_ref, count(*) FROM wms_requests WHERE status IN "
-                               "('shipped', 'shipping') GROUP BY external_ref")
+                               "('shipped', 'shipping', 'short_picked') GROUP BY external_ref")
     committed = _grouped(engine, "SELECT code, count(*) FROM tax_transactions WHERE status = 'committed' "
                                  "GROUP BY code")
     for name, sql in (("credit note", "SELECT external_ref, count(*) FROM erp_credit_notes GROUP BY external_ref"),

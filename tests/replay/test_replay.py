@@ -45,7 +45,7 @@ def test_histories_are_present():
     assert {p.stem for p in HISTORIES} >= {
         "order_completed", "order_parked_unknown_sku_then_retried", "order_cancelled_before_shipment",
         "order_lines_cancelled_before_shipment", "order_parked_then_resumed_with_corrections",
-        "order_failed_after_shipment_parked_then_retried",
+        "order_failed_after_shipment_parked_then_retried", "order_shortfall_after_release_parked_then_retried",
         "return_parked_then_retried", "return_cancelled_awaiting_receipt", "return_paid_then_parked_cancel_refused",
         "storeday_parked_then_skipped", "storeday_cancelled_before_close", "storeday_closed_then_adjusted",
         "settlement_parked_then_skipped_to_suspense", "settlement_parked_then_retried",

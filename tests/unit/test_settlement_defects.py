@@ -376,3 +376,31 @@ async def test_reconcile_command_exit_codes(monkeypatch, capsys, view, result, c
     assert got == code, out
     if code == 0:
         assert "posted" in out and "failed" not in out
+
+
+async def test_reconcile_command_gives_up_on_a_run_it_cannot_read(monkeypatch, capsys):
+    """A run whose status query keeps failing (this command lacks the worker's codec keys, or its task fails)
+    ends the command with exit 1 and a reason, instead of a progress bar that never ends."""
+    import retailflow.finance_cli as cli
+    import starters.settlements as starters
+
+    class Unreadable(_Handle):
+        async def query(self, name, *, result_type=None):
+            raise RuntimeError("Unable to query workflow due to Workflow Task in failed state")
+
+    handle = Unreadable(view=_view(SettlementStatus.NEEDS_ATTENTION), result=_result("posted"))
+
+    async def fake_client(settings):
+        return SimpleNamespace()
+
+    async def fake_start(client, settings, inp):
+        return handle
+
+    monkeypatch.setattr(cli, "_client", fake_client)
+    monkeypatch.setattr(starters, "start_reconciliation", fake_start)
+    monkeypatch.setattr(cli, "QUERY_ATTEMPTS", 3)
+    inp = SettlementInput(provider="amazon", settlement_id="1", source="/tmp/x.tsv")
+    with pytest.raises(typer.Exit) as exc:
+        await cli._run_reconcile(SimpleNamespace(), inp, 100, True)
+    assert exc.value.exit_code == 1
+    assert "codec keys" in capsys.readouterr().out

@@ -131,15 +131,18 @@ def test_production_names_each_shop_without_its_own_secret_or_admin_credentials(
               {**STORES[1], "webhook_secret": "  ", "shop_domain": None}]
     s = Settings(_env_file=None, env="production", stores=stores, legal_entities=ENTITIES,
                  marketplace_adapters={"shopify-de": "shopify"}, **base)
-    assert s.production_problems() == [
-        # (the single-shop Admin token is still counted in use whenever a channel is routed to "shopify")
-        "RETAILFLOW_SHOPIFY_ADMIN_ACCESS_TOKEN is the published development default",
+    assert s.production_problems() == [  # the single-shop secrets are not in use once the shops are stores
         "RETAILFLOW_STORES[shopify-de]: webhook_secret is not set",
         "RETAILFLOW_STORES[shopify-de]: admin_access_token is not set (RETAILFLOW_MARKETPLACE_ADAPTERS routes the "
         "channel to the Shopify Admin API)",
         "RETAILFLOW_STORES[shopify-uk]: shop_domain is not set (its deliveries could not be told apart)",
         "RETAILFLOW_STORES[shopify-uk]: webhook_secret is not set"]
     assert Settings(_env_file=None, stores=stores, legal_entities=ENTITIES).production_problems() == []
+    # a channel routed to the Admin API that is no store still needs the single-shop token
+    legacy = Settings(_env_file=None, env="production", stores=STORES, legal_entities=ENTITIES,
+                      marketplace_adapters={"shopify": "shopify"}, **{**base, "shopify_webhook_secret": ""})
+    assert "RETAILFLOW_SHOPIFY_ADMIN_ACCESS_TOKEN is the published development default" in legacy.production_problems()
+    assert not any("SHOPIFY_WEBHOOK_SECRET" in p for p in legacy.production_problems())
 
 
 # -- per-store Shopify Admin clients ---------------------------------------------------------------------
