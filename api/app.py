@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
 from temporalio.client import Client
 
+from adapters.inventory.ledger import InventoryLedger
 from adapters.platform.projection import StatusProjection
 from api import errors
 from api.auth import document_auth
@@ -20,7 +21,7 @@ from api.routers import inventory as inventory_router
 from api.routers import pos as pos_router
 from api.routers import returns as returns_router
 from api.routers import settlements as settlements_router
-from runtime.observability import HTTP_HEADER, PARKED_RUNS, correlation_id, new_correlation_id
+from runtime.observability import HTTP_HEADER, NEGATIVE_FREE, PARKED_RUNS, correlation_id, new_correlation_id
 from runtime.settings import Settings, get_settings
 
 
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     def metrics(engine: EngineDep) -> Response:
         for kind, count in StatusProjection(engine).parked_counts().items():
             PARKED_RUNS.labels(kind).set(count)
+        NEGATIVE_FREE.set(len(InventoryLedger(engine).negative_free(limit=10_000)))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["ops"])

@@ -56,6 +56,8 @@ def observe_order_milestone(milestone: str, channel: str, seconds: float) -> Non
 
 
 PARKED_RUNS = Gauge("retailflow_parked_runs", "Runs waiting for an analyst (from the status projection)", ["kind"])
+NEGATIVE_FREE = Gauge("retailflow_inventory_negative_free_rows", "Item/location rows whose free stock (on hand − "
+                      "reserved − allocated) is below zero; lasting rows mean units promised or sold that are not there")
 
 
 # -- Temporal header propagation (client → workflow → activity) -----------------------------------------

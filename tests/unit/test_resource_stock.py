@@ -72,3 +72,29 @@ def test_every_order_activity_is_registered_on_the_worker():
                if hasattr(getattr(OrderActivities, name), "__temporal_activity_definition")}
     acts = OrderActivities(Adapters(erp=None, wms=None, tax=None, marketplace=None))  # type: ignore[arg-type]
     assert {fn.__name__ for fn in acts.all()} == defined and "resource_stock" in defined
+
+
+def test_metrics_report_rows_whose_free_stock_stays_negative(engine, erp):
+    """The ledger's invariant, for alerting: `retailflow_inventory_negative_free_rows` counts item/location rows
+    whose free stock is below zero (a store sale no reservation could cover)."""
+    from fastapi.testclient import TestClient
+
+    from adapters.inventory.ledger import InventoryLedger
+    from api.app import create_app
+    from canonical.inventory import InventoryEvent
+    from runtime.settings import Settings
+
+    http = TestClient(create_app(Settings(_env_file=None), engine=engine))
+
+    def gauge() -> float:
+        line = next(x for x in http.get("/metrics").text.splitlines()
+                    if x.startswith("retailflow_inventory_negative_free_rows "))
+        return float(line.split()[1])
+
+    assert gauge() == 0
+    from datetime import UTC, datetime
+    InventoryLedger(engine).apply_events([InventoryEvent(
+        source="pos", source_event_id="pos-oversold-1", kind="sale", sku="CHAIR", location="BACK", quantity=3,
+        occurred_at=datetime.now(UTC))])
+    assert InventoryLedger(engine).negative_free() == [("CHAIR", "BACK", -2)]
+    assert gauge() == 1
