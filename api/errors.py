@@ -6,7 +6,9 @@ valid JSON out; a 2 MB string or a 900-deep array is echoed whole). `validation_
 `{"detail": [{"type", "loc", "msg", "input"}]}`, naming each field — with every echoed input made printable,
 bounded in size and depth. `too_deep` answers a request nested past what the parser or a validator can walk
 (RecursionError) with 400, naming the reason; the webhook intake refuses such bodies itself (canonical/payload.py).
-`install(app)` registers both; nothing else is caught here, so a real bug still surfaces as a 500."""
+A NUL character, which PostgreSQL text cannot hold, in the path or a query parameter is a 422 naming it, and in a
+body the database refused, a 422 too (`nul_in_path_or_query`, `unstorable_value`). `install(app)` registers these;
+nothing else is caught here, so a real bug still surfaces as a 500."""
 
 from __future__ import annotations
 
@@ -75,6 +77,38 @@ async def too_deep(request: Request, exc: Exception) -> JSONResponse:
                                    "each other hundreds of levels deep)"}, status_code=400)
 
 
+NUL = "\x00"
+
+
+def _nul_detail(loc: list[str]) -> dict:
+    return {"type": "nul_character", "loc": loc, "msg": "a NUL character (\\u0000) cannot be stored or matched",
+            "input": None}
+
+
+async def nul_in_path_or_query(request: Request, call_next):
+    """A NUL character in the path or a query parameter is refused with 422 naming it: PostgreSQL text cannot hold
+    one (the query would fail with a DataError, a 500)."""
+    if NUL in request.url.path:
+        return JSONResponse({"detail": [_nul_detail(["path"])]}, status_code=422)
+    bad = [name for name, value in request.query_params.multi_items() if NUL in name or NUL in value]
+    if bad:
+        return JSONResponse({"detail": [_nul_detail(["query", printable(n, ECHO_CHARS)]) for n in bad[:MAX_ERRORS]]},
+                            status_code=422)
+    return await call_next(request)
+
+
+async def unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+    """The database refused a value the request carried (a NUL character in a JSON string, on PostgreSQL): 422.
+    Any other data error is a bug and stays a 500."""
+    if NUL in str(getattr(exc, "orig", exc)) or "0x00" in str(exc):
+        return JSONResponse({"detail": [_nul_detail(["body"])]}, status_code=422)
+    return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
 def install(app: FastAPI) -> None:
+    from sqlalchemy.exc import DataError
+
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(RecursionError, too_deep)
+    app.add_exception_handler(DataError, unstorable_value)
+    app.middleware("http")(nul_in_path_or_query)

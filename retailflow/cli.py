@@ -32,6 +32,9 @@ from retailflow.finance_cli import schedules_app, settlements_app  # noqa: E402
 
 app.add_typer(schedules_app, name="schedules")
 app.add_typer(settlements_app, name="settlements")
+from retailflow.vendors_cli import vendors_app  # noqa: E402
+
+app.add_typer(vendors_app, name="vendors")
 # The vendor sandboxes have their own entry point, `retailflow-sandbox` (sandbox/cli.py): the product CLI never
 # imports sandbox/ at load, so the image, which ships without it, runs `retailflow api` and `retailflow worker`.
 
@@ -256,7 +259,7 @@ def shopify_send(
         "X-Shopify-Hmac-Sha256": compute_hmac(body, settings.shopify_webhook_secret.get_secret_value()),
         "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
         "X-Shopify-Shop-Domain": "retailflow-dev.myshopify.com",
-        "X-Shopify-API-Version": "2026-07",
+        "X-Shopify-API-Version": settings.shopify_admin_api_version,
     }
     resp = httpx.post(target, content=body, headers=headers, timeout=30)
     typer.echo(f"HTTP {resp.status_code}")

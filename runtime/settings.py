@@ -275,7 +275,7 @@ class ShopifySettings(_Group):
         return [s for s in (self.shopify_webhook_secret, self.shopify_previous_webhook_secret) if s is not None]
 
     shopify_admin_base_url: str = Field(default="http://127.0.0.1:8103", description="https://<shop>.myshopify.com")
-    shopify_admin_api_version: str = "2024-07"
+    shopify_admin_api_version: str = "2026-10"
     shopify_admin_access_token: SecretStr = Field(default=SecretStr("shpat_retailflow_sandbox"),
                                                   description="Admin API access token (X-Shopify-Access-Token)")
     shopify_location_id: str | None = Field(default=None, description="Location whose inventory levels are set; "
@@ -295,6 +295,10 @@ class AmazonSettings(_Group):
     amazon_refresh_token: SecretStr = SecretStr("Atzr|retailflow-sandbox-refresh-token")
     amazon_marketplace_id: str = "ATVPDKIKX0DER"
     amazon_seller_id: str = Field(default="A-RETAILFLOW-SANDBOX", description="Merchant token, for feeds")
+    amazon_orders_api_version: Literal["2026-01-01", "v0"] = Field(
+        default="2026-01-01", description="Orders API for order reads: 2026-01-01 (searchOrders/getOrder, no RDT) or v0 "
+        "(deprecated; its getOrders/getOrder/getOrderItems are removed on 2027-03-27). Shipment confirmation is "
+        "v0 confirmShipment with both")
     amazon_poll_enabled: bool = Field(default=False, description="The worker starts the Amazon channel's ChannelOrderPoll")
     amazon_poll_interval_seconds: int = Field(default=120, gt=0)
     amazon_poll_lookback_hours: int = Field(default=24, gt=0, description="First poll: orders updated since")

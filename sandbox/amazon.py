@@ -1,5 +1,6 @@
 """Amazon SP-API sandbox: Login with Amazon (`POST /auth/o2/token`), Orders v0 (getOrders with LastUpdatedAfter
-and NextToken, getOrder, getOrderItems, getOrderAddress, confirmShipment), Feeds 2021-06-30 (JSON_LISTINGS_FEED,
+and NextToken, getOrder, getOrderItems, getOrderAddress, confirmShipment), Orders 2026-01-01 (searchOrders with
+paginationToken, getOrder with its items, `includedData` honoured: the same seeded orders, in that shape), Feeds 2021-06-30 (JSON_LISTINGS_FEED,
 POST_ORDER_ACKNOWLEDGEMENT_DATA, POST_PAYMENT_ADJUSTMENT_DATA processed at once) and Reports 2021-06-30
 (settlement reports), with fault injection. Errors use the SP-API envelope `{"errors": [{"code", "message"}]}`.
 
@@ -38,6 +39,105 @@ def _parse(value: str | None) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+V2026_DATASETS = frozenset({"BUYER", "RECIPIENT", "PROCEEDS", "EXPENSE", "PROMOTION", "CANCELLATION", "FULFILLMENT",
+                            "PACKAGES", "TAX", "PAYMENT", "FULFILLMENT_ORDERS"})
+_V2026_STATUS = {"PendingAvailability": "PENDING_AVAILABILITY", "Pending": "PENDING", "Unshipped": "UNSHIPPED",
+                 "PartiallyShipped": "PARTIALLY_SHIPPED", "Shipped": "SHIPPED", "Canceled": "CANCELLED",
+                 "Unfulfillable": "UNFULFILLABLE"}
+_V2026_ADDRESS = {"Name": "name", "CompanyName": "companyName", "AddressLine1": "addressLine1",
+                  "AddressLine2": "addressLine2", "AddressLine3": "addressLine3", "City": "city",
+                  "County": "districtOrCounty", "StateOrRegion": "stateOrRegion", "Municipality": "municipality",
+                  "PostalCode": "postalCode", "CountryCode": "countryCode", "Phone": "phone",
+                  "AddressType": "addressType"}
+
+
+def _money_v2026(raw: Any, negate: bool = False) -> dict[str, str] | None:
+    if not isinstance(raw, dict) or raw.get("Amount") is None:
+        return None
+    amount = Decimal(str(raw["Amount"]))
+    return {"amount": str(-amount if negate else amount), "currencyCode": raw["CurrencyCode"]}
+
+
+def _sum_v2026(values: list[dict[str, str] | None]) -> dict[str, str] | None:
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return {"amount": str(sum(Decimal(v["amount"]) for v in present)), "currencyCode": present[0]["currencyCode"]}
+
+
+def _item_v2026(item: dict[str, Any], included: set[str]) -> dict[str, Any]:
+    """A stored (v0) OrderItem in the Orders API v2026-01-01 `OrderItem` shape (orders_2026-01-01.json)."""
+    qty = int(item.get("QuantityOrdered") or 0)
+    product: dict[str, Any] = {k: item[v0] for k, v0 in (("asin", "ASIN"), ("title", "Title"),
+                                                          ("sellerSku", "SellerSKU")) if item.get(v0)}
+    price = _money_v2026(item.get("ItemPrice"))
+    if price is not None and qty:
+        unit = (Decimal(price["amount"]) / qty).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        product["price"] = {"unitPrice": {"amount": str(unit), "currencyCode": price["currencyCode"]}}
+    out: dict[str, Any] = {"orderItemId": item["OrderItemId"], "quantityOrdered": qty, "product": product}
+    if "PROCEEDS" in included:
+        breakdowns: list[dict[str, Any]] = []
+        shipping = _money_v2026(item.get("ShippingPrice"))
+        for kind, value in (("ITEM", price), ("SHIPPING", shipping)):
+            if value is not None:
+                breakdowns.append({"type": kind, "subtotal": value})
+        for kind, parts, negate in (("TAX", (("ITEM", "ItemTax"), ("SHIPPING", "ShippingTax")), False),
+                                    # the sign of DISCOUNT proceeds is not published: a reduction, so negative
+                                    ("DISCOUNT", (("ITEM", "PromotionDiscount"), ("SHIPPING", "ShippingDiscount")),
+                                     True)):
+            details = [{"subtype": sub, "value": m} for sub, v0 in parts
+                       if (m := _money_v2026(item.get(v0), negate)) is not None and Decimal(m["amount"])]
+            if details:
+                breakdowns.append({"type": kind, "subtotal": _sum_v2026([d["value"] for d in details]),
+                                   "detailedBreakdowns": details})
+        total = _sum_v2026([b["subtotal"] for b in breakdowns])
+        out["proceeds"] = {**({"proceedsTotal": total} if total else {}), "breakdowns": breakdowns}
+    if "PROMOTION" in included and item.get("PromotionIds"):
+        out["promotion"] = {"breakdowns": [{"promotionId": p} for p in item["PromotionIds"]]}
+    if "FULFILLMENT" in included:
+        shipped = int(item.get("QuantityShipped") or 0)
+        out["fulfillment"] = {"quantityFulfilled": shipped, "quantityUnfulfilled": max(qty - shipped, 0)}
+    return out
+
+
+def v2026_order(rec: dict[str, Any], included: set[str]) -> dict[str, Any]:
+    """A stored (v0) order and its items in the Orders API v2026-01-01 `Order` shape, with the datasets that
+    `includedData` asks for (no BUYER: no buyer; no RECIPIENT: no address; no FULFILLMENT: no status…)."""
+    order = rec["order"]
+    items = [_item_v2026(i, included) for i in rec["items"]]
+    out: dict[str, Any] = {
+        "orderId": order["AmazonOrderId"], "createdTime": order["PurchaseDate"],
+        "lastUpdatedTime": order["LastUpdateDate"],
+        "salesChannel": {"channelName": "AMAZON", "marketplaceId": order.get("MarketplaceId", "ATVPDKIKX0DER")}}
+    buyer = order.get("BuyerInfo") or {}
+    if "BUYER" in included and (buyer.get("BuyerEmail") or buyer.get("BuyerName")):
+        out["buyer"] = {k: buyer[v0] for k, v0 in (("buyerName", "BuyerName"), ("buyerEmail", "BuyerEmail"))
+                        if buyer.get(v0)}
+    if "RECIPIENT" in included and isinstance(order.get("ShippingAddress"), dict):
+        out["recipient"] = {"deliveryAddress": {v: order["ShippingAddress"][k] for k, v in _V2026_ADDRESS.items()
+                                                if order["ShippingAddress"].get(k) not in (None, "")}}
+    if "PROCEEDS" in included:
+        sums: dict[str, list[dict[str, str] | None]] = {}
+        for item in items:
+            for b in item["proceeds"]["breakdowns"]:
+                sums.setdefault(b["type"], []).append(b["subtotal"])
+        out["proceeds"] = {"breakdowns": [{"type": t, "subtotal": _sum_v2026(v)} for t, v in sums.items()]}
+        if (total := _money_v2026(order.get("OrderTotal"))) is not None:
+            out["proceeds"] = {"grandTotal": total, **out["proceeds"]}
+    if "FULFILLMENT" in included:
+        out["fulfillment"] = {"fulfillmentStatus": _V2026_STATUS.get(order.get("OrderStatus") or "", "PENDING"),
+                              "fulfilledBy": "AMAZON" if order.get("FulfillmentChannel") == "AFN" else "MERCHANT"}
+    if "PACKAGES" in included and rec.get("packages"):
+        out["packages"] = [
+            {"packageReferenceId": str(p["packageReferenceId"]), "carrier": p.get("carrierName") or p["carrierCode"],
+             "shipTime": p["shipDate"], **({"trackingNumber": p["trackingNumber"]} if p.get("trackingNumber") else {}),
+             **({"shippingService": p["shippingMethod"]} if p.get("shippingMethod") else {}),
+             "packageItems": [{"orderItemId": i["orderItemId"], "quantity": i["quantity"]}
+                              for i in p["orderItems"]]} for p in rec["packages"]]
+    out["orderItems"] = items
+    return out
 
 
 def create_app(*, client_id: str | None = None, client_secret: str | None = None, refresh_token: str | None = None,
@@ -370,6 +470,73 @@ def create_app(*, client_id: str | None = None, client_secret: str | None = None
             rec["order"]["LastUpdateDate"] = iso_z()
             rec.setdefault("packages", []).append(pkg)
         return Response(status_code=204)
+
+    # -- orders 2026-01-01 (the same orders, in the v2026-01-01 shape) -----------------------------------------
+    def _csv(request: Request, name: str) -> list[str]:
+        # Swagger 2 arrays without collectionFormat are csv; repeated keys are accepted as well
+        return [v for raw in request.query_params.getlist(name) for v in raw.split(",") if v]
+
+    def _included(request: Request) -> set[str] | JSONResponse:
+        included = set(_csv(request, "includedData"))
+        if unknown := included - V2026_DATASETS:
+            return _errors(400, "InvalidInput", "Invalid Input", f"includedData: unknown {sorted(unknown)}")
+        return included
+
+    @app.get("/orders/2026-01-01/orders")
+    def search_orders(request: Request, createdAfter: str | None = None,  # noqa: N803
+                      lastUpdatedAfter: str | None = None, maxResultsPerPage: int | None = None,  # noqa: N803
+                      paginationToken: str | None = None):  # noqa: N803
+        if (err := denied(request)) is not None:
+            return err
+        included = _included(request)
+        if isinstance(included, JSONResponse):
+            return included
+        if bool(createdAfter) == bool(lastUpdatedAfter):
+            return _errors(400, "InvalidInput", "Invalid Input",
+                           "Exactly one of createdAfter and lastUpdatedAfter must be provided")
+        if maxResultsPerPage is not None and not 1 <= maxResultsPerPage <= 100:
+            return _errors(400, "InvalidInput", "Invalid Input", "maxResultsPerPage must be between 1 and 100")
+        size = min(maxResultsPerPage or 100, page_size)
+        field = "LastUpdateDate" if lastUpdatedAfter else "PurchaseDate"
+        try:
+            after = _parse(lastUpdatedAfter or createdAfter)
+        except ValueError:
+            return _errors(400, "InvalidInput", "Invalid Input", "the date is not ISO 8601")
+        assert after is not None
+        before, start = utcnow(), 0
+        if paginationToken:
+            try:
+                state = json.loads(base64.urlsafe_b64decode(paginationToken.encode()))
+                before, start = _parse(state["before"]), int(state["start"])
+                same = state["after"] == after.isoformat() and state["field"] == field
+            except (ValueError, KeyError, TypeError):
+                same = False
+            if not same:
+                return _errors(400, "InvalidInput", "Invalid Input", "paginationToken is invalid for this search")
+        assert before is not None
+        wanted, seller = set(_csv(request, "marketplaceIds")), seller_of(request)
+        rows = sorted((r for r in store.collection("orders").values()
+                       if (not wanted or r["order"].get("MarketplaceId", "ATVPDKIKX0DER") in wanted)
+                       and r.get("seller") == seller and after <= _parse(r["order"][field]) <= before),
+                      key=lambda r: (r["order"][field], r["seq"]))
+        page = rows[start:start + size]
+        body: dict[str, Any] = {"orders": [v2026_order(r, included) for r in page]}
+        if start + size < len(rows):
+            body["pagination"] = {"nextToken": base64.urlsafe_b64encode(json.dumps(
+                {"after": after.isoformat(), "before": before.isoformat(), "start": start + size,
+                 "field": field}).encode()).decode()}
+        body["lastUpdatedBefore" if field == "LastUpdateDate" else "createdBefore"] = iso_z(before)
+        return body
+
+    @app.get("/orders/2026-01-01/orders/{order_id}")
+    def get_order_v2026(order_id: str, request: Request):
+        if (err := denied(request)) is not None:
+            return err
+        included = _included(request)
+        if isinstance(included, JSONResponse):
+            return included
+        rec, err = _order(order_id, request)
+        return err or {"order": v2026_order(rec, included)}
 
     # -- feeds -------------------------------------------------------------------------------------------------
     @app.post("/feeds/2021-06-30/documents", status_code=201)

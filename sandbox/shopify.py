@@ -30,6 +30,9 @@ from sandbox.faults import FaultInjector, WebhookDelivery, deliver_webhooks, ins
 PREFIX = "/admin/api/{version}"
 LOCATION_ID = 655441491
 SHOP_DOMAIN = "retailflow-sandbox.myshopify.com"
+# the webhook payload version it announces (the Admin routes serve any {version}): a stable version Shopify
+# supports in Dec 2026 (2026-10, until 2027-10-01), the platform's default `shopify_admin_api_version`
+WEBHOOK_API_VERSION = "2026-10"
 
 
 def _err(status: int, errors: Any) -> JSONResponse:
@@ -76,7 +79,7 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
         body = json.dumps(payload, default=str).encode()
         wid = f"sandbox-{store.ids.next_int('webhook')}"
         headers = {"X-Shopify-Topic": topic, "X-Shopify-Hmac-Sha256": sign(body, webhook_secret),
-                   "X-Shopify-Shop-Domain": SHOP_DOMAIN, "X-Shopify-API-Version": "2024-07",
+                   "X-Shopify-Shop-Domain": SHOP_DOMAIN, "X-Shopify-API-Version": WEBHOOK_API_VERSION,
                    "X-Shopify-Webhook-Id": wid, "X-Shopify-Triggered-At": iso_z(millis=True)}
         results = await deliver_webhooks([WebhookDelivery(url, body, headers, topic)], injector=injector)
         app.state.webhooks_sent.extend({"topic": topic, "webhook_id": wid, "status": r.status} for r in results)

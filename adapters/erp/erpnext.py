@@ -65,6 +65,7 @@ from canonical.returns import (
 from canonical.sales_order import sales_order_values
 from canonical.settlement_matching import BookedOrderTotal, CreditNoteFacts, ErpOrderFacts
 from canonical.vendor_errors import VendorRejected
+from canonical.vendor_versions import VendorApiVersion
 
 SO_METHODS = "erpnext.selling.doctype.sales_order.sales_order"
 REF = "retailflow_ref"
@@ -72,6 +73,16 @@ LINE = "retailflow_line_id"
 LINE_TAX = "retailflow_tax"
 ADJ = "#adj"
 PAGE = 100
+
+# The vendor API this adapter speaks (canonical/vendor_versions.py): Frappe's REST API v1 (/api/resource,
+# /api/method), served by every supported Frappe major. Its lifecycle is the Frappe/ERPNext major's: Frappe's
+# support table (https://frappe.io/support-versions) gives Version 15 "End of 2027 (planned)".
+API_VERSIONS = (
+    VendorApiVersion("erpnext", "Frappe REST (/api/resource, /api/method)", "Frappe/ERPNext v15",
+                     released=None, sunset=date(2027, 12, 31), source="https://frappe.io/support-versions",
+                     note="EOL 'End of 2027 (planned)'; v14 is supported until v16 ships; the site's major is "
+                          "not configured here"),
+)
 
 CUSTOM_FIELDS: list[tuple[str, str, str, str]] = [  # doctype, fieldname, label, fieldtype
     *[(dt, REF, "Retailflow Reference", "Data") for dt in ("Delivery Note", "Sales Invoice", "Journal Entry",

@@ -52,8 +52,32 @@ from canonical.order import (
 from canonical.order_feed import FeedAction, FeedOrder, FeedPage, UnmappableOrder
 from canonical.payload import mapping
 from canonical.returns import Refund
+from canonical.vendor_versions import VendorApiVersion, day
 
 log = structlog.get_logger(__name__)
+
+# Orders API versions (canonical/vendor_versions.py; the one in use is the setting `amazon_orders_api_version`,
+# default "v0"). Amazon: "If you are using the Orders API v0, you must migrate to Orders API v2026-01-01 by March
+# 27, 2027" — getOrders, getOrder, getOrderBuyerInfo, getOrderAddress, getOrderItems, getOrderItemsBuyerInfo are
+# removed then (confirmShipment is not in that list).
+ORDERS_API_V0 = VendorApiVersion(
+    "amazon", "SP-API Orders", "v0", released=None, sunset=day("2027-03-27"),
+    source="https://developer-docs.amazon.com/sp-api/changelog/new-introducing-the-orders-api-v2026-01-01",
+    note="getOrders/getOrder/getOrderItems (+BuyerInfo/Address) removed 2027-03-27; confirmShipment not listed")
+ORDERS_API_V2026 = VendorApiVersion(
+    "amazon", "SP-API Orders", "2026-01-01", released=None, sunset=None,
+    source="https://developer-docs.amazon.com/sp-api/changelog/new-introducing-the-orders-api-v2026-01-01",
+    note="the replacement of v0; no deprecation scheduled")
+ORDERS_API_VERSIONS = {"v0": ORDERS_API_V0, "v2026-01-01": ORDERS_API_V2026, "2026-01-01": ORDERS_API_V2026}
+# Feeds and Reports 2021-06-30: no removal date announced; the June 2024 deprecation reminder removed 2020-09-04.
+API_VERSIONS = (
+    VendorApiVersion("amazon", "SP-API Feeds", "2021-06-30", released=None, sunset=None,
+                     source="https://developer-docs.amazon.com/sp-api/changelog/deprecation-reminders-june-2024",
+                     note="no removal date scheduled (the 2020-09-04 version was removed 2024-06-27)"),
+    VendorApiVersion("amazon", "SP-API Reports", "2021-06-30", released=None, sunset=None,
+                     source="https://developer-docs.amazon.com/sp-api/changelog/deprecation-reminders-june-2024",
+                     note="no removal date scheduled (the 2020-09-04 version was removed 2024-06-27)"),
+)
 
 SETTLEMENT_REPORT_TYPE = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
 # Americas marketplaces: prices exclude tax (US, CA, MX, BR)
@@ -511,10 +535,21 @@ class AmazonSpApi:
     # -- marketplace port --------------------------------------------------------------------------------------
     def confirm_shipment(self, channel: str, external_order_id: str, shipment: Shipment) -> None:
         order = self.get_order(external_order_id)
+        if self.closed(external_order_id, order):
+            return
+        self.confirm_items(external_order_id, shipment, order, self.order_items(external_order_id))
+
+    @staticmethod
+    def closed(external_order_id: str, order: Mapping[str, Any]) -> bool:
         if order.get("OrderStatus") in ("Shipped", "Canceled"):
             log.info("amazon.already_closed", external_id=external_order_id, status=order.get("OrderStatus"))
-            return
-        items = self.order_items(external_order_id)
+            return True
+        return False
+
+    def confirm_items(self, external_order_id: str, shipment: Shipment, order: Mapping[str, Any],
+                      items: Sequence[Mapping[str, Any]]) -> None:
+        """confirmShipment (Orders v0, not deprecated) for the shipment's lines not yet confirmed; `order` and
+        `items` in the v0 shape."""
         left = {str(i["OrderItemId"]): int(i.get("QuantityOrdered") or 0) - int(i.get("QuantityShipped") or 0)
                 for i in items}
         by_sku = {str(i.get("SellerSKU")): str(i["OrderItemId"]) for i in items}
@@ -627,12 +662,21 @@ class AmazonSettlementReports:
 
 
 def build_amazon_sp(settings: Any, *, transport: httpx.BaseTransport | None = None) -> AmazonSpApi:
-    """From RETAILFLOW_AMAZON_* settings; LWA secrets stay in SecretStr and are never logged."""
+    """From RETAILFLOW_AMAZON_* settings; LWA secrets stay in SecretStr and are never logged. Order reads on Orders
+    API v2026-01-01 or v0 as `amazon_orders_api_version` says (v0 when the settings object has no such field)."""
     raw = httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0), transport=transport, follow_redirects=True)
     tokens = LwaTokens(raw, settings.amazon_lwa_token_url, settings.amazon_lwa_client_id,
                        settings.amazon_lwa_client_secret, settings.amazon_refresh_token)
     http = VendorHttp("amazon", settings.amazon_sp_base_url, transport=transport, auth=LwaAuth(tokens),
                       error_mapper=channel_rejected, headers={"Accept": "application/json",
                                                               "User-Agent": "retailflow/0.1 (Language=Python)"})
-    return AmazonSpApi(http, raw, marketplace_id=settings.amazon_marketplace_id, seller_id=settings.amazon_seller_id,
-                       channel=settings.amazon_channel)
+    version = getattr(settings, "amazon_orders_api_version", "v0")
+    cls: type[AmazonSpApi] = AmazonSpApi
+    if version == "2026-01-01":
+        from adapters.marketplace.amazon_orders_v2026 import AmazonOrdersV2026
+
+        cls = AmazonOrdersV2026
+    elif version != "v0":
+        raise ValueError(f"amazon_orders_api_version {version!r}: expected '2026-01-01' or 'v0'")
+    return cls(http, raw, marketplace_id=settings.amazon_marketplace_id, seller_id=settings.amazon_seller_id,
+               channel=settings.amazon_channel)

@@ -148,7 +148,7 @@ class ShopifyAdmin:
 
     lists_by_channel_sku = True  # inventory is set per variant SKU, not per ERP item code
 
-    def __init__(self, http: VendorHttp, *, api_version: str = "2024-07", location_id: str | None = None,
+    def __init__(self, http: VendorHttp, *, api_version: str = "2026-10", location_id: str | None = None,
                  inventory_item_ids: dict[str, str] | None = None) -> None:
         self.http = http
         self.prefix = f"/admin/api/{api_version}"

@@ -33,9 +33,21 @@ from canonical import payload as canonical_payload
 from canonical.errors import PayloadInvalid
 from canonical.money import minor_units
 from canonical.pos import PosKind, PosTransaction, Tender, TenderType
+from canonical.vendor_versions import VendorApiVersion
 
 SIGNATURE_HEADER = "x-square-hmacsha256-signature"
 SOURCE = "square"
+# The vendor API this adapter speaks (canonical/vendor_versions.py; `retailflow vendors versions`). The adapter only
+# receives webhooks: it makes no Square API call and so sends no `Square-Version`; the payload version is the one
+# the webhook subscription pins in the Developer Console. Square versions have no documented retirement date:
+# individual APIs are deprecated, "typically at least 12 months before permanent retirement".
+API_VERSIONS = (
+    VendorApiVersion("square", "Webhooks (payment / refund / order events)", "subscription's API version",
+                     released=None, sunset=None,
+                     source="https://developer.squareup.com/docs/build-basics/api-lifecycle",
+                     note="no outbound calls, no Square-Version header sent; no version retirement date documented "
+                          "(deprecated APIs are retired typically >= 12 months after deprecation)"),
+)
 
 
 class SquareMappingError(PayloadInvalid):

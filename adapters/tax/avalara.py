@@ -35,9 +35,20 @@ from adapters.http import VendorHttp
 from canonical.errors import BusinessError, InvalidAddress, TaxRejected
 from canonical.money import Money, quantize
 from canonical.order import Address, Order, TaxQuote, TaxQuoteLine
+from canonical.vendor_versions import VendorApiVersion
 
 SHIPPING_LINE = "shipping"
 NON_TAXABLE_CODE = "NT"
+
+# The vendor API this adapter speaks (canonical/vendor_versions.py). Avalara's policy
+# (https://developer.avalara.com/api-versioning): majors n and n-1 stay active, n-2 is deprecated when n ships and
+# decommissioned 18 months after n is GA. REST v2 is the current major; no successor, so no date.
+API_VERSIONS = (
+    VendorApiVersion("avalara", "AvaTax REST (/api/v2)", "v2", released=None, sunset=None,
+                     source="https://developer.avalara.com/api-versioning",
+                     note="current major; a decommission date exists only once v4 is GA (n-2 is decommissioned "
+                          "18 months after n)"),
+)
 
 # AvaTax error codes that mean "this address cannot be located" (AvaTax error reference, avatax/errors/*).
 _ADDRESS_ERRORS = {"AddressRangeError", "AddressUnknownStreet", "AddressNotGeocoded", "InvalidAddress",

@@ -32,10 +32,21 @@ from canonical.fulfillment import ResolvedLine, WmsReleaseRef
 from canonical.order import Address, Shipment, ShipmentLine
 from canonical.payload import mapping
 from canonical.returns import AuthorizedLine
+from canonical.vendor_versions import VendorApiVersion
 
 log = structlog.get_logger(__name__)
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
+# The vendor API this adapter speaks (canonical/vendor_versions.py). docs.shipstation.com/api-overview lists V1 as
+# "Legacy", "still supported and maintained for existing integrations"; V2 (api.shipstation.com/v2) is the
+# current one. No end date for V1 is announced.
+API_VERSIONS = (
+    VendorApiVersion("shipstation", "ShipStation API (ssapi.shipstation.com)", "V1 (legacy)",
+                     released=None, sunset=None, source="https://docs.shipstation.com/api-overview",
+                     note="V1 is documented as legacy but supported and maintained; V2 is current "
+                          "(migration guide: https://docs.shipstation.com/orders/legacy-migration); no V1 end date "
+                          "announced"),
+)
 OPEN_STATUSES = frozenset({"awaiting_payment", "awaiting_shipment", "on_hold", "pending_fulfillment"})
 SHIPMENT_RESOURCE_TYPES = frozenset({"SHIP_NOTIFY", "ITEM_SHIP_NOTIFY"})
 MAX_PAGES = 500  # of one SHIP_NOTIFY resource (a batch of labels); more is a broken answer, not a batch

@@ -96,8 +96,8 @@ async def test_each_store_polls_its_own_marketplace_as_its_own_seller_and_names_
     assert [o.external_order_id for o in pages["amazon-de"].orders] == ["302-0000001-0000001"]
     assert [o.external_order_id for o in pages["amazon-uk"].orders] == ["202-0000002-0000002"]
     assert all(o.action == FeedAction.START for p in pages.values() for o in p.orders)
-    assert [r.url.params["MarketplaceIds"] for r in sent["amazon-de"]] == [DE_MKT]
-    assert [r.url.params["MarketplaceIds"] for r in sent["amazon-uk"]] == [UK_MKT]
+    assert [r.url.params["marketplaceIds"] for r in sent["amazon-de"]] == [DE_MKT]  # Orders API v2026-01-01
+    assert [r.url.params["marketplaceIds"] for r in sent["amazon-uk"]] == [UK_MKT]
     assert s.amazon_marketplace_id == "ATVPDKIKX0DER" and s.amazon_channel == "amazon"  # shared: unchanged
 
     client = FakeClient()
@@ -109,10 +109,9 @@ async def test_each_store_polls_its_own_marketplace_as_its_own_seller_and_names_
     assert not de.rejected and not uk.rejected
     assert [wf_id for _, wf_id in client.starts] == [de.workflow_id, uk.workflow_id]
     # each fetched its own order with its own seller's token: the other seller's order is not theirs to read
-    assert {r.url.path for r in sent["amazon-de"][1:]} == {
-        f"/orders/v0/orders/302-0000001-0000001{tail}" for tail in ("", "/address", "/orderItems")}
+    assert {r.url.path for r in sent["amazon-de"][1:]} == {"/orders/2026-01-01/orders/302-0000001-0000001"}
     assert lwa == {"amazon-de": [DE_TOKEN], "amazon-uk": [UK_TOKEN]}  # one LWA exchange each, its seller's token
-    with pytest.raises(ChannelRejected, match="404 from GET /orders/v0/orders/202-0000002-0000002"):
+    with pytest.raises(ChannelRejected, match="404 from GET /orders/2026-01-01/orders/202-0000002-0000002"):
         await env.run(acts.start_order, FeedOrderInput(channel="amazon-de", external_order_id="202-0000002-0000002"))
     assert len(client.starts) == 2
 

@@ -51,7 +51,7 @@ def test_the_registry_builds_the_vendor_adapters_of_the_profile(engine):
     assert type(build_wms(settings, engine)).__name__ == "ShipStationWms"
     channels = build_marketplace(settings, engine)
     assert {c: type(a).__name__ for c, a in channels.by_channel.items()} == {"shopify": "ShopifyAdmin",
-                                                                           "amazon": "AmazonSpApi"}
+                                                                           "amazon": "AmazonOrdersV2026"}
 
 
 def test_sandboxes_are_built_with_the_platforms_credentials_and_call_back_its_api():
