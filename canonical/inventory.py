@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import Field, NonNegativeInt, model_validator
+from pydantic import Field, NonNegativeInt, field_validator, model_validator
 
 from canonical.order import CanonicalModel, UtcDatetime
 
@@ -44,6 +44,14 @@ class InventoryEvent(CanonicalModel):
     counterpart_location: str | None = Field(
         default=None, max_length=64, description="transfer_out: the destination; transfer_in: the origin")
     reference: str | None = Field(default=None, max_length=255, description="Order, transfer or count reference")
+
+    @field_validator("source", "source_event_id", "sku", "location", "counterpart_location", "reference")
+    @classmethod
+    def _no_nul(cls, v: str | None) -> str | None:
+        # PostgreSQL text cannot hold a NUL: such an event would fail the ledger on every retry, holding up the SKU
+        if v is not None and "\x00" in v:
+            raise ValueError("must not contain a NUL character (\\u0000)")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> InventoryEvent:

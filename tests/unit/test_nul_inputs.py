@@ -30,3 +30,18 @@ def test_a_nul_in_a_query_parameter_is_422_naming_it(http):
 def test_a_nul_in_the_path_is_422(http):
     resp = http.get("/orders/shopify/12%0034")
     assert resp.status_code == 422 and resp.json()["detail"][0]["loc"] == ["path"]
+
+
+def test_a_nul_in_a_stock_event_is_refused_before_it_reaches_the_ledger():
+    """`POST /inventory/events` validates its body as InventoryEventBatch (a 422 naming the field): an event with a
+    NUL, sent on, would fail the ledger on PostgreSQL on every retry and hold up every later event of its SKU."""
+    from pydantic import ValidationError
+
+    from canonical.inventory import InventoryEventBatch
+
+    with pytest.raises(ValidationError) as exc:
+        InventoryEventBatch.model_validate_json(
+            '{"events": [{"kind": "receipt", "source": "wms", "source_event_id": "e\\u0000-1", "sku": "SKU-1", '
+            '"location": "WH1", "quantity": 5, "occurred_at": "2026-01-05T10:00:00Z"}]}')
+    [err] = exc.value.errors()
+    assert err["loc"][-1] == "source_event_id" and "NUL" in err["msg"]
