@@ -14,7 +14,7 @@ from enum import StrEnum
 from pydantic import Field, field_validator, model_validator
 
 from canonical.errors import BusinessError
-from canonical.money import KNOWN_CURRENCIES, DecimalAmount, Money, quantize
+from canonical.money import DecimalAmount, Money, currency_code, quantize
 from canonical.order import CanonicalModel, UtcDatetime
 
 
@@ -34,13 +34,7 @@ FINANCE_ERROR_TYPES: frozenset[str] = frozenset(
     cls.__name__ for cls in (SettlementFileInvalid, JournalConflict, ReconciliationOpen))
 
 
-def _currency(v: object) -> str:
-    if not isinstance(v, str):  # `currency: {}` is no code (and a dict cannot even be looked up)
-        raise ValueError(f"currency must be a 3-letter ISO-4217 code, got {type(v).__name__}")
-    code = v.strip().upper()
-    if code not in KNOWN_CURRENCIES:
-        raise ValueError(f"unknown currency {v[:20]!r}")
-    return code
+_currency = currency_code
 
 
 class TransactionKind(StrEnum):

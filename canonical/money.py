@@ -21,6 +21,16 @@ _TWO_DIGIT = {
 KNOWN_CURRENCIES = frozenset(_MINOR_UNITS) | _TWO_DIGIT
 
 
+def currency_code(v: object) -> str:
+    """A known ISO-4217 code, upper-cased; ValueError otherwise (for the models' currency validators)."""
+    if not isinstance(v, str):  # `currency: {}` is no code (and a dict cannot even be looked up)
+        raise ValueError(f"currency must be a 3-letter ISO-4217 code, got {type(v).__name__}")
+    code = v.strip().upper()
+    if code not in KNOWN_CURRENCIES:
+        raise ValueError(f"unknown currency {v[:20]!r}")
+    return code
+
+
 def minor_units(currency: str) -> int:
     return minor_units_of(currency)
 

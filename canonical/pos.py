@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from canonical.finance import JournalBuilder, JournalDimensions, JournalEntry
 from canonical.fulfillment import StepRecord
-from canonical.money import KNOWN_CURRENCIES, DecimalAmount, quantize
+from canonical.money import DecimalAmount, currency_code, quantize
 from canonical.order import CanonicalModel, UtcDatetime
 
 ZERO = Decimal(0)
@@ -41,13 +41,7 @@ class PosKind(StrEnum):
     RETURN = "return"
 
 
-def _currency(v: object) -> str:
-    if not isinstance(v, str):  # `currency: {}` is no code (and a dict cannot even be looked up)
-        raise ValueError(f"currency must be a 3-letter ISO-4217 code, got {type(v).__name__}")
-    code = v.strip().upper()
-    if code not in KNOWN_CURRENCIES:
-        raise ValueError(f"unknown currency {v[:20]!r}")
-    return code
+_currency = currency_code
 
 
 class PosLine(CanonicalModel):

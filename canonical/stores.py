@@ -12,17 +12,14 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from canonical.money import currency_code
 from canonical.order import CanonicalModel
 
 CHANNEL_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 VENDORS = ("shopify", "amazon", "square", "local")
 
 
-def _currency(v: str) -> str:
-    v = v.strip().upper()
-    if len(v) != 3 or not v.isalpha():
-        raise ValueError(f"currency must be a 3-letter ISO 4217 code, got {v!r}")
-    return v
+_currency = currency_code
 
 
 class LegalEntity(CanonicalModel):

@@ -26,7 +26,7 @@ Facts (tests/fixtures/SOURCES.md; `amzn/selling-partner-api-models` @ 34dc93fe45
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -35,15 +35,12 @@ from adapters.marketplace.amazon_sp import (
     AmazonMappingError,
     AmazonSpApi,
     OrdersPage,
-    OrderSummary,
-    feed_order,
     iso,
     map_order,
     map_summary,
     parse_time,
 )
 from canonical.order import Order, Shipment
-from canonical.order_feed import FeedPage
 from canonical.payload import mapping
 
 API_VERSION = "2026-01-01"
@@ -224,17 +221,6 @@ class AmazonOrdersV2026(AmazonSpApi):
         if next_token:
             params["paginationToken"] = next_token
         return map_search_page(self._json("GET", BASE, params=params))
-
-    def feed_page(self, updated_after: datetime | None, next_token: str | None = None) -> FeedPage:
-        page = self.orders_page(updated_after, next_token)
-        return FeedPage(next_token=page.next_token, orders=[feed_order(o) for o in page.orders])
-
-    def orders_since(self, last_updated_after: datetime) -> Iterator[OrderSummary]:
-        page = self.orders_page(last_updated_after)
-        yield from page.orders
-        while page.next_token:
-            page = self.orders_page(last_updated_after, page.next_token)
-            yield from page.orders
 
     def raw_order(self, amazon_order_id: str, included: Sequence[str] = ORDER_DATA) -> dict[str, Any]:
         body = self._json("GET", f"{BASE}/{amazon_order_id}", params={"includedData": ",".join(included)})

@@ -501,8 +501,8 @@ class AmazonSpApi:
     def orders_since(self, last_updated_after: datetime) -> Iterator[OrderSummary]:
         page = self.orders_page(last_updated_after)
         yield from page.orders
-        while page.next_token:
-            page = self.orders_page(None, page.next_token)
+        while page.next_token:  # v0 reads only the NextToken; v2026-01-01 wants the filter with every page
+            page = self.orders_page(last_updated_after, page.next_token)
             yield from page.orders
 
     def get_order(self, amazon_order_id: str) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from canonical.errors import printable
 from canonical.stores import Store
 from runtime.observability import QUARANTINED, WEBHOOK_DUPLICATES, WEBHOOKS
 from runtime.settings import Settings
-from starters import TemporalUnavailable
+from starters import TemporalUnavailable, signal_workflow
 
 log = structlog.get_logger(__name__)
 
@@ -162,6 +162,17 @@ def _check_key(key: Key) -> None:
         raise Fault(400, f"topic is longer than {TOPIC_MAX} characters", topic=None, delivery_id=None)
     if key.delivery_id is not None and len(key.delivery_id) > DELIVERY_ID_MAX:
         raise Fault(400, f"delivery id is longer than {DELIVERY_ID_MAX} characters", delivery_id=None)
+
+
+def signal_act(d: Delivery, workflow_id: str, signal: str, arg: Any, missing: str) -> Act:
+    """The step that signals `workflow_id` with `arg`: 202, or 409 (`missing`) when no such workflow runs."""
+
+    async def act() -> Accepted:
+        if not await signal_workflow(await d.client(), workflow_id, signal, arg):
+            raise Fault(409, missing)
+        return Accepted(workflow_id, Outcome(202, {"workflow_id": workflow_id, "duplicate": False}))
+
+    return act
 
 
 class Source(ABC):

@@ -12,14 +12,13 @@ from sqlalchemy import Engine
 
 from adapters.erp.base import BookedOrder
 from adapters.marketplace import shopify
-from api.intake.pipeline import Accepted, Act, Delivery, Fault, Key, Outcome
+from api.intake.pipeline import Act, Delivery, Fault, Key, signal_act
 from canonical.money import Money, parse_decimal
 from canonical.order import order_workflow_id
 from canonical.payload import mapping
 from canonical.returns import Receipt, ReturnLine, ReturnReason, ReturnRequest
 from runtime.registry import build_erp
 from runtime.settings import Settings
-from starters import signal_workflow
 
 RECEIPT_TOPIC = "return.received"
 
@@ -244,10 +243,5 @@ def event_id_of(payload: dict) -> str:
 
 def signal_receipt(d: Delivery, key: Key) -> Act:
     external_ref, receipt = key.payload
-
-    async def act() -> Accepted:
-        if not await signal_workflow(await d.client(), external_ref, "receipt", receipt):
-            raise Fault(409, f"no running return {external_ref} for receipt {receipt.receipt_id}")
-        return Accepted(external_ref, Outcome(202, {"workflow_id": external_ref, "duplicate": False}))
-
-    return act
+    return signal_act(d, external_ref, "receipt", receipt,
+                      f"no running return {external_ref} for receipt {receipt.receipt_id}")

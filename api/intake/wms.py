@@ -9,11 +9,10 @@ from adapters.marketplace import shopify
 from adapters.wms.local import SHIPMENT_SHORT_PICKED, SIGNATURE_HEADER
 from adapters.wms.local import verify as verify_signature
 from api.intake import returns
-from api.intake.pipeline import Accepted, Act, Delivery, Fault, Key, Outcome, Source
+from api.intake.pipeline import Act, Delivery, Fault, Key, Source, signal_act
 from canonical.inventory import ShortPick
 from canonical.order import Shipment
 from canonical.payload import mapping
-from starters import signal_workflow
 
 SHIPMENT_TOPIC = "shipment"
 SHORT_PICK_TOPIC = "short_pick"
@@ -84,24 +83,14 @@ class WmsLocalSource(Source):
         if key.topic == SHORT_PICK_TOPIC:
             return _signal_short_pick(d, key)
         external_ref, shipment = key.payload
-
-        async def act() -> Accepted:
-            if not await signal_workflow(await d.client(), external_ref, "shipment", shipment):
-                raise Fault(409, f"no running workflow {external_ref} for shipment {shipment.shipment_id}")
-            return Accepted(external_ref, Outcome(202, {"workflow_id": external_ref, "duplicate": False}))
-
-        return act
+        return signal_act(d, external_ref, "shipment", shipment,
+                          f"no running workflow {external_ref} for shipment {shipment.shipment_id}")
 
 
 def _signal_short_pick(d: Delivery, key: Key) -> Act:
     external_ref, short_pick = key.payload
-
-    async def act() -> Accepted:
-        if not await signal_workflow(await d.client(), external_ref, "short_pick", short_pick):
-            raise Fault(409, f"no running workflow {external_ref} for short pick of {short_pick.release_id}")
-        return Accepted(external_ref, Outcome(202, {"workflow_id": external_ref, "duplicate": False}))
-
-    return act
+    return signal_act(d, external_ref, "short_pick", short_pick,
+                      f"no running workflow {external_ref} for short pick of {short_pick.release_id}")
 
 
 SOURCE = WmsLocalSource()
