@@ -84,10 +84,20 @@ def amazon_poll_channels(settings: Settings) -> list[str]:
     return stores
 
 
-def order_poll_activities(settings: Settings) -> OrderPollActivities:
+def shopify_poll_channels(settings: Settings) -> list[str]:
+    """The Shopify channels the worker polls when RETAILFLOW_SHOPIFY_POLL_ENABLED: every channel
+    RETAILFLOW_MARKETPLACE_ADAPTERS routes to "shopify", read through the GraphQL Admin API `orders` query (the
+    webhooks stay the fast path; the poll catches what they missed)."""
+    if settings.shopify_admin_api != "graphql":
+        return []
+    return sorted(c for c, n in settings.marketplace_adapters.items() if n.strip().lower() == "shopify")
+
+
+def order_poll_activities(settings: Settings, adapters: Adapters | None = None) -> OrderPollActivities:
     """The order poll's activities: each polled channel's feed (Amazon SP-API for each channel of
-    `amazon_poll_channels`, with that channel's settings, the client built on first use), orders started and
-    cancelled through the starters."""
+    `amazon_poll_channels`, with that channel's settings, the client built on first use; each Shopify channel of
+    `shopify_poll_channels` is read through its marketplace client), orders started and cancelled through the
+    starters."""
     from adapters.marketplace.amazon_sp import build_amazon_sp
 
     async def start(client: Client, order: Order) -> tuple[str, bool]:
@@ -98,6 +108,12 @@ def order_poll_activities(settings: Settings) -> OrderPollActivities:
 
     # a store without its seller, marketplace or refresh token is refused here, never polled as another seller
     feeds = {c: feed(channel_settings(settings, c, "amazon")) for c in amazon_poll_channels(settings)}
+    if adapters is not None:
+        def shop(channel: str):
+            return lambda: adapters.marketplace.for_channel(channel)
+
+        feeds.update({c: shop(c) for c in shopify_poll_channels(settings)
+                      if hasattr(adapters.marketplace, "for_channel")})
     return OrderPollActivities(feeds=feeds, start_order=start, signal=signal_workflow)
 
 
@@ -112,7 +128,7 @@ def worker_activities(adapters: Adapters, settings: Settings | None = None) -> l
             *(InventoryActivities(adapters, sync_starter=start_inventory_sync).all()
               if adapters.inventory is not None else []),
             *build_finance_activities(adapters, settings).all(), *PosActivities(adapters).all(),
-            *order_poll_activities(settings).all()]
+            *order_poll_activities(settings, adapters).all()]
 
 
 def build_worker(
@@ -223,6 +239,11 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             await start_order_poll(client, channel=channel, task_queue=settings.queue_for("orders"),
                                    interval_seconds=settings.amazon_poll_interval_seconds,
                                    lookback_hours=settings.amazon_poll_lookback_hours)
+    if settings.shopify_poll_enabled:  # Shopify GraphQL order polling: the webhooks' safety net (docs/vendors.md)
+        for channel in shopify_poll_channels(settings):
+            await start_order_poll(client, channel=channel, task_queue=settings.queue_for("orders"),
+                                   interval_seconds=settings.shopify_poll_interval_seconds,
+                                   lookback_hours=settings.shopify_poll_lookback_hours)
     log.info("worker.started", task_queues=[w.task_queue for w in domain_workers], temporal=settings.temporal_address,
              partner_queues=sorted(settings.partner_activity_rate_limits))
     async with contextlib.AsyncExitStack() as stack:

@@ -16,7 +16,7 @@ from adapters.platform.projection import StatusProjection
 from api import errors
 from api.auth import document_auth
 from api.deps import EngineDep, TemporalConnector
-from api.routers import codec, erp, ops, orders, shipstation, webhooks
+from api.routers import codec, erp, ops, orders, shipstation, shopify_oauth, webhooks
 from api.routers import inventory as inventory_router
 from api.routers import pos as pos_router
 from api.routers import returns as returns_router
@@ -138,6 +138,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(settlements_router.router)  # finance (docs/finance.md)
     app.include_router(pos_router.router)  # POS store days and the Square webhook (docs/pos.md)
     app.include_router(shipstation.router)  # ShipStation SHIP_NOTIFY (docs/vendors.md)
+    app.include_router(shopify_oauth.router)  # the Shopify app install (OAuth; signed by Shopify, no API key)
     errors.install(app)  # 422/400 answers that hold any input (a lone surrogate, NaN, deep nesting): api/errors.py
     codec.install(app, settings)  # Temporal's codec server for the Web UI, its keys and CORS (docs/security.md)
     document_auth(app)  # credentials on every route but webhooks, /healthz, /metrics (api/auth.py)

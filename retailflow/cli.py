@@ -226,6 +226,81 @@ def db_upgrade(
                f"{settings.effective_database_url.split('@')[-1]}")
 
 
+@shopify_app.command("webhooks")
+def shopify_webhooks(
+    check: Annotated[bool, typer.Option("--check", help="Only report; exit 1 when a topic is missing")] = False,
+    channel: Annotated[list[str] | None, typer.Option(help="A Shopify channel (default: every one routed to Shopify)")] = None,
+) -> None:
+    """Create (or check) one webhook subscription per topic the intake serves, at RETAILFLOW_API_BASE_URL's
+    /webhooks/shopify, through the GraphQL Admin API (webhookSubscriptionCreate)."""
+    from adapters.sql import make_engine
+    from runtime.settings import get_settings
+    from runtime.shopify_webhooks import intake_uri, sync_webhooks
+
+    settings = get_settings()
+    engine = make_engine(settings.effective_database_url)
+    try:
+        result = sync_webhooks(settings, engine, check_only=check, channels=channel or None)
+    except Exception as exc:  # a vendor refusal or a configuration error: said in one line
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    if not result:
+        typer.echo("no channel is routed to Shopify (RETAILFLOW_MARKETPLACE_ADAPTERS)", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"intake: {intake_uri(settings)}")
+    for ch, topics in result.items():
+        for topic, outcome in topics.items():
+            typer.echo(f"{ch}\t{topic}\t{outcome}")
+    if any(o == "missing" for topics in result.values() for o in topics.values()):
+        raise typer.Exit(1)
+
+
+@shopify_app.command("install")
+def shopify_install(
+    shop: Annotated[str, typer.Argument(help="The shop, name.myshopify.com (one of RETAILFLOW_STORES or "
+                                             "RETAILFLOW_SHOPIFY_SHOP_DOMAIN)")],
+) -> None:
+    """Print the link a merchant opens to install the app on SHOP (Shopify's authorize page; valid 10 minutes).
+    Shopify redirects to the API's /shopify/oauth/callback, which stores the shop's token sealed."""
+    from adapters.marketplace.shopify_oauth import OAuthRefused
+    from runtime.settings import get_settings
+    from runtime.shopify_auth import install_link
+
+    settings = get_settings()
+    try:
+        link = install_link(settings, shop)
+    except OAuthRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(link)
+    if settings.shopify_app_auth != "authorization_code":
+        typer.echo("note: RETAILFLOW_SHOPIFY_APP_AUTH is not authorization_code; the stored token is used only "
+                   "once it is", err=True)
+
+
+@shopify_app.command("shops")
+def shopify_shops() -> None:
+    """The shops whose app token is stored: grant, scopes, expiry (never the token)."""
+    from adapters.sql import make_engine
+    from runtime.settings import get_settings
+    from runtime.shopify_auth import token_store
+
+    settings = get_settings()
+    engine = make_engine(settings.effective_database_url)
+    try:
+        rows = token_store(settings, engine).shops()
+    finally:
+        engine.dispose()
+    if not rows:
+        typer.echo("no shop has installed the app (retailflow shopify install SHOP)")
+        return
+    for r in rows:
+        expires = r.expires_at.isoformat() if r.expires_at else "never"
+        typer.echo(f"{r.shop}\t{r.grant}\texpires {expires}\t{','.join(sorted(r.scopes))}")
+
+
 @shopify_app.command("send")
 def shopify_send(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Raw webhook body")],

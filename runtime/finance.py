@@ -31,10 +31,10 @@ def finance_config(settings: Settings) -> FinanceConfig:
                          entities=directory.entities if configured else {}, fx_rates=settings.finance_fx_rates)
 
 
-def build_settlement_reports(settings: Settings) -> SettlementReportSource:
+def build_settlement_reports(settings: Settings, engine: Engine | None = None) -> SettlementReportSource:
     """The folder; Amazon's Reports API downloading into it for each channel routed to SP-API (the single-store
     channel, or each Amazon store of RETAILFLOW_STORES with its own seller's token; provider = the channel);
-    Shopify's payouts (Admin API) downloading into it for each channel on the Shopify adapter. All may be on:
+    Shopify's payouts (GraphQL Admin API, or REST with RETAILFLOW_SHOPIFY_ADMIN_API=rest) downloading into it for each channel on the Shopify adapter. All may be on:
     each downloads only for its own provider, then lists from the folder."""
     local = LocalSettlementReports(Path(settings.data_dir) / "settlements")
     reports: SettlementReportSource = local
@@ -53,7 +53,21 @@ def build_settlement_reports(settings: Settings) -> SettlementReportSource:
         from runtime.registry import channel_settings
 
         for channel in shopify_channels:
-            api = build_shopify_payouts_api(channel_settings(settings, channel, "shopify"))
+            shop_settings = channel_settings(settings, channel, "shopify")
+            auth = None
+            if engine is not None and settings.shopify_app_auth != "static":  # the installed shop's own token
+                from runtime.shopify_auth import shopify_auth_for
+
+                auth = shopify_auth_for(shop_settings, engine)
+            if settings.shopify_admin_api == "graphql":  # shopifyPaymentsAccount payouts / balanceTransactions
+                from adapters.marketplace.shopify_graphql import build_shopify_graphql
+                from adapters.marketplace.shopify_payouts_graphql import ShopifyPayoutsGraphQL
+                from runtime.observability import observe_shopify_cost
+
+                api = ShopifyPayoutsGraphQL(build_shopify_graphql(shop_settings, auth=auth, channel=channel,
+                                                                  on_cost=observe_shopify_cost))
+            else:
+                api = build_shopify_payouts_api(shop_settings, auth=auth)
             reports = ShopifyPayoutReports(api, local, provider=channel, inner=reports)
     return reports
 
@@ -84,5 +98,5 @@ def build_finance_activities(adapters: Adapters, settings: Settings | None = Non
             raise ValueError("finance needs the platform database: pass `engine` or adapters with a projection")
         engine = adapters.projection.engine
     return SettlementActivities(SettlementStore(engine), adapters.erp,
-                                reports if reports is not None else build_settlement_reports(settings),
+                                reports if reports is not None else build_settlement_reports(settings, engine),
                                 finance_config(settings))

@@ -50,6 +50,20 @@ ORDER_MILESTONE_SECONDS = Histogram(
 )
 
 
+SHOPIFY_COST_AVAILABLE = Gauge("retailflow_shopify_cost_available", "Points left in a shop's GraphQL Admin API "
+                                "cost bucket (extensions.cost.throttleStatus), as last seen", ["shop"])
+SHOPIFY_WEBHOOK_VERSION_MISMATCH = Counter(
+    "retailflow_shopify_webhook_version_mismatch_total", "Shopify webhooks whose X-Shopify-API-Version is not the "
+    "configured Admin API version", ["received", "configured"])
+SHOPIFY_COST_MAXIMUM = Gauge("retailflow_shopify_cost_maximum", "Size of a shop's GraphQL cost bucket", ["shop"])
+
+
+def observe_shopify_cost(shop: str, status: Any) -> None:
+    """Each GraphQL answer's throttle status: what back-pressure and alerts read (docs/vendors.md)."""
+    SHOPIFY_COST_AVAILABLE.labels(shop=shop).set(float(status.available))
+    SHOPIFY_COST_MAXIMUM.labels(shop=shop).set(float(status.maximum))
+
+
 def observe_order_milestone(milestone: str, channel: str, seconds: float) -> None:
     """What `OpsActivities` calls when an order reaches a milestone (the worker injects it)."""
     ORDER_MILESTONE_SECONDS.labels(milestone, channel).observe(seconds)

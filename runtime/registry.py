@@ -85,8 +85,26 @@ def build_marketplace(settings: Settings, engine: Engine) -> MarketplaceAdapter:
         from adapters.marketplace.by_channel import ChannelMarketplaces, build_vendor_marketplace
 
         return ChannelMarketplaces(LocalMarketplace(engine), {
-            c: build_vendor_marketplace(n, channel_settings(settings, c, n)) for c, n in vendors.items()})
+            c: build_shopify(channel_settings(settings, c, n), engine, c) if n == "shopify"
+            else build_vendor_marketplace(n, channel_settings(settings, c, n)) for c, n in vendors.items()})
     return LocalMarketplace(engine)
+
+
+def build_shopify(settings: Settings, engine: Engine, channel: str):
+    """A Shopify shop's client: the GraphQL Admin API (default) or the legacy REST one
+    (RETAILFLOW_SHOPIFY_ADMIN_API). The access token comes per request from `shopify_auth_for`: the configured
+    token, or the one stored when the shop installed the app (`retailflow shopify install`)."""
+    from runtime.shopify_auth import shopify_auth_for
+
+    auth = shopify_auth_for(settings, engine)
+    if settings.shopify_admin_api == "rest":
+        from adapters.marketplace.shopify_admin import build_shopify_admin
+
+        return build_shopify_admin(settings, auth=auth)
+    from adapters.marketplace.shopify_graphql import build_shopify_graphql
+    from runtime.observability import observe_shopify_cost
+
+    return build_shopify_graphql(settings, auth=auth, channel=channel, on_cost=observe_shopify_cost)
 
 
 def channel_settings(settings: Settings, channel: str, vendor: str) -> Settings:
@@ -112,10 +130,13 @@ def channel_settings(settings: Settings, channel: str, vendor: str) -> Settings:
             raise ValueError(f"store {channel!r} has no {' / '.join(missing)} (RETAILFLOW_STORES); {routed}")
         return settings.model_copy(update={"amazon_channel": channel, "amazon_seller_id": seller,
                                            "amazon_marketplace_id": marketplace, "amazon_refresh_token": token})
-    if not entry.admin_base_url or entry.admin_access_token is None:
+    static = settings.shopify_app_auth == "static"
+    if not entry.admin_base_url or (static and entry.admin_access_token is None):
         # never the single-shop credentials: this store's updates would land in another shop
         raise ValueError(f"store {channel!r} has no admin_base_url / admin_access_token (RETAILFLOW_STORES); "
                          f"{routed}")
-    return settings.model_copy(update={"shopify_admin_base_url": entry.admin_base_url,
-                                       "shopify_admin_access_token": entry.admin_access_token,
-                                       "shopify_location_id": None})  # the shop's own first active location
+    update: dict[str, object] = {"shopify_admin_base_url": entry.admin_base_url, "shopify_shop_domain": entry.shop_domain,
+                                 "shopify_location_id": None}  # the shop's own first active location
+    if entry.admin_access_token is not None:
+        update["shopify_admin_access_token"] = entry.admin_access_token
+    return settings.model_copy(update=update)

@@ -275,11 +275,50 @@ class ShopifySettings(_Group):
         return [s for s in (self.shopify_webhook_secret, self.shopify_previous_webhook_secret) if s is not None]
 
     shopify_admin_base_url: str = Field(default="http://127.0.0.1:8103", description="https://<shop>.myshopify.com")
-    shopify_admin_api_version: str = "2026-10"
+    shopify_admin_api_version: str = Field(default="2026-10", description="Admin API version (GraphQL and REST); "
+                                           "a stable version Shopify still supports (`retailflow vendors versions`)")
+    shopify_admin_api: Literal["graphql", "rest"] = Field(
+        default="graphql", description="graphql: the GraphQL Admin API (fulfillment orders, inventorySetQuantities "
+        "compare-and-set, refundCreate, cost-based throttling); rest: the legacy REST Admin API")
+    shopify_poll_enabled: bool = Field(default=False, description="The worker starts a ChannelOrderPoll of each "
+                                       "Shopify channel (GraphQL `orders`): catches orders whose webhook never came")
+    shopify_poll_interval_seconds: int = Field(default=300, ge=30)
+    shopify_poll_lookback_hours: int = Field(default=24, ge=1)
     shopify_admin_access_token: SecretStr = Field(default=SecretStr("shpat_retailflow_sandbox"),
                                                   description="Admin API access token (X-Shopify-Access-Token)")
     shopify_location_id: str | None = Field(default=None, description="Location whose inventory levels are set; "
                                             "default the shop's first active location")
+    shopify_shop_domain: str | None = Field(default=None, description="The shop (name.myshopify.com) of the "
+                                            "single-shop settings; default the Admin base URL's host when it is one")
+    shopify_app_auth: Literal["static", "authorization_code", "client_credentials"] = Field(
+        default="static", description="How the Admin API token is obtained: static (RETAILFLOW_SHOPIFY_ADMIN_"
+        "ACCESS_TOKEN / a store's admin_access_token), authorization_code (the merchant installs the app: "
+        "`retailflow shopify install SHOP`; expiring offline tokens, refreshed, sealed per shop in the database) "
+        "or client_credentials (an app of the merchant's own organization: 24-hour tokens fetched as needed)")
+    shopify_app_client_id: str = Field(default="retailflow-dev-client-id", description="The app's client id (API "
+                                       "key); its client secret is RETAILFLOW_SHOPIFY_WEBHOOK_SECRET")
+    shopify_app_scopes: str = Field(
+        default="read_orders,write_orders,read_merchant_managed_fulfillment_orders,"
+        "write_merchant_managed_fulfillment_orders,read_inventory,write_inventory,read_products,write_products,"
+        "read_locations,read_shopify_payments_payouts",
+        description="Scopes the install asks for and every token must have (write_x includes read_x)")
+
+    @property
+    def shopify_app_scope_list(self) -> list[str]:
+        return [s.strip() for s in self.shopify_app_scopes.split(",") if s.strip()]
+
+    @property
+    def shopify_oauth_redirect_uri(self) -> str:
+        return f"{self.effective_api_base_url.rstrip('/')}/shopify/oauth/callback"
+
+    @property
+    def effective_shopify_shop_domain(self) -> str | None:
+        if self.shopify_shop_domain:
+            return self.shopify_shop_domain.strip().lower()
+        from urllib.parse import urlsplit
+
+        host = (urlsplit(self.shopify_admin_base_url).hostname or "").lower()
+        return host if host.endswith(".myshopify.com") else None
 
 
 class AmazonSettings(_Group):

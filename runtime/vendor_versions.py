@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 
 from adapters.erp import erpnext
-from adapters.marketplace import amazon_sp, shopify_admin, shopify_payouts_api
+from adapters.marketplace import amazon_sp, shopify_admin, shopify_graphql, shopify_oauth, shopify_payouts_api
 from adapters.pos import square
 from adapters.tax import avalara
 from adapters.wms import shipstation
@@ -30,7 +30,7 @@ NO_VENDOR_API = frozenset({
 
 
 def shopify_rest_version(api: str, version: str) -> VendorApiVersion:
-    """A Shopify Admin REST version, with its sunset by Shopify's documented minimum (12 months)."""
+    """A Shopify Admin version (REST and GraphQL share the quarterly versions), with its sunset by Shopify's documented minimum (12 months)."""
     try:
         released: date | None = quarterly_release(version)
         sunset: date | None = quarterly_sunset(version)
@@ -54,10 +54,14 @@ def amazon_orders_version(settings: Any) -> VendorApiVersion:
 
 def declared_by_module(settings: Any) -> dict[str, list[VendorApiVersion]]:
     return {
-        shopify_admin.__name__: [shopify_rest_version("Admin REST (orders, fulfillments, refunds, inventory)",
+        shopify_graphql.__name__: [shopify_rest_version("GraphQL Admin (orders, fulfillment orders, refunds, inventory, "
+                                                        "prices, webhooks)", settings.shopify_admin_api_version)],
+        shopify_admin.__name__: [shopify_rest_version("Admin REST (legacy; RETAILFLOW_SHOPIFY_ADMIN_API=rest)",
                                                       settings.shopify_admin_api_version)],
-        shopify_payouts_api.__name__: [shopify_rest_version("Admin REST (Shopify Payments payouts)",
+        shopify_payouts_api.__name__: [shopify_rest_version("Admin REST (Shopify Payments payouts; "
+                                                            "RETAILFLOW_SHOPIFY_ADMIN_API=rest)",
                                                             shopify_payouts_api.API_VERSION)],
+        shopify_oauth.__name__: list(shopify_oauth.API_VERSIONS),
         amazon_sp.__name__: [amazon_orders_version(settings), *amazon_sp.API_VERSIONS],
         square.__name__: list(square.API_VERSIONS),
         shipstation.__name__: list(shipstation.API_VERSIONS),

@@ -270,9 +270,13 @@ def channel_rejected(response: httpx.Response, context: Any = None) -> ChannelRe
                            f"{vendor_message(response)}", details={"status": response.status_code})
 
 
-def build_shopify_admin(settings: Any, *, transport: httpx.BaseTransport | None = None) -> ShopifyAdmin:
-    """From RETAILFLOW_SHOPIFY_ADMIN_* settings; the token goes into a header once and is never logged."""
+def build_shopify_admin(settings: Any, *, transport: httpx.BaseTransport | None = None,
+                        auth: httpx.Auth | None = None) -> ShopifyAdmin:
+    """From RETAILFLOW_SHOPIFY_ADMIN_* settings; the token goes into a header once (or per request through `auth`,
+    an installed shop's token) and is never logged."""
+    headers = {"Accept": "application/json"}
+    if auth is None:
+        headers[_ACCESS_HEADER] = settings.shopify_admin_access_token.get_secret_value()
     http = VendorHttp("shopify", settings.shopify_admin_base_url, transport=transport, error_mapper=channel_rejected,
-                      headers={_ACCESS_HEADER: settings.shopify_admin_access_token.get_secret_value(),
-                               "Accept": "application/json"})
+                      headers=headers, auth=auth)
     return ShopifyAdmin(http, api_version=settings.shopify_admin_api_version, location_id=settings.shopify_location_id)

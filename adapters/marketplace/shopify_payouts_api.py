@@ -249,12 +249,15 @@ class ShopifyPayoutReports:
 
 
 def build_shopify_payouts_api(settings: Any, *, transport: httpx.BaseTransport | None = None,
-                              api_version: str = API_VERSION) -> ShopifyPayoutsApi:
-    """From RETAILFLOW_SHOPIFY_ADMIN_* settings (the token goes into a header once and is never logged); the API
-    version is this fetcher's own, not `shopify_admin_api_version`."""
+                              api_version: str = API_VERSION, auth: httpx.Auth | None = None) -> ShopifyPayoutsApi:
+    """From RETAILFLOW_SHOPIFY_ADMIN_* settings (the token goes into a header once, or per request through `auth`,
+    an installed shop's token; never logged); the API version is this fetcher's own, not
+    `shopify_admin_api_version`."""
+    headers = {"Accept": "application/json"}
+    if auth is None:
+        headers[_ACCESS_HEADER] = settings.shopify_admin_access_token.get_secret_value()
     http = VendorHttp("shopify", settings.shopify_admin_base_url, transport=transport, error_mapper=channel_rejected,
-                      headers={_ACCESS_HEADER: settings.shopify_admin_access_token.get_secret_value(),
-                               "Accept": "application/json"})
+                      headers=headers, auth=auth)
     return ShopifyPayoutsApi(http, api_version=api_version)
 
 

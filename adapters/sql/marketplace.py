@@ -1,4 +1,5 @@
-"""The embedded marketplace's tables (adapters/marketplace/local.py): status updates, refunds and published availability."""
+"""The embedded marketplace's tables (adapters/marketplace/local.py): status updates, refunds and published availability;
+and the Shopify shops' app tokens (adapters/marketplace/shopify_tokens.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from sqlalchemy import (
     Column,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     UniqueConstraint,
@@ -51,4 +53,17 @@ inventory_publications = Table(  # what the embedded marketplace was told a chan
     Column("quantity", Integer, nullable=False),
     Column("published_at", UtcDateTime(), nullable=False, default=utcnow),
     Index("ix_inventory_publications_item", "item_code", "channel", "id"),
+)
+
+shopify_tokens = Table(  # each shop's app access (OAuth): the tokens sealed (AES-256-GCM, the codec's keyring)
+    "shopify_tokens",
+    metadata,
+    Column("shop", String(255), primary_key=True),  # name.myshopify.com
+    Column("grant", String(96), nullable=False),  # authorization_code | refresh_token | client_credentials | token-exchange
+    Column("scopes", String(2000), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),  # {"access_token", "refresh_token"} sealed, AAD = the shop
+    Column("obtained_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime()),
+    Column("refresh_expires_at", UtcDateTime()),
+    Column("installed_at", UtcDateTime(), nullable=False, default=utcnow),
 )

@@ -19,6 +19,7 @@ from api.intake.pipeline import Accepted, Act, Delivery, Fault, Ignored, Key, Ou
 from canonical.fulfillment import AnalystAction
 from canonical.order import order_workflow_id
 from canonical.vendor_errors import VendorAuthFailed
+from runtime.observability import SHOPIFY_WEBHOOK_VERSION_MISMATCH
 from starters import signal_workflow
 from starters.orders import start_order
 from starters.returns import start_return
@@ -73,7 +74,20 @@ class ShopifySource(Source):
     def identify(self, d: Delivery) -> Key:
         key = Key(shopify.header(d.headers, "topic"), shopify.header(d.headers, "webhook-id"))
         self._fresh(d, key)
+        self._api_version(d, key)
         return key
+
+    @staticmethod
+    def _api_version(d: Delivery, key: Key) -> None:
+        """`X-Shopify-API-Version` against the configured Admin API version: the app's webhooks should come in
+        the version the platform speaks. Another one is still processed (the payload's documented JSON maps the
+        same across supported versions) but logged and counted, so the app's webhook version can be fixed."""
+        received = shopify.header(d.headers, "api-version")
+        configured = d.settings.shopify_admin_api_version
+        if received and received.strip() != configured:
+            SHOPIFY_WEBHOOK_VERSION_MISMATCH.labels(received=received.strip()[:16], configured=configured).inc()
+            log.warning("shopify.webhook_api_version", received=received.strip()[:16], configured=configured,
+                        topic=key.topic, delivery_id=key.delivery_id)
 
     @staticmethod
     def _fresh(d: Delivery, key: Key) -> None:

@@ -277,7 +277,12 @@ def test_build_settlement_reports_selects_shopify_and_chains_with_amazon(tmp_pat
     assert isinstance(build_settlement_reports(Settings(data_dir=tmp_path)), LocalSettlementReports)
     shop = build_settlement_reports(Settings(data_dir=tmp_path, marketplace_adapters={"shopify": "shopify"}))
     assert isinstance(shop, spa.ShopifyPayoutReports) and isinstance(shop.inner, LocalSettlementReports)
-    assert shop.api.prefix == "/admin/api/2026-10"  # this fetcher's own version, not shopify_admin_api_version
+    from adapters.marketplace.shopify_payouts_graphql import ShopifyPayoutsGraphQL
+
+    assert isinstance(shop.api, ShopifyPayoutsGraphQL)  # GraphQL Admin (the default Admin API)
+    rest = build_settlement_reports(Settings(data_dir=tmp_path, marketplace_adapters={"shopify": "shopify"},
+                                             shopify_admin_api="rest"))
+    assert rest.api.prefix == "/admin/api/2026-10"  # this fetcher's own version, not shopify_admin_api_version
     both = build_settlement_reports(Settings(data_dir=tmp_path, marketplace_adapters={"shopify": "shopify",
                                                                                       "amazon": "amazon"}))
     assert isinstance(both, spa.ShopifyPayoutReports) and isinstance(both.inner, AmazonSettlementReports)

@@ -66,7 +66,9 @@ ROUTES: dict[tuple[str, str], frozenset[Role]] = {
 }
 OPEN = {"/healthz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # the codec's sign-in page and sign-out (clears the cookie) need no credentials
-OPEN_ROUTES = {("GET", "/codec/session"), ("DELETE", "/codec/session")}
+OPEN_ROUTES = {("GET", "/codec/session"), ("DELETE", "/codec/session"),
+               # the Shopify app install: Shopify signs these requests (hmac with the app's client secret)
+               ("GET", "/shopify/oauth/install"), ("GET", "/shopify/oauth/callback")}
 SAMPLE = {"channel": "shopify", "external_order_id": "1", "qid": "1", "workflow_id": "order:shopify:1",
           "return_id": "R1", "sku": "SKU1", "provider": "amazon", "settlement_id": "1", "store_id": "L1",
           "business_date": "2026-01-01", "action": "retry"}

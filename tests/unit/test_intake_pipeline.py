@@ -376,3 +376,24 @@ def test_refused_signatures_are_capped_as_they_arrive(engine, fake):
                          headers={**shopify_headers(body, webhook_id=f"wh-u{i}"), "X-Shopify-Hmac-Sha256": "no"})
         assert resp.status_code == 401
     assert [r["delivery_id"] for r in quarantined(engine)] == ["wh-u4", "wh-u3", "wh-u2"]
+
+
+def test_a_webhook_in_another_api_version_is_processed_and_counted(http, fake):
+    """X-Shopify-API-Version is checked against the configured Admin API version: a mismatch is still processed
+    (the documented JSON maps the same) but counted, so the app's webhook version can be fixed."""
+    def mismatches(received: str) -> float:
+        return REGISTRY.get_sample_value("retailflow_shopify_webhook_version_mismatch_total",
+                                         {"received": received, "configured": "2026-10"}) or 0.0
+
+    before = mismatches("2025-07")
+    body = order_body("820982911946154999")
+    old_version = http.post("/webhooks/shopify", content=body, headers={
+        **shopify_headers(body, webhook_id="wh-v1"), "X-Shopify-API-Version": "2025-07"})
+    assert old_version.status_code == 202 and len(fake.starts) == 1
+    assert mismatches("2025-07") == before + 1
+    body = order_body("820982911946155000")
+    same = http.post("/webhooks/shopify", content=body, headers={
+        **shopify_headers(body, webhook_id="wh-v2"), "X-Shopify-API-Version": "2026-10"})
+    assert same.status_code == 202 and mismatches("2025-07") == before + 1
+    assert REGISTRY.get_sample_value("retailflow_shopify_webhook_version_mismatch_total",
+                                     {"received": "2026-10", "configured": "2026-10"}) is None

@@ -50,7 +50,7 @@ def test_the_registry_builds_the_vendor_adapters_of_the_profile(engine):
     assert type(build_tax(settings, engine)).__name__ == "AvalaraTax"
     assert type(build_wms(settings, engine)).__name__ == "ShipStationWms"
     channels = build_marketplace(settings, engine)
-    assert {c: type(a).__name__ for c, a in channels.by_channel.items()} == {"shopify": "ShopifyAdmin",
+    assert {c: type(a).__name__ for c, a in channels.by_channel.items()} == {"shopify": "ShopifyGraphQL",
                                                                            "amazon": "AmazonOrdersV2026"}
 
 

@@ -184,9 +184,10 @@ def test_cli_lists_every_declared_version() -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split() == ["VENDOR", "API", "VERSION", "SUNSET", "STATUS"]
-    shopify = [line for line in lines if line.startswith("shopify ")]
-    assert len(shopify) == 2 and all("2026-10" in line and "2027-10-01" in line and " ok " in f"{line} "
-                                     for line in shopify)
+    shopify = [line for line in lines if line.startswith("shopify ") and "unversioned" not in line]
+    assert len(shopify) == 3 and all("2026-10" in line and "2027-10-01" in line and " ok " in f"{line} "
+                                     for line in shopify)  # GraphQL Admin, REST Admin (legacy), REST payouts
+    assert any(line.startswith("shopify ") and "OAuth" in line and "unversioned" in line for line in lines)
     for vendor in ("amazon", "square", "shipstation", "avalara", "erpnext"):
         assert any(line.startswith(vendor + " ") for line in lines), vendor
 
@@ -202,8 +203,8 @@ def test_cli_warns_within_90_days_and_exits_0() -> None:
 def test_cli_exits_1_when_a_configured_version_is_past() -> None:
     result = _run("--today", "2026-12-02", env={"RETAILFLOW_SHOPIFY_ADMIN_API_VERSION": "2024-07"})
     assert result.exit_code == 1, result.output
-    [admin] = [line for line in result.output.splitlines() if line.startswith("shopify ") and "2024-07" in line]
-    assert "2025-07-01" in admin and "past" in admin
+    admin = [line for line in result.output.splitlines() if line.startswith("shopify ") and "2024-07" in line]
+    assert len(admin) == 2 and all("2025-07-01" in line and "past" in line for line in admin)  # GraphQL and REST
     assert _run("--today", "2027-10-01").exit_code == 1  # the default's own sunset day
 
 
