@@ -23,7 +23,6 @@ from adapters.http import VendorHttp
 from adapters.marketplace.shopify_oauth import (
     OAuthRefused,
     ShopifyOAuth,
-    ShopifyTokenAuth,
     ShopTokens,
     check_callback,
     check_state,
