@@ -7,7 +7,8 @@
   (retailflow/demo_catalog.csv: every SKU of the Shopify samples) plus sandbox/demo_catalog_amazon.csv (the Amazon
   demo order's seller SKUs). Idempotent: what exists is left alone.
 * Shopify: the README's sample order (tests/fixtures/shopify/webhook_orders_create_sample_v2024.json) in the shop,
-  so `retailflow shopify send` of that file is an order the shop knows (fulfillments and refunds go to it).
+  so `retailflow shopify send` of that file is an order the shop knows (fulfillments and refunds go to it), and a
+  product variant per Shopify SKU of the catalog (inventory publication sets their levels).
 * Amazon: `amazon_order` builds a merchant-fulfilled, unshipped order in the shape of the published SP-API
   sandbox payloads (getOrders TEST_CASE_200 row, getOrderItems), with a fresh id and today's dates.
 """
@@ -125,6 +126,9 @@ def seed_demo(settings: Settings) -> SeedReport:
             report.shopify_orders.append(seed_shopify_order(settings, body))
         else:
             known.raise_for_status()
+    skus = sorted({r["channel_sku"] for r in catalog_rows() if r.get("channel") == "shopify" and r.get("channel_sku")})
+    if skus:  # the shop's variants of the catalog (inventory publication sets their levels); idempotent
+        httpx.post(f"{settings.shopify_admin_base_url}/_admin/products", json=skus, timeout=30).raise_for_status()
     log.info("sandbox.demo_seeded", summary=report.summary())
     return report
 

@@ -9,6 +9,11 @@ including those an app creates). Ids are kept as exact integers (they exceed 2^5
 
 Shopify Payments payouts and their balance transactions are seeded with `POST /_admin/payouts` (see the section
 below) and listed with Link-header pagination.
+
+The GraphQL Admin API (`POST /admin/api/{version}/graphql.json`, sandbox/shopify_graphql.py) works over the same
+state through the shared operations below (`app.state.shop`): a fulfillment, refund, cancel, tag or inventory write
+made over GraphQL is the REST one, webhooks included. Access tokens: any in `app.state.access_tokens` (the
+configured one to start with; OAuth-issued ones can be added).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import hashlib
 import hmac
 import json
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +32,8 @@ from fastapi.responses import JSONResponse, Response
 
 from sandbox.common import StateStore, iso_z, make_app
 from sandbox.faults import FaultInjector, WebhookDelivery, deliver_webhooks, install_faults
+from sandbox.shopify_graphql import install_graphql
+from sandbox.shopify_oauth import AccessTokens, install_oauth
 
 PREFIX = "/admin/api/{version}"
 LOCATION_ID = 655441491
@@ -44,19 +52,39 @@ def _money_set(amount: Decimal | str, currency: str) -> dict[str, Any]:
             "presentment_money": {"amount": str(amount), "currency_code": currency}}
 
 
+class Refused(Exception):
+    """A request Shopify refuses: `status` and `errors` are the REST answer; `field`, `message` and `code` the
+    GraphQL userError of the same refusal."""
+
+    def __init__(self, status: int, errors: Any, *, field: list[str] | None = None, code: str | None = None) -> None:
+        self.status, self.errors, self.field, self.code = status, errors, field, code
+        if isinstance(errors, dict):
+            first = next(iter(errors.values()), "")
+            self.message = str(first[0] if isinstance(first, list) and first else first)
+        else:
+            self.message = str(errors)
+        super().__init__(self.message)
+
+    def response(self) -> JSONResponse:
+        return _err(self.status, self.errors)
+
+
 def sign(body: bytes, secret: str) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
 def create_app(*, access_token: str | None = None, webhook_url: str | None = None, webhook_secret: str | None = None,
-               injector: FaultInjector | None = None) -> FastAPI:
-    if access_token is None or webhook_url is None or webhook_secret is None:
+               injector: FaultInjector | None = None, client_id: str | None = None) -> FastAPI:
+    """`webhook_secret` is the app's client secret (Shopify signs webhooks and OAuth redirects with it);
+    `client_id` the app's client id its OAuth endpoints accept."""
+    if access_token is None or webhook_url is None or webhook_secret is None or client_id is None:
         from runtime.settings import get_settings
 
         s = get_settings()
         access_token = access_token or s.shopify_admin_access_token.get_secret_value()
         webhook_url = webhook_url if webhook_url is not None else s.effective_api_base_url + "/webhooks/shopify"
         webhook_secret = webhook_secret or s.shopify_webhook_secret.get_secret_value()
+        client_id = client_id or s.shopify_app_client_id
     app = make_app("Shopify Admin API", "Orders, fulfillment orders, fulfillments, refunds, inventory levels, "
                    "Shopify Payments payouts and balance transactions.")
     store = StateStore(id_start=5_000_000_000_000_000_001)  # above 2^53, like Shopify's ids
@@ -64,10 +92,14 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
     app.state.store = store
     app.state.webhook_url = webhook_url
     app.state.webhooks_sent: list[dict[str, Any]] = []
+    app.state.access_tokens = AccessTokens({access_token})  # and those the OAuth endpoints issue, until they expire
+    install_oauth(app, tokens=app.state.access_tokens, shop=SHOP_DOMAIN, client_id=client_id,
+                  client_secret=webhook_secret)
     tasks: set[asyncio.Task] = set()
 
     def authorized(request: Request) -> bool:
-        return hmac.compare_digest(request.headers.get("x-shopify-access-token", ""), access_token)
+        given = request.headers.get("x-shopify-access-token", "")
+        return any(hmac.compare_digest(given, token) for token in list(app.state.access_tokens))
 
     def unauthorized() -> JSONResponse:
         return _err(401, "[API] Invalid API key or access token (unrecognized login or wrong password)")
@@ -91,6 +123,205 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
 
     def order_or_404(order_id: int) -> dict[str, Any] | None:
         return store.get("orders", str(order_id))
+
+    def touch(order: dict[str, Any]) -> None:
+        order["updated_at"] = iso_z()  # Shopify moves updated_at on every change of the order
+
+    # -- operations shared by the REST routes and the GraphQL resolvers (sandbox/shopify_graphql.py) ----------
+    def cancel(order_id: int, reason: str | None = None) -> dict[str, Any]:
+        with store.lock:
+            order = order_or_404(order_id)
+            if order is None:
+                raise Refused(404, "Not Found", field=["orderId"], code="NOT_FOUND")
+            if order.get("cancelled_at"):
+                raise Refused(422, {"base": ["Cannot cancel an order that has already been cancelled"]},
+                              field=["orderId"], code="INVALID")
+            if any(f.get("status") == "success" for f in store.find("fulfillments", order_id=order_id)):
+                raise Refused(422, {"base": ["Cannot cancel an order that has fulfilled line items"]},
+                              field=["orderId"], code="INVALID")
+            order["cancelled_at"] = iso_z()
+            order["cancel_reason"] = reason or "other"
+            touch(order)
+            for fo in store.find("fulfillment_orders", order_id=order_id):
+                fo["status"] = "closed"
+            return order
+
+    def add_tags(order_id: int, tags: list[str]) -> dict[str, Any]:
+        with store.lock:
+            order = order_or_404(order_id)
+            if order is None:
+                raise Refused(404, "Not Found", field=["id"])
+            have = [t.strip() for t in str(order.get("tags") or "").split(",") if t.strip()]
+            order["tags"] = ", ".join(have + [t.strip() for t in tags if t.strip() and t.strip() not in have])
+            touch(order)
+            return order
+
+    def fulfil(groups: list[dict[str, Any]], tracking: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A fulfillment of fulfillment order lines (`line_items_by_fulfillment_order`, REST shape with integer
+        ids); sends the signed fulfillments/create webhook."""
+        with store.lock:
+            shipped: list[tuple[dict, int]] = []
+            order = None
+            for i, g in enumerate(groups):
+                fo = store.get("fulfillment_orders", str(g.get("fulfillment_order_id")))
+                if fo is None:
+                    raise Refused(404, "Not Found", field=["fulfillment", "lineItemsByFulfillmentOrder", str(i),
+                                                           "fulfillmentOrderId"])
+                if fo["status"] not in ("open", "in_progress"):
+                    raise Refused(422, {"base": [f"Fulfillment order {fo['id']} has an unfulfillable status= "
+                                                 f"{fo['status']}."]}, field=["fulfillment"])
+                order = order_or_404(fo["order_id"])
+                by_id = {li["id"]: li for li in fo["line_items"]}
+                for item in g.get("fulfillment_order_line_items") or [{"id": i, "quantity": li["fulfillable_quantity"]}
+                                                                      for i, li in by_id.items()]:
+                    li = by_id.get(item.get("id"))
+                    qty = item.get("quantity")
+                    if li is None or not isinstance(qty, int) or qty <= 0 or qty > li["fulfillable_quantity"]:
+                        raise Refused(422, {"base": ["Invalid fulfillment order line item quantity requested."]},
+                                      field=["fulfillment"])
+                    shipped.append((li, qty))
+            for li, qty in shipped:
+                li["fulfillable_quantity"] -= qty
+            for g in groups:
+                fo = store.get("fulfillment_orders", str(g["fulfillment_order_id"]))
+                fo["status"] = "closed" if all(x["fulfillable_quantity"] == 0 for x in fo["line_items"]) \
+                    else "in_progress"
+                fo["updated_at"] = iso_z()
+            tracking = tracking or {}
+            fid = store.ids.next_int()
+            order_lines = {li["id"]: li for li in order["line_items"]}
+            n = len(store.find("fulfillments", order_id=order["id"])) + 1
+            record = {
+                "id": fid, "order_id": order["id"], "status": "success", "created_at": iso_z(), "service": "manual",
+                "updated_at": iso_z(), "tracking_company": tracking.get("company"), "shipment_status": None,
+                "location_id": LOCATION_ID, "origin_address": None, "email": order.get("email"),
+                "destination": order.get("shipping_address"),
+                "line_items": [{**order_lines[li["line_item_id"]], "quantity": qty,
+                                "fulfillable_quantity": li["fulfillable_quantity"], "fulfillment_status": "fulfilled"}
+                               for li, qty in shipped],
+                "tracking_number": tracking.get("number"),
+                "tracking_numbers": [tracking["number"]] if tracking.get("number") else [],
+                "tracking_url": tracking.get("url"), "tracking_urls": [tracking["url"]] if tracking.get("url") else [],
+                "receipt": {}, "name": f"{order.get('name') or '#' + str(order['id'])}.{n}",
+                "admin_graphql_api_id": f"gid://shopify/Fulfillment/{fid}",
+            }
+            store.put("fulfillments", str(fid), record)
+            touch(order)
+        later(send_webhook("fulfillments/create", record))
+        return record
+
+    def line_refund(li: dict[str, Any], qty: int) -> tuple[Decimal, Decimal]:
+        """What refunding `qty` units of an order line pays back: the units' share of the line after its
+        discounts, and of its tax lines (as Shopify computes it)."""
+        cent, ordered = Decimal("0.01"), li["quantity"]
+        discounts = sum((Decimal(str(d.get("amount") or 0)) for d in li.get("discount_allocations") or []),
+                        Decimal(0))
+        line_tax = sum((Decimal(str(t.get("price") or 0)) for t in li.get("tax_lines") or []), Decimal(0))
+        subtotal = ((Decimal(str(li["price"])) * ordered - discounts) * qty / ordered).quantize(cent)
+        return subtotal, (line_tax * qty / ordered).quantize(cent)
+
+    def refunded_quantities(order_id: int) -> dict[int, int]:
+        refunded: dict[int, int] = {}
+        for prev in store.find("refunds", order_id=order_id):
+            for rli in prev["refund_line_items"]:
+                refunded[rli["line_item_id"]] = refunded.get(rli["line_item_id"], 0) + rli["quantity"]
+        return refunded
+
+    def refundable(order_id: int) -> list[tuple[dict[str, Any], Decimal]]:
+        """The order's sale/capture transactions, each with what is left to refund against it."""
+        with store.lock:
+            txs = store.find("transactions", order_id=order_id)
+            out = []
+            for t in txs:
+                if t["kind"] in ("sale", "capture") and t.get("status", "success") == "success":
+                    back = sum((Decimal(r["amount"]) for r in txs if r["kind"] == "refund"
+                                and r.get("parent_id") == t["id"]), Decimal(0))
+                    out.append((t, Decimal(t["amount"]) - back))
+            return out
+
+    def refund_order(order_id: int, r: dict[str, Any]) -> dict[str, Any]:
+        """A refund (REST `refund` body, integer ids); sends the signed refunds/create webhook."""
+        order = order_or_404(order_id)
+        if order is None:
+            raise Refused(404, "Not Found", field=["orderId"])
+        currency = order.get("currency") or "USD"
+        with store.lock:
+            lines = {li["id"]: li for li in order["line_items"]}
+            refunded = refunded_quantities(order_id)
+            rlis = []
+            for item in r.get("refund_line_items") or []:
+                li = lines.get(item.get("line_item_id"))
+                qty = item.get("quantity")
+                if li is None:
+                    raise Refused(422, {"refund_line_items": ["line_item_id is not on the order"]},
+                                  field=["refundLineItems", str(len(rlis)), "lineItemId"])
+                if not isinstance(qty, int) or qty <= 0 or qty + refunded.get(li["id"], 0) > li["quantity"]:
+                    raise Refused(422, {"refund_line_items.quantity": ["cannot refund more items than were "
+                                                                       "purchased"]},
+                                  field=["refundLineItems", str(len(rlis)), "quantity"])
+                subtotal, tax = line_refund(li, qty)
+                rlis.append({"id": store.ids.next_int(), "quantity": qty, "line_item_id": li["id"],
+                             "location_id": None, "restock_type": item.get("restock_type") or "no_restock",
+                             "subtotal": float(subtotal), "total_tax": float(tax),
+                             "subtotal_set": _money_set(subtotal, currency),
+                             "total_tax_set": _money_set(tax, currency), "line_item": li})
+            sale = {t["id"]: t for t in store.find("transactions", order_id=order_id) if t["kind"] in ("sale", "capture")}
+            paid_back = sum((Decimal(t["amount"]) for t in store.find("transactions", order_id=order_id, kind="refund")),
+                            Decimal(0))
+            captured = sum((Decimal(t["amount"]) for t in sale.values()), Decimal(0))
+            rid = store.ids.next_int()
+            txs = []
+            for t in r.get("transactions") or []:
+                parent = sale.get(t.get("parent_id"))
+                try:
+                    amount = Decimal(str(t.get("amount")))
+                except ArithmeticError:
+                    raise Refused(422, {"transactions.amount": ["is not a number"]},
+                                  field=["transactions", str(len(txs)), "amount"]) from None
+                if parent is None or t.get("kind") != "refund":
+                    raise Refused(422, {"transactions": ["must be kind refund with the parent_id of a sale or "
+                                                         "capture"]}, field=["transactions", str(len(txs))])
+                if amount <= 0 or amount + paid_back > captured:
+                    raise Refused(422, {"base": [f"Refund amount {amount} exceeds the refundable amount "
+                                                 f"{captured - paid_back}"]},
+                                  field=["transactions", str(len(txs)), "amount"])
+                paid_back += amount
+                tid = store.ids.next_int()
+                tx = {**parent, "id": tid, "kind": "refund", "parent_id": parent["id"], "amount": str(amount),
+                      "message": "Bogus Gateway: Forced success", "created_at": iso_z(), "processed_at": iso_z(),
+                      "admin_graphql_api_id": f"gid://shopify/OrderTransaction/{tid}"}
+                store.put("transactions", str(tid), tx)
+                txs.append(tx)
+            record = {
+                "id": rid, "order_id": order_id, "created_at": iso_z(), "note": r.get("note"), "user_id": None,
+                "processed_at": iso_z(), "duties": [], "total_duties_set": _money_set("0.00", currency),
+                "return": None, "refund_shipping_lines": [], "restock": False,
+                "admin_graphql_api_id": f"gid://shopify/Refund/{rid}", "order_adjustments": [],
+                "refund_line_items": rlis, "transactions": txs,
+            }
+            store.put("refunds", str(rid), record)
+            touch(order)
+        later(send_webhook("refunds/create", record))  # Shopify notifies every refund, the app's own too
+        return record
+
+    def set_available(item: Any, loc: Any, available: Any) -> dict[str, Any]:
+        """Set the `available` quantity of an inventory item at the location (REST inventory_levels/set)."""
+        if loc != LOCATION_ID:
+            raise Refused(422, {"location_id": ["is not a location of this shop"]}, field=["locationId"],
+                          code="INVALID_LOCATION")
+        if not isinstance(available, int):
+            raise Refused(422, {"available": ["must be an integer"]}, field=["quantity"])
+        if not store.find("variants", inventory_item_id=item):
+            raise Refused(404, "Not Found", field=["inventoryItemId"], code="INVALID_INVENTORY_ITEM")
+        level = {"inventory_item_id": item, "location_id": loc, "available": available, "updated_at": iso_z(),
+                 "admin_graphql_api_id": f"gid://shopify/InventoryLevel/{loc}?inventory_item_id={item}"}
+        return store.put("inventory_levels", f"{loc}:{item}", level)
+
+    app.state.shop = SimpleNamespace(
+        store=store, location_id=LOCATION_ID, Refused=Refused, authorized=authorized, unauthorized=unauthorized,
+        cancel=cancel, add_tags=add_tags, fulfil=fulfil, refund_order=refund_order, line_refund=line_refund,
+        refunded_quantities=refunded_quantities, refundable=refundable, set_available=set_available,
+        touch=touch, on_reset=injector.on_reset)
 
     # -- admin (seeding) ---------------------------------------------------------------------------------------
     @app.post("/_admin/orders", tags=["sandbox admin"], status_code=201)
@@ -131,16 +362,16 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
                 "admin_graphql_api_id": f"gid://shopify/OrderTransaction/{tid}"})
             for li in order["line_items"]:
                 if li.get("sku") and not store.find("variants", sku=li["sku"]):
-                    _add_variant(li["sku"], li.get("product_id"))
+                    _add_variant(li["sku"], li.get("product_id"), li.get("price"))
         if notify:
             await send_webhook("orders/create", order)
         return {"order_id": order["id"]}
 
-    def _add_variant(sku: str, product_id: int | None = None) -> dict[str, Any]:
+    def _add_variant(sku: str, product_id: int | None = None, price: Any = None) -> dict[str, Any]:
         pid = product_id or store.ids.next_int()
         vid, iid = store.ids.next_int(), store.ids.next_int()
         variant = {"id": vid, "product_id": pid, "sku": sku, "inventory_item_id": iid,
-                   "inventory_quantity": 0, "admin_graphql_api_id": f"gid://shopify/ProductVariant/{vid}"}
+                   "inventory_quantity": 0, "price": str(price or "0.00"), "compare_at_price": None, "admin_graphql_api_id": f"gid://shopify/ProductVariant/{vid}"}
         store.put("variants", str(vid), variant)
         product = store.get("products", str(pid)) or store.put("products", str(pid), {
             "id": pid, "title": sku, "variants": [], "admin_graphql_api_id": f"gid://shopify/Product/{pid}"})
@@ -188,6 +419,7 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
             for key in ("tags", "note", "email"):
                 if key in changes:
                     order[key] = changes[key]
+            touch(order)
         return {"order": order}
 
     @app.post(PREFIX + "/orders/{order_id}/cancel.json")
@@ -198,15 +430,10 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
         if order is None:
             return _err(404, "Not Found")
         body = await request.json() if await request.body() else {}
-        with store.lock:
-            if order.get("cancelled_at"):
-                return _err(422, {"base": ["Cannot cancel an order that has already been cancelled"]})
-            if any(f.get("status") == "success" for f in store.find("fulfillments", order_id=order_id)):
-                return _err(422, {"base": ["Cannot cancel an order that has fulfilled line items"]})
-            order["cancelled_at"] = iso_z()
-            order["cancel_reason"] = body.get("reason") or "other"
-            for fo in store.find("fulfillment_orders", order_id=order_id):
-                fo["status"] = "closed"
+        try:
+            order = cancel(order_id, body.get("reason"))
+        except Refused as exc:
+            return exc.response()
         return {"notice": "Order has been cancelled", "order": order}
 
     # -- fulfillment -------------------------------------------------------------------------------------------
@@ -235,50 +462,10 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
         groups = f.get("line_items_by_fulfillment_order") if isinstance(f, dict) else None
         if not groups or not isinstance(groups, list):
             return _err(400, {"fulfillment": "Required parameter missing or invalid"})
-        with store.lock:
-            shipped: list[tuple[dict, int]] = []
-            order = None
-            for g in groups:
-                fo = store.get("fulfillment_orders", str(g.get("fulfillment_order_id")))
-                if fo is None:
-                    return _err(404, "Not Found")
-                if fo["status"] not in ("open", "in_progress"):
-                    return _err(422, {"base": [f"Fulfillment order {fo['id']} has an unfulfillable status= {fo['status']}."]})
-                order = order_or_404(fo["order_id"])
-                by_id = {li["id"]: li for li in fo["line_items"]}
-                for item in g.get("fulfillment_order_line_items") or [{"id": i, "quantity": li["fulfillable_quantity"]}
-                                                                      for i, li in by_id.items()]:
-                    li = by_id.get(item.get("id"))
-                    qty = item.get("quantity")
-                    if li is None or not isinstance(qty, int) or qty <= 0 or qty > li["fulfillable_quantity"]:
-                        return _err(422, {"base": ["Invalid fulfillment order line item quantity requested."]})
-                    shipped.append((li, qty))
-            for li, qty in shipped:
-                li["fulfillable_quantity"] -= qty
-            for g in groups:
-                fo = store.get("fulfillment_orders", str(g["fulfillment_order_id"]))
-                fo["status"] = "closed" if all(x["fulfillable_quantity"] == 0 for x in fo["line_items"]) \
-                    else "in_progress"
-            tracking = f.get("tracking_info") or {}
-            fid = store.ids.next_int()
-            order_lines = {li["id"]: li for li in order["line_items"]}
-            n = len(store.find("fulfillments", order_id=order["id"])) + 1
-            record = {
-                "id": fid, "order_id": order["id"], "status": "success", "created_at": iso_z(), "service": "manual",
-                "updated_at": iso_z(), "tracking_company": tracking.get("company"), "shipment_status": None,
-                "location_id": LOCATION_ID, "origin_address": None, "email": order.get("email"),
-                "destination": order.get("shipping_address"),
-                "line_items": [{**order_lines[li["line_item_id"]], "quantity": qty,
-                                "fulfillable_quantity": li["fulfillable_quantity"], "fulfillment_status": "fulfilled"}
-                               for li, qty in shipped],
-                "tracking_number": tracking.get("number"),
-                "tracking_numbers": [tracking["number"]] if tracking.get("number") else [],
-                "tracking_url": tracking.get("url"), "tracking_urls": [tracking["url"]] if tracking.get("url") else [],
-                "receipt": {}, "name": f"{order.get('name') or '#' + str(order['id'])}.{n}",
-                "admin_graphql_api_id": f"gid://shopify/Fulfillment/{fid}",
-            }
-            store.put("fulfillments", str(fid), record)
-        later(send_webhook("fulfillments/create", record))
+        try:
+            record = fulfil(groups, f.get("tracking_info"))
+        except Refused as exc:
+            return exc.response()
         return JSONResponse({"fulfillment": record}, status_code=201)
 
     # -- refunds -----------------------------------------------------------------------------------------------
@@ -309,66 +496,10 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
         r = body.get("refund") if isinstance(body, dict) else None
         if not isinstance(r, dict):
             return _err(400, {"refund": "Required parameter missing or invalid"})
-        currency = order.get("currency") or "USD"
-        with store.lock:
-            lines = {li["id"]: li for li in order["line_items"]}
-            refunded = {}
-            for prev in store.find("refunds", order_id=order_id):
-                for rli in prev["refund_line_items"]:
-                    refunded[rli["line_item_id"]] = refunded.get(rli["line_item_id"], 0) + rli["quantity"]
-            rlis = []
-            for item in r.get("refund_line_items") or []:
-                li = lines.get(item.get("line_item_id"))
-                qty = item.get("quantity")
-                if li is None:
-                    return _err(422, {"refund_line_items": ["line_item_id is not on the order"]})
-                if not isinstance(qty, int) or qty <= 0 or qty + refunded.get(li["id"], 0) > li["quantity"]:
-                    return _err(422, {"refund_line_items.quantity": ["cannot refund more items than were purchased"]})
-                # Shopify refunds the units' share of the line after its discounts, and of its tax lines
-                cent, ordered = Decimal("0.01"), li["quantity"]
-                discounts = sum((Decimal(str(d.get("amount") or 0)) for d in li.get("discount_allocations") or []),
-                                Decimal(0))
-                line_tax = sum((Decimal(str(t.get("price") or 0)) for t in li.get("tax_lines") or []), Decimal(0))
-                subtotal = ((Decimal(str(li["price"])) * ordered - discounts) * qty / ordered).quantize(cent)
-                tax = (line_tax * qty / ordered).quantize(cent)
-                rlis.append({"id": store.ids.next_int(), "quantity": qty, "line_item_id": li["id"],
-                             "location_id": None, "restock_type": item.get("restock_type") or "no_restock",
-                             "subtotal": float(subtotal), "total_tax": float(tax),
-                             "subtotal_set": _money_set(subtotal, currency),
-                             "total_tax_set": _money_set(tax, currency), "line_item": li})
-            sale = {t["id"]: t for t in store.find("transactions", order_id=order_id) if t["kind"] in ("sale", "capture")}
-            paid_back = sum((Decimal(t["amount"]) for t in store.find("transactions", order_id=order_id, kind="refund")),
-                            Decimal(0))
-            captured = sum((Decimal(t["amount"]) for t in sale.values()), Decimal(0))
-            rid = store.ids.next_int()
-            txs = []
-            for t in r.get("transactions") or []:
-                parent = sale.get(t.get("parent_id"))
-                try:
-                    amount = Decimal(str(t.get("amount")))
-                except ArithmeticError:
-                    return _err(422, {"transactions.amount": ["is not a number"]})
-                if parent is None or t.get("kind") != "refund":
-                    return _err(422, {"transactions": ["must be kind refund with the parent_id of a sale or capture"]})
-                if amount <= 0 or amount + paid_back > captured:
-                    return _err(422, {"base": [f"Refund amount {amount} exceeds the refundable amount "
-                                               f"{captured - paid_back}"]})
-                paid_back += amount
-                tid = store.ids.next_int()
-                tx = {**parent, "id": tid, "kind": "refund", "parent_id": parent["id"], "amount": str(amount),
-                      "message": "Bogus Gateway: Forced success", "created_at": iso_z(), "processed_at": iso_z(),
-                      "admin_graphql_api_id": f"gid://shopify/OrderTransaction/{tid}"}
-                store.put("transactions", str(tid), tx)
-                txs.append(tx)
-            record = {
-                "id": rid, "order_id": order_id, "created_at": iso_z(), "note": r.get("note"), "user_id": None,
-                "processed_at": iso_z(), "duties": [], "total_duties_set": _money_set("0.00", currency),
-                "return": None, "refund_shipping_lines": [], "restock": False,
-                "admin_graphql_api_id": f"gid://shopify/Refund/{rid}", "order_adjustments": [],
-                "refund_line_items": rlis, "transactions": txs,
-            }
-            store.put("refunds", str(rid), record)
-        later(send_webhook("refunds/create", record))  # Shopify notifies every refund, the app's own too
+        try:
+            record = refund_order(order_id, r)
+        except Refused as exc:
+            return exc.response()
         return Response(json.dumps({"refund": record}, default=str), status_code=201, media_type="application/json")
 
     # -- inventory ---------------------------------------------------------------------------------------------
@@ -392,16 +523,10 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
             return unauthorized()
         body = await request.json()
         loc, item, available = body.get("location_id"), body.get("inventory_item_id"), body.get("available")
-        if loc != LOCATION_ID:
-            return _err(422, {"location_id": ["is not a location of this shop"]})
-        if not isinstance(available, int):
-            return _err(422, {"available": ["must be an integer"]})
-        if not store.find("variants", inventory_item_id=item):
-            return _err(404, "Not Found")
-        level = {"inventory_item_id": item, "location_id": loc, "available": available, "updated_at": iso_z(),
-                 "admin_graphql_api_id": f"gid://shopify/InventoryLevel/{loc}?inventory_item_id={item}"}
-        store.put("inventory_levels", f"{loc}:{item}", level)
-        return {"inventory_level": level}
+        try:
+            return {"inventory_level": set_available(item, loc, available)}
+        except Refused as exc:
+            return exc.response()
 
     # -- Shopify Payments: payouts and balance transactions ------------------------------------------------------
     # Seeded with `POST /_admin/payouts` and a report-file-shaped body `{"payout": {...}, "transactions": [...]}`
@@ -509,4 +634,5 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
             headers["Link"] = f'<{url}>; rel="next"'
         return JSONResponse({key: page}, headers=headers)
 
+    install_graphql(app, app.state.shop)
     return app

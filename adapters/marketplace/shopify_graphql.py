@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import httpx
@@ -82,16 +82,25 @@ def legacy_id(global_id: Any, what: str = "id") -> str:
 
 
 # -- documents ---------------------------------------------------------------------------------------------
-FULFILLMENT_STATE = """
-query FulfillmentState($id: ID!) {
-  order(id: $id) {
+# Shopify refuses a query whose requested cost is over 1000 points and connections multiply by `first`: the
+# documents ask for pages that stay well under it (FULFILLMENT_STATE 520, ORDER 692) and page the rest.
+_FO_LINES = "lineItems(first: 50, after: $linesAfter) { nodes { id remainingQuantity lineItem { id } } pageInfo { hasNextPage endCursor } }"
+FULFILLMENT_STATE = f"""
+query FulfillmentState($id: ID!, $after: String, $linesAfter: String) {{
+  order(id: $id) {{
     id
-    fulfillments(first: 250) { id status trackingInfo(first: 10) { number } }
-    fulfillmentOrders(first: 50) {
-      nodes { id status lineItems(first: 250) { nodes { id remainingQuantity lineItem { id } } } }
-    }
-  }
-}"""
+    fulfillments(first: 50) {{ id status trackingInfo(first: 5) {{ number }} }}
+    fulfillmentOrders(first: 5, after: $after) {{
+      nodes {{ id status {_FO_LINES} }}
+      pageInfo {{ hasNextPage endCursor }}
+    }}
+  }}
+}}"""
+
+FULFILLMENT_ORDER_LINES = f"""
+query FulfillmentOrderLines($id: ID!, $linesAfter: String) {{
+  fulfillmentOrder(id: $id) {{ id {_FO_LINES} }}
+}}"""
 
 FULFILLMENT_CREATE = """
 mutation FulfillmentCreate($fulfillment: FulfillmentInput!) {
@@ -124,7 +133,8 @@ query RefundState($id: ID!, $refundLineItems: [RefundLineItemInput!], $shippingA
       suggestedTransactions {
         gateway
         kind
-        amountSet { shopMoney { amount currencyCode } }
+        amountSet { shopMoney { amount currencyCode } presentmentMoney { amount currencyCode } }
+        maximumRefundableSet { shopMoney { amount currencyCode } presentmentMoney { amount currencyCode } }
         parentTransaction { id }
       }
     }
@@ -178,6 +188,8 @@ mutation PriceUpdate($productId: ID!, $variants: [ProductVariantsBulkInput!]!) {
   }
 }"""
 
+# what the client expects each read to cost (Shopify's requested cost: objects 1, connections 2 + first x node)
+FULFILLMENT_STATE_COST, FO_LINES_COST, ORDER_COST = 520, 110, 700
 _MONEY = "shopMoney { amount currencyCode }"
 _ADDRESS = ("name firstName lastName company address1 address2 city provinceCode zip countryCodeV2 phone")
 _TAX_LINES = f"taxLines {{ title rate priceSet {{ {_MONEY} }} }}"
@@ -190,20 +202,21 @@ ORDER_FIELDS = f"""
     customer {{ id firstName lastName taxExempt }}
     shippingAddress {{ {_ADDRESS} }}
     billingAddress {{ {_ADDRESS} }}
-    lineItems(first: 250) {{
+    lineItems(first: 50, after: $linesAfter) {{
       nodes {{
         id sku name quantity requiresShipping taxable variant {{ id }}
         originalUnitPriceSet {{ {_MONEY} }}
         {_DISCOUNTS}
         {_TAX_LINES}
       }}
+      pageInfo {{ hasNextPage endCursor }}
     }}
     shippingLines(first: 20, includeRemovals: false) {{
       nodes {{ code title originalPriceSet {{ {_MONEY} }} {_DISCOUNTS} {_TAX_LINES} }}
     }}"""
 
 ORDER = f"""
-query Order($id: ID!) {{
+query Order($id: ID!, $linesAfter: String) {{
   order(id: $id) {{{ORDER_FIELDS}
   }}
 }}"""
@@ -362,7 +375,8 @@ def refund_variables(refund: Refund, order_gid: str) -> dict[str, Any]:
 
 def refund_input(refund: Refund, order_gid: str, suggested: Mapping[str, Any] | None) -> dict[str, Any]:
     """`RefundInput`: the refunded lines (no restock: returns restock in the ERP), the shipping, and the platform's
-    total paid back against the transactions Shopify suggests, in their order, each up to what it suggests."""
+    total paid back against the transactions Shopify suggests, in their order, each up to what it can still refund
+    (`maximumRefundable`; the suggested amount when Shopify does not say)."""
     total = refund.total.amount
     body: dict[str, Any] = {
         "orderId": order_gid, "note": refund_note(refund.refund_key), "notify": True,
@@ -380,21 +394,34 @@ def refund_input(refund: Refund, order_gid: str, suggested: Mapping[str, Any] | 
                               f"{refund.external_order_id} against (nothing captured, or all of it refunded)")
     left = total
     for t in transactions:
-        money = ((t.get("amountSet") or {}).get("shopMoney")) or {}
+        # a suggestion is Shopify's computation of the refund; the platform pays back its own amount (its credit
+        # note), against each suggested transaction up to what that transaction can still refund
+        cap_set = t.get("maximumRefundableSet") or t.get("amountSet") or {}
+        money = cap_set.get("shopMoney") or {}
         if money.get("currencyCode") and money["currencyCode"] != refund.currency:
             raise ChannelRejected(f"order {refund.external_order_id} was paid in {money['currencyCode']}, the "
                                   f"refund is in {refund.currency}")
-        take = min(left, Decimal(str(money.get("amount") or "0")))
+        refundable = Decimal(str(money.get("amount") or "0"))
+        take = min(left, refundable)
         if take <= 0:
             continue
+        amount = take
+        buyer = cap_set.get("presentmentMoney") or {}
+        if buyer.get("currencyCode") and buyer["currencyCode"] != money.get("currencyCode"):
+            # the buyer paid in another currency: Shopify takes the transactions in that (presentment) currency,
+            # named in `currency`; the shop-currency amount is converted at the transaction's own rate
+            paid = Decimal(str(buyer.get("amount") or "0"))
+            amount = paid if take == refundable else (take * paid / refundable).quantize(
+                Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+            body["currency"] = buyer["currencyCode"]
         body["transactions"].append({"orderId": order_gid, "parentId": t["parentTransaction"]["id"],
-                                     "amount": str(take), "gateway": t.get("gateway"), "kind": "REFUND"})
+                                     "amount": str(amount), "gateway": t.get("gateway"), "kind": "REFUND"})
         left -= take
         if left <= 0:
             break
     if left > 0:
         raise ChannelRejected(f"the refund of {refund.total} for order {refund.external_order_id} is more than "
-                              f"Shopify can refund ({refund.total.amount - left} {refund.currency} suggested)")
+                              f"Shopify can refund ({refund.total.amount - left} {refund.currency} refundable)")
     return body
 
 
@@ -553,9 +580,32 @@ class ShopifyGraphQL:
         raise ChannelRejected(f"Shopify GraphQL error: {message}", details={"errors": items})
 
     # -- fulfillment -------------------------------------------------------------------------------------------
+    def fulfillment_state(self, order_gid: str) -> dict[str, Any] | None:
+        """The order's fulfillments and every fulfillment order with every line (all pages)."""
+        order = self.execute(FULFILLMENT_STATE, {"id": order_gid}, cost=FULFILLMENT_STATE_COST).get("order")
+        if not order:
+            return None
+        fos = list((order.get("fulfillmentOrders") or {}).get("nodes") or [])
+        info = (order.get("fulfillmentOrders") or {}).get("pageInfo") or {}
+        while info.get("hasNextPage"):
+            more = self.execute(FULFILLMENT_STATE, {"id": order_gid, "after": info.get("endCursor")},
+                                cost=FULFILLMENT_STATE_COST).get("order") or {}
+            fos += (more.get("fulfillmentOrders") or {}).get("nodes") or []
+            info = (more.get("fulfillmentOrders") or {}).get("pageInfo") or {}
+        for fo in fos:
+            lines = fo.get("lineItems") or {}
+            while (lines.get("pageInfo") or {}).get("hasNextPage"):
+                more = (self.execute(FULFILLMENT_ORDER_LINES, {"id": fo["id"], "linesAfter": lines["pageInfo"]["endCursor"]},
+                                     cost=FO_LINES_COST).get("fulfillmentOrder") or {}).get("lineItems") or {}
+                lines = {"nodes": [*lines.get("nodes", []), *(more.get("nodes") or [])],
+                         "pageInfo": more.get("pageInfo") or {}}
+            fo["lineItems"] = lines
+        order["fulfillmentOrders"] = {"nodes": fos}
+        return order
+
     def confirm_shipment(self, channel: str, external_order_id: str, shipment: Shipment) -> None:
         order_gid = gid("Order", external_order_id)
-        order = self.execute(FULFILLMENT_STATE, {"id": order_gid}, cost=40).get("order")
+        order = self.fulfillment_state(order_gid)
         if not order:
             raise ChannelRejected(f"Shopify has no order {external_order_id}")
         if shipment.tracking_number:
@@ -617,7 +667,7 @@ class ShopifyGraphQL:
         with self._lock:
             if sku in self._variants:
                 return self._variants[sku]
-        nodes = ((self.execute(VARIANTS_BY_SKU, {"query": f'sku:"{_search_value(sku)}"'}, cost=22)
+        nodes = ((self.execute(VARIANTS_BY_SKU, {"query": f'sku:"{_search_value(sku)}"'}, cost=32)
                   .get("productVariants") or {}).get("nodes")) or []
         exact = [n for n in nodes if n.get("sku") == sku]
         if not exact:
@@ -706,7 +756,14 @@ class ShopifyGraphQL:
         return FeedPage(orders=rows, next_token=info.get("endCursor") if info.get("hasNextPage") else None)
 
     def fetch_order(self, external_order_id: str) -> Order:
-        node = self.execute(ORDER, {"id": gid("Order", external_order_id)}, cost=300).get("order")
+        order_gid = gid("Order", external_order_id)
+        node = self.execute(ORDER, {"id": order_gid}, cost=ORDER_COST).get("order")
+        while node and ((node.get("lineItems") or {}).get("pageInfo") or {}).get("hasNextPage"):
+            more = self.execute(ORDER, {"id": order_gid, "linesAfter": node["lineItems"]["pageInfo"]["endCursor"]},
+                                cost=ORDER_COST).get("order") or {}
+            page = more.get("lineItems") or {}
+            node["lineItems"] = {"nodes": [*node["lineItems"]["nodes"], *(page.get("nodes") or [])],
+                                 "pageInfo": page.get("pageInfo") or {}}
         if not node:
             raise UnmappableOrder(f"Shopify has no order {external_order_id}")
         try:

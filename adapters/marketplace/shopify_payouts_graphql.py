@@ -134,7 +134,8 @@ def transaction_as_rest(node: Mapping[str, Any]) -> dict[str, Any]:
             "payout_id": _numeric(payout["id"], "payout id") if payout.get("id") else None,
             "payout_status": str(payout.get("status") or "").lower() or None, "currency": currency,
             "amount": amount, "fee": fee, "net": net, "source_id": _int(node.get("sourceId")),
-            "source_type": str(node.get("sourceType") or "").lower() or None,
+            "source_type": {"TRANSFER": "payout"}.get(str(node.get("sourceType")),
+                                                      str(node.get("sourceType") or "").lower() or None),
             "source_order_id": _numeric(order["id"], "order id") if order.get("id") else None,
             "source_order_transaction_id": _int(node.get("sourceOrderTransactionId")),
             "processed_at": node.get("transactionDate"), "adjustment_reason": node.get("adjustmentReason")}
@@ -144,16 +145,23 @@ class ShopifyPayoutsGraphQL(ShopifyPayoutsApi):
     """The payouts fetcher on the GraphQL Admin API: the same `download_payouts` as the REST one (each paid payout
     once, atomically), its lists read through `ShopifyGraphQL.execute` (cost throttle, errors, versions)."""
 
-    def __init__(self, client: ShopifyGraphQL, *, page_size: int = 100) -> None:
+    # Shopify's requested cost is 2 + first x the node's objects, and a query over 1000 points is refused: a payout
+    # node holds 13 objects (net, summary and its ten amounts), a balance transaction 6
+    PAYOUT_OBJECTS, TRANSACTION_OBJECTS = 13, 6
+
+    def __init__(self, client: ShopifyGraphQL, *, payout_page_size: int = 50, transaction_page_size: int = 100) -> None:
         self.client = client
-        self.page_size = max(1, min(int(page_size), 250))
+        self.payout_page_size = max(1, min(int(payout_page_size), 70))
+        self.transaction_page_size = max(1, min(int(transaction_page_size), 160))
 
     def _nodes(self, document: str, field: str, query: str | None) -> Iterator[Mapping[str, Any]]:
+        size, objects = ((self.payout_page_size, self.PAYOUT_OBJECTS) if field == "payouts"
+                         else (self.transaction_page_size, self.TRANSACTION_OBJECTS))
         after: str | None = None
         seen: set[str] = set()
         while True:
-            data = self.client.execute(document, {"first": self.page_size, "after": after, "query": query},
-                                       cost=2 + self.page_size * 3)
+            data = self.client.execute(document, {"first": size, "after": after, "query": query},
+                                       cost=3 + size * objects)
             account = data.get("shopifyPaymentsAccount")
             if not isinstance(account, Mapping):
                 raise ShopifyPayoutMappingError("the shop has no Shopify Payments account (shopifyPaymentsAccount)")

@@ -82,6 +82,15 @@ class Vendors:
         resp.raise_for_status()
         return resp.json()
 
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        """The shop's GraphQL Admin API (what the README's vendor-side checks read)."""
+        resp = self.http.post(f"{self.shop}/graphql.json", headers=self.shop_auth,
+                              json={"query": query, "variables": variables or {}})
+        resp.raise_for_status()
+        body = resp.json()
+        assert not body.get("errors"), body
+        return body["data"]
+
     def shopify(self, path: str, **kwargs: Any) -> dict:
         resp = self.http.request(kwargs.pop("method", "GET"), f"{self.shop}/{path}", headers=self.shop_auth, **kwargs)
         resp.raise_for_status()
@@ -231,9 +240,16 @@ def _run_flows(dev: DevProcess, v: Vendors, engine) -> None:
             assert ful["status"] == "success" and ful["tracking_number"] == shipment["tracking_number"]
             assert ful["tracking_company"] == ss_ship["carrierCode"]
             assert sorted(str(li["id"]) for li in ful["line_items"]) == sorted(view["ordered_quantities"])
+            seen = v.graphql("""query($id: ID!) { order(id: $id) { displayFulfillmentStatus
+                fulfillments(first: 10) { status trackingInfo(first: 5) { company number } } } }""",
+                             {"id": f"gid://shopify/Order/{oid}"})["order"]  # as the README reads it
+            assert seen["displayFulfillmentStatus"] == "FULFILLED"
+            assert seen["fulfillments"][0]["trackingInfo"][0]["number"] == shipment["tracking_number"]
         else:
             order = v.amazon(f"/orders/v0/orders/{oid}")["payload"]
             assert order["OrderStatus"] == "Shipped"
+            new_api = v.amazon(f"/orders/2026-01-01/orders/{oid}?includedData=FULFILLMENT")["order"]
+            assert new_api["fulfillment"]["fulfillmentStatus"] == "SHIPPED"  # the Orders API 2026-01-01 view
             items = v.amazon(f"/orders/v0/orders/{oid}/orderItems")["payload"]["OrderItems"]
             assert all(i["QuantityShipped"] == i["QuantityOrdered"] for i in items)
     sent_hooks = v.admin("shipstation", "/_admin/webhooks")["webhooks"]
@@ -366,6 +382,10 @@ def _run_flows(dev: DevProcess, v: Vendors, engine) -> None:
         lv for lv in v.admin("shopify", "/_admin/inventory_levels")["inventory_levels"]
         if lv["inventory_item_id"] == variant["inventory_item_id"]], lambda levels: len(levels) == 1 and
         levels[0]["available"] == ats["shopify"])
+    (node,) = v.graphql("""{ productVariants(first: 5, query: "sku:SKU2006-001") { nodes { sku inventoryItem {
+        inventoryLevel(locationId: "gid://shopify/Location/655441491") { quantities(names: ["available"]) {
+        quantity } } } } } }""")["productVariants"]["nodes"]  # the README's GraphQL read of the same level
+    assert node["inventoryItem"]["inventoryLevel"]["quantities"][0]["quantity"] == ats["shopify"]
     listed = wait_for("Amazon listings feed for AMZ-AVIATOR-BLK", lambda: v.admin("amazon", "/_admin/feeds")["inventory"],
                       lambda inv: inv.get("AMZ-AVIATOR-BLK") == ats["amazon"])
     assert "SUN-AVIATOR" not in listed  # never the ERP item code: the channel has no such listing

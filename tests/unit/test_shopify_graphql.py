@@ -172,11 +172,11 @@ def test_a_request_the_bucket_cannot_afford_is_not_sent_and_the_status_reaches_o
     shop = client(fake, clock=lambda: now[0], on_cost=lambda s, st: seen.append((s, st.available)))
     shop.notify_cancelled("shopify", "5000000000000000001", "x")
     assert seen == [("shop.example", Decimal("5"))]
-    with pytest.raises(VendorRateLimited) as err:  # FulfillmentState costs 40: 35 short at 100/s
+    with pytest.raises(VendorRateLimited) as err:  # FulfillmentState costs 520: 515 short at 100/s
         shop.confirm_shipment("shopify", "5000000000000000001", shipment(("101", 1)))
-    assert err.value.retry_after == pytest.approx(0.4)
+    assert err.value.retry_after == pytest.approx(5.2)  # rounded up to a tenth
     assert fake.ops() == ["OrderCancelled"]
-    now[0] += 1.0  # restored meanwhile: sent
+    now[0] += 5.3  # restored meanwhile: sent
     fake.answers["FulfillmentState"] = {"data": {"order": {"id": ORDER, "fulfillments": [{
         "id": "f", "status": "SUCCESS", "trackingInfo": [{"number": "1Z999"}]}], "fulfillmentOrders": {"nodes": []}}}}
     shop.confirm_shipment("shopify", "5000000000000000001", shipment(("101", 1)))
@@ -240,6 +240,21 @@ def test_refund_is_paid_against_the_suggested_transactions_in_order():
         refund_input(refund("30.00"), ORDER, suggested("12.00"))
     with pytest.raises(ChannelRejected, match="no transaction"):
         refund_input(refund("30.00"), ORDER, {"suggestedTransactions": []})
+
+
+def test_a_buyer_who_paid_in_another_currency_is_refunded_in_it_at_the_transactions_rate():
+    """Shopify's RefundInput.currency: required where the presentment currency differs; the transactions are in it.
+    (Shopify's published suggestedRefund for order 469306983: 8.26 USD in the shop, 7.00 EUR for the buyer.)"""
+    eur = {"amountSet": {"shopMoney": {"amount": "8.26", "currencyCode": "USD"}}, "suggestedTransactions": [
+        {"gateway": "shopify_payments", "kind": "SUGGESTED_REFUND",
+         "amountSet": {"shopMoney": {"amount": "8.26", "currencyCode": "USD"},
+                       "presentmentMoney": {"amount": "7.00", "currencyCode": "EUR"}},
+         "parentTransaction": {"id": "gid://shopify/OrderTransaction/9"}}]}
+    whole = refund_input(refund("8.26"), ORDER, eur)
+    assert whole["currency"] == "EUR" and whole["transactions"][0]["amount"] == "7.00"  # exactly what was paid
+    part = refund_input(refund("4.13"), ORDER, eur)
+    assert part["currency"] == "EUR" and part["transactions"][0]["amount"] == "3.50"
+    assert "currency" not in refund_input(refund("30.00"), ORDER, suggested("30.00"))  # one currency: not sent
 
 
 def test_refund_once_by_note():
