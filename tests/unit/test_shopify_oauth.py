@@ -220,3 +220,25 @@ def test_the_api_callback_route_installs_without_api_credentials_and_refuses_a_f
     resp = http.get("/shopify/oauth/install", params=app_url, follow_redirects=False)
     assert resp.status_code == 302 and resp.headers["location"].startswith(f"{sandbox.base_url}/admin/oauth/authorize")
     assert http.get("/shopify/oauth/install", params={"shop": SHOP}).status_code == 400
+
+
+def test_the_shopify_sandbox_installs_the_app_and_its_graphql_api_takes_the_stored_token(engine):
+    """The vendor profile's shop (sandbox/shopify.py): install through its OAuth endpoints, then the GraphQL
+    client built by the registry calls the Admin API with the shop's stored token, not the static one."""
+    from adapters.marketplace.shopify_graphql import ShopifyGraphQL
+    from runtime.registry import build_shopify
+    from sandbox.shopify import create_app as create_shop
+
+    with ServedApp(create_shop(access_token="shpat_static_only", webhook_url="", webhook_secret=SECRET,
+                               client_id=CLIENT_ID)) as shop:
+        s = Settings(_env_file=None, shopify_app_auth="authorization_code", shopify_app_client_id=CLIENT_ID,
+                     shopify_webhook_secret=SECRET, shopify_admin_base_url=shop.base_url, shopify_shop_domain=SHOP,
+                     codec_keys=KEYS, api_base_url="http://127.0.0.1:9", shopify_admin_access_token="not-valid")
+        client = build_shopify(s, engine, "shopify")
+        assert isinstance(client, ShopifyGraphQL)
+        with pytest.raises(VendorAuthFailed, match="has not installed the app"):
+            client.webhook_subscriptions()
+        redirect = httpx.get(install_link(s, SHOP), follow_redirects=False)
+        complete_install(s, engine, parse_qsl(urlsplit(redirect.headers["location"]).query))
+        assert client.webhook_subscriptions() == []  # the stored token opens the shop
+        assert token_store(s, engine).get(SHOP).access_token in shop.app.state.access_tokens
