@@ -109,11 +109,14 @@ def order_poll_activities(settings: Settings, adapters: Adapters | None = None) 
     # a store without its seller, marketplace or refresh token is refused here, never polled as another seller
     feeds = {c: feed(channel_settings(settings, c, "amazon")) for c in amazon_poll_channels(settings)}
     if adapters is not None:
-        def shop(channel: str):
-            return lambda: adapters.marketplace.for_channel(channel)
+        for_channel = getattr(adapters.marketplace, "for_channel", None)  # ChannelMarketplaces: a client per channel
 
-        feeds.update({c: shop(c) for c in shopify_poll_channels(settings)
-                      if hasattr(adapters.marketplace, "for_channel")})
+        def shop(channel: str):
+            assert for_channel is not None
+            return lambda: for_channel(channel)
+
+        if for_channel is not None:
+            feeds.update({c: shop(c) for c in shopify_poll_channels(settings)})
     return OrderPollActivities(feeds=feeds, start_order=start, signal=signal_workflow)
 
 

@@ -37,6 +37,8 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
+from workflows.priorities import priority_for
+
 DEFAULT_FILES = ("schedules.yaml", "schedules.yml", "schedules.toml")
 _OVERLAP = {"skip": ScheduleOverlapPolicy.SKIP, "buffer_one": ScheduleOverlapPolicy.BUFFER_ONE,
             "buffer_all": ScheduleOverlapPolicy.BUFFER_ALL, "cancel_other": ScheduleOverlapPolicy.CANCEL_OTHER,
@@ -143,6 +145,11 @@ def _ranges(value: Any, low: int, high: int) -> list[ScheduleRange]:
     return out
 
 
+# the priority (workflows/priorities.py) of what schedules start: finance's runs behind order intake on shared queues
+SCHEDULED_KINDS = {"SettlementFetch": "finance", "SettlementReconciliation": "finance", "InventoryDrift": "drift",
+                   "ChannelOrderPoll": "orders"}
+
+
 def to_schedule(entry: ScheduleEntry, default_task_queue: str) -> Schedule:
     calendars = [ScheduleCalendarSpec(
         second=_ranges(c.second, 0, 59), minute=_ranges(c.minute, 0, 59), hour=_ranges(c.hour, 0, 23),
@@ -151,7 +158,8 @@ def to_schedule(entry: ScheduleEntry, default_task_queue: str) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(entry.workflow, args=entry.args, id=entry.workflow_id,
                                            task_queue=entry.task_queue or default_task_queue,
-                                           static_summary=entry.summary),
+                                           static_summary=entry.summary,
+                                           priority=priority_for(SCHEDULED_KINDS.get(entry.workflow, "reporting"))),
         spec=ScheduleSpec(cron_expressions=list(entry.cron), calendars=calendars, time_zone_name=entry.time_zone),
         policy=SchedulePolicy(overlap=_OVERLAP[entry.overlap], catchup_window=timedelta(
             minutes=entry.catchup_window_minutes) if entry.catchup_window_minutes else None),

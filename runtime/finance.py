@@ -49,7 +49,11 @@ def build_settlement_reports(settings: Settings, engine: Engine | None = None) -
                                               provider=channel)
     shopify_channels = sorted(c for c, n in settings.marketplace_adapters.items() if n.strip().lower() == "shopify")
     if shopify_channels:  # each shop (the single-shop channel, or each store of RETAILFLOW_STORES) with its own API
-        from adapters.marketplace.shopify_payouts_api import ShopifyPayoutReports, build_shopify_payouts_api
+        from adapters.marketplace.shopify_payouts_api import (
+            ShopifyPayoutReports,
+            ShopifyPayoutsApi,
+            build_shopify_payouts_api,
+        )
         from runtime.registry import channel_settings
 
         for channel in shopify_channels:
@@ -59,6 +63,7 @@ def build_settlement_reports(settings: Settings, engine: Engine | None = None) -
                 from runtime.shopify_auth import shopify_auth_for
 
                 auth = shopify_auth_for(shop_settings, engine)
+            api: ShopifyPayoutsApi
             if settings.shopify_admin_api == "graphql":  # shopifyPaymentsAccount payouts / balanceTransactions
                 from adapters.marketplace.shopify_graphql import build_shopify_graphql
                 from adapters.marketplace.shopify_payouts_graphql import ShopifyPayoutsGraphQL

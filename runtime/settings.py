@@ -147,6 +147,18 @@ class OrderSettings(_Group):
     refund_before_receipt_channels: list[str] = ["amazon"]
     return_window_days: int = 30
     return_receipt_timeout_days: int = 21
+    fairness_weights: dict[str, float] = Field(
+        default_factory=dict, description="Task-queue fairness weight per store (channel, POS store or settlement "
+        "provider; default 1.0): within a priority, stores are served in proportion to their weight "
+        "(workflows/priorities.py)")
+
+    @field_validator("fairness_weights")
+    @classmethod
+    def _positive_weights(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(k for k, w in v.items() if not (0 < w <= 1000))
+        if bad:
+            raise ValueError(f"fairness weights must be > 0 and <= 1000: {', '.join(bad)}")
+        return v
 
 
 class InventorySettings(_Group):
@@ -234,6 +246,44 @@ class ObservabilitySettings(_Group):
     temporal_sdk_metrics_port: int | None = Field(default=9465, description="Temporal SDK metrics port; 0 disables")
     otel_enabled: bool = Field(default=False, description="OpenTelemetry tracing of workflows and activities")
     otel_service_name: str = "retailflow"
+    # Business SLOs: the thresholds of the Prometheus alert rules (runtime/alerts.py, `retailflow ops
+    # alert-rules`, deploy/prometheus/alerts.yml; what each means and what to do: docs/operations.md)
+    slo_quantile: float = Field(default=0.95, gt=0, lt=1, description="The latency SLOs hold for this quantile "
+                                "(0.95: 95 of 100 orders, shipments, publications within the threshold)")
+    slo_order_ingestion_seconds: float = Field(
+        default=5.0, gt=0, description="Webhook received → its order workflow started (retailflow_order_"
+        "ingestion_seconds), at the SLO quantile over 10 minutes")
+    slo_erp_booking_seconds: float = Field(
+        default=900.0, gt=0, description="Order workflow started → ERP sales order booked (retailflow_order_"
+        "erp_booking_seconds), at the SLO quantile over 30 minutes")
+    slo_inventory_publication_seconds: float = Field(
+        default=120.0, gt=0, description="Availability publication issued → the channel acknowledged it, per "
+        "channel (retailflow_inventory_publication_seconds), at the SLO quantile over 15 minutes")
+    slo_shipment_confirmation_seconds: float = Field(
+        default=3600.0, gt=0, description="Warehouse shipped → the channel confirmed the shipment, per channel "
+        "(retailflow_shipment_confirmation_seconds), at the SLO quantile over 1 hour")
+    slo_parked_run_age_seconds: float = Field(
+        default=4 * 3600.0, gt=0, description="No run waits for an analyst longer than this "
+        "(retailflow_parked_run_oldest_age_seconds)")
+    slo_parked_runs: NonNegativeInt = Field(default=25, description="Parked runs of one kind above this alert "
+                                            "(retailflow_parked_runs)")
+    slo_unmatched_settlement_lines: NonNegativeInt = Field(
+        default=0, description="Open settlement lines nobody matched above this alert, once they last 6 hours "
+        "(retailflow_settlement_unmatched_lines)")
+    slo_quarantined_per_hour: float = Field(
+        default=10.0, ge=0, description="Deliveries quarantined per hour per source above this alert "
+        "(retailflow_quarantined_total)")
+    slo_quarantine_open: NonNegativeInt = Field(
+        default=50, description="Quarantined deliveries not yet replayed above this alert "
+        "(retailflow_quarantine_open)")
+    slo_breaker_open_seconds: float = Field(
+        default=300.0, gt=0, description="A partner's circuit breaker open longer than this alerts "
+        "(retailflow_partner_breaker_state)")
+    slo_alert_for_seconds: float = Field(
+        default=300.0, ge=0, description="How long a latency SLO must be breached before its alert fires (`for:`)")
+    alerts_runbook_base_url: str = Field(
+        default="docs/operations.md", description="Where the alerts' runbook_url annotations point (each alert "
+        "adds #its-name): e.g. your repository's URL of docs/operations.md")
 
 
 class AdapterSelection(_Group):
@@ -306,10 +356,6 @@ class ShopifySettings(_Group):
     @property
     def shopify_app_scope_list(self) -> list[str]:
         return [s.strip() for s in self.shopify_app_scopes.split(",") if s.strip()]
-
-    @property
-    def shopify_oauth_redirect_uri(self) -> str:
-        return f"{self.effective_api_base_url.rstrip('/')}/shopify/oauth/callback"
 
     @property
     def effective_shopify_shop_domain(self) -> str | None:
@@ -631,6 +677,11 @@ class Settings(DeploymentSettings, AuthSettings, DatabaseSettings, TemporalSetti
                ErpNextSettings, SandboxSettings, CodecSettings, StoreSettings):
     """All of retailflow's settings: the groups above in one object, env `RETAILFLOW_*` (names unchanged by
     the grouping). The composition root hands each adapter or activity the group it needs."""
+
+    @property
+    def shopify_oauth_redirect_uri(self) -> str:
+        """Where Shopify sends the merchant back after the app install (the API's /shopify/oauth/callback)."""
+        return f"{self.effective_api_base_url.rstrip('/')}/shopify/oauth/callback"
 
     def secrets_in_use(self) -> list[str]:
         """The secret settings this configuration relies on: the webhook secrets of the routes the API always

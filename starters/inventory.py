@@ -24,6 +24,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from adapters.inventory.ledger import InventoryLedger
 from canonical.inventory import DriftInput, InventoryEvent, InventorySyncInput, inventory_workflow_id
 from workflows import search_attributes as sa
+from workflows.priorities import priority_for
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +41,7 @@ async def start_inventory_sync(client: Client, *, sku: str, task_queue: str, eve
         id=wf_id, task_queue=task_queue, start_signal=signal, start_signal_args=args,
         search_attributes=TypedSearchAttributes([SearchAttributePair(sa.SKUS, [sku])]),
         static_summary=f"Availability of {sku} to every channel",
+        priority=priority_for("inventory"),
     )
     return wf_id
 
@@ -68,6 +70,7 @@ def drift_schedule(drift: DriftInput, *, schedule_id: str, every: timedelta, tas
     """The Schedule that runs InventoryDrift every `every`, one reconciliation at a time."""
     return Schedule(
         action=ScheduleActionStartWorkflow(DRIFT_WORKFLOW, drift, id=f"{schedule_id}-run", task_queue=task_queue,
+                                           priority=priority_for("drift"),
                                            static_summary=f"Reconcile the ledger with the {drift.source} stock"),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
@@ -77,4 +80,5 @@ def drift_schedule(drift: DriftInput, *, schedule_id: str, every: timedelta, tas
 async def start_drift(client: Client, drift: DriftInput, *, task_queue: str, label: str) -> WorkflowHandle:
     """Reconcile the ledger against one saved snapshot: `inventory-drift:{snapshot_id}`."""
     return await client.start_workflow(DRIFT_WORKFLOW, drift, id=f"inventory-drift:{drift.snapshot_id}",
-                                       task_queue=task_queue, static_summary=f"Reconcile the ledger with {label}")
+                                       task_queue=task_queue, static_summary=f"Reconcile the ledger with {label}",
+                                       priority=priority_for("drift"))

@@ -17,6 +17,7 @@ from canonical.order import Order
 from runtime.settings import Settings
 from starters import TemporalUnavailable
 from workflows import search_attributes as sa
+from workflows.priorities import priority_for
 
 ORDER_WORKFLOW = "OrderFulfillment"
 
@@ -55,6 +56,8 @@ async def start_order(client: Client, settings: Settings, order: Order, *,
                 SearchAttributePair(sa.SKUS, sorted({line.channel_sku for line in order.lines})),
             ]),
             static_summary=summary, static_details=f"Order lines:\n{details}",
+            # order intake runs first on shared queues; within it, each store gets its share (fairness)
+            priority=priority_for("orders", order.channel, settings.fairness_weights),
             # signal-with-start takes the running run (USE_EXISTING); a plain start fails on it (a duplicate)
             **({"start_signal": "cancel", "start_signal_args": [cancel],
                 "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING} if cancel is not None

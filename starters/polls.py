@@ -15,6 +15,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.order_poll import OrderPollInput
+from workflows.priorities import priority_for
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +46,7 @@ async def start_order_poll(client: Client, *, channel: str, task_queue: str, int
             POLL_WORKFLOW, OrderPollInput(channel=channel, interval_seconds=interval_seconds,
                                           lookback_hours=lookback_hours),
             id=wf_id, task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            priority=priority_for("orders", channel),  # the poll is order intake
             static_summary=f"Poll {channel} orders every {interval_seconds}s")
     except WorkflowAlreadyStartedError:
         pass

@@ -9,6 +9,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from canonical.pos import PosTransaction, StoreDayInput
 from runtime.settings import Settings
 from workflows import search_attributes as sa
+from workflows.priorities import priority_for
 
 STORE_DAY_WORKFLOW = "StoreDay"
 
@@ -45,5 +46,6 @@ async def signal_store_day(client: Client, settings: Settings, transactions: lis
         search_attributes=TypedSearchAttributes([SearchAttributePair(sa.STORE_ID, first.store_id),
                                                  SearchAttributePair(sa.NEEDS_ATTENTION, False)]),
         static_summary=f"Store {first.store_id}: POS day {first.business_date.isoformat()}",
+        priority=priority_for("pos", first.store_id, settings.fairness_weights),
     )
     return wf_id

@@ -16,6 +16,7 @@ from canonical.returns import RefundPolicy, ReturnRequest, ReturnToRefundInput
 from runtime.settings import Settings
 from starters import TemporalUnavailable
 from workflows import search_attributes as sa
+from workflows.priorities import priority_for
 
 RETURN_WORKFLOW = "ReturnToRefund"
 
@@ -47,6 +48,7 @@ async def start_return(client: Client, settings: Settings, request: ReturnReques
                 SearchAttributePair(sa.ORDER_STATUS, "requested"),
                 SearchAttributePair(sa.NEEDS_ATTENTION, False),
             ]),
+            priority=priority_for("returns", request.channel, settings.fairness_weights),
             static_summary=f"{request.channel} {kind} {request.return_id} of order {request.external_order_id}: "
                            f"{units} unit(s)",
             static_details="\n".join(f"- line {line.line_id}: {line.quantity} ({line.reason.value})"

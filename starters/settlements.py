@@ -17,6 +17,7 @@ from canonical.finance import (
     SettlementInput,
 )
 from runtime.settings import Settings
+from workflows.priorities import priority_for
 
 FETCH_WORKFLOW = "SettlementFetch"
 RECONCILIATION_WORKFLOW = "SettlementReconciliation"
@@ -28,7 +29,8 @@ async def fetch_settlements_now(client: Client, settings: Settings, *, provider:
     return await client.execute_workflow(
         FETCH_WORKFLOW, FetchSettlementsInput(provider=provider, channel=channel),
         id=f"settlement-fetch:{provider}:{uuid.uuid4().hex[:8]}", task_queue=settings.queue_for("finance"),
-        result_type=FetchSettlementsResult, static_summary=f"Fetch {provider} settlement reports (by hand)")
+        result_type=FetchSettlementsResult, static_summary=f"Fetch {provider} settlement reports (by hand)",
+        priority=priority_for("finance", provider, settings.fairness_weights))
 
 
 async def start_reconciliation(client: Client, settings: Settings,
@@ -38,4 +40,5 @@ async def start_reconciliation(client: Client, settings: Settings,
         RECONCILIATION_WORKFLOW, inp, id=inp.workflow_id, task_queue=settings.queue_for("finance"),
         result_type=ReconciliationResult,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"Reconcile {inp.provider} settlement {inp.settlement_id} (by hand)")
+        static_summary=f"Reconcile {inp.provider} settlement {inp.settlement_id} (by hand)",
+        priority=priority_for("finance", inp.provider, settings.fairness_weights))

@@ -565,8 +565,8 @@ class ShopifyGraphQL:
         return dict(data)
 
     def _raise_errors(self, errors: Any, extensions: Any, status: ThrottleStatus | None) -> None:
-        items = errors if isinstance(errors, list) else [{"message": str(errors)}]
-        codes = {str(((e.get("extensions") or {}) if isinstance(e, Mapping) else {}).get("code", "")) for e in items}
+        items: list[Any] = errors if isinstance(errors, list) else [{"message": str(errors)}]
+        codes = {str((e.get("extensions") or {}).get("code", "")) if isinstance(e, Mapping) else "" for e in items}
         message = "; ".join(str(e.get("message") if isinstance(e, Mapping) else e) for e in items)[:500]
         if "THROTTLED" in codes:
             cost = requested_cost(extensions) or Decimal(10)
@@ -593,12 +593,13 @@ class ShopifyGraphQL:
             fos += (more.get("fulfillmentOrders") or {}).get("nodes") or []
             info = (more.get("fulfillmentOrders") or {}).get("pageInfo") or {}
         for fo in fos:
-            lines = fo.get("lineItems") or {}
+            lines: dict[str, Any] = dict(fo.get("lineItems") or {})
             while (lines.get("pageInfo") or {}).get("hasNextPage"):
-                more = (self.execute(FULFILLMENT_ORDER_LINES, {"id": fo["id"], "linesAfter": lines["pageInfo"]["endCursor"]},
-                                     cost=FO_LINES_COST).get("fulfillmentOrder") or {}).get("lineItems") or {}
-                lines = {"nodes": [*lines.get("nodes", []), *(more.get("nodes") or [])],
-                         "pageInfo": more.get("pageInfo") or {}}
+                data = self.execute(FULFILLMENT_ORDER_LINES, {"id": fo["id"], "linesAfter": lines["pageInfo"]["endCursor"]},
+                                    cost=FO_LINES_COST)
+                page: dict[str, Any] = dict((data.get("fulfillmentOrder") or {}).get("lineItems") or {})
+                lines = {"nodes": [*lines.get("nodes", []), *(page.get("nodes") or [])],
+                         "pageInfo": page.get("pageInfo") or {}}
             fo["lineItems"] = lines
         order["fulfillmentOrders"] = {"nodes": fos}
         return order

@@ -51,7 +51,8 @@ async def dev_env():
         dev_server_existing_path=temporal_cli_path(),
         data_converter=data_converter(CODEC_KEYRING),  # the platform's: payloads sealed (runtime/codec.py)
         search_attributes=sa.ALL,
-        dev_server_extra_args=["--log-level", "error"],
+        # fairness within a priority, as deploy/temporal/dynamicconfig sets it (workflows/priorities.py)
+        dev_server_extra_args=["--log-level", "error", "--dynamic-config-value", "matching.enableFairness=true"],
     )
     assert set(SEARCH_ATTRIBUTES) == {k.name for k in sa.ALL}
     try:
