@@ -40,10 +40,13 @@ def test_subscriptions_are_created_once_per_topic_and_checked(engine):
                "RETAILFLOW_API_BASE_URL": "https://elsewhere.example.com",
                "RETAILFLOW_DATABASE_URL": engine.url.render_as_string(hide_password=False)}
         from retailflow.cli import app
+        from runtime.settings import get_settings
 
+        get_settings.cache_clear()  # the CLI reads the environment given here, not settings another test cached
         result = CliRunner().invoke(app, ["shopify", "webhooks", "--check"], env=env)
         assert result.exit_code == 1 and "ORDERS_CREATE\tmissing" in result.output  # another intake URL
         result = CliRunner().invoke(app, ["shopify", "webhooks"], env=env)
+        get_settings.cache_clear()
         assert result.exit_code == 0 and result.output.count("\tcreated") == len(WEBHOOK_TOPICS), result.output
 
 
