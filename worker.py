@@ -12,9 +12,11 @@ from pathlib import Path
 
 import prometheus_client
 import structlog
+from temporalio import workflow
 from temporalio.client import Client
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.inventory import InventoryActivities
 from activities.ops import OpsActivities
@@ -22,6 +24,7 @@ from activities.order_poll import OrderPollActivities
 from activities.orders import OrderActivities
 from activities.pos import PosActivities
 from activities.returns import ReturnActivities
+from adapters.platform.intake_store import IntakeStore
 from adapters.ports import Adapters
 from canonical.order import Order
 from runtime.cluster import connect_client
@@ -29,7 +32,7 @@ from runtime.finance import build_finance_activities
 from runtime.observability import CorrelationInterceptor, observe_order_milestone
 from runtime.registry import build_adapters, channel_settings
 from runtime.settings import Settings, get_settings
-from starters import signal_workflow
+from starters import deliver_held, signal_workflow
 from starters.inventory import relay_stock_changes, start_inventory_sync
 from starters.orders import start_order
 from starters.polls import start_order_poll
@@ -100,8 +103,14 @@ def order_poll_activities(settings: Settings, adapters: Adapters | None = None) 
     starters."""
     from adapters.marketplace.amazon_sp import build_amazon_sp
 
+    engine = adapters.projection.engine if adapters is not None and adapters.projection is not None else None
+    held = IntakeStore(engine) if engine is not None else None
+
     async def start(client: Client, order: Order) -> tuple[str, bool]:
-        return await start_order(client, settings, order)
+        wf_id, duplicate = await start_order(client, settings, order)
+        if held is not None:  # a shipment that reached the intake before the poll found its order
+            await deliver_held(client, held, wf_id)
+        return wf_id, duplicate
 
     def feed(channel_settings_: Settings):
         return lambda: build_amazon_sp(channel_settings_)
@@ -134,15 +143,51 @@ def worker_activities(adapters: Adapters, settings: Settings | None = None) -> l
             *order_poll_activities(settings, adapters).all()]
 
 
+# how each workflow type's runs behave across worker versions (docs/deployment.md, "Safe deploys"): orders and
+# returns live for days and finish on the version they started on; every other type moves to the current version
+PINNED_WORKFLOWS = frozenset({"OrderFulfillment", "ReturnToRefund"})
+
+
+def versioned(workflow_class: type, behavior: VersioningBehavior) -> type:
+    """The workflow class declaring `behavior`, for a versioned worker only (an unversioned worker refuses a
+    declared behaviour, so the workflow modules declare none): a same-name subclass, same handlers."""
+    defn = workflow._Definition.must_from_class(workflow_class)
+    sub = type(workflow_class.__name__, (workflow_class,), {"__module__": workflow_class.__module__,
+                                                            "__qualname__": workflow_class.__qualname__})
+    return workflow.defn(name=defn.name, versioning_behavior=behavior, sandboxed=defn.sandboxed)(sub)
+
+
+def versioned_workflows(workflows: list) -> list:
+    """Pinned copies of PINNED_WORKFLOWS; the others take the deployment's default (auto-upgrade)."""
+    return [versioned(w, VersioningBehavior.PINNED)
+            if workflow._Definition.must_from_class(w).name in PINNED_WORKFLOWS else w for w in workflows]
+
+
+def worker_deployment_config(settings: Settings | None) -> WorkerDeploymentConfig | None:
+    """Worker Deployment Versioning (RETAILFLOW_WORKER_VERSIONING): this worker is version
+    `<RETAILFLOW_WORKER_DEPLOYMENT_NAME>.<build id>`; each workflow type declares whether its runs stay on the
+    version they started on (OrderFulfillment, ReturnToRefund: PINNED) or move to the current one (AUTO_UPGRADE).
+    Off: unversioned workers, as before (the embedded stack)."""
+    if settings is None or not settings.worker_versioning:
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(deployment_name=settings.worker_deployment_name,
+                                        build_id=settings.effective_worker_build_id),
+        use_worker_versioning=True, default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+
+
 def build_worker(
     client: Client, adapters: Adapters, *, task_queue: str, executor: concurrent.futures.Executor | None = None,
     graceful_shutdown_timeout: timedelta = timedelta(), settings: Settings | None = None,
     workflows: list | None = None,
 ) -> Worker:
+    deployment = worker_deployment_config(settings)
     return Worker(
         client,
+        deployment_config=deployment,
         task_queue=task_queue,
-        workflows=WORKFLOWS if workflows is None else workflows,
+        workflows=(lambda ws: ws if deployment is None else versioned_workflows(ws))(
+            WORKFLOWS if workflows is None else workflows),
         activities=worker_activities(adapters, settings),
         # the client's CorrelationInterceptor (if any) is applied to the worker too; never add it twice
         interceptors=[] if any(isinstance(i, CorrelationInterceptor) for i in client.config()["interceptors"])
@@ -210,6 +255,26 @@ def temporal_cli_path() -> str:
     return found
 
 
+async def first_version_current(client: Client, settings: Settings, *, attempts: int = 60) -> None:
+    """The first deploy of a Worker Deployment: with no current version yet, new runs would wait for unversioned
+    workers that never come, so this version becomes current. A deployment that has one is left alone: moving to
+    a new version is `retailflow deploy set-current`, a person's decision (docs/deployment.md, "Safe deploys")."""
+    from runtime.deployments import describe, set_current
+
+    name, build = settings.worker_deployment_name, settings.effective_worker_build_id
+    for _ in range(attempts):  # the server knows the version once this worker has polled
+        try:
+            state = await describe(client, name)
+            if state.current_build_id is None:
+                await set_current(client, name, build)
+                log.info("worker.deployment_version_current", deployment=name, build_id=build, first=True)
+            return
+        except Exception as exc:  # noqa: BLE001 - not registered yet, or the server is busy: try again
+            log.debug("worker.deployment_version_pending", error=str(exc)[:200])
+            await asyncio.sleep(1)
+    log.warning("worker.deployment_version_not_set", deployment=name, build_id=build)
+
+
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run the worker (and the embedded WMS shipper when enabled) until `stop` is set."""
     from adapters.sql import make_engine
@@ -252,6 +317,8 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     async with contextlib.AsyncExitStack() as stack:
         for w in workers:
             await stack.enter_async_context(w)
+        if settings.worker_versioning:
+            tasks.append(asyncio.create_task(first_version_current(client, settings)))
         await stop.wait()
         # graceful: stop polling, let running activities finish (or hand them back after `grace`), all at once
         await asyncio.gather(*(w.shutdown() for w in workers))

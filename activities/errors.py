@@ -4,8 +4,11 @@ should do); a transient vendor fault is retried by the activity's RetryPolicy, a
 
 from __future__ import annotations
 
+import logging
+
 from temporalio.exceptions import ApplicationError
 
+from canonical.errors import BusinessError
 from canonical.vendor_errors import VendorUnavailable
 
 
@@ -13,3 +16,30 @@ def transient_error(exc: VendorUnavailable) -> ApplicationError:
     """A *retryable* ApplicationError of the fault's type, with `next_retry_delay` = the vendor's Retry-After."""
     return ApplicationError(exc.message, exc.details, type=exc.type, non_retryable=False,
                             next_retry_delay=exc.next_retry_delay)
+
+
+class _BusinessFaultTraceback(logging.Filter):
+    """Temporal's activity worker logs every failed attempt as "Completing activity as failed" with the whole
+    traceback (temporalio/worker/_activity.py). For an *expected* business fault (a BusinessError turned into a
+    non-retryable ApplicationError by `business_errors`, activities/orders.py) that is noise in plain text: the
+    run parks and `activity.business_error` has already said so in one structured line (type, message, workflow
+    id, activity). Those records are dropped; every other failure keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not is_business_fault(exc)
+
+
+def is_business_fault(exc: BaseException | None) -> bool:
+    """An ApplicationError raised from a canonical BusinessError (what parks a run)."""
+    return isinstance(exc, ApplicationError) and exc.non_retryable and isinstance(exc.__cause__, BusinessError)
+
+
+def install_business_fault_filter() -> None:
+    """Idempotent; done on import, so every worker that loads the activities has it."""
+    logger = logging.getLogger("temporalio.activity")
+    if not any(isinstance(f, _BusinessFaultTraceback) for f in logger.filters):
+        logger.addFilter(_BusinessFaultTraceback())
+
+
+install_business_fault_filter()

@@ -11,8 +11,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
 from temporalio.client import Client
 
-from adapters.inventory.ledger import InventoryLedger
-from adapters.platform.projection import StatusProjection
 from api import errors
 from api.auth import document_auth
 from api.deps import EngineDep, TemporalConnector
@@ -21,7 +19,7 @@ from api.routers import inventory as inventory_router
 from api.routers import pos as pos_router
 from api.routers import returns as returns_router
 from api.routers import settlements as settlements_router
-from runtime.observability import HTTP_HEADER, NEGATIVE_FREE, PARKED_RUNS, correlation_id, new_correlation_id
+from runtime.observability import HTTP_HEADER, correlation_id, new_correlation_id, refresh_platform_gauges
 from runtime.settings import Settings, get_settings
 
 
@@ -148,9 +146,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     def metrics(engine: EngineDep) -> Response:
-        for kind, count in StatusProjection(engine).parked_counts().items():
-            PARKED_RUNS.labels(kind).set(count)
-        NEGATIVE_FREE.set(len(InventoryLedger(engine).negative_free(limit=10_000)))
+        refresh_platform_gauges(engine)  # parked runs, unmatched settlement lines, open quarantine, negative stock
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["ops"])

@@ -74,6 +74,17 @@ def _actor(value: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
+ANALYST_ACTIONS = ("retry", "skip", "cancel", "resume")
+
+
+def _action(name: str, value: Any) -> str:
+    """What the analyst did: the `act` update (and an `act`-style signal) carries it in its `action`; the
+    retry/skip/cancel signals are named after it."""
+    if isinstance(value, dict) and value.get("action") in ANALYST_ACTIONS:
+        return str(value["action"])
+    return name
+
+
 def build_trail(history: WorkflowHistory) -> list[AuditEntry]:
     entries: list[AuditEntry] = []
     by_scheduled: dict[int, AuditEntry] = {}
@@ -126,21 +137,25 @@ def build_trail(history: WorkflowHistory) -> list[AuditEntry]:
             attrs = event.workflow_execution_signaled_event_attributes
             value = _payloads(attrs.input.payloads)
             actor, reason = _actor(value)
-            entries.append(AuditEntry(time=_when(event), kind="signal", name=attrs.signal_name, actor=actor,
-                                      reason=reason, input=value))
+            entries.append(AuditEntry(time=_when(event), kind="signal", name=_action(attrs.signal_name, value),
+                                      actor=actor, reason=reason, input=value))
         elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             attrs = event.workflow_execution_update_accepted_event_attributes
             request = attrs.accepted_request
             value = _payloads(request.input.args.payloads)
             actor, reason = _actor(value)
-            entry = AuditEntry(time=_when(event), kind="update", name=request.input.name, actor=actor, reason=reason,
-                               state="accepted", input=value)
+            entry = AuditEntry(time=_when(event), kind="update", name=_action(request.input.name, value), actor=actor,
+                               reason=reason, state="accepted", input=value)
             updates[attrs.protocol_instance_id] = entry
             entries.append(entry)
         elif et == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
             attrs = event.workflow_execution_update_completed_event_attributes
             if (entry := updates.get(attrs.meta.update_id)) is not None:
                 entry.state, entry.finished = "completed", _when(event)
+                if attrs.outcome.HasField("failure"):
+                    entry.state, entry.error = "failed", attrs.outcome.failure.message
+                else:
+                    entry.output = _payloads(attrs.outcome.success.payloads)
         elif et == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
             fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
             if "OrderStatus" in fields:
@@ -171,7 +186,8 @@ def build_trail(history: WorkflowHistory) -> list[AuditEntry]:
 
 
 CSV_COLUMNS = ["time", "kind", "name", "summary", "state", "attempt", "actor", "reason", "error", "compensation",
-               "finished"]
+               "finished", "input", "output"]
+_JSON_COLUMNS = ("input", "output")  # the step's canonical input and output, as compact JSON in one cell
 
 
 def to_csv(entries: list[AuditEntry]) -> str:
@@ -180,6 +196,9 @@ def to_csv(entries: list[AuditEntry]) -> str:
     writer.writeheader()
     for e in entries:
         row = e.model_dump(mode="json")
+        for k in _JSON_COLUMNS:
+            value = row.get(k)
+            row[k] = None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
         writer.writerow({k: row.get(k) for k in CSV_COLUMNS})
     return out.getvalue()
 
@@ -213,6 +232,10 @@ async def decode_history(client: Client, history: WorkflowHistory) -> WorkflowHi
             containers.append(event.workflow_execution_update_accepted_event_attributes.accepted_request.input.args)
         elif event.HasField("workflow_execution_completed_event_attributes"):
             containers.append(event.workflow_execution_completed_event_attributes.result)
+        elif event.HasField("workflow_execution_update_completed_event_attributes"):
+            outcome = event.workflow_execution_update_completed_event_attributes.outcome
+            if outcome.HasField("success"):
+                containers.append(outcome.success)
         for container in containers:
             if container.payloads:
                 decoded = await codec.decode(list(container.payloads))
@@ -240,6 +263,10 @@ def _failures(event: HistoryEvent) -> list[Failure]:
         found.append(event.activity_task_timed_out_event_attributes.failure)
     elif event.HasField("workflow_execution_failed_event_attributes"):
         found.append(event.workflow_execution_failed_event_attributes.failure)
+    elif event.HasField("workflow_execution_update_completed_event_attributes"):
+        outcome = event.workflow_execution_update_completed_event_attributes.outcome
+        if outcome.HasField("failure"):
+            found.append(outcome.failure)
     return found
 
 

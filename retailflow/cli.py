@@ -35,6 +35,9 @@ app.add_typer(settlements_app, name="settlements")
 from retailflow.vendors_cli import vendors_app  # noqa: E402
 
 app.add_typer(vendors_app, name="vendors")
+from retailflow.deploy_cli import deploy_app  # noqa: E402
+
+app.add_typer(deploy_app, name="deploy")
 # The vendor sandboxes have their own entry point, `retailflow-sandbox` (sandbox/cli.py): the product CLI never
 # imports sandbox/ at load, so the image, which ships without it, runs `retailflow api` and `retailflow worker`.
 
@@ -97,6 +100,8 @@ def dev(
     try:
         asyncio.run(run_dev(settings, temporal_port=temporal_port, ui_port=ui_port, demo=demo, sandbox=sandbox,
                             profile=profile))
+    except KeyboardInterrupt:  # stopped while starting (Ctrl-C, SIGTERM, SIGHUP): cleaned up on the way out
+        raise typer.Exit(0) from None
     except RuntimeError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from None
@@ -392,6 +397,161 @@ def ops_retry(
         typer.secho(f"refused {line}", fg="yellow")
 
 
+def _api_headers(settings: Settings) -> dict[str, str]:
+    key = settings.api_key.get_secret_value().strip() if settings.api_key is not None else ""
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+class ApiCallError(Exception):
+    """An API call that did not succeed, said in one line with what to do (the CLI prints it, exit status 2)."""
+
+
+def _detail(resp) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        body = resp.text
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    text = detail if isinstance(detail, str) else json.dumps(detail, separators=(",", ":"))
+    return " ".join(text.split())[:300]
+
+
+def api_request(settings: Settings, method: str, path: str, *, params: dict | None = None,
+                json_body: dict | None = None, timeout: float = 30.0):
+    """The CLI's one way to call the API (RETAILFLOW_API_BASE_URL, RETAILFLOW_API_KEY). A refused connection, a
+    timeout, 401, 403 and any other 4xx/5xx raise ApiCallError with one line naming the fix; no traceback."""
+    import httpx
+
+    base = settings.effective_api_base_url.rstrip("/")
+    headers = _api_headers(settings)
+    try:
+        resp = httpx.request(method, f"{base}{path}", params=params, json=json_body, headers=headers, timeout=timeout)
+    except httpx.TimeoutException:
+        raise ApiCallError(f"the API at {base} did not answer within {timeout:g}s: is it up? `make run` "
+                           "(or set RETAILFLOW_API_BASE_URL)") from None
+    except httpx.TransportError:
+        raise ApiCallError(f"cannot reach the API at {base}: is it up? `make run` "
+                           "(or set RETAILFLOW_API_BASE_URL)") from None
+    if resp.status_code == 401:
+        if not headers:
+            raise ApiCallError("the API wants a key: export RETAILFLOW_API_KEY=<an analyst or admin key> (the key "
+                               "`make run` printed, or `retailflow keys create --name you --role analyst`)")
+        raise ApiCallError("the API refused the key (unknown, expired or revoked): set RETAILFLOW_API_KEY to an "
+                           "analyst or admin key (`retailflow keys create`)")
+    if resp.status_code == 403:
+        raise ApiCallError(f"the API refused the key for {method} {path} ({_detail(resp)}): set RETAILFLOW_API_KEY "
+                           "to an analyst or admin key (`retailflow keys create`)")
+    if resp.status_code >= 400:
+        raise ApiCallError(f"the API answered {resp.status_code} to {method} {path}: {_detail(resp)}")
+    return resp
+
+
+def _api_json(settings: Settings, method: str, path: str, **kwargs):
+    """`api_request`'s JSON answer; an ApiCallError ends the command with its line on stderr, exit status 2."""
+    try:
+        return api_request(settings, method, path, **kwargs).json()
+    except ApiCallError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+def parse_age(text: str):
+    """`90s`, `45m`, `2h`, `3d` (a bare number is minutes) as a timedelta."""
+    import re
+    from datetime import timedelta
+
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text)
+    if match is None:
+        raise typer.BadParameter(f"{text!r}: expected e.g. 30m, 2h, 1d", param_hint="--older-than")
+    unit = {"s": "seconds", "m": "minutes", "": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _short_reason(run: dict) -> str:
+    """The reason without the suggested action the workflow appends to it (`<reason>. <action>`)."""
+    reason, action = run.get("reason") or "", run.get("suggested_action") or ""
+    if action and reason.endswith(f". {action}"):
+        reason = reason[: -len(action) - 2]
+    return " ".join(reason.split())
+
+
+def _reason_label(reason: str) -> str:
+    """The step that parked the run ("resolve_skus: unknown SKU …" → resolve_skus), as /metrics labels parked
+    runs; a reason of another form counts as itself."""
+    import re
+
+    match = re.match(r"([a-z][a-z0-9_]{0,63}):", reason)
+    return match.group(1) if match else (reason[:60] or "-")
+
+
+def needs_attention_table(runs: list[dict], now) -> str:
+    """Parked runs oldest first (workflow id, kind, channel/store, reason, parked since, age), then the counts by
+    reason (the step that parked: the reason up to its first colon)."""
+    from collections import Counter
+    from datetime import datetime
+
+    def since(run: dict):
+        return datetime.fromisoformat(run["parked_since"].replace("Z", "+00:00"))
+
+    runs = sorted(runs, key=lambda r: (since(r), r["workflow_id"]))
+    header = ("WORKFLOW ID", "KIND", "CHANNEL/STORE", "PARKED SINCE", "AGE", "REASON")
+    rows = [(r["workflow_id"], r["kind"], r.get("channel") or "-",
+             since(r).isoformat(timespec="seconds"), _age((now - since(r)).total_seconds()),
+             _short_reason(r)[:100] or "-") for r in runs]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
+    lines = ["  ".join([*(str(c).ljust(w) for c, w in zip(row[:-1], widths, strict=True)), str(row[-1])]).rstrip()
+             for row in [header, *rows]]
+    counts = Counter(_reason_label(_short_reason(r)) for r in runs)
+    lines.append("")
+    lines.append(f"{len(runs)} parked run(s)" + (": by reason" if counts else ""))
+    lines.extend(f"  {n:>5}  {reason}" for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return "\n".join(lines)
+
+
+@ops_app.command("needs-attention")
+def ops_needs_attention(
+    channel: Annotated[str | None, typer.Option(help="Only this channel or store, e.g. shopify")] = None,
+    older_than: Annotated[str | None, typer.Option(help="Only runs parked longer than this: 30m, 2h, 1d")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this kind of run: order, return, settlement, …")] = None,
+) -> None:
+    """The parked runs (GET /ops/needs-attention), oldest first, with their reason and age, then counts by reason.
+    Any API key will do (viewer and up): RETAILFLOW_API_KEY."""
+    from datetime import UTC, datetime
+
+    settings = _settings()
+    now = datetime.now(UTC)
+    params: dict[str, str | int] = {"limit": 1000}
+    if channel:
+        params["channel"] = channel
+    if kind:
+        params["kind"] = kind
+    if older_than:
+        params["parked_before"] = (now - parse_age(older_than)).isoformat()
+    runs: list[dict] = []
+    while True:  # every page: the API answers at most 1000 at a time
+        page = _api_json(settings, "GET", "/ops/needs-attention", params={**params, "offset": len(runs)})
+        runs.extend(page)
+        if len(page) < 1000:
+            break
+    if not runs:
+        typer.echo("no parked runs" + (f" on {channel}" if channel else "")
+                   + (f" parked longer than {older_than}" if older_than else ""))
+        return
+    typer.echo(needs_attention_table(runs, now))
+
+
 @ops_app.command("prune-quarantine")
 def ops_prune_quarantine(
     days: Annotated[int | None, typer.Option(help="Retention; default RETAILFLOW_QUARANTINE_RETENTION_DAYS")] = None,
@@ -414,6 +574,23 @@ def ops_prune_quarantine(
         unsigned_max_rows=settings.quarantine_unsigned_max_rows)
     typer.echo(f"deleted {counts['resolved']} resolved and {counts['unsigned']} refused-signature quarantined "
                f"deliveries (retention {retention} days)")
+
+
+@ops_app.command("alert-rules")
+def ops_alert_rules(
+    out: Annotated[Path | None, typer.Option("--out", help="Write the rules file here instead of stdout")] = None,
+) -> None:
+    """The Prometheus alert rules of the business SLOs, from the settings (RETAILFLOW_SLO_*; docs/operations.md).
+    With the default settings this is deploy/prometheus/alerts.yml."""
+    from runtime.alerts import render_rules
+    from runtime.settings import ObservabilitySettings
+
+    text = render_rules(ObservabilitySettings())
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.write_text(text)
+    typer.echo(f"wrote {out}", err=True)
 
 
 @ops_app.command("audit")
@@ -531,6 +708,32 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name")]) -> 
                if record.revoked_at else f"{name!r} is not revoked")
 
 
+def unreachable_service(exc: BaseException) -> str | None:
+    """One line with the fix for a command that could not reach the API or Temporal (any command that calls them
+    without `api_request`, e.g. `shopify send`, `returns`, `ops retry`); None for any other error."""
+    import httpx
+
+    settings = Settings()
+    if isinstance(exc, httpx.TransportError):
+        where = f"{exc.request.url.scheme}://{exc.request.url.netloc.decode()}" if _has_request(exc) \
+            else settings.effective_api_base_url
+        if isinstance(exc, httpx.TimeoutException):
+            return f"the API at {where} did not answer in time: is it up? `make run`"
+        return f"cannot reach the API at {where}: is it up? `make run`"
+    if isinstance(exc, RuntimeError) and str(exc).startswith("Failed client connect"):
+        return (f"cannot reach Temporal at {settings.temporal_address}: is it up? `make run` "
+                "(or set RETAILFLOW_TEMPORAL_ADDRESS)")
+    return None
+
+
+def _has_request(exc) -> bool:
+    try:
+        exc.request  # noqa: B018 -- httpx raises RuntimeError when the error carries no request
+    except RuntimeError:
+        return False
+    return True
+
+
 def main() -> None:
     """The `retailflow` console script. Once a command has finished and its output is flushed, the process ends
     with `os._exit`: the Temporal client's Rust runtime threads can abort CPython's finalization of a short-lived
@@ -548,6 +751,12 @@ def main() -> None:
             code = 1
         else:
             code = exc.code or 0
+    except Exception as exc:  # noqa: BLE001 -- an unreachable service is one line with the fix, not a traceback
+        line = unreachable_service(exc)
+        if line is None:
+            raise
+        sys.stderr.write(f"error: {line}\n")
+        code = 2
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -53,29 +54,105 @@ def start_temporal(cli: str, data_dir: Path, port: int, ui_port: int, *, timeout
                            "Stop it or choose --temporal-port.")
     data_dir.mkdir(parents=True, exist_ok=True)
     logfile = open(data_dir / "temporal.log", "ab")  # noqa: SIM115 - lives as long as the process
+    # its own session: a Ctrl-C or a terminal hangup reaches `retailflow dev`, which stops it (stop_process) after
+    # the worker and the API, rather than the server going first under them
     proc = subprocess.Popen(temporal_command(cli, data_dir, port, ui_port, codec_endpoint=codec_endpoint),
                             stdout=logfile, stderr=subprocess.STDOUT,
                             start_new_session=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the Temporal dev server exited ({proc.returncode}); see {data_dir / 'temporal.log'}")
-        if port_open("127.0.0.1", port) and port_open("127.0.0.1", ui_port):
-            return proc
-        time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError(f"the Temporal dev server did not open port {port} within {timeout:.0f}s")
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the Temporal dev server exited ({proc.returncode}); see "
+                                   f"{data_dir / 'temporal.log'}")
+            if port_open("127.0.0.1", port) and port_open("127.0.0.1", ui_port):
+                return proc
+            time.sleep(0.3)
+        raise RuntimeError(f"the Temporal dev server did not open port {port} within {timeout:.0f}s")
+    except BaseException:  # not up in time, or interrupted (Ctrl-C, SIGTERM, SIGHUP) while starting: no orphan
+        stop_process(proc, timeout=5)
+        raise
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """`sig` to the process's whole group (it leads its own session: start_temporal), else to it alone."""
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """Stop the Temporal dev server and anything it started (its process group): SIGINT, then SIGKILL."""
+    if proc.poll() is None:
+        _signal_group(proc, signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # a child left behind by the leader
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill, closing the terminal
+
+
+class _Stopped(KeyboardInterrupt):
+    """A stop signal while the stack is still starting (blocking calls): unwinds through the cleanup."""
+
+
+def _detach_from_terminal() -> None:
+    """After a hangup the terminal is gone and every write to it fails (EIO): what the worker, the API and the
+    shutdown still log goes to /dev/null instead, so the shutdown runs to its end."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _raise_stopped(signum: int, _frame) -> None:
+    if signum == signal.SIGHUP:
+        _detach_from_terminal()
+    raise _Stopped(signal.Signals(signum).name)
+
+
+PROFILE_MARKER = "profiles"  # in the data dir: one line per profile that has run on it
+
+
+def profile_note(data_dir: Path, profile: str) -> str | None:
+    """One line to print at start when another profile used this data dir before (its orders, keys and catalog
+    are still there: the vendors profile's sample order, say, is then answered as a duplicate of the embedded
+    run's); None for a fresh or same-profile data dir. A data dir from before the marker existed counts as
+    `embedded` (`make run`) when Temporal's database is there."""
+    others = sorted(set(_profiles_used(data_dir)) - {profile})
+    if not others:
+        return None
+    by = "`make run`" if others == ["embedded"] else f"the {', '.join(others)} profile"
+    if profile == "vendors":
+        what = ("its orders are still there, so the README's sample order is answered as a duplicate "
+                "(\"duplicate\": true) and does not run on the vendors (send `--as-new-order`)")
+    else:
+        what = "its orders, keys and runs are still there"
+    return (f"note: {data_dir} was used before by {by}: {what}; for a fresh start use "
+            f"--data-dir {data_dir}-{profile} or `rm -rf {data_dir}`")
+
+
+def _profiles_used(data_dir: Path) -> list[str]:
+    marker = data_dir / PROFILE_MARKER
+    if marker.exists():
+        return [line.strip() for line in marker.read_text().splitlines() if line.strip()]
+    return ["embedded"] if (data_dir / "temporal.db").exists() else []
+
+
+def mark_profile(data_dir: Path, profile: str) -> None:
+    """Record that `profile` runs on this data dir (what profile_note reads at the next start)."""
+    used = _profiles_used(data_dir)
+    if profile not in used or not (data_dir / PROFILE_MARKER).exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / PROFILE_MARKER).write_text("".join(f"{p}\n" for p in dict.fromkeys([*used, profile])))
 
 
 class _ApiServer(uvicorn.Server):
@@ -88,12 +165,31 @@ class _ApiServer(uvicorn.Server):
 
 async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo: bool, sandbox: bool = False,
                   profile: str = "embedded") -> None:
+    """The stack until a stop signal: SIGINT (Ctrl-C), SIGTERM or SIGHUP (the terminal closed) stop the worker and
+    the API, then the Temporal dev server's whole process group, and the sandboxes: nothing is left running."""
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in STOP_SIGNALS}  # until the loop's handlers
+    try:
+        await _run_dev(settings, temporal_port=temporal_port, ui_port=ui_port, demo=demo, sandbox=sandbox,
+                       profile=profile)
+    except _Stopped:
+        log.info("dev.stopped_while_starting")
+    finally:
+        for sig, handler in previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, handler)
+
+
+async def _run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo: bool, sandbox: bool,
+                   profile: str) -> None:
     from adapters.erp.local import LocalErp
     from adapters.sql import make_engine
     from api.app import create_app
     from retailflow.catalog import DEMO_CATALOG, import_catalog
     from worker import run_worker, temporal_cli_path
 
+    note = profile_note(settings.data_dir, profile)
+    if note:
+        print(note, flush=True)
     ui_origins = [f"http://localhost:{ui_port}", f"http://127.0.0.1:{ui_port}"]  # the codec's CORS: this Web UI
     settings = settings.model_copy(update={"codec_cors_origins": [
         *settings.codec_cors_origins, *(o for o in ui_origins if o not in settings.codec_cors_origins)]})
@@ -109,6 +205,7 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo:
         if sandboxes is not None:
             sandboxes.stop()
         raise
+    mark_profile(settings.data_dir, profile)  # what the next start on this data dir reads (profile_note)
     log.info("dev.temporal_started", address=settings.temporal_address, web_ui=f"http://localhost:{ui_port}")
     engine = make_engine(settings.effective_database_url)
     try:
@@ -131,12 +228,17 @@ async def run_dev(settings: Settings, *, temporal_port: int, ui_port: int, demo:
                                            port=settings.api_port, log_level="warning", lifespan="on"))
 
         def _shutdown() -> None:
-            log.info("dev.stopping")
             stop.set()
             server.should_exit = True
+            log.info("dev.stopping")
+
+        def _hangup() -> None:  # the terminal closed: stop everything as on Ctrl-C, writing nowhere
+            _detach_from_terminal()
+            _shutdown()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _shutdown)
+        loop.add_signal_handler(signal.SIGHUP, _hangup)
         worker_task = asyncio.create_task(run_worker(settings, stop=stop))
         api_task = asyncio.create_task(server.serve())
         print(_banner(settings, ui_port, sandboxes.urls if sandboxes else None, profile, admin_key=admin_key),

@@ -52,10 +52,21 @@ class ScrubFilter(logging.Filter):
         return True
 
 
+class _CurrentStderr:
+    """sys.stderr as it is when a line is written, not when logging was configured: a CLI command run under a test
+    runner (or a process that swaps its stderr) must not leave the loggers bound to a stream that is closed."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO", json_logs: bool | None = None) -> None:
     if json_logs is None:
         json_logs = not sys.stderr.isatty()
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    logging.basicConfig(level=level.upper(), stream=_CurrentStderr(), format="%(message)s")
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -74,6 +85,6 @@ def configure_logging(level: str = "INFO", json_logs: bool | None = None) -> Non
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )

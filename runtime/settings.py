@@ -81,6 +81,25 @@ class TemporalSettings(_Group):
     temporal_tls_server_ca_path: Path | None = Field(
         default=None, description="CA that signed the server's certificate (PEM); default the system roots")
     temporal_tls_server_name: str | None = Field(default=None, description="TLS SNI / server name override")
+    worker_versioning: bool = Field(
+        default=False, description="Worker Deployment Versioning (docs/deployment.md, 'Safe deploys'): workers poll "
+        "as version <deployment>.<build id>; orders and returns stay on the version they started on (pinned), the "
+        "other workflows move to the current version (auto-upgrade). Set the current version with `retailflow "
+        "deploy set-current` after a new version's workers are up")
+    worker_deployment_name: str = Field(default="retailflow", description="The Worker Deployment's name")
+    worker_build_id: str | None = Field(
+        default=None, description="This worker's build id; default the package version (retailflow 0.1.0 → 0.1.0)")
+
+    @property
+    def effective_worker_build_id(self) -> str:
+        if self.worker_build_id:
+            return self.worker_build_id
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("retailflow")
+        except PackageNotFoundError:
+            return "0.0.0+source"
     partner_activity_rate_limits: dict[str, float] = Field(
         default_factory=dict, description="Activity-only workers per partner task queue and their server-side "
         'activities/second, e.g. {"retailflow-erp": 5}')

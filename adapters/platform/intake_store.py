@@ -98,6 +98,38 @@ class IntakeStore:
                     resolved=True, replayed_at=db.utcnow(),
                     replay_result=f"applied when {workflow_id} started: the cancel won"))
 
+    # -- events that overtook their workflow (shipments, short picks, receipts) ------------------------------
+    def hold_event(self, workflow_id: str, signal: str, payload: dict[str, Any], *, source: str,
+                   delivery_id: str | None) -> bool:
+        """Keep a signal for a workflow that has not started; False if this delivery is held already."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(db.early_events.insert().values(workflow_id=workflow_id, signal=signal, payload=payload,
+                                                            source=source, delivery_id=delivery_id))
+            return True
+        except IntegrityError:
+            return False  # a redelivery (or a replay) of a held event
+
+    def held_events(self, workflow_id: str) -> list[dict[str, Any]]:
+        """The signals held for the workflow and not yet delivered, in the order they arrived."""
+        t = db.early_events
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where((t.c.workflow_id == workflow_id) & t.c.applied_at.is_(None))
+                                .order_by(t.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def event_applied(self, event_id: int, workflow_id: str) -> None:
+        """A held signal reached its workflow: mark it, and resolve its quarantined copy."""
+        t, q = db.early_events, db.quarantine
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.c.source, t.c.delivery_id, t.c.signal).where(t.c.id == event_id)).first()
+            conn.execute(update(t).where(t.c.id == event_id).values(applied_at=db.utcnow()))
+            if row is not None and row.delivery_id:
+                conn.execute(update(q).where((q.c.source == row.source) & (q.c.delivery_id == row.delivery_id)
+                                             & q.c.resolved.is_(False)).values(
+                    resolved=True, replayed_at=db.utcnow(),
+                    replay_result=f"delivered to {workflow_id} as its {row.signal} when it started"))
+
     # -- quarantine ------------------------------------------------------------------------------------------
     def quarantine(self, *, source: str, topic: str | None, delivery_id: str | None, headers: dict[str, str],
                    body: bytes, reason: str, status_code: int) -> int:

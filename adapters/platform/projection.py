@@ -4,6 +4,9 @@ repeated write never overwrites a newer status."""
 
 from __future__ import annotations
 
+import builtins
+import re
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, func, select, update
@@ -11,6 +14,23 @@ from sqlalchemy.exc import IntegrityError
 
 from adapters import sql as db
 from canonical.ops import RunStatusUpdate
+
+# a parked run's reason starts with the step that parked it ("resolve_skus: unknown SKU ..."): that step is the
+# reason label of the parked-runs metrics (bounded: step names are the code's); any other reason is "other"
+_STEP_PREFIX = re.compile(r"^([a-z][a-z0-9_]{0,63}):")
+
+
+def reason_label(reason: str | None) -> str:
+    match = _STEP_PREFIX.match(reason or "")
+    return match.group(1) if match else "other"
+
+
+@dataclass(frozen=True)
+class ParkedGroup:
+    kind: str
+    reason: str  # reason_label of the runs' reasons
+    count: int
+    oldest: datetime  # when the longest-waiting run of the group was parked (its last projection)
 
 
 class StatusProjection:
@@ -75,3 +95,15 @@ class StatusProjection:
                 .group_by(db.run_status.c.kind)
             ).all()
         return {kind: n for kind, n in rows}
+
+    def parked_summary(self) -> builtins.list[ParkedGroup]:  # (`list` is a method of this class)
+        """Parked runs by kind and reason label, with the oldest's parking time (for /metrics)."""
+        groups: dict[tuple[str, str], tuple[int, datetime]] = {}
+        t = db.run_status
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.kind, t.c.reason, t.c.updated_at).where(t.c.needs_attention.is_(True)))
+            for kind, reason, updated_at in rows:
+                key = (kind, reason_label(reason))
+                count, oldest = groups.get(key, (0, updated_at))
+                groups[key] = (count + 1, min(oldest, updated_at))
+        return [ParkedGroup(kind, reason, count, oldest) for (kind, reason), (count, oldest) in sorted(groups.items())]

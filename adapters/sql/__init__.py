@@ -32,7 +32,14 @@ from adapters.sql.inventory import (
     inventory_snapshots,
 )
 from adapters.sql.marketplace import channel_refunds, channel_updates, inventory_publications, shopify_tokens
-from adapters.sql.platform import api_keys, early_cancels, quarantine, run_status, webhook_deliveries
+from adapters.sql.platform import (
+    api_keys,
+    early_cancels,
+    early_events,
+    quarantine,
+    run_status,
+    webhook_deliveries,
+)
 from adapters.sql.settlements import settlement_exceptions, settlement_journals, settlement_lines, settlements
 from adapters.sql.tax import DEFAULT_TAX_RATES, seed_tax_rates, tax_adjustments, tax_rates, tax_transactions
 from adapters.sql.wms import wms_requests, wms_return_expectations
@@ -47,7 +54,7 @@ def create_schema(engine: Engine) -> None:
 
 __all__ = [
     "DEFAULT_TAX_RATES", "MONEY", "ExactMoney", "UtcDateTime", "api_keys", "channel_refunds", "channel_updates", "create_schema",
-    "credit_notes", "deliveries", "early_cancels", "erp_journals", "inventory_counts", "inventory_drift", "inventory_levels",
+    "credit_notes", "deliveries", "early_cancels", "early_events", "erp_journals", "inventory_counts", "inventory_drift", "inventory_levels",
     "inventory_movements", "inventory_outbox", "inventory_publications", "inventory_shortfalls", "inventory_snapshots", "invoices", "shopify_tokens",
     "is_postgres", "items", "make_engine", "metadata", "quarantine", "reservations", "restocks", "run_status",
     "sales_orders", "seed_tax_rates", "settlement_exceptions", "settlement_journals", "settlement_lines",

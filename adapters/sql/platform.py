@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from adapters.sql.base import UtcDateTime, metadata, utcnow
@@ -74,6 +75,21 @@ early_cancels = Table(  # a channel's cancellation that arrived before its order
     Column("reason", Text, nullable=False),
     Column("received_at", UtcDateTime(), nullable=False, default=utcnow),
     Column("applied_at", UtcDateTime()),
+)
+
+early_events = Table(  # a shipment, short pick or receipt that arrived before its workflow started: delivered then
+    "early_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workflow_id", String(255), nullable=False),
+    Column("signal", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),  # the signal's argument (its JSON form)
+    Column("source", String(64), nullable=False),
+    Column("delivery_id", String(255)),
+    Column("received_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("applied_at", UtcDateTime()),
+    UniqueConstraint("source", "delivery_id", name="uq_early_events_delivery"),  # a redelivery is held once
+    Index("ix_early_events_workflow", "workflow_id", "applied_at"),
 )
 
 api_keys = Table(  # the API's keys (adapters/platform/api_keys.py): only a hash of each secret is kept

@@ -12,6 +12,7 @@ and keeps a quarantined copy (`IntakeStore`) — here, once — except on replay
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,9 +29,9 @@ from adapters.pos.square import SIGNATURE_HEADER as SQUARE_SIGNATURE_HEADER
 from adapters.wms.local import SIGNATURE_HEADER as WMS_SIGNATURE_HEADER
 from canonical.errors import printable
 from canonical.stores import Store
-from runtime.observability import QUARANTINED, WEBHOOK_DUPLICATES, WEBHOOKS
+from runtime.observability import observe_intake
 from runtime.settings import Settings
-from starters import TemporalUnavailable, signal_workflow
+from starters import TemporalUnavailable, deliver_held, signal_workflow, workflow_started
 
 log = structlog.get_logger(__name__)
 
@@ -164,13 +165,28 @@ def _check_key(key: Key) -> None:
         raise Fault(400, f"delivery id is longer than {DELIVERY_ID_MAX} characters", delivery_id=None)
 
 
-def signal_act(d: Delivery, workflow_id: str, signal: str, arg: Any, missing: str) -> Act:
-    """The step that signals `workflow_id` with `arg`: 202, or 409 (`missing`) when no such workflow runs."""
+def signal_act(d: Delivery, workflow_id: str, signal: str, arg: Any, missing: str, *,
+               hold_for: str | None = None) -> Act:
+    """The step that signals `workflow_id` with `arg`: 202, or 409 (`missing`) when no such workflow runs.
+
+    With `hold_for` (the delivery's id), an event for a workflow that has not started yet (a shipment that overtook
+    its order, a receipt its return) is held instead: answered 202 `held` with a quarantined copy, and delivered,
+    in the order it arrived, by the start of that workflow (`starters.deliver_held`). A workflow that ran and
+    closed still answers 409: nothing will take the event."""
 
     async def act() -> Accepted:
-        if not await signal_workflow(await d.client(), workflow_id, signal, arg):
+        client = await d.client()
+        if await signal_workflow(client, workflow_id, signal, arg):
+            return Accepted(workflow_id, Outcome(202, {"workflow_id": workflow_id, "duplicate": False}))
+        if hold_for is None or await workflow_started(client, workflow_id):
             raise Fault(409, missing)
-        return Accepted(workflow_id, Outcome(202, {"workflow_id": workflow_id, "duplicate": False}))
+        payload = arg.model_dump(mode="json") if hasattr(arg, "model_dump") else arg
+        await asyncio.to_thread(d.store.hold_event, workflow_id, signal, payload, source=d.source,
+                                delivery_id=hold_for)
+        if await deliver_held(client, d.store, workflow_id):  # the workflow started while this was held
+            return Accepted(workflow_id, Outcome(202, {"workflow_id": workflow_id, "duplicate": False}))
+        raise Fault(202, f"no workflow {workflow_id} yet: the {signal} is held until it starts",
+                    body={"workflow_id": workflow_id, "duplicate": False, "signalled": False, "held": True})
 
     return act
 
@@ -241,6 +257,7 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 
 async def receive(source: Source, request: Request, engine: Engine, settings: Settings) -> JSONResponse:
     """The HTTP side of every webhook route."""
+    arrived = time.perf_counter()  # the order ingestion lag runs from here (runtime/observability.py)
     body = await _read_body(request, settings.max_webhook_bytes)
     headers = dict(request.headers)
     if body is None:
@@ -267,9 +284,5 @@ async def receive(source: Source, request: Request, engine: Engine, settings: Se
                                            "later"}, status_code=503, headers={"Retry-After": "30"})
         return JSONResponse({"detail": "internal error; the delivery was kept and can be replayed",
                              "quarantine_id": qid}, status_code=503, headers={"Retry-After": "30"})
-    if outcome.body.get("duplicate"):
-        WEBHOOK_DUPLICATES.labels(source.name).inc()
-    if outcome.body.get("quarantine_id"):
-        QUARANTINED.labels(source.name, str(outcome.status_code)).inc()
-    WEBHOOKS.labels(source.name, str(outcome.status_code)).inc()
+    observe_intake(source.name, outcome, time.perf_counter() - arrived)
     return JSONResponse(outcome.body, status_code=outcome.status_code, headers=outcome.headers)

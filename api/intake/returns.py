@@ -244,4 +244,5 @@ def event_id_of(payload: dict) -> str:
 def signal_receipt(d: Delivery, key: Key) -> Act:
     external_ref, receipt = key.payload
     return signal_act(d, external_ref, "receipt", receipt,
-                      f"no running return {external_ref} for receipt {receipt.receipt_id}")
+                      f"no running return {external_ref} for receipt {receipt.receipt_id}",
+                      hold_for=key.delivery_id or f"receipt:{receipt.receipt_id}")

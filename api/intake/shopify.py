@@ -20,7 +20,7 @@ from canonical.fulfillment import AnalystAction
 from canonical.order import order_workflow_id
 from canonical.vendor_errors import VendorAuthFailed
 from runtime.observability import SHOPIFY_WEBHOOK_VERSION_MISMATCH
-from starters import signal_workflow
+from starters import deliver_held, signal_workflow
 from starters.orders import start_order
 from starters.returns import start_return
 
@@ -147,8 +147,9 @@ class ShopifySource(Source):
                     held = None
             if held:
                 await asyncio.to_thread(d.store.cancel_applied, wf_id)
+            early = await deliver_held(await d.client(), d.store, wf_id)  # shipments that overtook the order
             log.info("intake.order", channel=order.channel, external_id=order.external_order_id, workflow_id=wf_id,
-                     duplicate=duplicate, cancelled_on_arrival=held is not None)
+                     duplicate=duplicate, cancelled_on_arrival=held is not None, early_events=early)
             return _started(wf_id, duplicate, **({"cancelled_on_arrival": True} if held else {}))
 
         return act
@@ -164,8 +165,10 @@ class ShopifySource(Source):
         request = await asyncio.to_thread(returns.map_shopify_refund, lookup, payload, ShopifySource._channel(d))
 
         async def act() -> Accepted:
-            return _started(*await start_return(await d.client(), d.settings, request, goods_returned=False,
-                                                channel_already_refunded=True))
+            wf_id, duplicate = await start_return(await d.client(), d.settings, request, goods_returned=False,
+                                                  channel_already_refunded=True)
+            await deliver_held(await d.client(), d.store, wf_id)
+            return _started(wf_id, duplicate)
 
         return act
 
@@ -179,6 +182,7 @@ class ShopifySource(Source):
         if shipped_return is not None:  # returns (issue 3): a cancellation after shipment becomes a return
             async def start() -> Accepted:
                 ret_id, duplicate = await start_return(await d.client(), d.settings, shipped_return)
+                await deliver_held(await d.client(), d.store, ret_id)  # a receipt that came before the return
                 return _started(ret_id, duplicate, order_workflow_id=wf_id)
 
             return start

@@ -84,13 +84,15 @@ class WmsLocalSource(Source):
             return _signal_short_pick(d, key)
         external_ref, shipment = key.payload
         return signal_act(d, external_ref, "shipment", shipment,
-                          f"no running workflow {external_ref} for shipment {shipment.shipment_id}")
+                          f"no running workflow {external_ref} for shipment {shipment.shipment_id}",
+                          hold_for=key.delivery_id or f"shipment:{shipment.shipment_id}")
 
 
 def _signal_short_pick(d: Delivery, key: Key) -> Act:
     external_ref, short_pick = key.payload
     return signal_act(d, external_ref, "short_pick", short_pick,
-                      f"no running workflow {external_ref} for short pick of {short_pick.release_id}")
+                      f"no running workflow {external_ref} for short pick of {short_pick.release_id}",
+                      hold_for=key.delivery_id or f"short_pick:{short_pick.release_id}")
 
 
 SOURCE = WmsLocalSource()

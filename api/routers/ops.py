@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
@@ -18,6 +18,7 @@ from api.deps import EngineDep, SettingsDep
 from api.intake import pipeline
 from api.intake.registry import SOURCES
 from api.masking import for_principal
+from runtime.observability import observe_replay
 from starters import TemporalUnavailable
 
 router = APIRouter(prefix="/ops", tags=["ops"])
@@ -103,6 +104,7 @@ async def replay_quarantine(qid: Annotated[int, Path(ge=1, le=2**31 - 1)], reque
         raise HTTPException(503, f"Temporal is unavailable: {exc}") from None
     await asyncio.to_thread(store.mark_replayed, qid, result=f"{outcome.status_code} {outcome.body}",
                             resolved=outcome.resolved)
+    observe_replay(row["source"], outcome.resolved)
     return ReplayResult(id=qid, status_code=outcome.status_code, result=outcome.body, resolved=outcome.resolved)
 
 
@@ -120,9 +122,14 @@ class ParkedRun(BaseModel):
 
 @router.get("/needs-attention", response_model=list[ParkedRun], summary="Runs parked for an analyst")
 def needs_attention(engine: EngineDep, principal: Viewer, kind: str | None = None, channel: str | None = None,
+                    parked_before: Annotated[datetime | None, Query(
+                        description="Only runs parked before this instant (ISO 8601 with offset)")] = None,
                     limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0, le=2**31 - 1)):
+    """Parked runs, most recently parked first (`retailflow ops needs-attention` shows them oldest first)."""
+    if parked_before is not None and parked_before.tzinfo is None:
+        parked_before = parked_before.replace(tzinfo=UTC)
     rows, _ = StatusProjection(engine).list(kind=kind, channel=channel, needs_attention=True, limit=limit,
-                                            offset=offset)
+                                            offset=offset, updated_before=parked_before)
     return for_principal(principal, [
         ParkedRun(workflow_id=r["workflow_id"], kind=r["kind"], channel=r["channel"], external_id=r["external_id"],
                   reference=r["reference"], status=r["status"], reason=r["reason"],

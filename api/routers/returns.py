@@ -7,11 +7,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, model_validator
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters.platform.intake_store import IntakeStore
 from adapters.platform.views import EmbeddedViews
 from api.audit import AuditEntry, audit_answer, fetch_audit
 from api.auth import Analyst, Viewer
@@ -20,7 +21,7 @@ from api.masking import for_principal
 from canonical.money import quantize
 from canonical.ops import AnalystRequest, Reason
 from canonical.returns import Receipt, ReturnRequest, ReturnView
-from starters import TemporalUnavailable, signal_workflow
+from starters import TemporalUnavailable, deliver_held, signal_workflow
 from starters.returns import start_return
 
 router = APIRouter(tags=["returns"])
@@ -67,10 +68,13 @@ def _wf_id(channel: str, return_id: str) -> str:
 @router.post("/returns", status_code=202, response_model=StartResponse,
              responses={200: {"description": "The return already exists"}})
 async def create_return(request: ReturnRequest, principal: Analyst, settings: SettingsDep,
-                        client: ClientDep) -> StartResponse:
-    """Start ReturnToRefund for a canonical return request (id `return:{channel}:{return_id}`)."""
+                        client: ClientDep, engine: EngineDep, http_request: Request) -> StartResponse:
+    """Start ReturnToRefund for a canonical return request (id `return:{channel}:{return_id}`); a warehouse receipt
+    that arrived before it is delivered to it."""
     try:
         wf_id, duplicate = await start_return(client, settings, request)
+        store = IntakeStore(engine, keyring=getattr(http_request.app.state, "keyring", None))
+        await deliver_held(client, store, wf_id)
     except TemporalUnavailable as exc:
         raise HTTPException(503, f"Temporal is unavailable: {exc}") from None
     return StartResponse(workflow_id=wf_id, duplicate=duplicate)

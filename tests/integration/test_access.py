@@ -54,7 +54,7 @@ async def test_roles_on_a_live_order_and_the_actor_is_the_authenticated_key(stac
         assert done.status_code == 202, done.text
         await stack.wait_status("shopify", oid, {"cancelled"})
         trail = (await http.get(f"/orders/shopify/{oid}/audit", headers=headers(analyst))).json()
-    update = next(e for e in trail if e["kind"] == "update" and e["name"] == "act")
+    update = next(e for e in trail if e["kind"] == "update" and e["name"] == "cancel")
     assert (update["actor"], update["reason"], update["input"]["action"]) == (f"key:{name}", "customer asked",
                                                                                "cancel")
     assert "mallory" not in json.dumps(trail)

@@ -48,7 +48,7 @@ async def test_parked_order_is_listed_fixed_with_corrected_sku_and_audited(stack
     failed = [e for e in audit if e["kind"] == "step" and e["state"] == "failed"]
     assert failed and failed[0]["name"] == "resolve_skus" and failed[0]["error"].startswith("UnknownSku")
     update = next(e for e in audit if e["kind"] == "update")
-    assert update["name"] == "act" and update["actor"] == stack.admin_actor  # the key, not the body's "actor"
+    assert update["name"] == "resume" and update["actor"] == stack.admin_actor  # the key, not the body's "actor"
     assert update["reason"] == "SKU typo in the storefront"
     invoice = next(e for e in audit if e["name"] == "create_invoice")
     assert invoice["state"] == "completed" and invoice["output"]["invoice_id"].startswith("SINV-")

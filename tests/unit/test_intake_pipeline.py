@@ -36,6 +36,8 @@ class FakeHandle:
     async def describe(self):
         if self.client.unavailable:
             raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+        if self.wf_id in self.client.closed:
+            return SimpleNamespace(status=WorkflowExecutionStatus.COMPLETED)
         if self.wf_id not in self.client.running:
             raise RPCError("not found", RPCStatusCode.NOT_FOUND, b"")
         return SimpleNamespace(status=WorkflowExecutionStatus.RUNNING)
@@ -51,6 +53,7 @@ class FakeClient:
         self.starts: list[tuple[str, str]] = []
         self.signals: list[tuple[str, str, object]] = []
         self.running: set[str] = set()
+        self.closed: set[str] = set()  # ran and closed
         self.unavailable = False
         self.broken: Exception | None = None
 
@@ -183,10 +186,12 @@ def test_no_running_workflow_is_quarantined_and_replays_once_it_runs(http, engin
                 "lines": [{"line_id": "1", "channel_sku": "SKU", "quantity": 1}]}
     body = json.dumps({"event_id": "ev-2", "external_ref": "order:shopify:2", "shipment": shipment}).encode()
     headers = {SIGNATURE_HEADER: sign(body, "retailflow-dev-wms-secret")}
+    fake.closed.add("order:shopify:2")  # it ran and closed: nothing will take the shipment
     resp = http.post("/webhooks/wms/local", content=body, headers=headers)
     assert resp.status_code == 409, resp.text
     [row] = quarantined(engine)
     assert (row["topic"], row["delivery_id"], row["status_code"]) == ("shipment", "ev-2", 409)
+    fake.closed.discard("order:shopify:2")
     fake.running.add("order:shopify:2")
     replay = http.post(f"/ops/quarantine/{row['id']}/replay")
     assert replay.status_code == 200 and replay.json()["resolved"] is True
@@ -194,6 +199,24 @@ def test_no_running_workflow_is_quarantined_and_replays_once_it_runs(http, engin
     assert http.post("/webhooks/wms/local", content=body, headers=headers).json() == {
         "workflow_id": "order:shopify:2", "duplicate": True}
     assert http.post(f"/ops/quarantine/{row['id']}/replay").status_code == 409  # resolved already
+
+
+def test_a_shipment_before_its_order_is_held_and_delivered_when_the_order_starts(http, engine, fake):
+    payload = json.loads(order_body())
+    wf_id = f"order:shopify:{payload['id']}"
+    shipment = {"shipment_id": "s-early", "carrier": "UPS", "tracking_number": "1Z9", "shipped_at": "2026-01-01T00:00:00Z",
+                "lines": [{"line_id": "1", "channel_sku": "SKU", "quantity": 1}]}
+    body = json.dumps({"event_id": "ev-early", "external_ref": wf_id, "shipment": shipment}).encode()
+    resp = http.post("/webhooks/wms/local", content=body, headers={SIGNATURE_HEADER: sign(body, "retailflow-dev-wms-secret")})
+    assert resp.status_code == 202 and resp.json()["held"] is True, resp.text  # not bounced: the order may follow
+    [row] = quarantined(engine)
+    assert row["status_code"] == 202 and not row["resolved"] and fake.signals == []
+    order = order_body()
+    assert http.post("/webhooks/shopify", content=order, headers=shopify_headers(order)).status_code == 202
+    assert [(w, n) for w, n, _ in fake.signals] == [(wf_id, "shipment")]  # delivered as the order started
+    assert fake.signals[0][2]["shipment_id"] == "s-early"
+    [row] = quarantined(engine)
+    assert row["resolved"] and IntakeStore(engine).held_events(wf_id) == []
 
 
 def test_temporal_unavailable_answers_503_and_records_nothing(http, engine, fake):

@@ -287,10 +287,12 @@ def test_intake_signals_short_pick_once_and_refuses_bad_or_unknown(erp, wms, htt
     [request] = wms.claim_due()
     shipment, short = LocalWms.events(request)
 
-    assert _post(http, short).status_code == 409  # no running workflow: quarantined for a replay
+    fake.closed.add("order:shopify:8")
+    assert _post(http, short).status_code == 409  # the run closed: quarantined for a replay
     [row] = quarantined(engine)
     assert (row["topic"], row["delivery_id"], row["status_code"]) == ("short_pick", short["event_id"], 409)
 
+    fake.closed.discard("order:shopify:8")
     fake.running.add("order:shopify:8")
     assert _post(http, shipment).status_code == 202
     resp = _post(http, short)
