@@ -418,3 +418,60 @@ def test_the_fields_our_order_mapping_needs_are_all_selected():
     # every field the docs' order example answers (order1) that we also map is one we select
     answered_paths = {"order." + p for p in answered(published("order_aliases_response_2026-01.json")["order1"])}
     assert answered_paths <= paths
+
+
+# -- every document against Shopify's published Admin schema ---------------------------------------------------------
+# Shopify's own introspection of the GraphQL Admin API 2025-01 (Shopify/dev-mcp, data/admin_schema_2025-01.json.gz,
+# SOURCES.md): the newest schema Shopify has published as a file. Each document the clients send validates against
+# it once the three documented 2026 changes are taken back out (the only differences allowed):
+#   * `inventorySetQuantities … @idempotent(key:)` (2026-04: idempotency keys on inventory mutations);
+#   * `orderCancel(refundMethod: …)` (2026-01: replaces the required `refund: Boolean!`);
+#   * `WebhookSubscription.uri` / `WebhookSubscriptionInput.uri` (2025-04: replaces `callbackUrl`).
+def _published_schema():
+    import gzip
+
+    import graphql
+
+    raw = json.loads(gzip.decompress(fixture_bytes("shopify", "graphql/admin_schema_2025-01.json.gz")))
+    schema = graphql.build_client_schema(raw.get("data", raw))
+    schema._validation_errors = []  # Shopify's schema breaks one of graphql-core's deprecation rules; not ours
+    return schema
+
+
+def _as_2025_01(doc: str) -> tuple[str, set[str]]:
+    """The document with the 2026 changes taken back out, and which ones it had."""
+    import re
+
+    used, out = set(), doc
+    if "@idempotent(" in out:
+        used.add("idempotent")
+        out = re.sub(r"\s*@idempotent\(key: \$\w+\)", "", out).replace(", $key: String!", "")
+    if "refundMethod:" in out:
+        used.add("refundMethod")
+        out = out.replace("refundMethod: {originalPaymentMethodsRefund: false}", "refund: false")
+    if re.search(r"\buri\b", out):
+        used.add("uri")
+        out = re.sub(r"\buri\b", "callbackUrl", out)
+    return out, used
+
+
+def test_every_document_validates_against_shopifys_published_admin_schema():
+    import graphql
+
+    from adapters.marketplace import shopify_payouts_graphql as payouts
+
+    schema = _published_schema()
+    documents = {name: value for module in (sg, payouts) for name, value in vars(module).items()
+                 if isinstance(value, str) and re.match(r"\s*(query|mutation) \w+", value)}
+    assert {"FULFILLMENT_STATE", "FULFILLMENT_ORDER_LINES", "FULFILLMENT_CREATE", "ORDER_CANCEL", "REFUND_STATE",
+            "REFUND_CREATE", "INVENTORY_SET", "PRICE_UPDATE", "ORDER", "ORDERS_PAGE", "WEBHOOK_SUBSCRIPTION_CREATE",
+            "PAYOUTS", "BALANCE_TRANSACTIONS"} <= set(documents)
+    changes: dict[str, set[str]] = {}
+    for name, doc in documents.items():
+        older, used = _as_2025_01(doc)
+        errors = graphql.validate(schema, graphql.parse(older))
+        assert not errors, (name, [e.message for e in errors])
+        if used:
+            changes[name] = used
+    assert changes == {"INVENTORY_SET": {"idempotent"}, "ORDER_CANCEL": {"refundMethod"},
+                       "WEBHOOK_SUBSCRIPTIONS": {"uri"}, "WEBHOOK_SUBSCRIPTION_CREATE": {"uri"}}
