@@ -18,6 +18,7 @@ from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
+from activities.breakers import BreakerActivities
 from activities.inventory import InventoryActivities
 from activities.ops import OpsActivities
 from activities.order_poll import OrderPollActivities
@@ -27,9 +28,11 @@ from activities.returns import ReturnActivities
 from adapters.platform.intake_store import IntakeStore
 from adapters.ports import Adapters
 from canonical.order import Order
+from runtime.breakers import REPORTS as BREAKER_REPORTS
+from runtime.breakers import relay_breaker_reports
 from runtime.cluster import connect_client
 from runtime.finance import build_finance_activities
-from runtime.observability import CorrelationInterceptor, observe_order_milestone
+from runtime.observability import CorrelationInterceptor, observe_order_milestone, set_partner_breaker_state
 from runtime.registry import build_adapters, channel_settings
 from runtime.settings import Settings, get_settings
 from starters import deliver_held, signal_workflow
@@ -40,6 +43,7 @@ from workflows.inventory_drift import InventoryDrift
 from workflows.inventory_sync import InventorySync
 from workflows.order_fulfillment import OrderFulfillment
 from workflows.order_poll import ChannelOrderPoll
+from workflows.partner_breaker import PartnerBreaker
 from workflows.return_to_refund import ReturnToRefund
 from workflows.settlement_reconciliation import SettlementFetch, SettlementReconciliation
 from workflows.store_day import StoreDay, StoreDayClose
@@ -49,7 +53,8 @@ log = structlog.get_logger(__name__)
 # The workflows of each domain (runtime.settings.DOMAINS); a domain runs on its task queue
 # (RETAILFLOW_DOMAIN_TASK_QUEUES, default RETAILFLOW_TASK_QUEUE), so domains can have their own worker groups.
 DOMAIN_WORKFLOWS: dict[str, list] = {
-    "orders": [OrderFulfillment, ChannelOrderPoll],  # ChannelOrderPoll: polled channels (docs/vendors.md)
+    # ChannelOrderPoll: polled channels (docs/vendors.md); PartnerBreaker: the partner queues' circuit breakers
+    "orders": [OrderFulfillment, ChannelOrderPoll, PartnerBreaker],
     "returns": [ReturnToRefund],  # docs/returns.md
     "inventory": [InventorySync, InventoryDrift],  # docs/inventory.md
     "finance": [SettlementReconciliation, SettlementFetch],  # docs/finance.md
@@ -140,7 +145,8 @@ def worker_activities(adapters: Adapters, settings: Settings | None = None) -> l
             *(InventoryActivities(adapters, sync_starter=start_inventory_sync).all()
               if adapters.inventory is not None else []),
             *build_finance_activities(adapters, settings).all(), *PosActivities(adapters).all(),
-            *order_poll_activities(settings, adapters).all()]
+            *order_poll_activities(settings, adapters).all(),
+            *BreakerActivities(on_state=set_partner_breaker_state).all()]
 
 
 # how each workflow type's runs behave across worker versions (docs/deployment.md, "Safe deploys"): orders and
@@ -294,6 +300,9 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     workers = [*domain_workers, *build_partner_workers(client, adapters, settings.partner_activity_rate_limits,
                                               graceful_shutdown_timeout=grace, settings=settings)]
     tasks = []
+    if settings.partner_activity_rate_limits:  # each partner queue's circuit breaker hears what this worker sees
+        BREAKER_REPORTS.watch(set(settings.partner_activity_rate_limits))
+        tasks.append(asyncio.create_task(relay_breaker_reports(client, settings, stop=stop)))
     if settings.local_wms_enabled and isinstance(adapters.wms, LocalWms):
         tasks.append(asyncio.create_task(run_shipper(
             adapters.wms, settings.effective_api_base_url, settings.local_wms_webhook_secret.get_secret_value(),

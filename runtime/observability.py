@@ -25,7 +25,8 @@ import temporalio.workflow
 from prometheus_client import Counter, Gauge, Histogram
 
 from activities.errors import transient_error
-from canonical.vendor_errors import VendorUnavailable
+from canonical.vendor_errors import VendorRateLimited, VendorUnavailable
+from runtime.breakers import REPORTS as BREAKER_REPORTS
 
 _log = structlog.get_logger(__name__)
 HEADER_KEY = "retailflow-correlation-id"
@@ -315,7 +316,11 @@ class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
                     try:
                         result = await self.next.execute_activity(input)
                     except VendorUnavailable as exc:  # any activity: a vendor's transient fault is retried
+                        # a partner down (not a 429: it is up and asks to wait) counts towards its breaker
+                        BREAKER_REPORTS.record(info.task_queue, ok=False,
+                                               transient=not isinstance(exc, VendorRateLimited), error=str(exc))
                         raise transient_error(exc) from exc
+                    BREAKER_REPORTS.record(info.task_queue, ok=True)
                 except BaseException as exc:
                     error_type = getattr(exc, "type", None) or type(exc).__name__
                     ACTIVITY_FAILURES.labels(info.activity_type, error_type, channel).inc()

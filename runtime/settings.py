@@ -103,6 +103,12 @@ class TemporalSettings(_Group):
     partner_activity_rate_limits: dict[str, float] = Field(
         default_factory=dict, description="Activity-only workers per partner task queue and their server-side "
         'activities/second, e.g. {"retailflow-erp": 5}')
+    breaker_failure_threshold: int = Field(default=5, ge=1, description="Transient failures in a row on a partner "
+                                           "queue that open its circuit breaker (workflows/partner_breaker.py)")
+    breaker_open_seconds: float = Field(default=30.0, gt=0, description="How long an open breaker holds the "
+                                        "partner queue (rate 0) before it lets a probe through")
+    breaker_probe_rate: float = Field(default=0.2, gt=0, description="Activities/second a half-open breaker "
+                                      "lets through: the waiting activities are the probe")
     domain_task_queues: dict[str, str] = Field(
         default_factory=dict, description="Task queue per domain (orders, returns, inventory, finance, pos), e.g. "
         '{"finance": "retailflow-finance"}; a domain not listed uses RETAILFLOW_TASK_QUEUE. Every process (API, '

@@ -9,15 +9,19 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
+from temporalio.client import WorkflowQueryFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.platform.intake_store import IntakeStore
 from adapters.platform.projection import StatusProjection
 from api.audit import audit_answer, fetch_audit
 from api.auth import Analyst, Principal, Viewer
-from api.deps import EngineDep, SettingsDep
+from api.deps import ClientDep, EngineDep, SettingsDep
 from api.intake import pipeline
 from api.intake.registry import SOURCES
 from api.masking import for_principal
+from canonical.breakers import BreakerView
+from runtime.breakers import breaker_id
 from runtime.observability import observe_replay
 from starters import TemporalUnavailable
 
@@ -144,3 +148,21 @@ async def audit(workflow_id: str, principal: Viewer, request: Request, format: L
                                  "it needs: finance, admin")
     entries = await fetch_audit(await request.app.state.temporal.get(), workflow_id)
     return audit_answer(entries, format, principal)
+
+
+@router.get("/breakers", response_model=list[BreakerView],
+            summary="The partner queues' circuit breakers (closed, open, half-open)")
+async def breakers(principal: Viewer, settings: SettingsDep, client: ClientDep) -> list[BreakerView]:
+    """One row per partner queue (RETAILFLOW_PARTNER_ACTIVITY_RATE_LIMITS): its breaker's state, trips and last
+    error; a queue whose breaker never ran (nothing failed yet) is closed."""
+    out = []
+    for queue in sorted(settings.partner_activity_rate_limits):
+        try:
+            out.append(await client.get_workflow_handle(breaker_id(queue)).query("state", result_type=BreakerView))
+        except RPCError as exc:
+            if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                raise HTTPException(503, f"Temporal is unavailable: {exc}") from None
+            out.append(BreakerView(queue=queue, state="closed", consecutive_failures=0, trips=0))
+        except WorkflowQueryFailedError:
+            out.append(BreakerView(queue=queue, state="closed", consecutive_failures=0, trips=0))
+    return out

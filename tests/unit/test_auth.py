@@ -40,6 +40,7 @@ ROUTES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/ops/quarantine/{qid}"): V,
     ("POST", "/ops/quarantine/{qid}/replay"): A,
     ("GET", "/ops/needs-attention"): V,
+    ("GET", "/ops/breakers"): V,
     ("GET", "/ops/audit/{workflow_id}"): V,
     ("GET", "/erp/sales-orders"): V,
     ("GET", "/erp/credit-notes"): V,

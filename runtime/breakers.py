@@ -1,0 +1,98 @@
+"""What the workers see of the partner queues' activities, reported to each queue's PartnerBreaker
+(workflows/partner_breaker.py): the activity interceptor (runtime/observability.py) counts outcomes here, and the
+worker's relay (`relay_breaker_reports`, every second) signals-with-start `breaker:{queue}` with what it counted.
+Only the partner queues (RETAILFLOW_PARTNER_ACTIVITY_RATE_LIMITS) are watched; a transient failure is a vendor's
+5xx, a timeout, a refused connection (VendorUnavailable, not a 429: the vendor is up and asks to wait)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+
+import structlog
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+
+from canonical.breakers import BreakerInput, BreakerReport
+from runtime.settings import Settings
+from workflows.priorities import priority_for
+
+log = structlog.get_logger(__name__)
+BREAKER_WORKFLOW = "PartnerBreaker"
+
+
+def breaker_id(queue: str) -> str:
+    return f"breaker:{queue}"
+
+
+@dataclass
+class _Counts:
+    failures: int = 0
+    successes: int = 0
+    last_error: str | None = None
+
+
+@dataclass
+class BreakerReports:
+    """Thread-safe counts per partner queue since the last relay."""
+
+    queues: frozenset[str] = frozenset()
+    _counts: dict[str, _Counts] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def watch(self, queues: set[str] | frozenset[str]) -> None:
+        self.queues = frozenset(queues)
+
+    def record(self, queue: str, *, ok: bool, transient: bool = False, error: str | None = None) -> None:
+        if queue not in self.queues or (not ok and not transient):
+            return
+        with self._lock:
+            c = self._counts.setdefault(queue, _Counts())
+            if ok:
+                c.successes += 1
+            else:
+                c.failures += 1
+                c.last_error = (error or "")[:300] or None
+
+    def drain(self) -> dict[str, BreakerReport]:
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        return {q: BreakerReport(failures=c.failures, successes=c.successes, last_error=c.last_error)
+                for q, c in counts.items() if c.failures or c.successes}
+
+
+REPORTS = BreakerReports()  # the process's reporter (the interceptor records into it)
+
+
+def breaker_input(settings: Settings, queue: str) -> BreakerInput:
+    return BreakerInput(queue=queue, normal_rate=settings.partner_activity_rate_limits.get(queue),
+                        failure_threshold=settings.breaker_failure_threshold,
+                        open_seconds=settings.breaker_open_seconds, probe_rate=settings.breaker_probe_rate)
+
+
+async def send_reports(client: Client, settings: Settings, reports: dict[str, BreakerReport]) -> None:
+    for queue, report in reports.items():
+        await client.start_workflow(
+            BREAKER_WORKFLOW, breaker_input(settings, queue), id=breaker_id(queue),
+            task_queue=settings.queue_for("orders"), start_signal="report", start_signal_args=[report],
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            priority=priority_for("orders", queue),  # a breaker guards order flows: it runs with them
+            static_summary=f"Circuit breaker of the partner queue {queue}")
+
+
+async def relay_breaker_reports(client: Client, settings: Settings, *, stop: asyncio.Event,
+                                reports: BreakerReports = REPORTS, interval: float = 1.0) -> None:
+    """Signal each watched queue's breaker with what this worker saw, every `interval` seconds, until `stop`."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except TimeoutError:
+            pass
+        pending = reports.drain()
+        if not pending:
+            continue
+        try:
+            await send_reports(client, settings, pending)
+        except Exception as exc:  # Temporal away: the counts of this interval are dropped, the next ones go
+            log.warning("breaker.report_failed", error=str(exc)[:200])

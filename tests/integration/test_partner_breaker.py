@@ -1,0 +1,142 @@
+"""A partner's circuit breaker on the dev server (issue 19, back-pressure and circuit breaking): the platform's
+activity interceptor counts a partner queue's transient failures, the worker's relay reports them to
+`breaker:{queue}` (workflows/partner_breaker.py), which opens after the threshold by setting the queue's dispatch
+rate to 0 on the Temporal server: while the partner is down nothing is attempted (no retry is burnt, nothing
+fails; the orders wait with a pending activity). After `open_seconds` it lets a probe through (half-open); once
+the partner answers, it closes and every waiting run completes. State: its query and the breaker gauge."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import uuid
+from datetime import timedelta
+
+import httpx
+import pytest
+import pytest_asyncio
+from prometheus_client import REGISTRY
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.breakers import BreakerActivities
+from api.app import create_app
+from canonical.breakers import BreakerView
+from canonical.vendor_errors import VendorUnavailable
+from runtime.breakers import BreakerReports, breaker_id, relay_breaker_reports
+from runtime.observability import CorrelationInterceptor, set_partner_breaker_state
+from runtime.settings import Settings
+from tests.auth import headers, make_key
+from worker import temporal_cli_path
+from workflows.partner_breaker import PartnerBreaker
+
+pytestmark = pytest.mark.integration
+
+PARTNER = {"down": True, "attempts": 0}
+
+
+@activity.defn(name="call_partner")
+def call_partner() -> str:
+    PARTNER["attempts"] += 1
+    if PARTNER["down"]:
+        raise VendorUnavailable("erp answered 503 Service Unavailable", vendor="erp", status=503)
+    return "booked"
+
+
+@workflow.defn(name="UsesPartner", sandboxed=False)
+class UsesPartner:
+    @workflow.run
+    async def run(self, queue: str) -> str:
+        return await workflow.execute_activity(
+            "call_partner", task_queue=queue, result_type=str, start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), backoff_coefficient=1.0,
+                                     maximum_interval=timedelta(milliseconds=200)))
+
+
+@pytest_asyncio.fixture(scope="module")
+async def env():
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli_path(),
+                                                dev_server_extra_args=["--log-level", "error"])
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+def gauge(queue: str) -> float | None:
+    return REGISTRY.get_sample_value("retailflow_partner_breaker_state", {"partner": queue})
+
+
+async def state(client, queue: str) -> BreakerView:
+    return await client.get_workflow_handle(breaker_id(queue)).query("state", result_type=BreakerView)
+
+
+async def until(check, timeout: float = 30.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            if await check():
+                return
+        except Exception:  # noqa: BLE001 - the breaker may not exist yet
+            pass
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_partner_that_keeps_failing_is_held_then_probed_and_every_run_completes(env, engine):
+    PARTNER.update(down=True, attempts=0)
+    tag = uuid.uuid4().hex[:6]
+    main, partner = f"main-{tag}", f"erp-{tag}"
+    settings = Settings(_env_file=None, task_queue=main, partner_activity_rate_limits={partner: 50},
+                        breaker_failure_threshold=3, breaker_open_seconds=3, breaker_probe_rate=1)
+    reports, stop = BreakerReports(), asyncio.Event()
+    reports.watch({partner})
+    client = env.client
+    pool = concurrent.futures.ThreadPoolExecutor(4)
+    import runtime.observability as obs
+
+    obs.BREAKER_REPORTS = reports  # the interceptor of this test's workers records into this test's reporter
+    try:
+        async with Worker(client, task_queue=main, workflows=[UsesPartner, PartnerBreaker],
+                          activities=BreakerActivities(on_state=set_partner_breaker_state).all(),
+                          activity_executor=pool), \
+                Worker(client, task_queue=partner, activities=[call_partner], activity_executor=pool,
+                       interceptors=[CorrelationInterceptor()], max_task_queue_activities_per_second=50):
+            relay = asyncio.create_task(relay_breaker_reports(client, settings, stop=stop, reports=reports,
+                                                              interval=0.2))
+            runs = [await client.start_workflow(UsesPartner.run, partner, id=f"uses-{tag}-{n}", task_queue=main)
+                    for n in range(2)]
+
+            async def opened() -> bool:
+                return (await state(client, partner)).state == "open"
+            await until(opened)
+            assert gauge(partner) == 1.0
+            api = create_app(settings, engine=engine, client=client)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://api",
+                                         headers=headers(make_key(engine, "viewer"))) as http:
+                (row,) = (await http.get("/ops/breakers")).json()
+            assert (row["queue"], row["state"], row["trips"]) == (partner, "open", 1)
+            await asyncio.sleep(0.5)  # the attempts in flight when it opened come back
+            held_at = PARTNER["attempts"]
+            await asyncio.sleep(2.0)  # open: the queue dispatches nothing
+            assert PARTNER["attempts"] == held_at, "attempts went on while the breaker was open"
+            statuses = [(await r.describe()).status.name for r in runs]
+            assert statuses == ["RUNNING", "RUNNING"]  # waiting, not failed
+
+            PARTNER["down"] = False  # the partner is back: the half-open probe gets through and closes it
+
+            async def closed() -> bool:
+                return (await state(client, partner)).state == "closed"
+            await until(closed)
+            assert [await r.result() for r in runs] == ["booked", "booked"]
+            view = await state(client, partner)
+            assert view.trips >= 1 and view.consecutive_failures == 0 and "503" in (view.last_error or "")
+            assert gauge(partner) == 0.0
+            stop.set()
+            await relay
+            await client.get_workflow_handle(breaker_id(partner)).terminate("test over")
+    finally:
+        obs.BREAKER_REPORTS = __import__("runtime.breakers", fromlist=["REPORTS"]).REPORTS
+        pool.shutdown(wait=False)

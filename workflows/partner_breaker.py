@@ -1,0 +1,106 @@
+"""PartnerBreaker (`breaker:{queue}`): the circuit breaker of one partner task queue (docs/operations.md,
+"Partner circuit breakers").
+
+The workers report what they see of the partner's activities (`report` signals: transient failures — 5xx,
+timeouts, refused connections — and successes; business answers are the partner working and do not count). After
+`failure_threshold` failures in a row the breaker **opens**: the queue's dispatch rate is set to 0 on the Temporal
+server, so no activity of that partner is attempted (none burns its retries, none fails; every order waiting on
+it shows a pending activity in the Web UI) while the rest of the platform runs. After `open_seconds` it goes
+**half-open**: the queue is let through at `probe_rate` — the real waiting activities are the probe. A success
+closes it (the normal rate again); a failure opens it again. State: the `state` query, the workflow's current
+details in the Web UI, `retailflow_partner_breaker_state{partner}`, `GET /ops/breakers`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+from canonical.breakers import BreakerInput, BreakerReport, BreakerState, BreakerView
+
+with workflow.unsafe.imports_passed_through():
+    from activities.breakers import BreakerActivities
+
+REPORTS_PER_RUN = 500  # continue-as-new after this many reports (the history stays small)
+QUICK = timedelta(seconds=30)
+
+
+@workflow.defn(name="PartnerBreaker")
+class PartnerBreaker:
+    def __init__(self) -> None:
+        self._reports: list[BreakerReport] = []
+        self._seen = 0
+        self._state: BreakerState = "closed"
+        self._failures = 0
+        self._trips = 0
+        self._since: datetime | None = None
+        self._last_error: str | None = None
+
+    @workflow.signal
+    def report(self, report: BreakerReport) -> None:
+        self._reports.append(report)
+
+    @workflow.query
+    def state(self) -> BreakerView:
+        return BreakerView(queue=self._inp.queue, state=self._state, consecutive_failures=self._failures,
+                           trips=self._trips, since=self._since, last_error=self._last_error)
+
+    async def _enter(self, state: BreakerState) -> None:
+        inp = self._inp
+        rate = {"open": 0.0, "half_open": inp.probe_rate, "closed": inp.normal_rate}[state]
+        reason = f"breaker {state}: {self._failures} transient failure(s) in a row; last: {self._last_error or '-'}"
+        await workflow.execute_activity_method(BreakerActivities.set_partner_queue_rate, args=[inp.queue, rate, reason],
+                                               start_to_close_timeout=QUICK)
+        await workflow.execute_activity_method(BreakerActivities.observe_breaker_state, args=[inp.queue, state],
+                                               start_to_close_timeout=QUICK)
+        since = workflow.now()
+        self._state, self._since = state, since  # what the query says once the queue and metric agree
+        if state == "open":
+            self._trips += 1
+        workflow.set_current_details(
+            f"**{state.replace('_', '-')}** since {since.isoformat(timespec='seconds')} — queue `{inp.queue}`, "
+            f"{self._trips} trip(s); last error: {self._last_error or '-'}")
+        workflow.logger.info("partner breaker %s", state)
+
+    def _take(self) -> tuple[int, int]:
+        failures = successes = 0
+        for r in self._reports:
+            failures += r.failures
+            successes += r.successes
+            if r.last_error:
+                self._last_error = r.last_error
+        self._seen += len(self._reports)
+        self._reports.clear()
+        return failures, successes
+
+    @workflow.run
+    async def run(self, inp: BreakerInput) -> None:
+        self._inp = inp
+        self._state, self._failures, self._trips = inp.state, inp.consecutive_failures, inp.trips
+        if self._state != "closed":  # carried over a continue-as-new: make the queue's rate match again
+            await self._enter(self._state)
+        while self._seen < REPORTS_PER_RUN:
+            if self._state == "open":
+                await workflow.sleep(timedelta(seconds=inp.open_seconds))
+                self._take()  # what failed while open was queued work timing out, not a probe
+                await self._enter("half_open")
+                continue
+            await workflow.wait_condition(lambda: bool(self._reports))
+            failures, successes = self._take()
+            if self._state == "half_open":
+                if successes and not failures:
+                    self._failures = 0
+                    await self._enter("closed")
+                elif failures:
+                    self._failures += failures
+                    await self._enter("open")
+                continue
+            if successes and not failures:
+                self._failures = 0
+            elif failures:
+                self._failures = (0 if successes else self._failures) + failures
+                if self._failures >= inp.failure_threshold:
+                    await self._enter("open")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(inp.model_copy(update={"state": self._state, "consecutive_failures": self._failures,
+                                                        "trips": self._trips}))
