@@ -21,6 +21,7 @@ import email.utils
 import json as jsonlib
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -110,6 +111,54 @@ def raise_for_vendor(response: httpx.Response, *, vendor: str, error_mapper: Err
     raise VendorRejected(f"{message}: {vendor_message(response)}", details={"vendor": vendor, "status": status})
 
 
+@dataclass(frozen=True)
+class RateSignal:
+    """What a vendor's answer says of its rate limit, before it refuses: the rate it allows (Amazon SP-API's
+    `x-amzn-RateLimit-Limit`, requests/second) and how full the bucket is (Shopify REST's
+    `X-Shopify-Shop-Api-Call-Limit: 32/40`)."""
+
+    vendor: str
+    limit_per_second: float | None = None
+    used: float | None = None  # 0..1
+
+
+def rate_signal(vendor: str, headers: Mapping[str, str]) -> RateSignal | None:
+    limit = used = None
+    raw = headers.get("x-amzn-RateLimit-Limit")
+    if raw:
+        try:
+            limit = float(raw)
+        except ValueError:
+            limit = None
+        if limit is not None and not limit > 0:
+            limit = None
+    raw = headers.get("X-Shopify-Shop-Api-Call-Limit")
+    if raw and "/" in raw:
+        a, _, b = raw.partition("/")
+        try:
+            used = min(max(float(a) / float(b), 0.0), 1.0) if float(b) > 0 else None
+        except ValueError:
+            used = None
+    return RateSignal(vendor, limit, used) if limit is not None or used is not None else None
+
+
+# who hears the rate signals (the composition root registers the partner queues' back-pressure); never fails a call
+RATE_OBSERVERS: list[Callable[[RateSignal], None]] = []
+
+
+def _observe_rate(vendor: str, response: httpx.Response) -> None:
+    if not RATE_OBSERVERS:
+        return
+    signal = rate_signal(vendor, response.headers)
+    if signal is None:
+        return
+    for observer in list(RATE_OBSERVERS):
+        try:
+            observer(signal)
+        except Exception:  # noqa: BLE001 - back-pressure is advice; the call's answer stands
+            log.warning("vendor.rate_observer_failed", vendor=vendor)
+
+
 class VendorHttp:
     """A synchronous httpx client for one vendor with the error policy applied to every call.
 
@@ -150,6 +199,7 @@ class VendorHttp:
                                     vendor=self.vendor) from exc
         log.debug("vendor.response", vendor=self.vendor, method=method, path=path, status=response.status_code,
                   elapsed_ms=round((time.monotonic() - started) * 1000))
+        _observe_rate(self.vendor, response)
         if not_found and response.status_code == 404:
             return None
         return raise_for_vendor(response, vendor=self.vendor, error_mapper=self.error_mapper, context=context)

@@ -33,6 +33,9 @@ class BreakerReport(CanonicalModel):
     successes: int = Field(default=0, ge=0)
     last_error: str | None = None
     last_success_after_failure: bool = False
+    vendor_rate: float | None = Field(default=None, gt=0, description="The lowest rate (requests/second) the "
+                                      "vendor said it allows (x-amzn-RateLimit-Limit)")
+    near_limit: bool = Field(default=False, description="The vendor's bucket was at least 80 % full")
 
 
 class BreakerView(CanonicalModel):
@@ -42,3 +45,4 @@ class BreakerView(CanonicalModel):
     trips: int
     since: datetime | None = None
     last_error: str | None = None
+    rate: float | None = None  # the queue's dispatch rate the breaker set last (None: the workers' own)

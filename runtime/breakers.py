@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import structlog
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
+from adapters.http import RATE_OBSERVERS, RateSignal
 from canonical.breakers import BreakerInput, BreakerReport
 from runtime.settings import Settings
 from workflows.priorities import priority_for
@@ -26,11 +28,17 @@ def breaker_id(queue: str) -> str:
     return f"breaker:{queue}"
 
 
+NEAR_LIMIT = 0.8  # a vendor bucket this full slows the queue before the vendor refuses
+CURRENT_QUEUE: ContextVar[str | None] = ContextVar("retailflow_activity_task_queue", default=None)
+
+
 @dataclass
 class _Counts:
     failures: int = 0
     successes: int = 0
     last_error: str | None = None
+    vendor_rate: float | None = None
+    near_limit: bool = False
 
 
 @dataclass
@@ -55,14 +63,34 @@ class BreakerReports:
                 c.failures += 1
                 c.last_error = (error or "")[:300] or None
 
+    def record_rate(self, queue: str | None, signal: RateSignal) -> None:
+        """A vendor's rate-limit headers seen by an activity of `queue` (the interceptor's CURRENT_QUEUE)."""
+        if queue not in self.queues:
+            return
+        with self._lock:
+            c = self._counts.setdefault(queue, _Counts())
+            if signal.limit_per_second is not None:
+                c.vendor_rate = min(c.vendor_rate or signal.limit_per_second, signal.limit_per_second)
+            if signal.used is not None and signal.used >= NEAR_LIMIT:
+                c.near_limit = True
+
     def drain(self) -> dict[str, BreakerReport]:
         with self._lock:
             counts, self._counts = self._counts, {}
-        return {q: BreakerReport(failures=c.failures, successes=c.successes, last_error=c.last_error)
-                for q, c in counts.items() if c.failures or c.successes}
+        return {q: BreakerReport(failures=c.failures, successes=c.successes, last_error=c.last_error,
+                                 vendor_rate=c.vendor_rate, near_limit=c.near_limit)
+                for q, c in counts.items() if c.failures or c.successes or c.vendor_rate or c.near_limit}
 
 
 REPORTS = BreakerReports()  # the process's reporter (the interceptor records into it)
+
+
+def _rate_observer(signal: RateSignal) -> None:
+    REPORTS.record_rate(CURRENT_QUEUE.get(), signal)
+
+
+if _rate_observer not in RATE_OBSERVERS:  # adapters/http.py tells every vendor answer's rate-limit headers
+    RATE_OBSERVERS.append(_rate_observer)
 
 
 def breaker_input(settings: Settings, queue: str) -> BreakerInput:

@@ -26,6 +26,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from activities.errors import transient_error
 from canonical.vendor_errors import VendorRateLimited, VendorUnavailable
+from runtime.breakers import CURRENT_QUEUE
 from runtime.breakers import REPORTS as BREAKER_REPORTS
 
 _log = structlog.get_logger(__name__)
@@ -313,6 +314,7 @@ class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
             with structlog.contextvars.bound_contextvars(**bound):
                 arg = input.args[0] if input.args else None
                 try:
+                    queue_token = CURRENT_QUEUE.set(info.task_queue)  # whose vendor answers carry rate headers
                     try:
                         result = await self.next.execute_activity(input)
                     except VendorUnavailable as exc:  # any activity: a vendor's transient fault is retried
@@ -320,6 +322,8 @@ class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
                         BREAKER_REPORTS.record(info.task_queue, ok=False,
                                                transient=not isinstance(exc, VendorRateLimited), error=str(exc))
                         raise transient_error(exc) from exc
+                    finally:
+                        CURRENT_QUEUE.reset(queue_token)
                     BREAKER_REPORTS.record(info.task_queue, ok=True)
                 except BaseException as exc:
                     error_type = getattr(exc, "type", None) or type(exc).__name__

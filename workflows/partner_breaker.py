@@ -35,6 +35,9 @@ class PartnerBreaker:
         self._trips = 0
         self._since: datetime | None = None
         self._last_error: str | None = None
+        self._rate: float | None = None  # the rate this breaker last set on the queue
+        self._vendor_rate: float | None = None
+        self._near_limit = False
 
     @workflow.signal
     def report(self, report: BreakerReport) -> None:
@@ -43,14 +46,28 @@ class PartnerBreaker:
     @workflow.query
     def state(self) -> BreakerView:
         return BreakerView(queue=self._inp.queue, state=self._state, consecutive_failures=self._failures,
-                           trips=self._trips, since=self._since, last_error=self._last_error)
+                           trips=self._trips, since=self._since, last_error=self._last_error, rate=self._rate)
+
+    def _closed_rate(self) -> float | None:
+        """Closed: the configured rate, lowered to what the vendor says it allows, halved while its bucket is
+        nearly full (slow down before it refuses)."""
+        rate = self._inp.normal_rate
+        if self._vendor_rate is not None:
+            rate = self._vendor_rate if rate is None else min(rate, self._vendor_rate)
+        if self._near_limit and rate is not None:
+            rate = max(rate / 2, self._inp.probe_rate)
+        return rate
+
+    async def _set_rate(self, rate: float | None, reason: str) -> None:
+        await workflow.execute_activity_method(BreakerActivities.set_partner_queue_rate,
+                                               args=[self._inp.queue, rate, reason], start_to_close_timeout=QUICK)
+        self._rate = rate
 
     async def _enter(self, state: BreakerState) -> None:
         inp = self._inp
-        rate = {"open": 0.0, "half_open": inp.probe_rate, "closed": inp.normal_rate}[state]
+        rate = {"open": 0.0, "half_open": inp.probe_rate, "closed": self._closed_rate()}[state]
         reason = f"breaker {state}: {self._failures} transient failure(s) in a row; last: {self._last_error or '-'}"
-        await workflow.execute_activity_method(BreakerActivities.set_partner_queue_rate, args=[inp.queue, rate, reason],
-                                               start_to_close_timeout=QUICK)
+        await self._set_rate(rate, reason)
         await workflow.execute_activity_method(BreakerActivities.observe_breaker_state, args=[inp.queue, state],
                                                start_to_close_timeout=QUICK)
         since = workflow.now()
@@ -64,11 +81,16 @@ class PartnerBreaker:
 
     def _take(self) -> tuple[int, int]:
         failures = successes = 0
+        near = False
         for r in self._reports:
             failures += r.failures
             successes += r.successes
+            near = near or r.near_limit
             if r.last_error:
                 self._last_error = r.last_error
+            if r.vendor_rate is not None:
+                self._vendor_rate = r.vendor_rate  # the vendor's latest word
+        self._near_limit = near
         self._seen += len(self._reports)
         self._reports.clear()
         return failures, successes
@@ -101,6 +123,12 @@ class PartnerBreaker:
                 self._failures = (0 if successes else self._failures) + failures
                 if self._failures >= inp.failure_threshold:
                     await self._enter("open")
+                    continue
+            wanted = self._closed_rate()
+            if wanted != self._rate and not (wanted is not None and self._rate is not None
+                                             and abs(wanted - self._rate) < 0.1 * self._rate):
+                await self._set_rate(wanted, f"back-pressure: vendor allows {self._vendor_rate or '-'}/s"
+                                             f"{', bucket nearly full' if self._near_limit else ''}")
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(inp.model_copy(update={"state": self._state, "consecutive_failures": self._failures,
                                                         "trips": self._trips}))

@@ -17,15 +17,19 @@ import pytest
 import pytest_asyncio
 from prometheus_client import REGISTRY
 from temporalio import activity, workflow
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.common import RetryPolicy
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.breakers import BreakerActivities
+from adapters.http import VendorHttp
 from api.app import create_app
 from canonical.breakers import BreakerView
 from canonical.vendor_errors import VendorUnavailable
-from runtime.breakers import BreakerReports, breaker_id, relay_breaker_reports
+from runtime.breakers import REPORTS, breaker_id, relay_breaker_reports
 from runtime.observability import CorrelationInterceptor, set_partner_breaker_state
 from runtime.settings import Settings
 from tests.auth import headers, make_key
@@ -91,13 +95,10 @@ async def test_a_partner_that_keeps_failing_is_held_then_probed_and_every_run_co
     main, partner = f"main-{tag}", f"erp-{tag}"
     settings = Settings(_env_file=None, task_queue=main, partner_activity_rate_limits={partner: 50},
                         breaker_failure_threshold=3, breaker_open_seconds=3, breaker_probe_rate=1)
-    reports, stop = BreakerReports(), asyncio.Event()
+    reports, stop = REPORTS, asyncio.Event()
     reports.watch({partner})
     client = env.client
     pool = concurrent.futures.ThreadPoolExecutor(4)
-    import runtime.observability as obs
-
-    obs.BREAKER_REPORTS = reports  # the interceptor of this test's workers records into this test's reporter
     try:
         async with Worker(client, task_queue=main, workflows=[UsesPartner, PartnerBreaker],
                           activities=BreakerActivities(on_state=set_partner_breaker_state).all(),
@@ -138,5 +139,57 @@ async def test_a_partner_that_keeps_failing_is_held_then_probed_and_every_run_co
             await relay
             await client.get_workflow_handle(breaker_id(partner)).terminate("test over")
     finally:
-        obs.BREAKER_REPORTS = __import__("runtime.breakers", fromlist=["REPORTS"]).REPORTS
+        reports.watch(set())
+        pool.shutdown(wait=False)
+
+
+@activity.defn(name="call_rated_partner")
+def call_rated_partner() -> str:
+    """A vendor call whose answer says the rate it allows, as SP-API's every answer does."""
+    def amazon(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"payload": {}}, headers={"x-amzn-RateLimit-Limit": "2.0"})
+
+    VendorHttp("amazon", "https://sellingpartnerapi-na.amazon.com", transport=httpx.MockTransport(amazon)).json(
+        "GET", "/orders/2026-01-01/orders")
+    return "ok"
+
+
+@workflow.defn(name="UsesRatedPartner", sandboxed=False)
+class UsesRatedPartner:
+    @workflow.run
+    async def run(self, queue: str) -> str:
+        return await workflow.execute_activity("call_rated_partner", task_queue=queue, result_type=str,
+                                               start_to_close_timeout=timedelta(seconds=10))
+
+
+async def test_the_vendors_advertised_rate_slows_its_queue_before_it_refuses(env):
+    tag = uuid.uuid4().hex[:6]
+    main, partner = f"main-{tag}", f"amazon-{tag}"
+    settings = Settings(_env_file=None, task_queue=main, partner_activity_rate_limits={partner: 50})
+    REPORTS.watch({partner})
+    stop, client = asyncio.Event(), env.client
+    pool = concurrent.futures.ThreadPoolExecutor(4)
+    try:
+        async with Worker(client, task_queue=main, workflows=[UsesRatedPartner, PartnerBreaker],
+                          activities=BreakerActivities(on_state=set_partner_breaker_state).all(),
+                          activity_executor=pool), \
+                Worker(client, task_queue=partner, activities=[call_rated_partner], activity_executor=pool,
+                       interceptors=[CorrelationInterceptor()], max_task_queue_activities_per_second=50):
+            relay = asyncio.create_task(relay_breaker_reports(client, settings, stop=stop, interval=0.2))
+            assert await client.execute_workflow(UsesRatedPartner.run, partner, id=f"rated-{tag}",
+                                                 task_queue=main) == "ok"
+
+            async def slowed() -> bool:
+                return (await state(client, partner)).rate == 2.0
+            await until(slowed)  # 50/s configured, the vendor says 2/s: the queue now dispatches 2/s
+            desc = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+                namespace=client.namespace, task_queue=TaskQueue(name=partner),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, report_config=True))
+            assert desc.config.queue_rate_limit.rate_limit.requests_per_second == 2.0
+            assert (await state(client, partner)).state == "closed"
+            stop.set()
+            await relay
+            await client.get_workflow_handle(breaker_id(partner)).terminate("test over")
+    finally:
+        REPORTS.watch(set())
         pool.shutdown(wait=False)
