@@ -55,7 +55,8 @@ class Vendors:
         s = Settings()
         self.s = s
         self.url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        self.http = httpx.Client(timeout=20)
+        # no keep-alive: uvicorn closes an idle connection after 5 s, and a request racing that close is lost
+        self.http = httpx.Client(timeout=20, limits=httpx.Limits(max_keepalive_connections=0))
         self.erp_auth = {"Authorization": f"token {s.erpnext_api_key}:{s.erpnext_api_secret.get_secret_value()}"}
         self.shop = f"{self.url['shopify']}/admin/api/{s.shopify_admin_api_version}"
         self.shop_auth = {"X-Shopify-Access-Token": s.shopify_admin_access_token.get_secret_value()}
