@@ -64,6 +64,18 @@ def refund_note(refund_key: str) -> str:
 
 
 # -- request bodies (pure: tested against the published shapes) --------------------------------------------
+def tracking_info(shipment: Shipment) -> dict[str, Any]:
+    """Shopify's tracking info of a shipment (number, url, company), the same for REST and GraphQL."""
+    tracking: dict[str, Any] = {}
+    if shipment.tracking_number:
+        tracking["number"] = shipment.tracking_number
+    if shipment.tracking_url:
+        tracking["url"] = shipment.tracking_url
+    if shipment.carrier:
+        tracking["company"] = shipment.carrier
+    return tracking
+
+
 def fulfillment_body(shipment: Shipment, fulfillment_orders: list[dict[str, Any]], *,
                      notify_customer: bool = True) -> dict[str, Any] | None:
     """`POST fulfillments.json` body for a shipment: each shipped order line is taken from the open fulfillment
@@ -91,13 +103,7 @@ def fulfillment_body(shipment: Shipment, fulfillment_orders: list[dict[str, Any]
                            "fulfillment_order_line_items": items})
     if not groups:
         return None
-    tracking: dict[str, Any] = {}
-    if shipment.tracking_number:
-        tracking["number"] = shipment.tracking_number
-    if shipment.tracking_url:
-        tracking["url"] = shipment.tracking_url
-    if shipment.carrier:
-        tracking["company"] = shipment.carrier
+    tracking = tracking_info(shipment)
     body: dict[str, Any] = {"line_items_by_fulfillment_order": groups, "notify_customer": notify_customer}
     if tracking:
         body["tracking_info"] = tracking

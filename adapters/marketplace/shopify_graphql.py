@@ -47,7 +47,7 @@ import structlog
 
 from adapters.http import VendorHttp, vendor_message
 from adapters.marketplace.shopify import ShopifyMappingError, map_order
-from adapters.marketplace.shopify_admin import refund_note
+from adapters.marketplace.shopify_admin import refund_note, tracking_info
 from canonical.errors import ChannelRejected
 from canonical.money import Money
 from canonical.order import Order, Shipment
@@ -336,13 +336,7 @@ def fulfillment_input(shipment: Shipment, order: Mapping[str, Any], *,
             items.append({"id": fo_line, "quantity": left})
     if not groups:
         return None
-    tracking: dict[str, Any] = {}
-    if shipment.tracking_number:
-        tracking["number"] = shipment.tracking_number
-    if shipment.tracking_url:
-        tracking["url"] = shipment.tracking_url
-    if shipment.carrier:
-        tracking["company"] = shipment.carrier
+    tracking = tracking_info(shipment)
     body: dict[str, Any] = {
         "lineItemsByFulfillmentOrder": [{"fulfillmentOrderId": fo_id, "fulfillmentOrderLineItems": items}
                                         for fo_id, items in groups.items()],
