@@ -68,6 +68,16 @@ class IntakeStore:
         except IntegrityError:
             pass  # a concurrent duplicate recorded it first
 
+    @staticmethod
+    def _resolve_copy(conn, source: str, delivery_id: str | None, result: str) -> None:
+        """The quarantined copy of a held delivery is resolved once what it held reached its workflow."""
+        if not delivery_id:
+            return
+        q = db.quarantine
+        conn.execute(update(q).where((q.c.source == source) & (q.c.delivery_id == delivery_id)
+                                     & q.c.resolved.is_(False)).values(resolved=True, replayed_at=db.utcnow(),
+                                                                       replay_result=result))
+
     # -- cancellations that overtook their order ---------------------------------------------------------------
     def hold_cancel(self, workflow_id: str, *, source: str, delivery_id: str | None, actor: str, reason: str) -> None:
         """Keep a channel's cancel of an order no workflow runs for yet; the first one is kept."""
@@ -88,15 +98,13 @@ class IntakeStore:
 
     def cancel_applied(self, workflow_id: str) -> None:
         """The order's run started with the held cancel: mark it applied, and resolve its quarantined copy."""
-        t, q = db.early_cancels, db.quarantine
+        t = db.early_cancels
         with self.engine.begin() as conn:
             row = conn.execute(select(t.c.source, t.c.delivery_id).where(t.c.workflow_id == workflow_id)).first()
             conn.execute(update(t).where(t.c.workflow_id == workflow_id).values(applied_at=db.utcnow()))
-            if row is not None and row.delivery_id:
-                conn.execute(update(q).where((q.c.source == row.source) & (q.c.delivery_id == row.delivery_id)
-                                             & q.c.resolved.is_(False)).values(
-                    resolved=True, replayed_at=db.utcnow(),
-                    replay_result=f"applied when {workflow_id} started: the cancel won"))
+            if row is not None:
+                self._resolve_copy(conn, row.source, row.delivery_id,
+                                   f"applied when {workflow_id} started: the cancel won")
 
     # -- events that overtook their workflow (shipments, short picks, receipts) ------------------------------
     def hold_event(self, workflow_id: str, signal: str, payload: dict[str, Any], *, source: str,
@@ -120,15 +128,13 @@ class IntakeStore:
 
     def event_applied(self, event_id: int, workflow_id: str) -> None:
         """A held signal reached its workflow: mark it, and resolve its quarantined copy."""
-        t, q = db.early_events, db.quarantine
+        t = db.early_events
         with self.engine.begin() as conn:
             row = conn.execute(select(t.c.source, t.c.delivery_id, t.c.signal).where(t.c.id == event_id)).first()
             conn.execute(update(t).where(t.c.id == event_id).values(applied_at=db.utcnow()))
-            if row is not None and row.delivery_id:
-                conn.execute(update(q).where((q.c.source == row.source) & (q.c.delivery_id == row.delivery_id)
-                                             & q.c.resolved.is_(False)).values(
-                    resolved=True, replayed_at=db.utcnow(),
-                    replay_result=f"delivered to {workflow_id} as its {row.signal} when it started"))
+            if row is not None:
+                self._resolve_copy(conn, row.source, row.delivery_id,
+                                   f"delivered to {workflow_id} as its {row.signal} when it started")
 
     # -- quarantine ------------------------------------------------------------------------------------------
     def quarantine(self, *, source: str, topic: str | None, delivery_id: str | None, headers: dict[str, str],
