@@ -111,6 +111,20 @@ def raise_for_vendor(response: httpx.Response, *, vendor: str, error_mapper: Err
     raise VendorRejected(f"{message}: {vendor_message(response)}", details={"vendor": vendor, "status": status})
 
 
+def send(client: httpx.Client, vendor: str, method: str, url: str, *, error_mapper: ErrorMapper | None = None,
+         context: Any = None, **kwargs: Any) -> httpx.Response:
+    """One call on a plain httpx client (a token endpoint, a pre-signed URL) under the same error policy as
+    VendorHttp: timeouts and refused connections are VendorUnavailable, the answer goes through raise_for_vendor."""
+    try:
+        response = client.request(method, url, **kwargs)
+    except httpx.TimeoutException as exc:
+        raise VendorUnavailable(f"{vendor} timed out on {method}: {type(exc).__name__}", vendor=vendor,
+                                error_type="VendorTimeout") from exc
+    except httpx.TransportError as exc:
+        raise VendorUnavailable(f"{vendor} unreachable on {method}: {type(exc).__name__}", vendor=vendor) from exc
+    return raise_for_vendor(response, vendor=vendor, error_mapper=error_mapper, context=context)
+
+
 @dataclass(frozen=True)
 class RateSignal:
     """What a vendor's answer says of its rate limit, before it refuses: the rate it allows (Amazon SP-API's

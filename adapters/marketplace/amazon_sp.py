@@ -35,7 +35,8 @@ import httpx
 import structlog
 from pydantic import Field, SecretStr, ValidationError
 
-from adapters.http import VendorHttp, VendorUnavailable, raise_for_vendor, vendor_message
+from adapters.http import VendorHttp, vendor_message
+from adapters.http import send as http_send
 from canonical.errors import ChannelRejected
 from canonical.money import Money, minor_units, sum_money
 from canonical.order import (
@@ -395,14 +396,7 @@ def channel_rejected(response: httpx.Response, context: Any = None) -> ChannelRe
 
 def send(client: httpx.Client, vendor: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
     """One call outside the SP-API endpoint (LWA, pre-signed S3 URLs) under the same error policy."""
-    try:
-        response = client.request(method, url, **kwargs)
-    except httpx.TimeoutException as exc:
-        raise VendorUnavailable(f"{vendor} timed out on {method}: {type(exc).__name__}", vendor=vendor,
-                                error_type="VendorTimeout") from exc
-    except httpx.TransportError as exc:
-        raise VendorUnavailable(f"{vendor} unreachable on {method}: {type(exc).__name__}", vendor=vendor) from exc
-    return raise_for_vendor(response, vendor=vendor, error_mapper=channel_rejected)
+    return http_send(client, vendor, method, url, error_mapper=channel_rejected, **kwargs)
 
 
 class LwaAuth(httpx.Auth):

@@ -35,7 +35,7 @@ from urllib.parse import urlencode
 import httpx
 import structlog
 
-from adapters.http import raise_for_vendor, vendor_message
+from adapters.http import send, vendor_message
 from canonical.errors import ChannelRejected
 from canonical.vendor_errors import VendorAuthFailed, VendorUnavailable
 from canonical.vendor_versions import VendorApiVersion
@@ -199,21 +199,18 @@ class ShopifyOAuth:
         self.http, self.base_url, self.shop = http, base_url.rstrip("/"), shop
         self.client_id, self._secret, self._clock = client_id, client_secret, clock
 
+    def _refused(self, response: httpx.Response, grant: Any) -> VendorAuthFailed | None:
+        """400 from the token endpoint (invalid_grant, a used code, a bad session token): no retry helps."""
+        if response.status_code != 400:
+            return None
+        return VendorAuthFailed(f"Shopify refused the {grant} grant for {self.shop}: {vendor_message(response)}",
+                                details={"status": 400})
+
     def _post(self, grant: str, form: Mapping[str, str]) -> ShopToken:
         url = f"{self.base_url}/admin/oauth/access_token"
         data = {"client_id": self.client_id, "client_secret": self._secret, **form}
-        try:
-            response = self.http.post(url, data=data, headers={"Accept": "application/json"})
-        except httpx.TimeoutException as exc:
-            raise VendorUnavailable(f"{VENDOR} timed out for {self.shop}", vendor=VENDOR,
-                                    error_type="VendorTimeout") from exc
-        except httpx.TransportError as exc:
-            raise VendorUnavailable(f"{VENDOR} unreachable for {self.shop}: {type(exc).__name__}",
-                                    vendor=VENDOR) from exc
-        if response.status_code in (400, 401, 403):  # invalid_grant, a revoked secret: no retry helps
-            raise VendorAuthFailed(f"Shopify refused the {grant} grant for {self.shop}: "
-                                   f"{vendor_message(response)}", details={"status": response.status_code})
-        raise_for_vendor(response, vendor=VENDOR)
+        response = send(self.http, VENDOR, "POST", url, data=data, headers={"Accept": "application/json"},
+                        error_mapper=self._refused, context=grant)
         try:
             body = response.json()
         except ValueError as exc:
