@@ -29,7 +29,7 @@ from adapters.platform.intake_store import IntakeStore
 from adapters.ports import Adapters
 from canonical.order import Order
 from runtime.breakers import REPORTS as BREAKER_REPORTS
-from runtime.breakers import relay_breaker_reports
+from runtime.breakers import apply_partner_key_rates, relay_breaker_reports
 from runtime.cluster import connect_client
 from runtime.finance import build_finance_activities
 from runtime.observability import CorrelationInterceptor, observe_order_milestone, set_partner_breaker_state
@@ -299,7 +299,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     domain_workers = build_domain_workers(client, adapters, settings, graceful_shutdown_timeout=grace)
     workers = [*domain_workers, *build_partner_workers(client, adapters, settings.partner_activity_rate_limits,
                                               graceful_shutdown_timeout=grace, settings=settings)]
-    tasks = []
+    tasks: list[asyncio.Task] = []
     if settings.partner_activity_rate_limits:  # each partner queue's circuit breaker hears what this worker sees
         BREAKER_REPORTS.watch(set(settings.partner_activity_rate_limits))
         tasks.append(asyncio.create_task(relay_breaker_reports(client, settings, stop=stop)))
@@ -328,6 +328,8 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             await stack.enter_async_context(w)
         if settings.worker_versioning:
             tasks.append(asyncio.create_task(first_version_current(client, settings)))
+        if settings.partner_fairness_key_rate_limits:  # a partner's per-shop quota: a rate per fairness key
+            tasks.append(asyncio.create_task(apply_partner_key_rates(client, settings)))
         await stop.wait()
         # graceful: stop polling, let running activities finish (or hand them back after `grace`), all at once
         await asyncio.gather(*(w.shutdown() for w in workers))

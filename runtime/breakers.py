@@ -15,6 +15,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
+from activities.breakers import set_key_rate
 from adapters.http import RATE_OBSERVERS, RateSignal
 from canonical.breakers import BreakerInput, BreakerReport
 from runtime.settings import Settings
@@ -124,3 +125,26 @@ async def relay_breaker_reports(client: Client, settings: Settings, *, stop: asy
             await send_reports(client, settings, pending)
         except Exception as exc:  # Temporal away: the counts of this interval are dropped, the next ones go
             log.warning("breaker.report_failed", error=str(exc)[:200])
+
+
+async def apply_partner_key_rates(client: Client, settings: Settings, *, attempts: int = 30,
+                                  pause: float = 1.0) -> dict[str, float]:
+    """Set each partner queue's per-shop rate (RETAILFLOW_PARTNER_FAIRNESS_KEY_RATE_LIMITS) on the Temporal server:
+    every fairness key (an activity inherits its workflow's, the order's channel: the shop) is dispatched at most
+    that fast, whatever the queue's own rate (the breaker's, which its updates leave this one alone). Idempotent;
+    every worker sets it at start. Returns what was set."""
+    applied: dict[str, float] = {}
+    for queue, rate in sorted(settings.partner_fairness_key_rate_limits.items()):
+        for attempt in range(attempts):
+            try:
+                await set_key_rate(client, queue, rate, f"per-shop quota: {rate}/s per fairness key")
+                applied[queue] = rate
+                break
+            except Exception as exc:  # noqa: BLE001 - the server busy or starting: try again, then say so
+                if attempt == attempts - 1:
+                    log.warning("partner.key_rate_not_set", queue=queue, rate=rate, error=str(exc)[:200])
+                else:
+                    await asyncio.sleep(pause)
+    if applied:
+        log.info("partner.key_rates_set", rates=applied)
+    return applied

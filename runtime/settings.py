@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, NonNegativeInt, SecretStr, field_validator, model_validator
+from pydantic import Field, NonNegativeInt, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from canonical.inventory import ChannelInventoryPolicy
@@ -103,6 +103,12 @@ class TemporalSettings(_Group):
     partner_activity_rate_limits: dict[str, float] = Field(
         default_factory=dict, description="Activity-only workers per partner task queue and their server-side "
         'activities/second, e.g. {"retailflow-erp": 5}')
+    partner_fairness_key_rate_limits: dict[str, float] = Field(
+        default_factory=dict, description="Partner queue → activities/second per fairness key (the shop: an "
+        "activity inherits its workflow's key, the order's channel), for a partner whose quota is per shop, e.g. "
+        '{"retailflow-shopify": 2} (Shopify\'s Admin API quota is per shop): one shop\'s burst waits in its own '
+        "lane instead of spending the others' share. Set on the Temporal server at worker start "
+        "(needs matching.enableFairness)")
     breaker_failure_threshold: int = Field(default=5, ge=1, description="Transient failures in a row on a partner "
                                            "queue that open its circuit breaker (workflows/partner_breaker.py)")
     breaker_open_seconds: float = Field(default=30.0, gt=0, description="How long an open breaker holds the "
@@ -123,6 +129,18 @@ class TemporalSettings(_Group):
     worker_graceful_shutdown_seconds: float = Field(
         default=10.0, ge=0, description="On SIGTERM, running activities get this long to finish before they are "
         "cancelled and handed back to the server for another worker")
+
+    @field_validator("partner_fairness_key_rate_limits")
+    @classmethod
+    def _positive_key_rates(cls, v: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        bad = sorted(q for q, rate in v.items() if not q or rate <= 0)
+        if bad:
+            raise ValueError(f"per-key rate of {', '.join(bad)}: must be a positive number of activities/second")
+        unknown = sorted(set(v) - set(info.data.get("partner_activity_rate_limits") or {}))
+        if unknown:
+            raise ValueError(f"per-key rate of {', '.join(unknown)}: not a partner queue of "
+                             "RETAILFLOW_PARTNER_ACTIVITY_RATE_LIMITS")
+        return v
 
     @field_validator("domain_task_queues", "worker_domains")
     @classmethod
@@ -168,6 +186,10 @@ class OrderSettings(_Group):
 
     order_sla_hours: int = 48
     allow_backorder: bool = False
+    fulfillment_network_file: Path = Field(
+        default=Path(__file__).resolve().parents[1] / "fulfillment.toml", description="The fulfillment network: "
+        "nodes, sourcing policy per channel, kits, item flags (docs/fulfillment.md); default the repository's "
+        "fulfillment.toml")
     # returns: channels that refund at once (marketplaces such as Amazon); the others refund on receipt
     refund_before_receipt_channels: list[str] = ["amazon"]
     return_window_days: int = 30
