@@ -225,6 +225,13 @@ class SourcingRequest(CanonicalModel):
     shipped_today: dict[str, int] = Field(default_factory=dict, description="Node id → shipments already today")
     now: UtcDatetime | None = Field(default=None, description="The workflow's time, for the shipping day")
 
+    @field_validator("ship_to_country")
+    @classmethod
+    def _country(cls, v: str) -> str:
+        if not v.isalpha():
+            raise ValueError(f"ship_to_country must be an ISO 3166-1 alpha-2 code, got {v!r}")
+        return v.upper()
+
 
 class SourcingPlan(CanonicalModel):
     channel: str
@@ -332,8 +339,11 @@ def plan_sourcing(lines: Sequence[ResolvedLine], ship_to_country: str, channel: 
     # 2-4. stock, fewest splits, tie-breakers
     search = _Search()
     placement = planner.fewest_nodes(units, eligible, search)
-    if placement is None:
-        placement = planner.greedy(units, eligible)
+    if placement is None:  # the lines some node has, on the fewest nodes; else greedily
+        placeable = planner.placeable(units, eligible)
+        placement = planner.fewest_nodes(placeable, eligible, search) if len(placeable) < len(units) else None
+        if placement is None or not placement:
+            placement = planner.greedy(units, eligible)
         if search.exhausted:
             explanation.append("too many node combinations for the exact search: planned greedily")
     placed = {u.index for group in placement.values() for u in group}
@@ -453,6 +463,11 @@ class _Planner:
     def take(node: FulfillmentNode, unit: _Unit, used: dict[tuple[str, str], int], sign: int = 1) -> None:
         for item, qty in unit.need:
             used[(node.location, item)] = used.get((node.location, item), 0) + sign * qty
+
+    def placeable(self, units: Sequence[_Unit], eligible: Sequence[FulfillmentNode]) -> list[_Unit]:
+        """The units some eligible node could ship on its own."""
+        empty: dict[tuple[str, str], int] = {}
+        return [u for u in units if any(self.fits(n, u, empty) for n in eligible)]
 
     # -- the exact search -----------------------------------------------------------------------------
     def fewest_nodes(self, units: Sequence[_Unit], eligible: Sequence[FulfillmentNode],

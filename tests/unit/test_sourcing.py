@@ -380,3 +380,15 @@ def test_the_network_model_refuses_duplicates():
     base = NETWORK.model_dump()
     with pytest.raises(ValidationError, match="duplicate node id\\(s\\): WH-BER"):
         FulfillmentNetwork.model_validate({**base, "node": base["node"] + [base["node"][0]]})
+
+
+def test_with_a_line_no_node_has_the_others_still_go_on_the_fewest_nodes():
+    # greedy would take A first (4 lines) and then need B and C; B + C ship lines 1-6 on two nodes
+    nodes = [node("A", cost="1.00"), node("B"), node("C")]
+    have = {"A": "1234", "B": "135", "C": "246"}
+    stock = {(n, f"I{i}"): 1 for n, lines in have.items() for i in lines}
+    lines = [line(str(i), f"I{i}") for i in range(1, 8)]  # line 7: nowhere
+    plan = plan_sourcing(lines, "DE", "shopify", policy(["A", "B", "C"], max_splits=2, allow_backorder=True),
+                         nodes, stock)
+    assert [(a.node_id, a.line_ids) for a in plan.allocations] == [("B", ["1", "3", "5"]), ("C", ["2", "4", "6"])]
+    assert [b.line_id for b in plan.backordered] == ["7"]
