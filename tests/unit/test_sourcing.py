@@ -392,3 +392,26 @@ def test_with_a_line_no_node_has_the_others_still_go_on_the_fewest_nodes():
                          nodes, stock)
     assert [(a.node_id, a.line_ids) for a in plan.allocations] == [("B", ["1", "3", "5"]), ("C", ["2", "4", "6"])]
     assert [b.line_id for b in plan.backordered] == ["7"]
+
+
+def test_the_worked_example_with_a_hazardous_line_backorders_or_refuses_by_policy():
+    order = [ORDER[0], line("2", "LAMP-OIL", 4), ORDER[2], ORDER[3]]  # docs/fulfillment.md
+    shopify = example_plan(lines=order)
+    assert shopify.summary == ("shipped from WH-BER: 2 of 4 lines; line 4 from supplier ACME (no stock at WH-BER); "
+                               "line 2 backordered")
+    assert shopify.explanation[-1] == ("line 2 backordered (ACME takes no hazardous items; STORE-001 takes no "
+                                       "hazardous items; no stock at WH-BER; WH-NYC does not ship to DE)")
+    amazon = example_plan(lines=order, channel="amazon", policy=NETWORK.policy_for("amazon"))
+    assert not amazon.sourced and amazon.allocations == []
+    assert amazon.explanation[-2:] == [
+        "cannot be sourced: line 2 (LAMP-OIL ×4): ACME takes no hazardous items; no stock at WH-BER; WH-NYC does "
+        "not ship to DE", "the amazon policy allows no backorder: nothing is allocated"]
+
+
+def test_the_worked_example_on_the_amazon_policy_carries_the_shipping_day():
+    plan = example_plan(channel="amazon", policy=NETWORK.policy_for("amazon"),
+                        now=datetime(2026, 12, 3, 14, 30, tzinfo=UTC))
+    assert plan.node_ids == ["WH-BER", "ACME"]
+    assert {a.ships_on.isoformat() for a in plan.allocations} == {"2026-12-04"}
+    assert plan.explanation[-2:] == ["WH-BER ships on 2026-12-04 (after its 15:00 Europe/Berlin cut-off)",
+                                     "ACME ships on 2026-12-04 (after its 14:00 Europe/Berlin cut-off)"]
