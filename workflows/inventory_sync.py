@@ -43,7 +43,9 @@ LEDGER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coeffi
 PUBLISH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                             maximum_interval=timedelta(minutes=5), maximum_attempts=0)
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
-SHORTFALL_PATCH = "stock-shortfall-signals"  # the order signals and the at-once publication after a shortfall
+# The order signals and the at-once publication after a shortfall. Deprecated (workflow.deprecate_patch;
+# docs/deployment.md "Safe deploys"): the code before it is gone, the call goes next release.
+SHORTFALL_PATCH = "stock-shortfall-signals"
 STOCK_SHORTFALL_SIGNAL = "stock_shortfall"  # OrderFulfillment's signal
 
 
@@ -99,9 +101,9 @@ class InventorySync:
     @workflow.signal
     def shortfall(self, shortfalls: list[StockShortfall]) -> None:
         """A store sale elsewhere (StoreDay) took reserved units of this SKU: recompute and publish at once."""
-        if workflow.patched(SHORTFALL_PATCH):
-            self._dirty = True
-            self._rush_pending = True
+        workflow.deprecate_patch(SHORTFALL_PATCH)  # deprecated: every run acts on it
+        self._dirty = True
+        self._rush_pending = True
 
     @workflow.query
     def status(self) -> InventorySyncView:
@@ -146,7 +148,8 @@ class InventorySync:
                 summary=f"Apply {len(batch)} stock event(s) of {self._sku} to the ledger")
             self._pending_ids.difference_update(e.source_event_id for e in batch)
             self._events_this_run += len(batch)
-            if summary.shortfalls and workflow.patched(SHORTFALL_PATCH):
+            if summary.shortfalls:
+                workflow.deprecate_patch(SHORTFALL_PATCH)
                 shortfalls = list(summary.shortfalls)
                 self._rush_pending = True
         availability = await workflow.execute_activity_method(

@@ -62,10 +62,12 @@ with workflow.unsafe.imports_passed_through():
         step_retry_policy,
     )
 
+# Deprecated patches (workflow.deprecate_patch; docs/deployment.md "Safe deploys", "Patches"): the code before each
+# is gone; the call stays one release so runs started while it was `patched` still replay, then it is removed.
+# The status projection: every run writes its milestones to the status projection.
 PROJECTION_PATCH = "status-projection-v1"
 # Issue 17: a store sale that took reserved units (signal `stock_shortfall`) is re-sourced or parks; a warehouse
-# short pick (signal `short_pick`) parks until stock is back. Runs that got such a signal before this code were
-# deaf to it, so they replay without acting on it.
+# short pick (signal `short_pick`) parks until stock is back.
 STOCK_NEWS_PATCH = "stock-shortfall-v1"
 # Search attributes are upserted only when they change (and not at all when the start already set them):
 # every upsert is a history event and a visibility write on the server (docs/benchmarks.md).
@@ -108,8 +110,6 @@ class OrderFulfillment(Runbook):
         self._wms_release: str | None = None
         self._invoice: str | None = None
         self._tax: TaxQuote | None = None
-        self._project = False
-        self._sa_on_change = False
         self._sa_current: dict[str, object] = {}
         self._last_projected: tuple[OrderStatus | None, bool, str | None] = (None, False, None)
         self._projection_version = 0
@@ -122,19 +122,15 @@ class OrderFulfillment(Runbook):
     @workflow.run
     async def run(self, inp: OrderFulfillmentInput) -> OrderResult:
         order = inp.order
-        self._project = workflow.patched(PROJECTION_PATCH)
-        self._sa_on_change = workflow.patched(SA_ON_CHANGE_PATCH)
+        workflow.deprecate_patch(PROJECTION_PATCH)  # deprecated: every run projects its status
+        workflow.deprecate_patch(SA_ON_CHANGE_PATCH)  # deprecated: every run upserts on change only
         wanted: list[SearchAttributeUpdate[Any]] = [
             sa.CHANNEL.value_set(order.channel), sa.EXTERNAL_ORDER_ID.value_set(order.external_order_id),
             sa.ORDER_STATUS.value_set(self.rb.status.value), sa.NEEDS_ATTENTION.value_set(False)]
-        if self._sa_on_change:
-            started = workflow.info().typed_search_attributes
-            self._sa_current = {u.key.name: started.get(u.key) for u in wanted}
-            self._upsert_changed(wanted)
-        else:
-            workflow.upsert_search_attributes(wanted)
-        if self._project:
-            self._set_status(OrderStatus.RECEIVED)  # first projection row
+        started = workflow.info().typed_search_attributes
+        self._sa_current = {u.key.name: started.get(u.key) for u in wanted}
+        self._upsert_changed(wanted)
+        self._set_status(OrderStatus.RECEIVED)  # first projection row
         try:
             await self._fulfil(inp)
         except asyncio.CancelledError:
@@ -235,10 +231,7 @@ class OrderFulfillment(Runbook):
                 self._late = True
                 self._record("sla_breached", StepState.DONE,
                              f"Not fully shipped within {inp.sla_hours}h; order marked late, still waiting")
-                if self._project:  # runs started before the projection patch keep their history shape
-                    self._set_status(self.rb.status, self.rb.reason)  # records the late flag
-                else:
-                    workflow.set_current_details(self._details())
+                self._set_status(self.rb.status, self.rb.reason)  # records the late flag
                 continue
             if self.rb.cancel is not None and not self._pending_shipments:
                 self._check_cancel()
@@ -249,14 +242,10 @@ class OrderFulfillment(Runbook):
 
     # -- issue 17: store sales that took reserved units, warehouse short picks ------------------------------------
     async def _stock_news(self) -> None:
-        """Act on the shortfalls and short picks signalled so far, in order (runs from before STOCK_NEWS_PATCH
-        drop them, as the code they ran did)."""
+        """Act on the shortfalls and short picks signalled so far, in order."""
         if not (self._shortfalls or self._short_picks):
             return
-        if not workflow.patched(STOCK_NEWS_PATCH):
-            self._shortfalls.clear()
-            self._short_picks.clear()
-            return
+        workflow.deprecate_patch(STOCK_NEWS_PATCH)  # deprecated: every run acts on them
         while self._shortfalls or self._short_picks:
             if self._shortfalls:
                 await self._resource(self._shortfalls.pop(0))
@@ -430,14 +419,10 @@ class OrderFulfillment(Runbook):
             self.rb.reason = reason
         wanted: list[SearchAttributeUpdate[Any]] = [
             sa.ORDER_STATUS.value_set(status.value), sa.NEEDS_ATTENTION.value_set(status == OrderStatus.NEEDS_ATTENTION)]
-        if self._sa_on_change:
-            self._upsert_changed(wanted)
-        else:
-            workflow.upsert_search_attributes(wanted)
+        self._upsert_changed(wanted)
         workflow.set_current_details(self._details())
         changed = (status, self._late, self._erp_so) != self._last_projected
-        if self._project and changed and (status in PROJECTED_MILESTONES
-                                          or self._last_projected[0] == OrderStatus.NEEDS_ATTENTION):
+        if changed and (status in PROJECTED_MILESTONES or self._last_projected[0] == OrderStatus.NEEDS_ATTENTION):
             self._last_projected = (status, self._late, self._erp_so)
             self._projection_version += 1
             upd = RunStatusUpdate(

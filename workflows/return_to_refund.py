@@ -63,7 +63,8 @@ with workflow.unsafe.imports_passed_through():
         step_retry_policy,
     )
 
-# Parks a run whose channel refund went beyond what could be credited (added after runs were in flight)
+# Parks a run whose channel refund went beyond what could be credited (added after runs were in flight).
+# Deprecated (workflow.deprecate_patch; docs/deployment.md "Safe deploys"): the call goes next release.
 OVER_REFUND_PATCH = "flag-over-refund-v1"
 FINAL = frozenset({ReturnStatus.COMPLETED, ReturnStatus.CANCELLED, ReturnStatus.FAILED, ReturnStatus.NOT_RECEIVED})
 
@@ -271,7 +272,8 @@ class ReturnToRefund(Runbook):
                              TaxRefundInput(code=key, original_code=self._auth.order_external_ref,
                                             amount=self._refund.tax),
                              f"Give back tax {self._refund.tax}")
-        if self._input.channel_already_refunded and uncredited.amount > 0 and workflow.patched(OVER_REFUND_PATCH):
+        if self._input.channel_already_refunded and uncredited.amount > 0:
+            workflow.deprecate_patch(OVER_REFUND_PATCH)  # deprecated: every run parks on an over-refund
             await self._flag_over_refund(uncredited)
 
     async def _flag_over_refund(self, uncredited: Money) -> None:

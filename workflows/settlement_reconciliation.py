@@ -67,7 +67,8 @@ STAGE = StepOptions(start_to_close=STAGE_TIMEOUT, heartbeat=STAGE_HEARTBEAT)
 AFTER_POSTING = StepOptions(cancellable=False)  # a pending cancel no longer stops these
 TERMINAL = frozenset({SettlementStatus.POSTED, SettlementStatus.CANCELLED, SettlementStatus.FAILED})
 ALREADY_POSTED_PATCH = "settlement-already-posted"
-"""Runs from this patch on stage before they report `received`, and a settlement already posted ends there."""
+"""Runs stage before they report `received`, and a settlement already posted ends there. Deprecated
+(workflow.deprecate_patch; docs/deployment.md "Safe deploys"): the code before it is gone, the call goes next release."""
 ALREADY_POSTED = "already posted"
 
 
@@ -101,11 +102,9 @@ class SettlementReconciliation(Runbook):
         workflow.upsert_search_attributes([
             sa.CHANNEL.value_set(inp.effective_channel), sa.SETTLEMENT_ID.value_set(inp.settlement_id),
             sa.NEEDS_ATTENTION.value_set(False)])
-        stage_first = workflow.patched(ALREADY_POSTED_PATCH)
-        if not stage_first:
-            await self._status(SettlementStatus.RECEIVED)
+        workflow.deprecate_patch(ALREADY_POSTED_PATCH)  # deprecated: every run stages first
         try:
-            result = await self._reconcile(inp, stage_first)
+            result = await self._reconcile(inp)
         except CancelRequested as cancel:
             self.rb.reason = cancel.action.reason or f"cancelled by {cancel.action.actor}"
             result = None
@@ -123,7 +122,7 @@ class SettlementReconciliation(Runbook):
         await self._wind_up()
         return cast(ReconciliationResult, result)  # set by the stage and match steps above
 
-    async def _reconcile(self, inp: SettlementInput, stage_first: bool = False) -> ReconciliationResult:
+    async def _reconcile(self, inp: SettlementInput) -> ReconciliationResult:
         channel = inp.effective_channel
         staged = await self._step(
             "stage", SettlementActivities.stage_settlement,
@@ -131,10 +130,9 @@ class SettlementReconciliation(Runbook):
             f"Stage {inp.provider} settlement {inp.settlement_id}", opts=STAGE)
         self._key = staged.settlement_key
         self._line_count = staged.line_count
-        if stage_first:
-            if staged.already_posted:
-                return await self._already_posted(channel)
-            await self._status(SettlementStatus.RECEIVED)
+        if staged.already_posted:
+            return await self._already_posted(channel)
+        await self._status(SettlementStatus.RECEIVED)
         await self._status(SettlementStatus.STAGED)
         ref = SettlementRef(settlement_key=self._key, channel=channel)
         mode = "strict"

@@ -209,7 +209,8 @@ class StoreDay(Runbook):
                 if result is None:  # skipped by an analyst: the money still counts, the stock was not moved
                     room = MAX_LISTED - len(self._stock_skipped)
                     self._stock_skipped.extend(t.pos_transaction_id for t in itemized[:max(room, 0)])
-                elif result.shortfalls and workflow.patched(SHORTFALL_PATCH):
+                elif result.shortfalls:
+                    workflow.deprecate_patch(SHORTFALL_PATCH)  # deprecated: every run tells the orders
                     await self._tell_shortfalls(list(result.shortfalls))
             for txn in batch:
                 self._seen_add(txn.pos_transaction_id)

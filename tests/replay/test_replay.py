@@ -11,10 +11,20 @@ parks moved onto the one Runbook (RunbookState/RunbookConfig): they pin the comm
 Since the payload codec (runtime/codec.py) they are sealed as a worker with the codec records them
 (`python -m tests.replay.seal`, under the test key tests/replay/codec-keys.json) and replay through the codec's
 data converter; `order_completed_precodec` stays in clear and must still replay (runs started before the codec).
+
+Patches are retired in Temporal's stages (docs/deployment.md "Safe deploys", "Patches"): `patched` →
+`deprecate_patch` → removed. Every patch is at `deprecate_patch` today, so: the histories recorded before a patch
+existed were recorded again from today's code (`python -m tests.replay.record`: `order_completed`,
+`order_completed_precodec`, `order_cancelled_before_shipment`, `order_parked_unknown_sku_then_retried` and the four
+settlement histories without a marker; same scenarios, same names), and each deprecated patch keeps at least one
+history recorded while it was `patched` (`test_each_deprecated_patch_replays_a_run_started_while_it_was_patched`;
+`return_over_refund_parked_then_skipped`, `inventory_sync_shortfall_told_orders` and
+`storeday_shortfall_told_orders` were recorded from the code before the deprecation for that).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -24,13 +34,23 @@ from temporalio.worker import Replayer
 from runtime.codec import ENCODING, data_converter
 from tests.replay.seal import PRECODEC, payloads_of, replay_keyring
 from workflows.inventory_drift import InventoryDrift
-from workflows.order_fulfillment import OrderFulfillment
-from workflows.return_to_refund import ReturnToRefund
-from workflows.settlement_reconciliation import SettlementReconciliation
+from workflows.inventory_sync import SHORTFALL_PATCH, InventorySync
+from workflows.order_fulfillment import (
+    PROJECTION_PATCH,
+    SA_ON_CHANGE_PATCH,
+    STOCK_NEWS_PATCH,
+    OrderFulfillment,
+)
+from workflows.return_to_refund import OVER_REFUND_PATCH, ReturnToRefund
+from workflows.settlement_reconciliation import ALREADY_POSTED_PATCH, SettlementReconciliation
 from workflows.store_day import StoreDay
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
-WORKFLOWS = [OrderFulfillment, ReturnToRefund, StoreDay, SettlementReconciliation, InventoryDrift]
+WORKFLOWS = [OrderFulfillment, ReturnToRefund, StoreDay, SettlementReconciliation, InventoryDrift, InventorySync]
+# Every patch the workflows still name, all at the deprecate_patch stage: removed from the code in the release after
+# the one that deprecated them, once no run started while they were `patched` is open (docs/deployment.md).
+DEPRECATED_PATCHES = {PROJECTION_PATCH, SA_ON_CHANGE_PATCH, STOCK_NEWS_PATCH, OVER_REFUND_PATCH, ALREADY_POSTED_PATCH,
+                      SHORTFALL_PATCH}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
@@ -51,7 +71,28 @@ def test_histories_are_present():
         "settlement_parked_then_skipped_to_suspense", "settlement_parked_then_retried",
         "settlement_cancelled_while_parked", "settlement_stage_parked_skip_refused", "settlement_posted_started_again",
         "drift_parked_then_approved", "drift_parked_then_retried", "drift_parked_then_skipped", "drift_cancelled_while_parked",
+        "return_over_refund_parked_then_skipped", "inventory_sync_shortfall_told_orders", "storeday_shortfall_told_orders",
     }
+
+
+def patch_markers(path: Path) -> list[dict]:
+    """The patch markers of a history: [{"id": ..., "deprecated": ...}]."""
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    return [json.loads(e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data)
+            for e in history.events if e.HasField("marker_recorded_event_attributes")
+            and e.marker_recorded_event_attributes.marker_name == "core_patch"]
+
+
+def test_each_deprecated_patch_replays_a_run_started_while_it_was_patched():
+    """The deprecate_patch stage must still replay the runs the previous release started with `patched` (their
+    markers say deprecated: false); histories from today's code carry deprecated markers (what the removal in the
+    next release will skip)."""
+    markers = {p.stem: patch_markers(p) for p in HISTORIES}
+    for patch in DEPRECATED_PATCHES:
+        assert any({"id": patch, "deprecated": False} in m for m in markers.values()), patch
+        assert any({"id": patch, "deprecated": True} in m for m in markers.values()) or patch in {
+            STOCK_NEWS_PATCH, OVER_REFUND_PATCH, SHORTFALL_PATCH}, patch  # those only on stock news / over-refunds
+    assert {m["id"] for ms in markers.values() for m in ms} <= DEPRECATED_PATCHES, "a history names an unknown patch"
 
 
 def test_histories_are_sealed_but_one_from_before_the_codec():

@@ -1,0 +1,158 @@
+"""Record replay histories again from today's code: `python -m tests.replay.record [names...]` (all of RECORDINGS by
+default), then they are sealed as `python -m tests.replay.seal` does (but `order_completed_precodec`, kept in clear).
+
+Each history is the run of one workflow test (tests/workflows, the stand-in activities on a fresh time-skipping
+server, as the other histories were recorded): the test runs as it does under pytest, against a client that notes
+every workflow it starts, and the history of the first run of the named workflow type is written over the file.
+Used when a patch is deprecated (docs/deployment.md "Safe deploys", "Patches"): a history recorded before the
+patch existed exercises the branch the deprecation removes, so it is recorded again with the same scenario."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, Interceptor, OutboundInterceptor, StartWorkflowInput, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from canonical.order import Customer
+from runtime.codec import EncryptionCodec
+from tests.replay.seal import HISTORIES, PRECODEC, replay_keyring, seal_history
+from tests.workflows.conftest import TEST_SERVER, register_search_attributes
+
+
+@dataclass(frozen=True)
+class Recording:
+    test: str  # module:function under tests.workflows
+    workflow: str  # the workflow type whose first run is kept
+    clear_email: str | None = None  # the pre-codec history: a customer email in clear (what the codec seals)
+    args: dict[str, Any] = field(default_factory=dict)  # the test's other arguments (its parameters)
+    tmp_path: bool = False  # the test takes pytest's tmp_path
+
+
+ORDERS = "test_order_fulfillment"
+SETTLEMENTS = "test_settlement_reconciliation"
+SHORTFALLS = "test_inventory_shortfall_signals"
+RECORDINGS: dict[str, Recording] = {
+    "order_completed": Recording(
+        f"{ORDERS}:test_happy_path_runs_every_step_once_in_order_and_keeps_search_attributes", "OrderFulfillment"),
+    "order_completed_precodec": Recording(
+        f"{ORDERS}:test_happy_path_runs_every_step_once_in_order_and_keeps_search_attributes", "OrderFulfillment",
+        clear_email="jon@example.com"),
+    "order_cancelled_before_shipment": Recording(
+        f"{ORDERS}:test_cancel_before_shipment_runs_every_compensation_in_reverse_once", "OrderFulfillment"),
+    "order_parked_unknown_sku_then_retried": Recording(
+        f"{ORDERS}:test_business_error_parks_then_retry_continues_from_the_parked_step", "OrderFulfillment"),
+    "settlement_parked_then_skipped_to_suspense": Recording(
+        f"{SETTLEMENTS}:test_exceptions_park_then_skip_posts_to_suspense", "SettlementReconciliation"),
+    "settlement_parked_then_retried": Recording(
+        f"{SETTLEMENTS}:test_retry_rematches_after_the_data_is_fixed", "SettlementReconciliation"),
+    "settlement_cancelled_while_parked": Recording(
+        f"{SETTLEMENTS}:test_cancel_while_parked_posts_nothing", "SettlementReconciliation"),
+    "settlement_stage_parked_skip_refused": Recording(
+        f"{SETTLEMENTS}:test_bad_file_parks_the_stage_step_and_skip_is_refused", "SettlementReconciliation"),
+}
+# Recorded from the code of the release before the patches were deprecated (`git archive 055e315`, run there):
+# each pins a run started while its patch was `patched`, which the deprecated code must still replay.
+FROM_PATCHED_CODE: dict[str, Recording] = {
+    "return_over_refund_parked_then_skipped": Recording(
+        "test_return_to_refund:test_amounts_refunded_without_units_are_credited_as_refunded_never_beyond_what_was_paid",
+        "ReturnToRefund", args={"amount": None, "tax": None, "adjustment": "99.00", "net_total": "30.00",
+                                "tax_total": "3.00", "over": "66.00"}),
+    "inventory_sync_shortfall_told_orders": Recording(
+        f"{SHORTFALLS}:test_inventory_sync_signals_each_order_and_publishes_at_once", "InventorySync", tmp_path=True),
+    "storeday_shortfall_told_orders": Recording(
+        f"{SHORTFALLS}:test_store_day_signals_each_order_and_the_skus_sync", "StoreDay", tmp_path=True,
+        args={"sync_running": False}),
+}
+RECORDINGS.update(FROM_PATCHED_CODE)
+
+
+@dataclass
+class Started:
+    runs: list[tuple[str, str]] = field(default_factory=list)  # (workflow type, id)
+
+
+class _NoteStarts(Interceptor):
+    def __init__(self, started: Started) -> None:
+        self.started = started
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        started = self.started
+
+        class Outbound(OutboundInterceptor):
+            async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
+                started.runs.append((input.workflow, input.id))
+                return await super().start_workflow(input)
+
+        return Outbound(next)
+
+
+@dataclass
+class _Env:
+    """What a workflow test takes as `ts_env`: the time-skipping environment, with the noting client."""
+
+    env: WorkflowEnvironment
+    client: Client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+
+async def _run_test(recording: Recording, env: _Env) -> None:
+    module, name = recording.test.split(":")
+    mod = importlib.import_module(f"tests.workflows.{module}")
+    test: Callable[[Any], Awaitable[None]] = getattr(mod, name)
+    make_order = getattr(mod, "_order", None)
+    if recording.clear_email:  # the order carries its customer's email, as a channel's order does
+        email = recording.clear_email
+        mod._order = lambda *a, **kw: make_order(*a, **kw).model_copy(  # type: ignore[misc]
+            update={"customer": Customer(external_id="C1", email=email, name="Jon")})
+    try:
+        if recording.tmp_path:
+            with tempfile.TemporaryDirectory() as tmp:
+                await test(env, tmp_path=Path(tmp), **recording.args)  # type: ignore[call-arg]
+        else:
+            await test(env, **recording.args)  # type: ignore[call-arg]
+    finally:
+        if make_order is not None:
+            mod._order = make_order
+
+
+async def record(name: str) -> str:
+    recording = RECORDINGS[name]
+    started = Started()
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER,
+                                                        data_converter=pydantic_data_converter)
+    try:
+        await register_search_attributes(env)
+        client = Client(**{**env.client.config(), "interceptors": [_NoteStarts(started)]})
+        await _run_test(recording, _Env(env, client))
+        wf_id = next(i for t, i in started.runs if t == recording.workflow)
+        history = await env.client.get_workflow_handle(wf_id).fetch_history()
+    finally:
+        await env.shutdown()
+    text = history.to_json() + "\n"
+    if name not in PRECODEC:
+        text = seal_history(text, EncryptionCodec(replay_keyring()), name)
+    (HISTORIES / f"{name}.json").write_text(text)
+    return f"recorded {name}.json from {recording.test} ({len(history.events)} events)"
+
+
+async def main(names: list[str]) -> None:
+    unknown = sorted(set(names) - set(RECORDINGS))
+    if unknown:
+        raise SystemExit(f"no recording for {', '.join(unknown)}; one of {', '.join(RECORDINGS)}")
+    for name in names or list(RECORDINGS):
+        print(await record(name))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))
