@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import combinations
@@ -46,10 +46,10 @@ ANY = "*"
 DEFAULT_TIE_BREAKERS: tuple[TieBreaker, ...] = ("cost", "rank")
 ADAPTER_PATTERN = re.compile(r"[a-z0-9_]+:[a-z0-9_.-]+")
 KIND_WORD = {"warehouse": "warehouse", "store": "store", "3pl": "3PL", "dropship": "supplier"}
-# the exact search tries at most this many node sets of one size, and this many placements per set; past either
-# it falls back to the greedy plan (deterministic too, but not always the fewest splits)
+# the exact search tries at most this many node sets of one size, and this many placement steps in all; past
+# either it falls back to the greedy plan (deterministic too, but not always the fewest splits)
 MAX_NODE_SETS = 5000
-MAX_PLACEMENT_STEPS = 20000
+MAX_PLACEMENT_STEPS = 200_000
 
 
 class SourcingConfigError(ValueError):
@@ -292,9 +292,8 @@ class _Unit:
 
 @dataclass
 class _Search:
-    steps: int = 0
+    steps: int = 0  # placement steps taken, over every node set tried
     exhausted: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 def plan_sourcing(lines: Sequence[ResolvedLine], ship_to_country: str, channel: str, policy: SourcingPolicy,
@@ -344,8 +343,8 @@ def plan_sourcing(lines: Sequence[ResolvedLine], ship_to_country: str, channel: 
         placement = planner.fewest_nodes(placeable, eligible, search) if len(placeable) < len(units) else None
         if placement is None or not placement:
             placement = planner.greedy(units, eligible)
-        if search.exhausted:
-            explanation.append("too many node combinations for the exact search: planned greedily")
+    if search.exhausted:
+        explanation.append("too many node combinations for the exact search: the rest was planned greedily")
     placed = {u.index for group in placement.values() for u in group}
     left = [u for u in units if u.index not in placed]
     order = sorted(placement, key=lambda n: (-len(placement[n]), planner.node_key(by_id[n])))
@@ -504,17 +503,17 @@ class _Planner:
                search: _Search) -> dict[str, list[_Unit]] | None:
         """Every unit on a node of `subset`, each on the most preferred node that leaves a way for the rest
         (depth-first, lines in order); None when there is none within the step budget."""
+        if search.exhausted:
+            return None
         used: dict[tuple[str, str], int] = {}
         chosen: list[FulfillmentNode] = []
-        steps = 0
 
         def go(i: int) -> bool:
-            nonlocal steps
             if i == len(units):
                 return True
             for node in subset:
-                steps += 1
-                if steps > MAX_PLACEMENT_STEPS:
+                search.steps += 1
+                if search.steps > MAX_PLACEMENT_STEPS:
                     search.exhausted = True
                     return False
                 if self.fits(node, units[i], used):

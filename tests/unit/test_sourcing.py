@@ -415,3 +415,12 @@ def test_the_worked_example_on_the_amazon_policy_carries_the_shipping_day():
     assert {a.ships_on.isoformat() for a in plan.allocations} == {"2026-12-04"}
     assert plan.explanation[-2:] == ["WH-BER ships on 2026-12-04 (after its 15:00 Europe/Berlin cut-off)",
                                      "ACME ships on 2026-12-04 (after its 14:00 Europe/Berlin cut-off)"]
+
+
+def test_a_search_too_large_for_the_exact_planner_falls_back_to_the_greedy_plan():
+    nodes = [node(f"N{i:02}") for i in range(16)]
+    stock = {(f"N{i:02}", f"I{i}"): 1 for i in range(16)}
+    lines = [line(str(i), f"I{i}") for i in range(6)]  # six nodes needed: C(16, 6) sets is past the limit
+    plan = plan_sourcing(lines, "DE", "shopify", policy([n.id for n in nodes], max_splits=5), nodes, stock)
+    assert plan.sourced and sorted(plan.node_ids) == [f"N{i:02}" for i in range(6)]
+    assert "too many node combinations for the exact search: the rest was planned greedily" in plan.explanation
