@@ -149,3 +149,13 @@ async def test_the_breakers_queue_rate_updates_keep_the_per_shop_rate(env):
                 (why, config)
             if rate is not None:
                 assert config.queue_rate_limit.rate_limit.requests_per_second == pytest.approx(rate), (why, config)
+
+
+def test_a_per_shop_rate_needs_a_partner_queue_and_a_positive_rate():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="not a partner queue"):
+        Settings(_env_file=None, partner_fairness_key_rate_limits={"retailflow-shopify": 2})
+    with pytest.raises(ValidationError, match="positive"):
+        Settings(_env_file=None, partner_activity_rate_limits={"retailflow-shopify": 10},
+                 partner_fairness_key_rate_limits={"retailflow-shopify": 0})
