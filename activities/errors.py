@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import logging
 
+import structlog
 from temporalio.exceptions import ApplicationError
 
 from canonical.errors import BusinessError
 from canonical.vendor_errors import VendorUnavailable
+
+log = structlog.get_logger(__name__)
 
 
 def transient_error(exc: VendorUnavailable) -> ApplicationError:
@@ -23,11 +26,29 @@ class _BusinessFaultTraceback(logging.Filter):
     traceback (temporalio/worker/_activity.py). For an *expected* business fault (a BusinessError turned into a
     non-retryable ApplicationError by `business_errors`, activities/orders.py) that is noise in plain text: the
     run parks and `activity.business_error` has already said so in one structured line (type, message, workflow
-    id, activity). Those records are dropped; every other failure keeps its traceback."""
+    id, activity). Those records are dropped. An attempt refused by a vendor's *transient* fault (a 5xx, a
+    timeout, a 429: retried by the RetryPolicy after its Retry-After) is expected too — at peak there are thousands
+    — and becomes one structured line, `activity.vendor_retry`, instead of a 40-line traceback. Every other failure
+    keeps its traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not is_business_fault(exc)
+        if is_business_fault(exc):
+            return False
+        if isinstance(exc, ApplicationError) and is_transient_vendor_fault(exc):
+            info = getattr(record, "temporal_activity", None) or {}
+            log.warning("activity.vendor_retry", activity=info.get("activity_type"), attempt=info.get("attempt"),
+                        workflow_id=info.get("workflow_id"), task_queue=info.get("task_queue"),
+                        error_type=exc.type, error=exc.message,
+                        retry_after=exc.next_retry_delay.total_seconds() if exc.next_retry_delay else None)
+            return False
+        return True
+
+
+def is_transient_vendor_fault(exc: BaseException | None) -> bool:
+    """A retryable ApplicationError raised from a canonical VendorUnavailable (`transient_error`)."""
+    return isinstance(exc, ApplicationError) and not exc.non_retryable and isinstance(exc.__cause__,
+                                                                                       VendorUnavailable)
 
 
 def is_business_fault(exc: BaseException | None) -> bool:

@@ -36,6 +36,8 @@ class BreakerReport(CanonicalModel):
     vendor_rate: float | None = Field(default=None, gt=0, description="The lowest rate (requests/second) the "
                                       "vendor said it allows (x-amzn-RateLimit-Limit)")
     near_limit: bool = Field(default=False, description="The vendor's bucket was at least 80 % full")
+    rate_limited: int = Field(default=0, ge=0, description="Answers 429 (the vendor is up and asks to wait): not "
+                              "failures, but the queue is dispatching faster than the vendor's quota")
 
 
 class BreakerView(CanonicalModel):

@@ -2,7 +2,8 @@
 (workflows/partner_breaker.py): the activity interceptor (runtime/observability.py) counts outcomes here, and the
 worker's relay (`relay_breaker_reports`, every second) signals-with-start `breaker:{queue}` with what it counted.
 Only the partner queues (RETAILFLOW_PARTNER_ACTIVITY_RATE_LIMITS) are watched; a transient failure is a vendor's
-5xx, a timeout, a refused connection (VendorUnavailable, not a 429: the vendor is up and asks to wait)."""
+5xx, a timeout, a refused connection (VendorUnavailable); a 429 is counted apart (the vendor is up and asks to
+wait: it slows the queue, it never opens the breaker)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class _Counts:
     last_error: str | None = None
     vendor_rate: float | None = None
     near_limit: bool = False
+    rate_limited: int = 0
 
 
 @dataclass
@@ -53,12 +55,17 @@ class BreakerReports:
     def watch(self, queues: set[str] | frozenset[str]) -> None:
         self.queues = frozenset(queues)
 
-    def record(self, queue: str, *, ok: bool, transient: bool = False, error: str | None = None) -> None:
-        if queue not in self.queues or (not ok and not transient):
+    def record(self, queue: str, *, ok: bool, transient: bool = False, error: str | None = None,
+               rate_limited: bool = False) -> None:
+        """One attempt's outcome: a success, a transient failure (counts toward opening), or a 429 (`rate_limited`:
+        slows the queue, never opens it)."""
+        if queue not in self.queues or (not ok and not transient and not rate_limited):
             return
         with self._lock:
             c = self._counts.setdefault(queue, _Counts())
-            if ok:
+            if rate_limited and not ok:
+                c.rate_limited += 1
+            elif ok:
                 c.successes += 1
             else:
                 c.failures += 1
@@ -79,8 +86,9 @@ class BreakerReports:
         with self._lock:
             counts, self._counts = self._counts, {}
         return {q: BreakerReport(failures=c.failures, successes=c.successes, last_error=c.last_error,
-                                 vendor_rate=c.vendor_rate, near_limit=c.near_limit)
-                for q, c in counts.items() if c.failures or c.successes or c.vendor_rate or c.near_limit}
+                                 vendor_rate=c.vendor_rate, near_limit=c.near_limit, rate_limited=c.rate_limited)
+                for q, c in counts.items()
+                if c.failures or c.successes or c.vendor_rate or c.near_limit or c.rate_limited}
 
 
 REPORTS = BreakerReports()  # the process's reporter (the interceptor records into it)

@@ -20,6 +20,7 @@ import temporalio.activity
 import temporalio.api.common.v1
 import temporalio.client
 import temporalio.converter
+import temporalio.exceptions
 import temporalio.worker
 import temporalio.workflow
 from prometheus_client import Counter, Gauge, Histogram
@@ -317,11 +318,19 @@ class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
                     queue_token = CURRENT_QUEUE.set(info.task_queue)  # whose vendor answers carry rate headers
                     try:
                         result = await self.next.execute_activity(input)
-                    except VendorUnavailable as exc:  # any activity: a vendor's transient fault is retried
-                        # a partner down (not a 429: it is up and asks to wait) counts towards its breaker
-                        BREAKER_REPORTS.record(info.task_queue, ok=False,
-                                               transient=not isinstance(exc, VendorRateLimited), error=str(exc))
-                        raise transient_error(exc) from exc
+                    except Exception as exc:
+                        # a vendor's transient fault, raised as it is or already turned into Temporal's retryable
+                        # error by the activity (`business_errors`): a partner down counts towards its breaker, a
+                        # 429 (it is up and asks to wait) slows its queue
+                        vendor = vendor_fault(exc)
+                        if vendor is None:
+                            raise
+                        limited = isinstance(vendor, VendorRateLimited)
+                        BREAKER_REPORTS.record(info.task_queue, ok=False, transient=not limited,
+                                               rate_limited=limited, error=str(vendor))
+                        if vendor is exc:  # any activity: a vendor's transient fault is retried
+                            raise transient_error(vendor) from exc
+                        raise
                     finally:
                         CURRENT_QUEUE.reset(queue_token)
                     BREAKER_REPORTS.record(info.task_queue, ok=True)
@@ -339,6 +348,17 @@ class _ActivityInbound(temporalio.worker.ActivityInboundInterceptor):
                 except Exception:  # a metric never fails the activity it observes
                     _log.exception("metrics.observe_failed", activity=info.activity_type)
                 return result
+
+
+def vendor_fault(exc: BaseException) -> VendorUnavailable | None:
+    """The transient vendor fault behind an activity's exception: the fault itself, or the one a retryable
+    ApplicationError was raised from (activities/errors.py `transient_error`)."""
+    if isinstance(exc, VendorUnavailable):
+        return exc
+    if isinstance(exc, temporalio.exceptions.ApplicationError) and not exc.non_retryable \
+            and isinstance(exc.__cause__, VendorUnavailable):
+        return exc.__cause__
+    return None
 
 
 class _WorkflowInbound(temporalio.worker.WorkflowInboundInterceptor):

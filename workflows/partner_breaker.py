@@ -7,7 +7,9 @@ timeouts, refused connections — and successes; business answers are the partne
 server, so no activity of that partner is attempted (none burns its retries, none fails; every order waiting on
 it shows a pending activity in the Web UI) while the rest of the platform runs. After `open_seconds` it goes
 **half-open**: the queue is let through at `probe_rate` — the real waiting activities are the probe. A success
-closes it (the normal rate again); a failure opens it again. State: the `state` query, the workflow's current
+closes it (the normal rate again); a failure opens it again. A 429 is not a failure (the vendor is up and asks to
+wait): 429s halve the queue's rate and quiet reports raise it back step by step (additive increase, multiplicative
+decrease), so a vendor throttling at a quota it does not announce is met at about that quota. State: the `state` query, the workflow's current
 details in the Web UI, `retailflow_partner_breaker_state{partner}`, `GET /ops/breakers`."""
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
 
 REPORTS_PER_RUN = 500  # continue-as-new after this many reports (the history stays small)
 QUICK = timedelta(seconds=30)
+CUT_EVERY = timedelta(seconds=2)  # 429s halve the queue's rate at most this often (the cut needs time to show)
+RAISE_STEP = 0.025  # each report without a 429 gives back this share of the normal rate (additive increase)
 
 
 @workflow.defn(name="PartnerBreaker")
@@ -38,6 +42,9 @@ class PartnerBreaker:
         self._rate: float | None = None  # the rate this breaker last set on the queue
         self._vendor_rate: float | None = None
         self._near_limit = False
+        self._limited = 0  # 429s in the reports just taken
+        self._throttle: float | None = None  # the rate the vendor's 429s allow (AIMD), None: not throttled
+        self._last_cut: datetime | None = None
 
     @workflow.signal
     def report(self, report: BreakerReport) -> None:
@@ -54,9 +61,28 @@ class PartnerBreaker:
         rate = self._inp.normal_rate
         if self._vendor_rate is not None:
             rate = self._vendor_rate if rate is None else min(rate, self._vendor_rate)
+        if self._throttle is not None:
+            rate = self._throttle if rate is None else min(rate, self._throttle)
         if self._near_limit and rate is not None:
             rate = max(rate / 2, self._inp.probe_rate)
         return rate
+
+    def _adapt(self, successes: int) -> None:
+        """A vendor that answers 429 without saying its quota (a throttling ERP): halve the queue's rate (at most
+        every CUT_EVERY) while 429s come, give back RAISE_STEP of the normal rate per quiet report, until the
+        normal rate again. The activities wait in the queue instead of burning their attempts on refusals."""
+        inp = self._inp
+        if self._limited:
+            now = workflow.now()
+            if self._last_cut is None or now - self._last_cut >= CUT_EVERY:
+                base = self._rate or inp.normal_rate or max(float(successes), 1.0)
+                self._throttle = max(base / 2, inp.probe_rate)
+                self._last_cut = now
+        elif successes and self._throttle is not None:
+            ceiling = inp.normal_rate
+            self._throttle += max((ceiling or self._throttle) * RAISE_STEP, 0.1)
+            if ceiling is not None and self._throttle >= ceiling:
+                self._throttle = None
 
     async def _set_rate(self, rate: float | None, reason: str) -> None:
         await workflow.execute_activity_method(BreakerActivities.set_partner_queue_rate,
@@ -80,17 +106,19 @@ class PartnerBreaker:
         workflow.logger.info("partner breaker %s", state)
 
     def _take(self) -> tuple[int, int]:
-        failures = successes = 0
+        failures = successes = limited = 0
         near = False
         for r in self._reports:
             failures += r.failures
             successes += r.successes
+            limited += r.rate_limited
             near = near or r.near_limit
             if r.last_error:
                 self._last_error = r.last_error
             if r.vendor_rate is not None:
                 self._vendor_rate = r.vendor_rate  # the vendor's latest word
         self._near_limit = near
+        self._limited = limited
         self._seen += len(self._reports)
         self._reports.clear()
         return failures, successes
@@ -124,11 +152,13 @@ class PartnerBreaker:
                 if self._failures >= inp.failure_threshold:
                     await self._enter("open")
                     continue
+            self._adapt(successes)
             wanted = self._closed_rate()
             if wanted != self._rate and not (wanted is not None and self._rate is not None
                                              and abs(wanted - self._rate) < 0.1 * self._rate):
                 await self._set_rate(wanted, f"back-pressure: vendor allows {self._vendor_rate or '-'}/s"
-                                             f"{', bucket nearly full' if self._near_limit else ''}")
+                                             f"{', bucket nearly full' if self._near_limit else ''}"
+                                             f"{f', answering 429 (throttled to {self._throttle:.2f}/s)' if self._throttle else ''}")
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(inp.model_copy(update={"state": self._state, "consecutive_failures": self._failures,
                                                         "trips": self._trips}))

@@ -18,6 +18,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.orders import business_errors
 from canonical.errors import UnknownSku
+from canonical.vendor_errors import VendorRateLimited
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +33,13 @@ def resolve(sku: str) -> str:
 @business_errors
 def broken(sku: str) -> str:
     raise ApplicationError(f"a bug around {sku}", type="KeyError", non_retryable=True)
+
+
+@activity.defn(name="bf_throttled")
+@business_errors
+def throttled(sku: str) -> str:
+    raise VendorRateLimited("erpnext answered 429 to GET /api/resource/Item; retry after 1s", vendor="erpnext",
+                            retry_after=0.1)
 
 
 @workflow.defn(name="BusinessFaultLog")
@@ -55,7 +63,8 @@ async def test_a_business_fault_is_one_structured_event_without_the_sdk_tracebac
     queue = f"bf-{uuid.uuid4().hex[:8]}"
     caplog.set_level(logging.DEBUG, logger="temporalio.activity")
     with capture_logs() as events:
-        async with Worker(dev_env.client, task_queue=queue, workflows=[FaultWorkflow], activities=[resolve, broken],
+        async with Worker(dev_env.client, task_queue=queue, workflows=[FaultWorkflow],
+                          activities=[resolve, broken, throttled],
                           activity_executor=concurrent.futures.ThreadPoolExecutor(2),
                           workflow_runner=UnsandboxedWorkflowRunner()):
             wf_id = f"bf:{uuid.uuid4().hex[:8]}"
@@ -77,3 +86,24 @@ async def test_a_business_fault_is_one_structured_event_without_the_sdk_tracebac
             assert len(failures) == 1 and failures[0].exc_info is not None
             assert "a bug around SKU2006-35" in str(failures[0].exc_info[1])
             assert [e for e in events if e.get("event") == "activity.business_error"] == [fault]
+
+
+async def test_a_transient_vendor_fault_is_one_structured_line_per_attempt(dev_env, caplog):
+    """At peak a throttling ERP refuses thousands of attempts: each is one `activity.vendor_retry` line (activity,
+    attempt, workflow, error, Retry-After), not the SDK's plain-text traceback."""
+    queue = f"bf-{uuid.uuid4().hex[:8]}"
+    caplog.set_level(logging.DEBUG, logger="temporalio.activity")
+    with capture_logs() as events:
+        async with Worker(dev_env.client, task_queue=queue, workflows=[FaultWorkflow], activities=[throttled],
+                          activity_executor=concurrent.futures.ThreadPoolExecutor(2),
+                          workflow_runner=UnsandboxedWorkflowRunner()):
+            wf_id = f"bf:{uuid.uuid4().hex[:8]}"
+            result = await dev_env.client.execute_workflow("BusinessFaultLog", "bf_throttled", id=wf_id,
+                                                           task_queue=queue)
+    assert result.startswith("ApplicationError: RateLimited: erpnext answered 429"), result
+    retries = [e for e in events if e.get("event") == "activity.vendor_retry"]
+    assert len(retries) == 1, events
+    assert retries[0]["workflow_id"] == wf_id and retries[0]["activity"] == "bf_throttled"
+    assert retries[0]["attempt"] == 1 and retries[0]["error_type"] == "RateLimited"
+    assert retries[0]["retry_after"] == 0.1 and retries[0]["task_queue"] == queue
+    assert _sdk_failures(caplog) == [], [r.getMessage() for r in _sdk_failures(caplog)]

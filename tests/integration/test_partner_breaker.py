@@ -25,10 +25,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.breakers import BreakerActivities
+from activities.orders import business_errors
 from adapters.http import VendorHttp
 from api.app import create_app
 from canonical.breakers import BreakerView
-from canonical.vendor_errors import VendorUnavailable
+from canonical.vendor_errors import VendorRateLimited, VendorUnavailable
 from runtime.breakers import REPORTS, breaker_id, relay_breaker_reports
 from runtime.observability import CorrelationInterceptor, set_partner_breaker_state
 from runtime.settings import Settings
@@ -187,6 +188,76 @@ async def test_the_vendors_advertised_rate_slows_its_queue_before_it_refuses(env
                 task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, report_config=True))
             assert desc.config.queue_rate_limit.rate_limit.requests_per_second == 2.0
             assert (await state(client, partner)).state == "closed"
+            stop.set()
+            await relay
+            await client.get_workflow_handle(breaker_id(partner)).terminate("test over")
+    finally:
+        REPORTS.watch(set())
+        pool.shutdown(wait=False)
+
+
+THROTTLE = {"on": True, "attempts": 0, "refused": 0}
+
+
+@activity.defn(name="call_throttled_partner")
+@business_errors  # as every order step is: the 429 reaches the interceptor as Temporal's retryable error
+def call_throttled_partner() -> str:
+    THROTTLE["attempts"] += 1
+    if THROTTLE["on"]:
+        THROTTLE["refused"] += 1
+        raise VendorRateLimited("erpnext answered 429 to GET /api/resource/Item; retry after 1s", vendor="erpnext",
+                                retry_after=0.2)
+    return "booked"
+
+
+@workflow.defn(name="UsesThrottledPartner", sandboxed=False)
+class UsesThrottledPartner:
+    @workflow.run
+    async def run(self, queue: str) -> str:
+        return await workflow.execute_activity("call_throttled_partner", task_queue=queue, result_type=str,
+                                               start_to_close_timeout=timedelta(seconds=10))
+
+
+async def test_a_vendor_answering_429_slows_its_queue_without_opening_and_the_rate_comes_back(env):
+    """ERPNext throttling at a quota it does not announce: its 429s halve the partner queue's rate (AIMD), the
+    breaker stays closed (the vendor is up), every run completes, and once the 429s stop the rate climbs back."""
+    THROTTLE.update(on=True, attempts=0, refused=0)
+    tag = uuid.uuid4().hex[:6]
+    main, partner = f"main-{tag}", f"erp-{tag}"
+    settings = Settings(_env_file=None, task_queue=main, partner_activity_rate_limits={partner: 40},
+                        breaker_failure_threshold=3, breaker_probe_rate=0.5)
+    REPORTS.watch({partner})
+    stop, client = asyncio.Event(), env.client
+    pool = concurrent.futures.ThreadPoolExecutor(4)
+    try:
+        async with Worker(client, task_queue=main, workflows=[UsesThrottledPartner, PartnerBreaker],
+                          activities=BreakerActivities(on_state=set_partner_breaker_state).all(),
+                          activity_executor=pool), \
+                Worker(client, task_queue=partner, activities=[call_throttled_partner], activity_executor=pool,
+                       interceptors=[CorrelationInterceptor()], max_task_queue_activities_per_second=40):
+            relay = asyncio.create_task(relay_breaker_reports(client, settings, stop=stop, interval=0.2))
+            runs = [await client.start_workflow(UsesThrottledPartner.run, partner, id=f"thr-{tag}-{n}",
+                                                task_queue=main) for n in range(3)]
+
+            async def cut() -> bool:
+                view = await state(client, partner)
+                return view.rate is not None and view.rate <= 10
+            await until(cut)  # 40 → 20 → 10: halved at most every 2 s while 429s come
+            view = await state(client, partner)
+            assert (view.state, view.trips) == ("closed", 0), view  # a 429 is not a failure: never opened
+            THROTTLE["on"] = False
+            assert [await r.result() for r in runs] == ["booked"] * 3
+            lowest = (await state(client, partner)).rate
+            assert lowest is not None
+
+            async def raised() -> bool:  # quiet reports give the rate back step by step
+                # (the runs are done: keep the partner's queue reporting successes, as live traffic would)
+                await client.execute_workflow(UsesThrottledPartner.run, partner, id=f"thr-{tag}-{uuid.uuid4().hex[:4]}",
+                                              task_queue=main)
+                rate = (await state(client, partner)).rate
+                return rate is None or rate > lowest
+            await until(raised, timeout=60)
+            assert THROTTLE["refused"] >= 3
             stop.set()
             await relay
             await client.get_workflow_handle(breaker_id(partner)).terminate("test over")
