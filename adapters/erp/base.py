@@ -13,6 +13,7 @@ from canonical.inventory import StockSnapshotLine
 from canonical.order import CanonicalModel, Order, Shipment, TaxQuote
 from canonical.returns import AuthorizedReturn, CreditNote, DispositionLine, ReturnRequest
 from canonical.settlement_matching import BookedOrderTotal, CreditNoteFacts, ErpOrderFacts
+from canonical.supplier import SupplierInvoice
 
 
 class BookedLine(CanonicalModel):
@@ -118,3 +119,13 @@ class ErpAdapter(Protocol):
                               ) -> list[BookedOrderTotal]:
         """The channel's live (not cancelled) sales orders in `currency` booked in [start, end): external order
         id and grand total."""
+
+
+@runtime_checkable
+class SupplierPayables(Protocol):
+    """Accounts payable for drop-ship suppliers (issue 20): a separate port beside ErpAdapter so ERPs that do not
+    book payables yet still satisfy ErpAdapter. The embedded ERP implements it (adapters/erp/local.py)."""
+
+    def post_supplier_invoice(self, invoice: SupplierInvoice) -> str:
+        """Book the supplier's invoice as a payable; idempotent by (supplier, invoice number): posting it again
+        returns the first payable's id; raise PayableConflict when that number was posted with other amounts."""

@@ -36,6 +36,7 @@ from canonical.returns import (
 )
 from canonical.sales_order import sales_order_values
 from canonical.settlement_matching import BookedOrderTotal, CreditNoteFacts, ErpOrderFacts
+from canonical.supplier import PayableConflict, SupplierInvoice
 
 
 def _new_id(prefix: str) -> str:
@@ -644,6 +645,27 @@ class LocalErp:
                 currency=journal.currency, description=journal.description, total_debit=journal.total_debit,
                 total_credit=journal.total_credit, lines=lines))
         return journal_id
+
+    # -- payables (SupplierPayables) ---------------------------------------------------------------------------
+    def post_supplier_invoice(self, invoice: SupplierInvoice) -> str:
+        """Idempotent by (supplier, invoice number); the same number with other lines or total is refused."""
+        lines = [line.model_dump(mode="json") for line in invoice.lines]
+        t = db.supplier_invoices
+        with self.engine.begin() as conn:
+            existing = conn.execute(select(t).where(t.c.supplier_id == invoice.supplier_id,
+                                                    t.c.invoice_number == invoice.invoice_number)).mappings().first()
+            if existing is not None:
+                if existing["lines"] != lines or existing["total"] != invoice.total.amount \
+                        or existing["currency"] != invoice.currency:
+                    raise PayableConflict(
+                        f"supplier invoice {invoice.invoice_number} of {invoice.supplier_id} is already posted as "
+                        f"{existing['id']} with other amounts", details={"payable_id": existing["id"]})
+                return str(existing["id"])
+            payable_id = _new_id("PINV")
+            conn.execute(t.insert().values(id=payable_id, supplier_id=invoice.supplier_id,
+                                           invoice_number=invoice.invoice_number, po_number=invoice.po_number,
+                                           currency=invoice.currency, total=invoice.total.amount, lines=lines))
+        return payable_id
 
     def get_journal(self, external_ref: str) -> dict | None:
         with self.engine.connect() as conn:

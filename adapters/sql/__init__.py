@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from adapters.sql.base import MONEY, ExactMoney, UtcDateTime, is_postgres, make_engine, metadata, utcnow
+from adapters.sql.edi import edi_control_numbers, edi_interchanges
 from adapters.sql.erp import (
     credit_notes,
     deliveries,
@@ -21,7 +22,9 @@ from adapters.sql.erp import (
     sales_orders,
     sku_xref,
     stock,
+    supplier_invoices,
 )
+from adapters.sql.erp_holds import erp_reservation_holds
 from adapters.sql.inventory import (
     inventory_counts,
     inventory_drift,
@@ -54,10 +57,10 @@ def create_schema(engine: Engine) -> None:
 
 __all__ = [
     "DEFAULT_TAX_RATES", "MONEY", "ExactMoney", "UtcDateTime", "api_keys", "channel_refunds", "channel_updates", "create_schema",
-    "credit_notes", "deliveries", "early_cancels", "early_events", "erp_journals", "inventory_counts", "inventory_drift", "inventory_levels",
+    "credit_notes", "deliveries", "edi_control_numbers", "edi_interchanges", "early_cancels", "early_events", "erp_journals", "erp_reservation_holds", "inventory_counts", "inventory_drift", "inventory_levels",
     "inventory_movements", "inventory_outbox", "inventory_publications", "inventory_shortfalls", "inventory_snapshots", "invoices", "shopify_tokens",
     "is_postgres", "items", "make_engine", "metadata", "quarantine", "reservations", "restocks", "run_status",
     "sales_orders", "seed_tax_rates", "settlement_exceptions", "settlement_journals", "settlement_lines",
-    "settlements", "sku_xref", "stock", "tax_adjustments", "tax_rates", "tax_transactions", "utcnow",
+    "settlements", "sku_xref", "stock", "supplier_invoices", "tax_adjustments", "tax_rates", "tax_transactions", "utcnow",
     "webhook_deliveries", "wms_requests", "wms_return_expectations",
 ]

@@ -141,3 +141,17 @@ erp_journals = Table(
     Column("lines", JSON, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
 )
+
+supplier_invoices = Table(  # payables: a drop-ship supplier's invoice, once matched to its PO (canonical/supplier.py)
+    "supplier_invoices",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("supplier_id", String(64), nullable=False),
+    Column("invoice_number", String(64), nullable=False),
+    Column("po_number", String(64)),
+    Column("currency", String(3), nullable=False),
+    Column("total", MONEY, nullable=False),
+    Column("lines", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+    UniqueConstraint("supplier_id", "invoice_number", name="uq_supplier_invoices_number"),
+)

@@ -1,0 +1,169 @@
+"""EdiSupplierAdapter: the SupplierAdapter port over X12 (x12.py) and a managed-file drop folder (dropfolder.py),
+with control numbers and acknowledgements kept in the platform database (ledger.py).
+
+- `send_purchase_order` allocates the partner's next interchange control number, records the interchange, writes
+  the 850 to `outbound/` atomically and then notes the file; a retry after a crash re-writes the same control
+  number (the supplier drops a repeated ISA13), a retry after success sends nothing.
+- `collect` reads `inbound/`: a malformed file is moved to `quarantine/` with `<file>.error.json` (segment id,
+  position, element) and, when it broke inside a functional group, answered with a rejecting 997; a well-formed one
+  is recorded, answered with an accepting 997 (once) and its documents returned until `acknowledge`d; a 997 from
+  the supplier is noted on the interchange of ours it acknowledges; an interchange processed before is a duplicate
+  (archived as `<file>.duplicate`, its documents not returned again).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+
+from adapters.sql.base import utcnow
+from adapters.supplier import x12
+from adapters.supplier.base import (
+    Collected,
+    InboundDocument,
+    InboundReceipt,
+    QuarantinedFile,
+    SentPurchaseOrder,
+)
+from adapters.supplier.dropfolder import ManagedFileTransport
+from adapters.supplier.ledger import SqlEdiLedger
+from canonical.supplier import EdiError, FunctionalAck, PurchaseOrder
+
+
+class EdiSupplierAdapter:
+    def __init__(self, transport: ManagedFileTransport, ledger: SqlEdiLedger, *, our_id: str,
+                 our_qualifier: str = "ZZ", partner_qualifiers: dict[str, str] | None = None, usage: str = "P",
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.transport = transport
+        self.ledger = ledger
+        self.us = x12.Party(our_qualifier, our_id)
+        self.partner_qualifiers = partner_qualifiers or {}
+        self.usage = usage
+        self.clock = clock
+
+    def _partner(self, supplier_id: str) -> x12.Party:
+        return x12.Party(self.partner_qualifiers.get(supplier_id, "ZZ"), supplier_id)
+
+    # -- outbound --
+    def send_purchase_order(self, po: PurchaseOrder) -> SentPurchaseOrder:
+        previous = self.ledger.outbound_for(po.supplier_id, po.po_number, "850")
+        if previous is not None and previous.file_name:
+            return SentPurchaseOrder(po_number=po.po_number, supplier_id=po.supplier_id, resent=True,
+                                     interchange_control=previous.control_number, file_name=previous.file_name)
+        if previous is not None:
+            control = int(previous.control_number)
+        else:
+            control = self.ledger.next_control_number(po.supplier_id)
+            self.ledger.record(direction="outbound", partner=po.supplier_id, control_number=f"{control:09d}",
+                               group_control=str(control), transaction_sets=["850"], reference=po.po_number)
+        text = x12.build_purchase_order(po, sender=self.us, receiver=self._partner(po.supplier_id), control=control,
+                                        at=self.clock(), usage=self.usage)
+        name = f"850_{po.supplier_id}_{control:09d}.x12"
+        self.transport.put("outbound", name, text.encode("ascii"))
+        self.ledger.written("outbound", po.supplier_id, f"{control:09d}", name)
+        return SentPurchaseOrder(po_number=po.po_number, supplier_id=po.supplier_id,
+                                 interchange_control=f"{control:09d}", file_name=name)
+
+    def _send_997(self, partner: str, verdicts: list[x12.GroupVerdict], about: str) -> tuple[str, str]:
+        """Write a 997 to the partner; returns (file name, its ISA13)."""
+        control = self.ledger.next_control_number(partner)
+        text = x12.build_functional_ack(verdicts, sender=self.us, receiver=self._partner(partner), control=control,
+                                        at=self.clock(), usage=self.usage)
+        name = f"997_{partner}_{control:09d}.x12"
+        self.ledger.record(direction="outbound", partner=partner, control_number=f"{control:09d}",
+                           group_control=str(control), transaction_sets=["997"], reference=about)
+        self.transport.put("outbound", name, text.encode("ascii"))
+        self.ledger.written("outbound", partner, f"{control:09d}", name)
+        return name, f"{control:09d}"
+
+    # -- inbound --
+    def _quarantine(self, name: str, data: bytes, error: EdiError, result: Collected,
+                    partial: x12.Interchange | None) -> None:
+        report = {"file": name, **error.as_dict(), "partner": partial.sender_id if partial else None,
+                  "interchange_control": partial.control if partial else None,
+                  "quarantined_at": self.clock().isoformat()}
+        self.transport.put("quarantine", name, data)
+        self.transport.put("quarantine", f"{name}.error.json", json.dumps(report, indent=2).encode())
+        self.transport.remove("inbound", name)
+        result.quarantined.append(QuarantinedFile(file_name=name, error=error.reason, segment_id=error.segment_id,
+                                                  segment_position=error.segment_position,
+                                                  element_position=error.element_position))
+
+    def collect(self) -> Collected:
+        result = Collected()
+        for name in self.transport.list("inbound"):
+            if name.endswith(".error.json"):
+                continue
+            data = self.transport.get("inbound", name)
+            try:
+                ix = x12.read_interchange(data)
+            except x12.InterchangeError as exc:
+                self._quarantine(name, data, exc, result, exc.partial)
+                verdict = x12.rejection_verdict(exc)
+                if verdict is not None and exc.partial is not None and verdict.functional_id != "FA":
+                    result.acknowledgements_sent.append(
+                        self._send_997(exc.partial.sender_id, [verdict], exc.partial.control)[0])
+                continue
+            try:
+                docs = x12.parse_documents(ix)
+            except EdiError as exc:
+                self._quarantine(name, data, exc, result, ix)
+                verdicts = [self._verdict_with_error(g, exc) for g in ix.groups if g.functional_id != "FA"]
+                if verdicts:
+                    result.acknowledgements_sent.append(self._send_997(ix.sender_id, verdicts, ix.control)[0])
+                continue
+            partner = ix.sender_id
+            fresh = self.ledger.record(direction="inbound", partner=partner, control_number=ix.control,
+                                       transaction_sets=ix.transaction_sets, file_name=name,
+                                       group_control=ix.groups[0].control if ix.groups else None,
+                                       reference=self._reference(docs))
+            record = None if fresh else self.ledger.get("inbound", partner, ix.control)
+            if record is not None and record.processed_at is not None:
+                self.transport.move("inbound", name, "archive", f"{name}.duplicate")
+                result.duplicates.append(name)
+                continue
+            needs_ack = [g for g in ix.groups if g.functional_id != "FA"]  # a 997 is never acknowledged
+            if needs_ack and (record is None or record.acked_at is None):
+                ack, ack_control = self._send_997(partner, [x12.GroupVerdict.accept(g) for g in needs_ack],
+                                                  ix.control)
+                self.ledger.acknowledged("inbound", partner, ix.control, status="A", ack_control=ack_control)
+                result.acknowledgements_sent.append(ack)
+            receipt = InboundReceipt(file_name=name, supplier_id=partner, interchange_control=ix.control)
+            set_ids = iter(ix.transaction_sets)
+            for doc in docs:
+                if isinstance(doc, FunctionalAck):
+                    self.ledger.acknowledged_group(partner, doc.group_control, status=doc.status,
+                                                   ack_control=ix.control,
+                                                   detail="; ".join(e for t in doc.transactions for e in t.errors)
+                                                   or None)
+                result.documents.append(InboundDocument(receipt=receipt, document_type=next(set_ids), document=doc))
+        return result
+
+    @staticmethod
+    def _verdict_with_error(group: x12.Group, error: EdiError) -> x12.GroupVerdict:
+        txns: list[tuple[str, str, str, str | None]] = []
+        for t in group.transactions:
+            positions = [p for p, _ in t.segments]
+            broke = error.segment_position is not None and positions and positions[0] <= error.segment_position \
+                <= positions[-1]
+            txns.append((t.set_id, t.control, "R" if broke else "A", "5" if broke else None))
+        accepted = sum(1 for t in txns if t[2] == "A")
+        status = "A" if accepted == len(txns) else ("P" if accepted else "R")
+        return x12.GroupVerdict(group.functional_id, group.control, txns, status, len(txns))
+
+    @staticmethod
+    def _reference(docs: list) -> str | None:
+        for doc in docs:
+            po = getattr(doc, "po_number", None)
+            if po:
+                return str(po)[:64]
+        return None
+
+    def acknowledge(self, receipt: InboundReceipt) -> bool:
+        first = self.ledger.processed(receipt.supplier_id, receipt.interchange_control)
+        try:
+            self.transport.move("inbound", receipt.file_name, "archive")
+        except FileNotFoundError:
+            pass
+        return first
