@@ -95,8 +95,8 @@ def raise_for_vendor(response: httpx.Response, *, vendor: str, error_mapper: Err
     if status < 400:
         return response
     message = f"{vendor} answered {status} to {response.request.method} {response.request.url.path}"
-    if status == 429:
-        wait = parse_retry_after(response.headers.get("Retry-After"))
+    if status == 429:  # ShipBob names it x-retry-after (developer.shipbob.com/rate-limit)
+        wait = parse_retry_after(response.headers.get("Retry-After") or response.headers.get("x-retry-after"))
         raise VendorRateLimited(f"{message}; retry after {wait:g}s", vendor=vendor, retry_after=wait)
     if status >= 500 or status == 408:
         retry_after = (parse_retry_after(response.headers["Retry-After"])
@@ -129,11 +129,14 @@ def send(client: httpx.Client, vendor: str, method: str, url: str, *, error_mapp
 class RateSignal:
     """What a vendor's answer says of its rate limit, before it refuses: the rate it allows (Amazon SP-API's
     `x-amzn-RateLimit-Limit`, requests/second) and how full the bucket is (Shopify REST's
-    `X-Shopify-Shop-Api-Call-Limit: 32/40`)."""
+    `X-Shopify-Shop-Api-Call-Limit: 32/40`, ShipBob's `x-remaining-calls` of its 150 a minute)."""
 
     vendor: str
     limit_per_second: float | None = None
     used: float | None = None  # 0..1
+
+
+SHIPBOB_CALLS_PER_MINUTE = 150  # developer.shipbob.com/rate-limit: per user and application
 
 
 def rate_signal(vendor: str, headers: Mapping[str, str]) -> RateSignal | None:
@@ -153,6 +156,14 @@ def rate_signal(vendor: str, headers: Mapping[str, str]) -> RateSignal | None:
             used = min(max(float(a) / float(b), 0.0), 1.0) if float(b) > 0 else None
         except ValueError:
             used = None
+    raw = headers.get("x-remaining-calls")  # ShipBob: calls left of 150 per minute, sliding window
+    if raw is not None and vendor == "shipbob" and used is None:
+        try:
+            used = min(max(1.0 - float(raw) / SHIPBOB_CALLS_PER_MINUTE, 0.0), 1.0)
+        except ValueError:
+            used = None
+        if used is not None and limit is None:
+            limit = SHIPBOB_CALLS_PER_MINUTE / 60
     return RateSignal(vendor, limit, used) if limit is not None or used is not None else None
 
 

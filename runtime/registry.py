@@ -69,7 +69,11 @@ def build_wms(settings: Settings, engine: Engine) -> WmsAdapter:
         from adapters.wms.shipstation import build_shipstation
 
         return build_shipstation(settings, returns=LocalWms(engine, ship_after_seconds=0))
-    raise _unknown("wms", name, ("local", "shipstation"))
+    if name == "shipbob":  # a 3PL: ShipBob ships, and receives returns through its Returns API
+        from adapters.wms.shipbob import build_shipbob
+
+        return build_shipbob(settings)
+    raise _unknown("wms", name, ("local", "shipstation", "shipbob"))
 
 
 def build_marketplace(settings: Settings, engine: Engine) -> MarketplaceAdapter:

@@ -338,7 +338,7 @@ class AdapterSelection(_Group):
 
     erp_adapter: str = Field(default="local", description='"local" | "erpnext"')
     tax_adapter: str = Field(default="local", description='"local" | "avalara"')
-    wms_adapter: str = Field(default="local", description='"local" | "shipstation"')
+    wms_adapter: str = Field(default="local", description='"local" | "shipstation" | "shipbob"')
     marketplace_adapters: dict[str, str] = Field(default_factory=dict, description='Channel → "local" | '
                                                  '"shopify" | "amazon", e.g. {"shopify": "shopify"}; default local')
 
@@ -445,6 +445,24 @@ class ShipStationSettings(_Group):
     shipstation_store_id: int | None = None
     shipstation_webhook_token: SecretStr | None = Field(
         default=None, description="When set, POST /webhooks/shipstation requires ?token=<this> (V1 signs nothing)")
+
+
+class ShipBobSettings(_Group):
+    """ShipBob Developer API 2026-01, the 3PL (docs/vendors.md)."""
+
+    shipbob_base_url: str = Field(default="http://127.0.0.1:8106", description="https://api.shipbob.com or "
+                                  "https://sandbox-api.shipbob.com (the adapter adds the version, /2026-01)")
+    shipbob_access_token: SecretStr = Field(default=SecretStr("retailflow-sandbox-shipbob-pat"),
+                                            description="Personal Access Token (or OAuth access token), Bearer")
+    shipbob_channel_id: int = Field(default=100102, description="The channel with write scopes (GET /channel)")
+    shipbob_shipping_method: str = Field(default="Standard", description="shipping_method of each order (the "
+                                         "merchant's ship option names in ShipBob)")
+    shipbob_return_fulfillment_center_id: int | None = Field(
+        default=None, description="Fulfillment center that receives returns (GET /fulfillment-center); none: "
+        "return announcements are refused")
+    shipbob_webhook_secret: SecretStr = Field(
+        default=SecretStr("whsec_cmV0YWlsZmxvdy1zYW5kYm94LXNoaXBib2Itc2VjcmV0"),
+        description="The subscription's whsec_ secret: webhooks are verified with it (Standard Webhooks)")
 
 
 class AvalaraSettings(_Group):
@@ -720,7 +738,7 @@ class ProductionConfigError(ValueError):
 
 class Settings(DeploymentSettings, AuthSettings, DatabaseSettings, TemporalSettings, ApiSettings, OrderSettings,
                InventorySettings, FinanceSettings, PosSettings, ObservabilitySettings, AdapterSelection,
-               EmbeddedWmsSettings, ShopifySettings, AmazonSettings, ShipStationSettings, AvalaraSettings,
+               EmbeddedWmsSettings, ShopifySettings, AmazonSettings, ShipStationSettings, ShipBobSettings, AvalaraSettings,
                ErpNextSettings, SandboxSettings, CodecSettings, StoreSettings):
     """All of retailflow's settings: the groups above in one object, env `RETAILFLOW_*` (names unchanged by
     the grouping). The composition root hands each adapter or activity the group it needs."""
@@ -745,6 +763,8 @@ class Settings(DeploymentSettings, AuthSettings, DatabaseSettings, TemporalSetti
             names += ["avalara_account_id", "avalara_license_key"]
         if self.wms_adapter.strip().lower() == "shipstation":
             names += ["shipstation_api_key", "shipstation_api_secret", "shipstation_webhook_token"]
+        if self.wms_adapter.strip().lower() == "shipbob":
+            names += ["shipbob_access_token", "shipbob_webhook_secret"]
         # a channel that is a store brings its own credentials (store_problems); the single-shop ones are in use
         # only for a routed channel that is no store
         shared = {name.strip().lower() for c, name in self.marketplace_adapters.items() if c not in store_channels}

@@ -13,6 +13,7 @@ APPS: dict[str, str] = {
     "shopify": "sandbox.shopify:create_app",
     "amazon": "sandbox.amazon:create_app",
     "shipstation": "sandbox.shipstation:create_app",
+    "shipbob": "sandbox.shipbob:create_app",
 }
 
 # name → default port on 127.0.0.1 (overridable per name with RETAILFLOW_SANDBOX_PORTS='{"avatax": 9101}')
@@ -22,4 +23,5 @@ DEFAULT_PORTS: dict[str, int] = {
     "shopify": 8103,
     "amazon": 8104,
     "shipstation": 8105,
+    "shipbob": 8106,
 }

@@ -45,6 +45,11 @@ def app_kwargs(name: str, settings: Settings) -> dict[str, Any]:
                 "api_secret": settings.shipstation_api_secret.get_secret_value(),
                 "webhook_url": f"{api}/webhooks/shipstation" + (f"?token={token.get_secret_value()}" if token else ""),
                 "ship_after_seconds": settings.sandbox_ship_after_seconds}
+    if name == "shipbob":
+        return {"access_token": settings.shipbob_access_token.get_secret_value(),
+                "channel_id": settings.shipbob_channel_id, "webhook_url": f"{api}/webhooks/shipbob",
+                "webhook_secret": settings.shipbob_webhook_secret.get_secret_value(),
+                "ship_after_seconds": settings.sandbox_ship_after_seconds}
     return {}
 
 
