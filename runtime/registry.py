@@ -45,8 +45,9 @@ def build_erp(settings: Settings, engine: Engine) -> ErpAdapter:
         return LocalErp(engine, default_location=settings.default_location)
     if name == "erpnext":
         from adapters.erp.erpnext import ErpNext
+        from adapters.erp.holds import ReservationHolds
 
-        return ErpNext.from_settings(settings)
+        return ErpNext.from_settings(settings, holds=ReservationHolds(engine))
     raise _unknown("erp", name, ("local", "erpnext"))
 
 

@@ -46,6 +46,7 @@ import httpx
 from pydantic import SecretStr
 
 from adapters.erp.base import BookedLine, BookedOrder
+from adapters.erp.holds import ReservationHolds
 from adapters.http import VendorHttp, vendor_message
 from canonical.errors import BusinessError, CannotCancel, InvalidOrder, OutOfStock, UnknownSku
 from canonical.finance import JournalConflict, JournalEntry, journal_fingerprint
@@ -145,8 +146,12 @@ class ErpNext:
     def __init__(self, base_url: str, api_key: str, api_secret: SecretStr, *, company: str, warehouse: str,
                  customers: dict[str, str] | None = None, tax_account: str, shipping_account: str,
                  account_map: dict[str, str] | None = None, timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None, location: str = "MAIN") -> None:
+                 transport: httpx.BaseTransport | None = None, location: str = "MAIN",
+                 holds: ReservationHolds | None = None) -> None:
         self.company = company
+        # ERPNext reserves only when the sales order is submitted: holds keep two orders from taking the same
+        # last units in between (adapters/erp/holds.py); the platform's adapter always has them (runtime/registry)
+        self.holds = holds
         self.warehouse = warehouse
         self.location = location  # the platform ledger's location for `warehouse`
         self.customers = dict(customers or {})
@@ -161,8 +166,8 @@ class ErpNext:
             transport=transport)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> ErpNext:
-        return cls(settings.erpnext_base_url, settings.erpnext_api_key, settings.erpnext_api_secret,
+    def from_settings(cls, settings: Any, *, holds: ReservationHolds | None = None) -> ErpNext:
+        return cls(settings.erpnext_base_url, settings.erpnext_api_key, settings.erpnext_api_secret, holds=holds,
                    company=settings.erpnext_company, warehouse=settings.erpnext_warehouse,
                    customers=settings.erpnext_customers, tax_account=settings.erpnext_tax_account,
                    shipping_account=settings.erpnext_shipping_account, account_map=settings.erpnext_account_map,
@@ -305,22 +310,34 @@ class ErpNext:
         wanted: dict[str, int] = {}
         for line in lines:
             wanted[line.item_code] = wanted.get(line.item_code, 0) + line.quantity
-        bins = self.bins(list(wanted))
+
+        def free_in_erp(items: list[str]) -> dict[str, int]:
+            bins = self.bins(items)
+            return {i: max(int(_dec(bins.get(i, {}).get("actual_qty")) - _dec(bins.get(i, {}).get("reserved_qty"))),
+                           0) for i in items}
+
+        if self.holds is not None:
+            taken = self.holds.reserve(key, self.warehouse, wanted, free_in_erp)
+        else:
+            free = free_in_erp(sorted(wanted))
+            taken = {i: min(free[i], wanted[i]) for i in wanted}
         out, shortages = [], {}
         for item_code in sorted(wanted):
-            b = bins.get(item_code, {})
-            free = max(int(_dec(b.get("actual_qty")) - _dec(b.get("reserved_qty"))), 0)
-            take = min(free, wanted[item_code])
+            take = taken[item_code]
             if take < wanted[item_code]:
                 shortages[item_code] = wanted[item_code] - take
             out.append(ReservedLine(item_code=item_code, location=self.warehouse, quantity=take,
                                     backordered=wanted[item_code] - take))
         if shortages and not allow_backorder:
+            if self.holds is not None:
+                self.holds.drop(key)  # refused whole: it holds nothing while it waits for an analyst
             short = ", ".join(f"{k} short by {v}" for k, v in shortages.items())
             raise OutOfStock(f"not enough stock in {self.warehouse}: {short}", details={"shortages": shortages})
         return Reservation(key=key, lines=out)
 
     def release_reservation(self, key: str) -> bool:
+        if self.holds is not None:
+            self.holds.drop(key)
         so = self._sales_order(key)
         if so is None or so.get("docstatus") != 1 or so.get("status") in ("Closed", "Completed", "Cancelled"):
             return False
@@ -392,6 +409,8 @@ class ErpNext:
         elif so.get("docstatus") == 0:  # a draft left by an earlier attempt: submit it
             so = self._load(self.http.request("PUT", self._path("Sales Order", so["name"]),
                                               json={"docstatus": 1}))["data"]
+        if self.holds is not None:  # submitted: ERPNext's reserved_qty holds the units from now on
+            self.holds.drop(external_ref)
         return SalesOrderRef(erp_sales_order_id=so["name"], external_ref=external_ref)
 
     def amend_sales_order(self, external_ref: str, order: Order, lines: list[ResolvedLine], tax: TaxQuote) -> bool:
@@ -427,6 +446,8 @@ class ErpNext:
         return True
 
     def cancel_sales_order(self, external_ref: str) -> bool:
+        if self.holds is not None:
+            self.holds.drop(external_ref)
         so = self._sales_order(external_ref)
         if so is None:
             return False
