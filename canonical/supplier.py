@@ -13,7 +13,7 @@ from enum import StrEnum
 from pydantic import Field, field_validator
 
 from canonical.errors import BusinessError
-from canonical.money import Money, currency_code
+from canonical.money import Money, currency_code, quantize
 from canonical.order import Address, CanonicalModel
 
 
@@ -197,8 +197,8 @@ def _key(line_number: str | None, item_code: str | None) -> str:
 
 def match_invoice(invoice: SupplierInvoice, po: PurchaseOrder, notices: list[ShipNotice]) -> InvoiceMatch:
     """Match an invoice to its purchase order and ship notices: each line's quantity invoiced is at most what
-    shipped of that line (all notices together), its unit price is exactly the PO's, and the lines add up to the
-    stated total. Lines are keyed by PO line number, falling back to our item code."""
+    shipped of that line (all notices together), its unit price is exactly the PO's, and the lines (each extension
+    rounded half-even to the currency's minor unit, as the invoice's total is stated) add up to the stated total. Lines are keyed by PO line number, falling back to our item code."""
     diffs: list[InvoiceDifference] = []
     if invoice.po_number is not None and invoice.po_number != po.po_number:
         diffs.append(InvoiceDifference(kind="po", detail=f"invoice is for PO {invoice.po_number}, not {po.po_number}"))
@@ -216,7 +216,7 @@ def match_invoice(invoice: SupplierInvoice, po: PurchaseOrder, notices: list[Shi
     invoiced: dict[str, int] = {}
     lines_total = Decimal(0)
     for inv in invoice.lines:
-        lines_total += inv.extended
+        lines_total += quantize(inv.extended, invoice.currency)
         po_line = by_number.get(inv.line_number or "") or by_item.get(inv.item_code or "")
         if po_line is None:
             diffs.append(InvoiceDifference(kind="unknown_line", line_number=inv.line_number, item_code=inv.item_code,

@@ -27,7 +27,7 @@ import random
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import pyx12.segment
@@ -152,7 +152,7 @@ def body_810(plan: Plan, at: datetime) -> list[pyx12.segment.Segment]:
         if not ln.shipped:
             continue
         count += 1
-        total += ln.unit_price * ln.shipped
+        total += (ln.unit_price * ln.shipped).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)  # per line, cents
         body.append(_seg("IT1", ln.line_number, str(ln.shipped), "EA", x12.decimal_r(ln.unit_price), "", "BP",
                          ln.item_code))
     cents = (total * 100).to_integral_value()
