@@ -22,13 +22,13 @@ edi_interchanges = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("direction", String(8), nullable=False),  # outbound | inbound
     Column("partner", String(64), nullable=False),
-    Column("control_number", String(9), nullable=False),  # ISA13
-    Column("group_control", String(9)),  # GS06
+    Column("control_number", String(14), nullable=False),  # ISA13
+    Column("group_control", String(14)),  # GS06
     Column("transaction_sets", String(255), nullable=False),  # e.g. "855,856"
     Column("reference", String(64)),  # the PO number the interchange is about
     Column("file_name", String(255)),
     Column("ack_status", String(16)),  # 997 AK9: A / E / R for outbound; for inbound what our 997 said
-    Column("ack_control", String(9)),  # the ISA13 of the 997 sent or received
+    Column("ack_control", String(14)),  # the ISA13 of the 997 sent or received
     Column("ack_detail", Text),
     Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
     Column("acked_at", UtcDateTime()),

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from adapters.sql.base import utcnow
-from adapters.supplier import x12
+from adapters.supplier import edifact, x12
 from adapters.supplier.base import (
     Collected,
     InboundDocument,
@@ -34,12 +34,13 @@ from canonical.supplier import EdiError, FunctionalAck, PurchaseOrder
 class EdiSupplierAdapter:
     def __init__(self, transport: ManagedFileTransport, ledger: SqlEdiLedger, *, our_id: str,
                  our_qualifier: str = "ZZ", partner_qualifiers: dict[str, str] | None = None, usage: str = "P",
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 edifact_partners: frozenset[str] = frozenset(), clock: Callable[[], datetime] = utcnow) -> None:
         self.transport = transport
         self.ledger = ledger
         self.us = x12.Party(our_qualifier, our_id)
         self.partner_qualifiers = partner_qualifiers or {}
         self.usage = usage
+        self.edifact_partners = edifact_partners  # suppliers that take ORDERS and send ORDRSP/DESADV/INVOIC
         self.clock = clock
 
     def _partner(self, supplier_id: str) -> x12.Party:
@@ -57,9 +58,14 @@ class EdiSupplierAdapter:
             control = self.ledger.next_control_number(po.supplier_id)
             self.ledger.record(direction="outbound", partner=po.supplier_id, control_number=f"{control:09d}",
                                group_control=str(control), transaction_sets=["850"], reference=po.po_number)
-        text = x12.build_purchase_order(po, sender=self.us, receiver=self._partner(po.supplier_id), control=control,
-                                        at=self.clock(), usage=self.usage)
-        name = f"850_{po.supplier_id}_{control:09d}.x12"
+        if po.supplier_id in self.edifact_partners:
+            text = edifact.build_orders(po, sender=self.us.id, recipient=po.supplier_id, control=f"{control:09d}",
+                                        at=self.clock())
+            name = f"ORDERS_{po.supplier_id}_{control:09d}.edi"
+        else:
+            text = x12.build_purchase_order(po, sender=self.us, receiver=self._partner(po.supplier_id),
+                                            control=control, at=self.clock(), usage=self.usage)
+            name = f"850_{po.supplier_id}_{control:09d}.x12"
         self.transport.put("outbound", name, text.encode("ascii"))
         self.ledger.written("outbound", po.supplier_id, f"{control:09d}", name)
         return SentPurchaseOrder(po_number=po.po_number, supplier_id=po.supplier_id,
@@ -96,6 +102,9 @@ class EdiSupplierAdapter:
             if name.endswith(".error.json"):
                 continue
             data = self.transport.get("inbound", name)
+            if data.lstrip(b"\xef\xbb\xbf\r\n\t ")[:3] in (b"UNA", b"UNB"):
+                self._collect_edifact(name, data, result)
+                continue
             try:
                 ix = x12.read_interchange(data)
             except x12.InterchangeError as exc:
@@ -139,6 +148,27 @@ class EdiSupplierAdapter:
                                                    or None)
                 result.documents.append(InboundDocument(receipt=receipt, document_type=next(set_ids), document=doc))
         return result
+
+    def _collect_edifact(self, name: str, data: bytes, result: Collected) -> None:
+        """An EDIFACT interchange: validated and mapped like X12, recorded and de-duplicated by UNB05. No CONTRL
+        acknowledgement is sent (not implemented): EDIFACT suppliers are acknowledged by the documents."""
+        try:
+            ix = edifact.read_edifact(data)
+            docs = edifact.parse_documents(ix)
+        except EdiError as exc:
+            self._quarantine(name, data, exc, result, None)
+            return
+        fresh = self.ledger.record(direction="inbound", partner=ix.sender, control_number=ix.control[:14],
+                                   transaction_sets=[t for t, _ in docs], file_name=name,
+                                   reference=self._reference([d for _, d in docs]))
+        record = None if fresh else self.ledger.get("inbound", ix.sender, ix.control[:14])
+        if record is not None and record.processed_at is not None:
+            self.transport.move("inbound", name, "archive", f"{name}.duplicate")
+            result.duplicates.append(name)
+            return
+        receipt = InboundReceipt(file_name=name, supplier_id=ix.sender, interchange_control=ix.control[:14])
+        for kind, doc in docs:
+            result.documents.append(InboundDocument(receipt=receipt, document_type=kind, document=doc))
 
     @staticmethod
     def _verdict_with_error(group: x12.Group, error: EdiError) -> x12.GroupVerdict:

@@ -85,3 +85,21 @@ def test_published_samples_answered_with_a_valid_997():
         acks = [a for a in x12.parse_documents(x12.read_interchange(text)) if isinstance(a, FunctionalAck)]
         assert [(a.functional_id, a.group_control, a.status) for a in acks] == [
             (g.functional_id, g.control, "A") for g in ix.groups]
+
+
+def test_edifact_invoic_published_sample():
+    """pydifact's own INVOIC test file (D.97A): a price per 100 units (PRI05) and the summary MOA 77."""
+    from adapters.supplier import edifact
+
+    data = (FIXTURES.parent / "edifact" / "invoic_pydifact_invoice1.edi").read_bytes()
+    ix = edifact.read_edifact(data)
+    assert (ix.sender, ix.recipient, ix.control) == ("01010000253001", "O0013000093SCHA-Z59", "PAYO0012101221")
+    [(kind, invoice)] = edifact.parse_documents(ix)
+    assert kind == "INVOIC" and isinstance(invoice, SupplierInvoice)
+    assert (invoice.invoice_number, invoice.invoice_date, invoice.po_number, invoice.currency) == (
+        "1060113800026", "19991006", "X18V00003", "EUR")
+    [line] = invoice.lines
+    assert (line.item_code, line.quantity, line.uom, line.unit_price) == ("090346642", 54, "PCE",
+                                                                          Decimal("36.301724"))
+    assert invoice.total.amount == Decimal("1960.29")  # = 54 x 3630.1724 / 100, to the cent
+    assert (line.extended).quantize(Decimal("0.01")) == invoice.total.amount

@@ -325,3 +325,86 @@ def test_supplier_invoice_posted_once_as_payable(engine):
     assert first.startswith("PINV-") and erp.post_supplier_invoice(invoice) == first
     with pytest.raises(PayableConflict):
         erp.post_supplier_invoice(_invoice([("1", 2, "10.60")], "21.20"))
+
+
+# -- EDIFACT (adapters/supplier/edifact.py, pydifact) ----------------------------------------------------------------
+
+def _edifact(messages: list[tuple[str, list[str]]], control: str = "EDI0001") -> str:
+    """A supplier's interchange built with pydifact (not by string joining): each message's body segments as
+    '+'/':' text parsed by pydifact's own parser."""
+    from pydifact.parser import Parser
+    from pydifact.segmentcollection import Interchange, Message
+
+    ix = Interchange(sender="ACMESUPPLY", recipient="RETAILFLOW", control_reference=control,
+                     syntax_identifier=("UNOC", 3), timestamp=AT.replace(tzinfo=None))
+    for n, (kind, body) in enumerate(messages, start=1):
+        msg = Message(str(n), [kind, "D", "96A", "UN"])
+        for seg in Parser().parse("'".join(body) + "'"):
+            msg.add_segment(seg)
+        ix.add_message(msg)
+    return ix.serialize(break_lines=True)
+
+
+def test_edifact_orders_round_trip_and_supplier_documents():
+    from adapters.supplier import edifact
+
+    text = edifact.build_orders(_po(), sender="RETAILFLOW", recipient="ACMESUPPLY", control="000000001", at=AT)
+    ix = edifact.read_edifact(text)
+    assert (ix.sender, ix.recipient, ix.control, [m.type for m in ix.messages]) == (
+        "RETAILFLOW", "ACMESUPPLY", "000000001", ["ORDERS"])
+    tags = [seg.tag for _, seg in ix.messages[0].segments]
+    assert tags[:2] == ["UNH", "BGM"] and tags.count("LIN") == 2 and tags[-1] == "CNT"
+
+    supplier = _edifact([
+        ("ORDRSP", ["BGM+231+R1+29", "RFF+ON:PO1001", "LIN+1+5+SKU-A:IN", "QTY+21:2", "LIN+2+3+SKU-B:IN", "QTY+21:5",
+                    "QTY+113:3", "QTY+83:2"]),
+        ("DESADV", ["BGM+351+DES1+9", "RFF+ON:PO1001", "TDT+20++30++UPSN", "RFF+CN:1Z999", "LIN+1++SKU-A:IN",
+                    "QTY+12:2"]),
+        ("INVOIC", ["BGM+380+INV1+9", "RFF+ON:PO1001", "CUX+2:USD", "LIN+1++SKU-A:IN", "QTY+47:2", "PRI+AAA:10.5",
+                    "UNS+S", "MOA+77:21"]),
+    ])
+    ack, notice, invoice = (d for _, d in edifact.parse_documents(edifact.read_edifact(supplier)))
+    assert isinstance(ack, PoAcknowledgement) and isinstance(notice, ShipNotice)
+    assert isinstance(invoice, SupplierInvoice)
+    assert [(ln.line_number, ln.status.value, ln.quantity) for ln in ack.lines] == [
+        ("1", "accepted", 2), ("2", "changed", 3), ("2", "backordered", 2)]
+    assert (notice.po_number, notice.carrier, notice.tracking_number, notice.lines[0].quantity) == (
+        "PO1001", "UPSN", "1Z999", 2)
+    assert (invoice.invoice_number, invoice.total, invoice.lines[0].unit_price) == (
+        "INV1", Money.of("21", "USD"), Decimal("10.5"))
+    assert match_invoice(invoice, _po(), [notice]).matched
+
+
+@pytest.mark.parametrize(("mutate", "seg_id", "element"), [
+    (lambda t: t.replace("UNT+5+1'", "UNT+6+1'"), "UNT", 1),
+    (lambda t: t.replace("UNT+5+1'", "UNT+5+2'"), "UNT", 2),
+    (lambda t: t.replace("UNZ+1+EDI0001'", "UNZ+2+EDI0001'"), "UNZ", 1),
+    (lambda t: t.replace("UNZ+1+EDI0001'", "UNZ+1+EDI0002'"), "UNZ", 2),
+])
+def test_edifact_envelope_faults_name_segment_and_position(mutate, seg_id, element):
+    from adapters.supplier import edifact
+
+    text = _edifact([("DESADV", ["BGM+351+DES1+9", "LIN+1++SKU-A:IN", "QTY+12:2"])])
+    assert "UNT+5+1'" in text and "UNZ+1+EDI0001'" in text  # UNH, BGM, LIN, QTY, UNT
+    with pytest.raises(EdiError) as err:
+        edifact.read_edifact(mutate(text))
+    lines = [ln for ln in text.splitlines() if ln]
+    assert (err.value.segment_id, err.value.element_position) == (seg_id, element)
+    assert err.value.segment_position == next(i for i, ln in enumerate(lines) if ln.startswith(seg_id + "+"))
+
+
+def test_adapter_collects_edifact_and_quarantines_a_broken_one(tmp_path, engine):
+    adapter = EdiSupplierAdapter(LocalDropFolder(tmp_path / "drop"), SqlEdiLedger(engine), our_id="RETAILFLOW",
+                                 edifact_partners=frozenset({"ACMESUPPLY"}), clock=lambda: AT)
+    sent = adapter.send_purchase_order(_po())
+    assert sent.file_name.startswith("ORDERS_") and adapter.transport.get("outbound", sent.file_name).startswith(
+        b"UNB+UNOC:3+RETAILFLOW+ACMESUPPLY+261203:0930+000000001'")
+    good = _edifact([("DESADV", ["BGM+351+DES1+9", "RFF+ON:PO1001", "LIN+1++SKU-A:IN", "QTY+12:2"])])
+    adapter.transport.put("inbound", "desadv.edi", good.encode())
+    adapter.transport.put("inbound", "broken.edi", good.replace("UNT+6+1'", "UNT+9+1'").encode())
+    result = adapter.collect()
+    assert [d.document_type for d in result.documents] == ["DESADV"]
+    assert [(q.file_name, q.segment_id) for q in result.quarantined] == [("broken.edi", "UNT")]
+    adapter.acknowledge(result.documents[0].receipt)
+    adapter.transport.put("inbound", "desadv_again.edi", good.encode())
+    assert adapter.collect().duplicates == ["desadv_again.edi"]
