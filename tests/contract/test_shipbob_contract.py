@@ -355,3 +355,53 @@ def test_the_composition_root_builds_it_from_settings(sandbox):
     prod = Settings(env="production", wms_adapter="shipbob")
     assert any("RETAILFLOW_SHIPBOB_ACCESS_TOKEN is the published development default" in p
                for p in prod.production_problems())
+
+
+def test_5xx_is_retryable_and_the_retry_creates_the_order_once(wms, sandbox):
+    from canonical.vendor_errors import VendorUnavailable
+
+    sandbox[2].set("POST /2026-01/order", {"error_rate": 1.0, "error_statuses": [503]})
+    with pytest.raises(VendorUnavailable) as info:
+        wms.release("order:shopify:err", LINES, TO)
+    assert info.value.status == 503 and not info.value.non_retryable
+    sandbox[2].clear()
+    first = wms.release("order:shopify:err", LINES, TO)
+    assert wms.release("order:shopify:err", LINES, TO).release_id == first.release_id
+    assert len(httpx.get(f"{sandbox[1]}/2026-01/order", params={"ReferenceIds": "order:shopify:err"},
+                         headers={"Authorization": f"Bearer {TOKEN}"}).json()) == 1
+
+
+def test_a_timed_out_create_that_the_vendor_processed_is_found_on_retry(wms, sandbox):
+    from canonical.vendor_errors import VendorUnavailable
+
+    sandbox[2].set("POST /2026-01/order", {"timeout_rate": 1.0, "timeout_seconds": 4})
+    with pytest.raises(VendorUnavailable) as info:
+        wms.release("order:shopify:slow", LINES, TO)
+    assert info.value.type == "VendorTimeout"
+    sandbox[2].clear()
+    deadline = time.monotonic() + 5  # the sandbox processes the stalled create once its stall is over
+    while wms.find_order("order:shopify:slow") is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    made = wms.find_order("order:shopify:slow")
+    assert made is not None and wms.release("order:shopify:slow", LINES, TO).release_id == str(made["id"])
+
+
+def test_the_dev_stack_builds_the_sandbox_with_the_platforms_settings():
+    from runtime.settings import Settings
+    from sandbox import APPS, DEFAULT_PORTS
+    from sandbox.stack import app_kwargs, build_app
+
+    settings = Settings()
+    assert APPS["shipbob"] == "sandbox.shipbob:create_app" and DEFAULT_PORTS["shipbob"] == 8106
+    assert settings.shipbob_base_url.endswith(":8106")
+    kwargs = app_kwargs("shipbob", settings)
+    assert kwargs["access_token"] == settings.shipbob_access_token.get_secret_value()
+    assert kwargs["webhook_url"].endswith("/webhooks/shipbob")
+    app = build_app("shipbob", settings)
+    assert app.state.webhook_secret == settings.shipbob_webhook_secret.get_secret_value()
+    with serve(app) as url:  # the adapter built from the same defaults is let in and releases an order
+        wms = sb.build_shipbob(settings.model_copy(update={"shipbob_base_url": url,
+                                                           "shipbob_return_fulfillment_center_id": 10}))
+        ref = wms.release("order:shopify:stack", LINES, TO)
+        assert wms.find_order("order:shopify:stack")["id"] == int(ref.release_id)
+        assert wms.expect_return("return:stack", [_authorized("LIGHT-ROAST", 1)])
