@@ -3,9 +3,9 @@ picks it up), `inbound/` (what the supplier leaves for us), `archive/` (inbound 
 `quarantine/` (malformed inbound files, each with a `.error.json` naming the segment and position).
 
 `LocalDropFolder` is the embedded stack's: a directory on disk, every write atomic (a temporary dot-file in the
-same box, fsynced, then `os.replace`), so a reader never sees half a file. Production plugs an SFTP implementation
-of the same `ManagedFileTransport` protocol (same four boxes on the partner's server, upload to a temporary name then
-rename, which is how SFTP servers offer atomicity); it is not implemented here.
+same box, fsynced, then `os.replace`), so a reader never sees half a file. Production plugs `SftpDropFolder`
+(adapters/supplier/sftp.py, paramiko) into the same `ManagedFileTransport` protocol: the same four boxes on the
+partner's server, each upload to a temporary name then renamed, which is how SFTP offers atomicity.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class ManagedFileTransport(Protocol):
         """Delete `name` from `box` (missing is fine)."""
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
     if not name or name.startswith(".") or "/" in name or "\\" in name or "\x00" in name:
         raise ValueError(f"{name!r} is not a plain file name")
     return name
@@ -52,7 +52,7 @@ class LocalDropFolder:
     def path(self, box: Box, name: str) -> Path:
         if box not in BOXES:
             raise ValueError(f"unknown box {box!r}")
-        return self.root / box / _safe(name)
+        return self.root / box / safe_name(name)
 
     def put(self, box: Box, name: str, data: bytes) -> None:
         final = self.path(box, name)

@@ -4,6 +4,7 @@ line, malformed 856)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -194,3 +195,95 @@ def test_process_once_function_and_polling_thread(world):
     result = adapter.collect()
     assert sorted({d.document.po_number for d in result.documents if isinstance(d.document, ShipNotice)}) == [
         "PO3001", "PO3002"]
+
+
+# -- the same exchange over SFTP (adapters/supplier/sftp.py against an in-process asyncssh SFTP server) -------------
+
+@pytest.fixture
+def sftp_server(tmp_path):
+    """An SFTP server (asyncssh) chrooted to a directory: the supplier's side of the drop folder is that directory,
+    so the sandbox supplier works on the server's disk while our adapter goes through SFTP."""
+    import asyncio
+
+    asyncssh = pytest.importorskip("asyncssh")
+    root = tmp_path / "sftp-root"
+    root.mkdir()
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+
+    class Server(asyncssh.SSHServer):
+        def begin_auth(self, username: str) -> bool:
+            return True
+
+        def password_auth_supported(self) -> bool:
+            return True
+
+        def validate_password(self, username: str, password: str) -> bool:
+            return (username, password) == ("edi", "s3cret")
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start():
+        return await asyncssh.listen("127.0.0.1", 0, server_host_keys=[host_key], server_factory=Server,
+                                     sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(root)))
+
+    server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield root, port, host_key.export_public_key().decode().strip()
+    finally:
+        async def stop():
+            server.close()
+            await server.wait_closed()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+def test_exchange_over_sftp(sftp_server, tmp_path):
+    from adapters.supplier.dropfolder import ManagedFileTransport
+    from adapters.supplier.sftp import SftpDropFolder, SftpSettings
+
+    root, port, host_key = sftp_server
+    settings = SftpSettings(host="127.0.0.1", port=port, username="edi", password="s3cret",
+                            known_host_key=host_key)
+    transport = SftpDropFolder(settings)
+    assert isinstance(transport, ManagedFileTransport)
+    engine = make_engine(f"sqlite:///{tmp_path / 'sftp.db'}")
+    create_schema(engine)
+    adapter = EdiSupplierAdapter(transport, SqlEdiLedger(engine), our_id="RETAILFLOW", clock=lambda: AT)
+    try:
+        sent = adapter.send_purchase_order(_po("PO4001"))
+        assert (root / "outbound" / sent.file_name).is_file()
+        assert not [p for p in (root / "outbound").iterdir() if p.name.startswith(".")]  # temp file renamed
+        assert len(_supplier(root).process_once()) == 4
+        result = adapter.collect()
+        assert [d.document_type for d in result.documents] == ["997", "855", "856", "810"]
+        _take(adapter, result)
+        assert transport.list("inbound") == [] and len(transport.list("archive")) == 4
+        transport.remove("archive", "missing.x12")  # removing what is not there is fine
+    finally:
+        transport.close()
+        engine.dispose()
+
+
+def test_sftp_refuses_an_unknown_host_key(sftp_server):
+    import asyncssh
+    import paramiko
+
+    from adapters.supplier.sftp import SftpDropFolder, SftpSettings
+
+    _, port, _ = sftp_server
+    wrong = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()  # not the server's key
+    transport = SftpDropFolder(SftpSettings(host="127.0.0.1", port=port, username="edi", password="s3cret",
+                                            known_host_key=wrong))
+    with pytest.raises(paramiko.SSHException):
+        transport.list("inbound")
+    with pytest.raises(ValueError, match="host key"):
+        SftpDropFolder(SftpSettings(host="127.0.0.1", username="edi"))
