@@ -31,11 +31,12 @@ from sandbox.faults import FaultInjector, install_faults
 
 _SERIES = {"Sales Order": "SAL-ORD-.YYYY.-", "Delivery Note": "MAT-DN-.YYYY.-", "Sales Invoice": "ACC-SINV-.YYYY.-",
            "Journal Entry": "ACC-JV-.YYYY.-", "Stock Entry": "MAT-STE-.YYYY.-", "Bin": "BIN-",
-           "Custom Field": "CF-", "Customer": "CUST-"}
+           "Custom Field": "CF-", "Customer": "CUST-", "Purchase Invoice": "ACC-PINV-.YYYY.-"}
 _RETURN_SERIES = "ACC-SINV-RET-.YYYY.-"
 _DOCTYPES = set(_SERIES) | {"Item"}
-_SUBMITTABLE = {"Sales Order", "Delivery Note", "Sales Invoice", "Journal Entry", "Stock Entry"}
+_SUBMITTABLE = {"Sales Order", "Delivery Note", "Sales Invoice", "Journal Entry", "Stock Entry", "Purchase Invoice"}
 _CHILD_TABLES = {"Sales Order": "items", "Delivery Note": "items", "Sales Invoice": "items", "Stock Entry": "items",
+                 "Purchase Invoice": "items",
                  "Journal Entry": "accounts", "Item": "customer_items"}
 _SO = "erpnext.selling.doctype.sales_order.sales_order"
 
@@ -318,6 +319,22 @@ class ErpNextSandbox:
                 raise _validation(f"Return against {against['name']} is not allowed")
         doc["status"] = "Draft"
         doc["outstanding_amount"] = doc["grand_total"]
+
+    def _validate_purchase_invoice(self, doc: dict) -> None:
+        if not doc.get("supplier"):
+            raise _validation("Supplier is mandatory", "MandatoryError")
+        self._totals(doc)
+        bill_no = doc.get("bill_no")
+        if bill_no:  # Accounts Settings "Check Supplier Invoice Number Uniqueness"
+            for other in self.docs("Purchase Invoice").values():
+                if other.get("docstatus") != 2 and other.get("supplier") == doc["supplier"] \
+                        and other.get("bill_no") == bill_no:
+                    raise _validation(f"Supplier Invoice No exists in Purchase Invoice {other['name']}")
+        doc["status"] = "Draft"
+        doc["outstanding_amount"] = doc["grand_total"]
+
+    def _on_submit_purchase_invoice(self, doc: dict) -> None:
+        doc["status"] = "Unpaid"
 
     def _on_submit_sales_invoice(self, doc: dict) -> None:
         for row in doc["items"]:

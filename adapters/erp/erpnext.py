@@ -65,6 +65,7 @@ from canonical.returns import (
 )
 from canonical.sales_order import sales_order_values
 from canonical.settlement_matching import BookedOrderTotal, CreditNoteFacts, ErpOrderFacts
+from canonical.supplier import PayableConflict, SupplierInvoice
 from canonical.vendor_errors import VendorRejected
 from canonical.vendor_versions import VendorApiVersion
 
@@ -706,6 +707,36 @@ class ErpNext:
                 "user_remark": line.memo or "",
             } for line in journal.lines],
         }
+
+    def post_supplier_invoice(self, invoice: SupplierInvoice) -> str:
+        """SupplierPayables: a submitted Purchase Invoice, idempotent by supplier and `bill_no` (the supplier's
+        invoice number, which ERPNext itself keeps unique per supplier); the same number with other lines or total
+        is a PayableConflict."""
+        mine = sorted((ln.item_code or "", _dec(ln.quantity), ln.unit_price) for ln in invoice.lines)
+        existing = self.find("Purchase Invoice", [["supplier", "=", invoice.supplier_id],
+                                                  ["bill_no", "=", invoice.invoice_number]])
+        if existing is not None:
+            theirs = sorted((str(r["item_code"]), _dec(r["qty"]), _dec(r["rate"])) for r in existing.get("items") or [])
+            if theirs != mine or _dec(existing.get("grand_total")) != invoice.total.amount:
+                raise PayableConflict(
+                    f"supplier invoice {invoice.invoice_number} of {invoice.supplier_id} is already posted as "
+                    f"{existing['name']} with other amounts", details={"payable_id": existing["name"]})
+            return str(existing["name"])
+        bill_date = invoice.invoice_date
+        body = {"supplier": invoice.supplier_id, "bill_no": invoice.invoice_number, "company": self.company,
+                "currency": invoice.currency,
+                "items": [{"item_code": ln.item_code, "qty": ln.quantity, "rate": _num(ln.unit_price)}
+                          for ln in invoice.lines]}
+        if bill_date and len(bill_date) == 8 and bill_date.isdigit():
+            body["bill_date"] = f"{bill_date[:4]}-{bill_date[4:6]}-{bill_date[6:]}"
+        if invoice.po_number:
+            body["remarks"] = f"Drop-ship PO {invoice.po_number}"
+        doc = self.insert("Purchase Invoice", body)
+        if _dec(doc.get("grand_total")) != invoice.total.amount:
+            raise PayableConflict(f"ERPNext totals supplier invoice {invoice.invoice_number} at "
+                                  f"{doc.get('grand_total')}, the supplier states {invoice.total.amount}",
+                                  details={"payable_id": doc["name"]})
+        return str(doc["name"])
 
     def post_journal(self, journal: JournalEntry) -> str:
         journal = JournalEntry.model_validate(journal.model_dump())  # re-check the balance

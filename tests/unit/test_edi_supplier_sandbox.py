@@ -287,3 +287,37 @@ def test_sftp_refuses_an_unknown_host_key(sftp_server):
         transport.list("inbound")
     with pytest.raises(ValueError, match="host key"):
         SftpDropFolder(SftpSettings(host="127.0.0.1", username="edi"))
+
+
+def test_supplier_invoice_posted_once_as_an_erpnext_purchase_invoice(world):
+    """The sandbox supplier's 810, matched, posted to ERPNext (the sandbox) as a Purchase Invoice: once per
+    supplier invoice number; the same number with other amounts is refused."""
+    import httpx
+
+    from canonical.supplier import PayableConflict
+    from sandbox.common import ServedApp
+    from sandbox.erpnext import create_app
+    from tests.contract.test_erpnext import API_KEY, API_SECRET, erp_on
+
+    adapter, folder, _ = world
+    po = _po("PO5001")
+    adapter.send_purchase_order(po)
+    _supplier(folder, partial_ship_rate=1.0).process_once()
+    result = adapter.collect()
+    [invoice] = _docs(result, SupplierInvoice)
+    assert match_invoice(invoice, po, _docs(result, ShipNotice)).matched
+    with ServedApp(create_app(api_key=API_KEY, api_secret=API_SECRET)) as served:
+        erp = erp_on(served.base_url)
+        for code in ("SKU-A", "SKU-B"):
+            erp.insert("Item", {"item_code": code}, submit=False)
+        name = erp.post_supplier_invoice(invoice)
+        assert name.startswith("ACC-PINV-") and erp.post_supplier_invoice(invoice) == name
+        doc = erp.get_doc("Purchase Invoice", name)
+        assert (doc["supplier"], doc["bill_no"], doc["docstatus"]) == ("ACMESUPPLY", "INVPO5001", 1)
+        assert Decimal(str(doc["grand_total"])) == invoice.total.amount == Decimal("30.52")  # 24.00 + 2 x 3.2575
+        other = invoice.model_copy(update={"total": invoice.total + invoice.total})
+        with pytest.raises(PayableConflict):
+            erp.post_supplier_invoice(other)
+        rows = httpx.get(f"{served.base_url}/api/resource/Purchase Invoice",
+                         headers={"Authorization": f"token {API_KEY}:{API_SECRET}"}).json()["data"]
+        assert len(rows) == 1
