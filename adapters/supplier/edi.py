@@ -30,6 +30,8 @@ from adapters.supplier.dropfolder import ManagedFileTransport
 from adapters.supplier.ledger import SqlEdiLedger
 from canonical.supplier import EdiError, FunctionalAck, PurchaseOrder
 
+MAX_INBOUND_BYTES = 20 * 1024 * 1024  # an interchange beyond this is no supplier document: quarantined unread
+
 
 class EdiSupplierAdapter:
     def __init__(self, transport: ManagedFileTransport, ledger: SqlEdiLedger, *, our_id: str,
@@ -102,6 +104,10 @@ class EdiSupplierAdapter:
             if name.endswith(".error.json"):
                 continue
             data = self.transport.get("inbound", name)
+            if len(data) > MAX_INBOUND_BYTES:
+                self._quarantine(name, data, EdiError(f"file of {len(data)} bytes exceeds {MAX_INBOUND_BYTES}",
+                                                      segment_id=None, segment_position=None), result, None)
+                continue
             if data.lstrip(b"\xef\xbb\xbf\r\n\t ")[:3] in (b"UNA", b"UNB"):
                 self._collect_edifact(name, data, result)
                 continue
@@ -115,6 +121,9 @@ class EdiSupplierAdapter:
                         self._send_997(exc.partial.sender_id, [verdict], exc.partial.control)[0])
                 continue
             try:
+                if ix.receiver_id != self.us.id:
+                    raise EdiError(f"interchange is addressed to {ix.receiver_id!r}, not to us ({self.us.id!r})",
+                                   segment_id="ISA", segment_position=0, element_position=8)
                 docs = x12.parse_documents(ix)
             except EdiError as exc:
                 self._quarantine(name, data, exc, result, ix)
