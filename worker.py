@@ -200,6 +200,8 @@ def build_worker(
         else [CorrelationInterceptor()],
         activity_executor=executor or concurrent.futures.ThreadPoolExecutor(max_workers=32),
         max_concurrent_activities=32,
+        # few in flight: the backlog stays on the server, in priority and fairness order (runtime/settings.py)
+        max_concurrent_workflow_tasks=(settings or Settings()).worker_max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=graceful_shutdown_timeout,
     )
 

@@ -39,7 +39,9 @@ def temporal_command(cli: str, data_dir: Path, port: int, ui_port: int, *, ip: s
                      codec_endpoint: str | None = None) -> list[str]:
     cmd = [cli, "server", "start-dev", "--db-filename", str(data_dir / "temporal.db"), "--ip", ip,
            "--port", str(port), "--ui-port", str(ui_port), "--http-port", str(port + 10), "--metrics-port", str(port + 20),
-           "--log-level", "warn", "--ui-disable-news-fetch"]
+           "--log-level", "warn", "--ui-disable-news-fetch",
+           # fairness keys (workflows/priorities.py) are honoured only with it, as deploy/temporal/dynamicconfig sets
+           "--dynamic-config-value", "matching.enableFairness=true"]
     if codec_endpoint:  # the Web UI asks the API to decrypt payloads (api/routers/codec.py)
         cmd += ["--ui-codec-endpoint", codec_endpoint]
     for name, kind in SEARCH_ATTRIBUTES.items():

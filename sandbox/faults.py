@@ -4,13 +4,16 @@ duplicated and out-of-order webhook deliveries.
 Faults are configured per endpoint, keyed by ``"METHOD /path/template"`` exactly as the route is declared in the
 sandbox app (for example ``"POST /api/v2/transactions/create"`` or ``"GET /api/resource/{doctype}"``), with
 ``"*"`` as the fallback for every endpoint. Webhook faults use the key ``"WEBHOOK <topic>"`` (fallback
-``"WEBHOOK *"``, then ``"*"``). Draws come from one ``random.Random(seed)``, so a run with the same seed and the
+``"WEBHOOK *"``, then ``"*"``). ``quota_per_second`` is a fixed quota (a token bucket per key): beyond it a
+request answers 429 with the Retry-After until its next token, as an ERP that throttles at a quota does. Draws come from one ``random.Random(seed)``, so a run with the same seed and the
 same request sequence injects the same faults.
 
 Configure at run time through the admin endpoints that ``install_faults`` adds to a sandbox app::
 
     GET  /_admin/faults                     -> {"seed": 0, "faults": {"*": {...}, "POST /x": {...}}}
     PUT  /_admin/faults   {"seed": 7, "faults": {"POST /api/v2/transactions/create": {"error_rate": 0.5}}}
+    GET  /_admin/fault-counts               -> {"quota": 12, "outage": 40}: requests answered with each fault
+    GET  /_admin/request-counts             -> {"GET /api/resource/{doctype}": 310}: requests per endpoint
     POST /_admin/reset                      -> faults cleared, counters and RNG re-seeded, sandbox state emptied
 
 Admin endpoints themselves are never faulted.
@@ -58,6 +61,10 @@ class FaultConfig(BaseModel):
     error_statuses: list[int] = Field(default_factory=lambda: [500, 503], min_length=1,
                                       description="Statuses drawn from for error_rate")
     rate_limit_every: int = Field(default=0, ge=0, description="Every Nth request answers 429; 0 off")
+    quota_per_second: float = Field(default=0.0, ge=0, description="A fixed quota (a token bucket of this rate, "
+                                    "burst `quota_burst`): a request beyond it answers 429 with the Retry-After "
+                                    "until the next token, as a throttling ERP does; 0 off")
+    quota_burst: int = Field(default=1, ge=1, description="Requests the quota's bucket holds when full")
     retry_after_seconds: float = Field(default=1.0, ge=0, description="Retry-After of 429 (and outage 503)")
     timeout_rate: float = Field(default=0.0, ge=0, le=1,
                                 description="Share of requests that stall past the client's timeout")
@@ -128,6 +135,9 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._configs: dict[str, FaultConfig] = {}
         self._counters: dict[str, int] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, monotonic time of the last draw)
+        self.outcomes: dict[str, int] = {}  # fault reason → requests answered with it (GET /_admin/fault-counts)
+        self.requests: dict[str, int] = {}  # "METHOD /template" → requests (GET /_admin/request-counts)
         self.seed = seed
         self._rng = random.Random(seed)
         self._reset_hooks: list[Callable[[], None]] = []
@@ -171,6 +181,9 @@ class FaultInjector:
         with self._lock:
             self._configs.clear()
             self._counters.clear()
+            self._buckets.clear()
+            self.outcomes.clear()
+            self.requests.clear()
             self._rng = random.Random(self.seed)
         for hook in self._reset_hooks:
             hook()
@@ -195,7 +208,29 @@ class FaultInjector:
         return self._rng
 
     def decide(self, method: str, path_template: str, *, now: datetime | None = None) -> FaultDecision:
-        """Draw the fault for one request. The order is: outage, 429 (every Nth), error share, timeout share."""
+        """Draw the fault for one request. The order is: outage, quota, 429 (every Nth), error share, timeout
+        share. Each decision with a fault is counted in `outcomes` by its reason."""
+        decision = self._decide(method, path_template, now)
+        with self._lock:
+            self.requests[decision.key] = self.requests.get(decision.key, 0) + 1
+            if decision.reason:
+                self.outcomes[decision.reason] = self.outcomes.get(decision.reason, 0) + 1
+        return decision
+
+    def _take_token(self, key: str, cfg: FaultConfig) -> float:
+        """0 when the quota's bucket has a token for this request (taken), else the seconds until it will."""
+        import time
+
+        now = time.monotonic()
+        tokens, last = self._buckets.get(key, (float(cfg.quota_burst), now))
+        tokens = min(float(cfg.quota_burst), tokens + (now - last) * cfg.quota_per_second)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / cfg.quota_per_second
+
+    def _decide(self, method: str, path_template: str, now: datetime | None) -> FaultDecision:
         key = f"{method.upper()} {path_template}"
         with self._lock:
             matched, cfg = self._lookup(key)
@@ -203,6 +238,10 @@ class FaultInjector:
             if cfg.in_outage(now):
                 return FaultDecision(key, latency, status=503, retry_after=cfg.retry_after_seconds,
                                      reason="outage")
+            if cfg.quota_per_second:
+                wait = self._take_token(matched, cfg)
+                if wait:
+                    return FaultDecision(key, latency, status=429, retry_after=wait, reason="quota")
             count = self._counters.get(matched, 0) + 1
             self._counters[matched] = count
             if cfg.rate_limit_every and count % cfg.rate_limit_every == 0:
@@ -283,6 +322,16 @@ def install_faults(app: FastAPI, injector: FaultInjector, *,
     def put_faults(document: FaultsDocument) -> FaultsDocument:
         injector.replace(document)
         return injector.document()
+
+    @app.get(f"{ADMIN_PREFIX}/fault-counts", tags=["sandbox admin"])
+    def fault_counts() -> dict[str, int]:
+        """Requests answered with each fault since the last reset: outage, quota, rate_limit, error, timeout."""
+        return dict(injector.outcomes)
+
+    @app.get(f"{ADMIN_PREFIX}/request-counts", tags=["sandbox admin"])
+    def request_counts() -> dict[str, int]:
+        """Requests received per endpoint (``"METHOD /template"``) since the last reset, faulted or not."""
+        return dict(injector.requests)
 
     @app.post(f"{ADMIN_PREFIX}/reset", tags=["sandbox admin"])
     def reset() -> dict[str, str]:

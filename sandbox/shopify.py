@@ -104,17 +104,28 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
     def unauthorized() -> JSONResponse:
         return _err(401, "[API] Invalid API key or access token (unrecognized login or wrong password)")
 
-    async def send_webhook(topic: str, payload: dict[str, Any]) -> None:
+    async def send_webhook(topic: str, payload: dict[str, Any], *, retries: int = 0) -> int | None:
+        """Send a signed webhook; with `retries`, a delivery the receiver did not answer 2xx is sent again with
+        the same webhook id after 1, 2, 4… seconds, as Shopify retries a failed delivery. The last status."""
         url = app.state.webhook_url
         if not url:
-            return
+            return None
         body = json.dumps(payload, default=str).encode()
         wid = f"sandbox-{store.ids.next_int('webhook')}"
         headers = {"X-Shopify-Topic": topic, "X-Shopify-Hmac-Sha256": sign(body, webhook_secret),
                    "X-Shopify-Shop-Domain": SHOP_DOMAIN, "X-Shopify-API-Version": WEBHOOK_API_VERSION,
                    "X-Shopify-Webhook-Id": wid, "X-Shopify-Triggered-At": iso_z(millis=True)}
-        results = await deliver_webhooks([WebhookDelivery(url, body, headers, topic)], injector=injector)
-        app.state.webhooks_sent.extend({"topic": topic, "webhook_id": wid, "status": r.status} for r in results)
+        status: int | None = None
+        for attempt in range(retries + 1):
+            if attempt:
+                await asyncio.sleep(min(2.0 ** (attempt - 1), 30.0))
+            results = await deliver_webhooks([WebhookDelivery(url, body, headers, topic)], injector=injector)
+            app.state.webhooks_sent.extend({"topic": topic, "webhook_id": wid, "status": r.status,
+                                            "attempt": attempt + 1} for r in results)
+            status = results[-1].status if results else None
+            if status is not None and 200 <= status < 300:
+                break
+        return status
 
     def later(coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -325,7 +336,7 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
 
     # -- admin (seeding) ---------------------------------------------------------------------------------------
     @app.post("/_admin/orders", tags=["sandbox admin"], status_code=201)
-    async def seed_order(request: Request, notify: bool = False) -> dict:
+    async def seed_order(request: Request, notify: bool = False, retries: int = 0) -> dict:
         raw = await request.body()
         order = json.loads(raw)
         if not isinstance(order, dict) or not isinstance(order.get("id"), int) or not order.get("line_items"):
@@ -363,8 +374,9 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
             for li in order["line_items"]:
                 if li.get("sku") and not store.find("variants", sku=li["sku"]):
                     _add_variant(li["sku"], li.get("product_id"), li.get("price"))
-        if notify:
-            await send_webhook("orders/create", order)
+        if notify:  # `retries`: redeliver a refused webhook as Shopify does (same webhook id, backing off)
+            status = await send_webhook("orders/create", order, retries=min(max(retries, 0), 10))
+            return {"order_id": order["id"], "webhook_status": status}
         return {"order_id": order["id"]}
 
     def _add_variant(sku: str, product_id: int | None = None, price: Any = None) -> dict[str, Any]:

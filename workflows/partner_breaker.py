@@ -8,8 +8,8 @@ server, so no activity of that partner is attempted (none burns its retries, non
 it shows a pending activity in the Web UI) while the rest of the platform runs. After `open_seconds` it goes
 **half-open**: the queue is let through at `probe_rate` — the real waiting activities are the probe. A success
 closes it (the normal rate again); a failure opens it again. A 429 is not a failure (the vendor is up and asks to
-wait): 429s halve the queue's rate and quiet reports raise it back step by step (additive increase, multiplicative
-decrease), so a vendor throttling at a quota it does not announce is met at about that quota. State: the `state` query, the workflow's current
+wait): sustained 429s cut the queue's rate and quiet reports raise it back step by step (additive increase,
+multiplicative decrease), so a vendor throttling at a quota it does not announce is met at about that quota. State: the `state` query, the workflow's current
 details in the Web UI, `retailflow_partner_breaker_state{partner}`, `GET /ops/breakers`."""
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ with workflow.unsafe.imports_passed_through():
 
 REPORTS_PER_RUN = 500  # continue-as-new after this many reports (the history stays small)
 QUICK = timedelta(seconds=30)
-CUT_EVERY = timedelta(seconds=2)  # 429s halve the queue's rate at most this often (the cut needs time to show)
-RAISE_STEP = 0.025  # each report without a 429 gives back this share of the normal rate (additive increase)
+CUT_EVERY = timedelta(seconds=2)  # 429s cut the queue's rate at most this often (the cut needs time to show)
+CUT_SHARE = 0.05  # a cut needs at least this share of the attempts since the last cut refused with 429
+CUT_FACTOR = 0.7  # what a cut keeps of the rate (multiplicative decrease)
+RAISE_STEP = 0.05  # each report without a 429 gives back this share of the normal rate (additive increase)
 
 
 @workflow.defn(name="PartnerBreaker")
@@ -45,6 +47,7 @@ class PartnerBreaker:
         self._limited = 0  # 429s in the reports just taken
         self._throttle: float | None = None  # the rate the vendor's 429s allow (AIMD), None: not throttled
         self._last_cut: datetime | None = None
+        self._window = [0, 0]  # 429s and successes since the last cut
 
     @workflow.signal
     def report(self, report: BreakerReport) -> None:
@@ -68,16 +71,22 @@ class PartnerBreaker:
         return rate
 
     def _adapt(self, successes: int) -> None:
-        """A vendor that answers 429 without saying its quota (a throttling ERP): halve the queue's rate (at most
-        every CUT_EVERY) while 429s come, give back RAISE_STEP of the normal rate per quiet report, until the
-        normal rate again. The activities wait in the queue instead of burning their attempts on refusals."""
+        """A vendor that answers 429 without saying its quota (a throttling ERP): cut the queue's rate to
+        CUT_FACTOR of itself (at most every CUT_EVERY, and only when at least CUT_SHARE of the attempts since the
+        last cut were refused: a stray 429 of a burst is not a quota) while 429s come; give back RAISE_STEP of the
+        normal rate per quiet report, until the normal rate again. The activities wait in the queue instead of
+        burning their attempts on refusals."""
         inp = self._inp
+        self._window[0] += self._limited
+        self._window[1] += successes
         if self._limited:
             now = workflow.now()
-            if self._last_cut is None or now - self._last_cut >= CUT_EVERY:
+            limited, ok = self._window
+            if (self._last_cut is None or now - self._last_cut >= CUT_EVERY) and limited >= CUT_SHARE * (limited + ok):
                 base = self._rate or inp.normal_rate or max(float(successes), 1.0)
-                self._throttle = max(base / 2, inp.probe_rate)
+                self._throttle = max(base * CUT_FACTOR, inp.probe_rate)
                 self._last_cut = now
+                self._window = [0, 0]
         elif successes and self._throttle is not None:
             ceiling = inp.normal_rate
             self._throttle += max((ceiling or self._throttle) * RAISE_STEP, 0.1)
