@@ -33,11 +33,12 @@ def set_current_cmd(build_id: Annotated[str | None, typer.Argument(
         help="Build id (default this package's version, RETAILFLOW_WORKER_BUILD_ID)")] = None) -> None:
     """Make BUILD_ID the current version: new runs start on it, auto-upgrade runs move to it, pinned runs (orders,
     returns) finish where they started. Also the rollback: set the previous build id current again."""
-    from runtime.deployments import set_current
+    from runtime.deployments import set_current, wait_propagated
 
     async def go(client, settings):
         build = build_id or settings.effective_worker_build_id
         await set_current(client, settings.worker_deployment_name, build)
+        await wait_propagated(client, settings.worker_deployment_name)  # in effect on every partition
         return build
 
     typer.echo(f"current version: {_run(go)}")

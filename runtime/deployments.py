@@ -4,8 +4,10 @@ Used by `retailflow deploy …` and the deploy tests; the server refuses a versi
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
+from temporalio.api.enums.v1 import RoutingConfigUpdateState
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkerDeploymentRequest,
     SetWorkerDeploymentCurrentVersionRequest,
@@ -21,6 +23,7 @@ class DeploymentState:
     ramping_build_id: str | None
     ramp_percentage: float
     versions: list[str]
+    propagated: bool = True  # the routing change has reached every task queue partition (the server says so)
 
 
 async def set_current(client: Client, deployment: str, build_id: str, *, identity: str = "retailflow-cli") -> None:
@@ -46,4 +49,15 @@ async def describe(client: Client, deployment: str) -> DeploymentState:
     ramping = routing.ramping_deployment_version.build_id or None
     return DeploymentState(name=info.name, current_build_id=current, ramping_build_id=ramping,
                            ramp_percentage=routing.ramping_version_percentage,
-                           versions=[v.deployment_version.build_id for v in info.version_summaries])
+                           versions=[v.deployment_version.build_id for v in info.version_summaries],
+                           propagated=info.routing_config_update_state
+                           != RoutingConfigUpdateState.ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS)
+
+
+async def wait_propagated(client: Client, deployment: str, *, timeout: float = 30.0) -> DeploymentState:
+    """Until the server reports the last routing change reached every task queue partition: before that, a task
+    may still go to the previous version (an auto-upgrade run's next task among them). TimeoutError after `timeout`."""
+    async with asyncio.timeout(timeout):
+        while not (state := await describe(client, deployment)).propagated:
+            await asyncio.sleep(0.2)
+    return state

@@ -18,7 +18,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from runtime.deployments import describe, set_current
+from runtime.deployments import describe, set_current, wait_propagated
 from runtime.settings import Settings
 from worker import first_version_current, temporal_cli_path, versioned_workflows, worker_deployment_config
 from workflows.order_fulfillment import OrderFulfillment
@@ -99,10 +99,12 @@ async def current_is(client: Client, deployment: str, build: str, tries: int = 5
     for _ in range(tries):  # the version exists once its worker has polled
         try:
             await set_current(client, deployment, build)
+            await wait_propagated(client, deployment)  # until then a task may still go to the previous version
             return
         except Exception:  # noqa: BLE001 - not registered yet
             await asyncio.sleep(0.2)
     await set_current(client, deployment, build)
+    await wait_propagated(client, deployment)
 
 
 async def test_pinned_orders_finish_on_their_version_while_new_runs_go_to_the_current_one(env):
