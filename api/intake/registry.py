@@ -3,8 +3,8 @@ replay finds a delivery's source by the name it was quarantined under."""
 
 from __future__ import annotations
 
-from api.intake import shipstation, shopify, square, wms
+from api.intake import shipbob, shipstation, shopify, square, wms
 from api.intake.pipeline import Source
 
 SOURCES: dict[str, Source] = {source.name: source for source in (
-    shopify.SOURCE, wms.SOURCE, square.SOURCE, shipstation.SOURCE)}
+    shopify.SOURCE, wms.SOURCE, square.SOURCE, shipstation.SOURCE, shipbob.SOURCE)}

@@ -79,31 +79,36 @@ class ShipStationSource(Source):
                 wms.http.close()
 
         async def act() -> Accepted:
-            return await self._signal_each(d, key.topic, events)
+            return await signal_shipments(d, key.topic, events, vendor="shipstation")
 
         return act
 
-    @staticmethod
-    async def _signal_each(d: Delivery, topic: str | None, events: list[tuple[str, Shipment]]) -> Accepted:
-        results: list[dict[str, Any]] = []
-        failed: list[str] = []
-        for external_ref, shipment in events:
-            previous = await d.seen(shipment.shipment_id)
-            if previous is not None:
-                results.append({"shipment_id": shipment.shipment_id, "workflow_id": previous, "duplicate": True})
-                continue
-            if await signal_workflow(await d.client(), external_ref, "shipment", shipment):
-                await d.remember(shipment.shipment_id, topic, external_ref)
-                results.append({"shipment_id": shipment.shipment_id, "workflow_id": external_ref, "duplicate": False})
-            else:
-                failed.append(f"no running workflow {external_ref} for shipment {shipment.shipment_id}")
-                results.append({"shipment_id": shipment.shipment_id, "workflow_id": external_ref, "signalled": False})
-        if failed:
-            reason = "; ".join(failed)[:1000]
-            raise Fault(409, reason, body={"detail": reason, "shipments": results})
-        log.info("shipstation.shipments_signalled", count=len(results))
-        return Accepted(None, Outcome(202, {"shipments": results,
-                                            "duplicate": bool(results) and all(r.get("duplicate") for r in results)}))
+
+async def signal_shipments(d: Delivery, topic: str | None, events: list[tuple[str, Shipment]], *,
+                           vendor: str) -> Accepted:
+    """Signal each shipment to the order workflow its external reference names, once per shipment id (a
+    redelivery or a second topic about the same shipment is a duplicate); one with no running workflow is
+    quarantined (409) for replay. Shared by the warehouse partners whose notices are read back (ShipStation,
+    ShipBob)."""
+    results: list[dict[str, Any]] = []
+    failed: list[str] = []
+    for external_ref, shipment in events:
+        previous = await d.seen(shipment.shipment_id)
+        if previous is not None:
+            results.append({"shipment_id": shipment.shipment_id, "workflow_id": previous, "duplicate": True})
+            continue
+        if await signal_workflow(await d.client(), external_ref, "shipment", shipment):
+            await d.remember(shipment.shipment_id, topic, external_ref)
+            results.append({"shipment_id": shipment.shipment_id, "workflow_id": external_ref, "duplicate": False})
+        else:
+            failed.append(f"no running workflow {external_ref} for shipment {shipment.shipment_id}")
+            results.append({"shipment_id": shipment.shipment_id, "workflow_id": external_ref, "signalled": False})
+    if failed:
+        reason = "; ".join(failed)[:1000]
+        raise Fault(409, reason, body={"detail": reason, "shipments": results})
+    log.info(f"{vendor}.shipments_signalled", count=len(results))
+    return Accepted(None, Outcome(202, {"shipments": results,
+                                        "duplicate": bool(results) and all(r.get("duplicate") for r in results)}))
 
 
 SOURCE = ShipStationSource()

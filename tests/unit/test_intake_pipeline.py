@@ -116,7 +116,7 @@ def metric(name: str, **labels: str) -> float:
 
 
 def test_registry_names_every_source_once():
-    assert set(SOURCES) == {"shopify", "wms-local", "square", "shipstation"}
+    assert set(SOURCES) == {"shopify", "wms-local", "square", "shipstation", "shipbob"}
     assert all(name == source.name for name, source in SOURCES.items())
 
 
