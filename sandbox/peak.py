@@ -113,6 +113,9 @@ class PeakProfile(BaseModel):
         description="Dispatch rate (activities/s) of the partner queues while their breakers are closed, as an "
                     "operator sets them (RETAILFLOW_PARTNER_ACTIVITY_RATE_LIMITS): the ERP's at about its quota "
                     "over the ~3 requests an ERP step makes; 429s beyond it cut it further (AIMD)")
+    worker_workflow_tasks: int | None = Field(
+        default=None, ge=1, le=1000, description="Workflow tasks the worker takes at once "
+        "(RETAILFLOW_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS; default the platform's)")
     seed: int = 7
 
     @model_validator(mode="after")
@@ -226,6 +229,8 @@ class PeakStack:
 
         p = self.profile
         queues = {**{a: ERP_QUEUE for a in ERP_ACTIVITIES}, **{a: CHANNEL_QUEUE for a in CHANNEL_ACTIVITIES}}
+        slots: dict[str, Any] = ({"worker_max_concurrent_workflow_tasks": p.worker_workflow_tasks}
+                                 if p.worker_workflow_tasks else {})
         base = Settings(
             _env_file=None, data_dir=self.data_dir, api_port=self.ports["api"], api_host="127.0.0.1",
             temporal_address=self.temporal_address, sandbox_host="127.0.0.1",
@@ -233,6 +238,7 @@ class PeakStack:
             sandbox_ship_after_seconds=p.ship_after_seconds, amazon_poll_interval_seconds=p.amazon_poll_seconds,
             partner_activity_rate_limits=p.partner_rates, activity_task_queues=queues,
             breaker_failure_threshold=p.breaker_failure_threshold, breaker_open_seconds=p.breaker_open_seconds,
+            **slots,
             worker_metrics_port=self.ports["metrics"], temporal_sdk_metrics_port=self.ports["sdk_metrics"],
             # short publish windows, so a minutes-long run publishes often enough to measure the delay
             inventory_channels={"shopify": {"publish_window_seconds": 5}, "amazon": {"publish_window_seconds": 10}})
@@ -797,11 +803,12 @@ def _s(value: float | None) -> str:
 def render_markdown(r: PeakReport) -> str:
     p = r.profile
     expected = p.expected_orders()
+    slots = p.worker_workflow_tasks or Settings.model_fields["worker_max_concurrent_workflow_tasks"].default
     lines = [f"### Peak simulation `{p.name}` — {r.started_at:%Y-%m-%d %H:%M} UTC, {r.machine}", "",
              f"`retailflow simulate peak --profile {p.name}`: {p.description}. "
              f"{len(r.orders)} orders ({expected['shopify']} Shopify webhooks, {expected['amazon']} Amazon orders "
              f"found by the order poll) through the real intake against the vendor sandboxes; "
-             f"{r.wall_seconds:.0f} s in all.", "",
+             f"{r.wall_seconds:.0f} s in all; the worker takes {slots} workflow tasks at once.", "",
              "| phase | seconds | Shopify orders/s | Amazon orders/s | stock events/s |",
              "| --- | --- | --- | --- | --- |"]
     lines += [f"| {ph.name}{' (burst)' if ph.burst else ''} | {ph.seconds:g} | {ph.shopify_per_second:g} | "
@@ -866,6 +873,9 @@ def render_markdown(r: PeakReport) -> str:
     if p.hot_item:
         lines.append(f"| hot item {p.hot_item.item_code} | {r.hot_item.get('delivered', 0)} delivered of "
                      f"{p.hot_item.units} on hand; {r.hot_item.get('short_orders', 0)} orders parked short |")
+    reasons = Counter(re.sub(r"\d+", "N", o.reason or "no reason given")[:100] for o in r.orders if o.needs_attention)
+    if reasons:
+        lines.append("| parked, by reason | " + "; ".join(f"{n} × {why}" for why, n in reasons.most_common(6)) + " |")
     for label, items in (("lost", r.invariants.lost), ("doubled", r.invariants.doubled),
                          ("oversold", r.invariants.oversold)):
         if items:
@@ -1098,6 +1108,17 @@ def data_dir_for(path: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_peak(profile: PeakProfile, *, data_dir: Path | None = None, quiet: bool = False) -> PeakReport:
-    with data_dir_for(data_dir) as d:
-        return asyncio.run(simulate(profile, d, quiet=quiet))
+    """Run the simulation. SIGTERM and SIGHUP (a `kill`, a closed terminal) end it as Ctrl-C does: the platform's
+    processes, each in its own session, are stopped on the way out instead of being orphaned."""
+    previous = {sig: signal.signal(sig, _interrupted) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        with data_dir_for(data_dir) as d:
+            return asyncio.run(simulate(profile, d, quiet=quiet))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -132,6 +132,11 @@ def test_the_report_states_the_profile_the_figures_and_the_invariants():
     bad = render_markdown(_report(invariants=Invariants(lost=["order:shopify:1: RUNNING (not parked)"])))
     assert "| lost (sent, neither completed nor parked visibly) | **1** |" in bad
     assert "lost: order:shopify:1: RUNNING (not parked)" in bad
+    parked = [OrderTimes(f"order:shopify:p{n}", "shopify", "burst 10×", sent=1000.0, status="RUNNING",
+                         needs_attention=True, reason=f"not enough stock: SUN-AVIATOR short by {n}") for n in (1, 2)]
+    text = render_markdown(_report(orders=_report().orders + parked))
+    assert "| parked, by reason | 2 × not enough stock: SUN-AVIATOR short by N |" in text
+    assert "the worker takes 8 workflow tasks at once" in text
 
 
 def test_a_fixed_quota_refuses_beyond_its_rate_with_the_wait_until_the_next_token():
