@@ -11,19 +11,47 @@ to park. A channel with no policy is a business fault (SourcingNotConfigured), p
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import structlog
+from pydantic import Field
 from temporalio import activity
 
 from activities.orders import business_errors
 from adapters.inventory.ledger import InventoryLedger
-from canonical.kits import expand_kits
+from adapters.ports import Adapters
+from adapters.supplier.base import SupplierAdapter
+from adapters.wms.base import WmsAdapter
+from canonical.errors import BusinessError, CannotCancel
+from canonical.fulfillment import Reservation, ResolvedLine
+from canonical.kits import ComponentLine, expand_kits
+from canonical.order import Address, CanonicalModel, Shipment, ShipmentLine, UtcDatetime
 from canonical.sourcing import (
     FulfillmentNetwork,
     SourcingConfigError,
     SourcingNotConfigured,
     SourcingPlan,
     SourcingRequest,
+    UnplacedLine,
     plan_sourcing,
 )
+from canonical.supplier import (
+    AckLineStatus,
+    FunctionalAck,
+    PoAcknowledgement,
+    PoLine,
+    PurchaseOrder,
+    ShipNotice,
+)
+
+log = structlog.get_logger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class SourcingActivities:
@@ -51,12 +79,349 @@ class SourcingActivities:
             policy = self.network.policy_for(inp.channel)
         except KeyError as exc:
             raise SourcingNotConfigured(str(exc.args[0]), details={"channel": inp.channel}) from None
+        excluded = [i for i in policy.nodes if i in set(inp.exclude_nodes)]
+        if excluded:  # re-sourcing: the nodes that refused are not planned on (the rules are otherwise the same)
+            policy = policy.model_copy(update={"nodes": [i for i in policy.nodes if i not in set(excluded)]})
         nodes = self.network.nodes_by_id()
         locations = {nodes[i].location for i in policy.nodes if i in nodes}
         items = {c.item_code for c in expand_kits(inp.lines, self.kits)}
         available = self.available(inp.channel, locations, items)
         try:
-            return plan_sourcing(inp.lines, inp.ship_to_country, inp.channel, policy, self.network.node, available,
+            plan = plan_sourcing(inp.lines, inp.ship_to_country, inp.channel, policy, self.network.node, available,
                                  self.network.items, inp.shipped_today, kits=self.kits, now=inp.now)
         except SourcingConfigError as exc:
             raise SourcingNotConfigured(str(exc), details={"channel": inp.channel}) from None
+        if excluded:
+            plan = plan.model_copy(update={"explanation": [f"{', '.join(excluded)} not planned on: refused or timed "
+                                                           "out on this order", *plan.explanation]})
+        return plan
+
+    def all(self) -> list:
+        return [self.plan_sourcing]
+
+
+# -- split fulfillment: one reservation and one fulfillment request per node (issue 20, item 2) --------------------
+# The workflow (OrderFulfillment, split path) plans with `plan_sourcing`, then for each node's allocation reserves
+# its lines at the node (`reserve_at_node`), releases them to the node's adapter (`release_to_node`: a warehouse or
+# 3PL through the WMS role, a drop-ship supplier through the supplier adapter: an EDI 850), polls a supplier for its
+# 855/856 (`poll_node`), posts each node's deliveries against that node's reservation (`post_node_delivery`), and
+# undoes per node (`cancel_node_release`, `release_node_stock`). Each release has its own reference,
+# `<workflow id>/<node id>/<n>`: the WMS's external reference, the reservation key, the purchase order's source.
+
+
+class NodeRefused(BusinessError):
+    """A node refused (part of) a fulfillment request: the workflow re-sources the lines elsewhere or parks."""
+
+    action = ("The node refused the lines; the order is re-sourced to another node where one has stock, else it "
+              "waits here: receive or transfer stock, then send `retry`; or cancel the lines or the order.")
+
+
+class NodeRelease(CanonicalModel):
+    """One fulfillment request to one node, as the workflow keeps it."""
+
+    ref: str = Field(description="<workflow id>/<node id>/<n>: the release's external reference and reservation key")
+    node_id: str
+    kind: str
+    adapter: str = Field(description="role:name, e.g. wms:local or supplier:edi")
+    location: str
+    lines: list[ComponentLine] = Field(description="What the node picks (a kit line: its components)")
+    release_id: str | None = Field(default=None, description="The WMS release id or the purchase order number")
+    state: str = Field(default="planned", description="planned, reserved, released, acknowledged, shipped, "
+                       "refused, cancelled")
+    reason: str | None = None
+    released_at: UtcDatetime | None = None
+
+    @property
+    def role(self) -> str:
+        return self.adapter.split(":", 1)[0]
+
+    @property
+    def line_ids(self) -> list[str]:
+        return list(dict.fromkeys(ln.line_id for ln in self.lines))
+
+
+class NodeReserveInput(CanonicalModel):
+    release: NodeRelease
+
+
+class NodeReleaseInput(CanonicalModel):
+    release: NodeRelease
+    order_ref: str = Field(description="The workflow id: the order the release serves")
+    ship_to: Address | None
+    currency: str
+    unit_prices: dict[str, Decimal] = Field(default_factory=dict, description="Order line id → unit price (the "
+                                            "purchase order's price until a supplier price list exists)")
+
+
+class NodeReleaseRef(CanonicalModel):
+    ref: str
+    node_id: str
+    release_id: str
+
+
+class NodeAmendInput(CanonicalModel):
+    release: NodeRelease
+    lines: list[ComponentLine] = Field(description="What the node is still to ship")
+
+
+class NodeDeliveryInput(CanonicalModel):
+    release: NodeRelease
+    shipment: Shipment
+
+
+class NodeShipment(CanonicalModel):
+    """A shipment from one node (signal `node_shipment`): `release_ref` names the release (its reference, its
+    `<node id>/<n>`, or its WMS release / PO id), or `node_id` the node."""
+
+    release_ref: str | None = None
+    node_id: str | None = None
+    shipment: Shipment
+
+
+class NodeRefusal(CanonicalModel):
+    """A node refused the release's lines (signal `node_refused`; a WMS exception, a supplier's 855 rejection)."""
+
+    release_ref: str | None = None
+    node_id: str | None = None
+    reason: str = Field(min_length=1)
+    line_ids: list[str] = Field(default_factory=list, description="The order lines refused; empty: every line")
+
+
+class StockReceived(CanonicalModel):
+    """Stock arrived at a location (signal `stock_received`): a backordered line may be sourced now."""
+
+    event_id: str = Field(min_length=1)
+    item_code: str
+    quantity: int = Field(gt=0)
+    location: str | None = None
+
+
+class NodeUpdates(CanonicalModel):
+    """What a supplier answered for one purchase order since it was sent (its 855 and 856s)."""
+
+    acknowledged: bool = False
+    refusal: NodeRefusal | None = None
+    shipments: list[Shipment] = Field(default_factory=list)
+
+
+def po_number(ref: str) -> str:
+    """A purchase order number for a release (X12 BEG03 allows 22 characters; a workflow id is longer)."""
+    return "RF" + hashlib.sha256(ref.encode()).hexdigest()[:16].upper()
+
+
+def component_resolved(lines: list[ComponentLine]) -> list[ResolvedLine]:
+    """The node's pick lines as the WMS and the ERP reservation take them: one per item (a kit's components carry
+    the kit line's id in `line_id` and their own item code as SKU)."""
+    out: dict[tuple[str, str], int] = {}
+    for ln in lines:
+        out[(ln.line_id, ln.item_code)] = out.get((ln.line_id, ln.item_code), 0) + ln.quantity
+    return [ResolvedLine(line_id=lid, channel_sku=item, item_code=item, quantity=q) for (lid, item), q in out.items()]
+
+
+def shipped_components(release: NodeRelease, shipment: Shipment,
+                       channel_skus: Mapping[str, str] | None = None) -> dict[tuple[str, str], int]:
+    """(order line id, item code) → units of the release's items this shipment carries. A line is named by its
+    id or SKU; a kit line shipped as kits counts each component per kit, one shipped as components counts them."""
+    by_line: dict[str, list[ComponentLine]] = {}
+    for ln in release.lines:
+        by_line.setdefault(ln.line_id, []).append(ln)
+    sku_to_line = {sku: lid for lid, sku in (channel_skus or {}).items() if lid in by_line}
+    out: dict[tuple[str, str], int] = {}
+    for sl in shipment.lines:
+        lid = sl.line_id if sl.line_id in by_line else sku_to_line.get(sl.channel_sku)
+        if lid is None:
+            continue
+        parts = by_line[lid]
+        part = next((p for p in parts if p.item_code == sl.channel_sku and (p.kit_item_code or len(parts) > 1)), None)
+        if part is not None:  # a component, by its item code
+            out[(lid, part.item_code)] = out.get((lid, part.item_code), 0) + sl.quantity
+            continue
+        for p in parts:  # the line itself (a kit line: that many kits)
+            out[(lid, p.item_code)] = out.get((lid, p.item_code), 0) + sl.quantity * units_per_line_unit(p)
+    return out
+
+
+def units_per_line_unit(part: ComponentLine) -> int:
+    """Units of `part`'s item in one unit of its order line: a kit component's quantity per kit, else 1."""
+    return part.per_kit if part.kit_quantity else 1
+
+
+class SplitFulfillmentActivities:
+    """The per-node steps. `wms`: the WMS adapters this worker has, by name (`wms:<name>` nodes); `suppliers`: the
+    supplier adapter of `supplier:<name>` nodes, by name. A node whose adapter this worker lacks refuses (the
+    workflow re-sources or parks with the reason)."""
+
+    def __init__(self, adapters: Adapters, *, wms: Mapping[str, WmsAdapter] | None = None,
+                 suppliers: Mapping[str, SupplierAdapter] | None = None) -> None:
+        self.adapters = adapters
+        self.wms = dict(wms or {})
+        self.suppliers = dict(suppliers or {})
+
+    def _wms(self, release: NodeRelease) -> WmsAdapter:
+        name = release.adapter.split(":", 1)[1]
+        if name not in self.wms:
+            raise NodeRefused(f"node {release.node_id}: its adapter {release.adapter} is not configured on this "
+                              f"worker (have: {', '.join('wms:' + n for n in sorted(self.wms)) or 'none'})",
+                              details={"node_id": release.node_id})
+        return self.wms[name]
+
+    def _supplier(self, release: NodeRelease) -> SupplierAdapter:
+        name = release.adapter.split(":", 1)[1]
+        if name not in self.suppliers:
+            raise NodeRefused(f"node {release.node_id}: its adapter {release.adapter} is not configured on this "
+                              f"worker (have: {', '.join('supplier:' + n for n in sorted(self.suppliers)) or 'none'})",
+                              details={"node_id": release.node_id})
+        return self.suppliers[name]
+
+    @activity.defn(name="reserve_at_node")
+    @business_errors
+    def reserve_at_node(self, inp: NodeReserveInput) -> Reservation:
+        """Reserve the node's items (a kit line: its components) under the release's key; idempotent by key.
+        The ERP port reserves by item and chooses the location itself (most free first): a reservation made
+        elsewhere than the node's location is logged (the port has no reserve-at-location yet)."""
+        rel = inp.release
+        reservation = self.adapters.erp.reserve(rel.ref, component_resolved(rel.lines), allow_backorder=False)
+        elsewhere = sorted({r.location for r in reservation.lines if r.quantity and r.location != rel.location})
+        if elsewhere:
+            log.warning("sourcing.reserved_elsewhere", release=rel.ref, node=rel.node_id, node_location=rel.location,
+                        reserved_at=elsewhere)
+        return reservation
+
+    @activity.defn(name="release_node_stock")
+    @business_errors
+    def release_node_stock(self, inp: NodeReserveInput) -> bool:
+        return self.adapters.erp.release_reservation(inp.release.ref)
+
+    @activity.defn(name="reduce_node_reservation")
+    @business_errors
+    def reduce_node_reservation(self, inp: NodeAmendInput) -> int:
+        return self.adapters.erp.reduce_reservation(inp.release.ref, component_resolved(inp.lines))
+
+    @activity.defn(name="release_to_node")
+    @business_errors
+    def release_to_node(self, inp: NodeReleaseInput) -> NodeReleaseRef:
+        """Send the node its fulfillment request: a warehouse or 3PL through its WMS adapter (idempotent by the
+        release's reference), a drop-ship supplier as a purchase order (an EDI 850; idempotent by PO number)."""
+        rel = inp.release
+        if rel.role == "wms":
+            ref = self._wms(rel).release(rel.ref, component_resolved(rel.lines), inp.ship_to)
+            return NodeReleaseRef(ref=rel.ref, node_id=rel.node_id, release_id=ref.release_id)
+        if rel.role == "supplier":
+            if inp.ship_to is None:
+                raise NodeRefused(f"node {rel.node_id}: a drop-ship purchase order needs a ship-to address")
+            po = PurchaseOrder(
+                po_number=po_number(rel.ref), supplier_id=rel.node_id, order_ref=inp.order_ref, currency=inp.currency,
+                ship_to=inp.ship_to,
+                lines=[PoLine(line_number=str(n), item_code=ln.item_code, quantity=ln.quantity,
+                              unit_price=inp.unit_prices.get(ln.line_id, Decimal(0)) if ln.kit_item_code is None
+                              else Decimal(0))
+                       for n, ln in enumerate(rel.lines, start=1)])
+            sent = self._supplier(rel).send_purchase_order(po)
+            return NodeReleaseRef(ref=rel.ref, node_id=rel.node_id, release_id=sent.po_number)
+        raise NodeRefused(f"node {rel.node_id}: no fulfillment request for adapter role {rel.role!r} yet "
+                          f"({rel.adapter}); only wms:* and supplier:* nodes are released",
+                          details={"node_id": rel.node_id})
+
+    @activity.defn(name="cancel_node_release")
+    @business_errors
+    def cancel_node_release(self, inp: NodeReserveInput) -> bool:
+        rel = inp.release
+        if rel.role == "wms":
+            return self._wms(rel).cancel_release(rel.ref)
+        if rel.role == "supplier":
+            raise CannotCancel(
+                f"purchase order {rel.release_id or po_number(rel.ref)} was sent to {rel.node_id}; the supplier "
+                "adapter sends no cancellation yet: ask the supplier to cancel it",
+                details={"action": f"Ask {rel.node_id} to cancel purchase order "
+                                   f"{rel.release_id or po_number(rel.ref)}."})
+        return False
+
+    @activity.defn(name="amend_node_release")
+    @business_errors
+    def amend_node_release(self, inp: NodeAmendInput) -> bool:
+        rel = inp.release
+        if rel.role == "wms":
+            return self._wms(rel).amend_release(rel.ref, component_resolved(inp.lines))
+        raise CannotCancel(f"purchase order {rel.release_id or po_number(rel.ref)} to {rel.node_id} cannot be "
+                           "amended (the supplier adapter sends no change order); nothing changed")
+
+    @activity.defn(name="post_node_delivery")
+    @business_errors
+    def post_node_delivery(self, inp: NodeDeliveryInput) -> None:
+        """Post the node's shipment against the node's reservation: its items (a kit's components) leave stock."""
+        rel = inp.release
+        units = shipped_components(rel, inp.shipment)
+        if not units:
+            return
+        lines = [ShipmentLine(line_id=f"{lid}#{item}", channel_sku=item, quantity=q)
+                 for (lid, item), q in sorted(units.items())]
+        resolved = [ResolvedLine(line_id=f"{lid}#{item}", channel_sku=item, item_code=item, quantity=q)
+                    for (lid, item), q in sorted(units.items())]
+        shipment = inp.shipment.model_copy(update={"lines": lines})
+        self.adapters.erp.post_delivery(rel.ref, shipment, resolved)
+
+    @activity.defn(name="poll_node")
+    @business_errors
+    def poll_node(self, inp: NodeReserveInput) -> NodeUpdates:
+        """What a drop-ship supplier answered for this release's purchase order: its 855 (a rejected line, or the
+        whole PO rejected, is a refusal) and 856s (each a shipment of the PO's lines). Only this PO's files are
+        acknowledged (archived); other orders' documents stay for their own polls."""
+        rel = inp.release
+        if rel.role != "supplier":
+            return NodeUpdates()
+        adapter = self._supplier(rel)
+        po = rel.release_id or po_number(rel.ref)
+        collected = adapter.collect()
+        by_file: dict[str, list] = {}
+        for doc in collected.documents:
+            by_file.setdefault(doc.receipt.file_name, []).append(doc)
+        acknowledged, refusal, shipments = False, None, []
+        by_number = {str(n): ln for n, ln in enumerate(rel.lines, start=1)}
+        for docs in by_file.values():
+            if all(isinstance(d.document, FunctionalAck) for d in docs):
+                adapter.acknowledge(docs[0].receipt)  # a 997: noted on the ledger by collect, nobody else's business
+                continue
+            mine = [d for d in docs if getattr(d.document, "po_number", None) == po]
+            if not mine:
+                continue
+            for d in mine:
+                doc = d.document
+                if isinstance(doc, PoAcknowledgement):
+                    acknowledged = True
+                    rejected = [by_number[a.line_number].line_id for a in doc.lines
+                                if a.status == AckLineStatus.REJECTED and a.line_number in by_number]
+                    if doc.rejected or rejected:
+                        refusal = NodeRefusal(release_ref=rel.ref, node_id=rel.node_id,
+                                                  reason=f"{rel.node_id} rejected purchase order {po}"
+                                                  + ("" if doc.rejected else f" line(s) {', '.join(rejected)}")
+                                                  + f" (855 {doc.status_code})",
+                                                  line_ids=[] if doc.rejected else list(dict.fromkeys(rejected)))
+                elif isinstance(doc, ShipNotice):
+                    lines = []
+                    for s in doc.lines:
+                        ln = by_number.get(s.line_number or "") or next(
+                            (x for x in rel.lines if x.item_code == s.item_code), None)
+                        if ln is None or s.quantity <= 0:
+                            continue
+                        lines.append(ShipmentLine(line_id=ln.line_id, channel_sku=ln.item_code, quantity=s.quantity))
+                    if lines:
+                        shipments.append(Shipment(
+                            shipment_id=f"{rel.node_id}:{doc.shipment_id}", carrier=doc.carrier,
+                            tracking_number=doc.tracking_number, shipped_at=utcnow(), lines=lines))
+            if len(mine) == len(docs) and all(isinstance(d.document, PoAcknowledgement | ShipNotice) for d in mine):
+                adapter.acknowledge(mine[0].receipt)  # an 810 stays for invoice matching and the payable
+        return NodeUpdates(acknowledged=acknowledged, refusal=refusal, shipments=shipments)
+
+    def all(self) -> list:
+        return [self.reserve_at_node, self.release_node_stock, self.reduce_node_reservation, self.release_to_node,
+                self.cancel_node_release, self.amend_node_release, self.post_node_delivery, self.poll_node]
+
+
+class SplitView(CanonicalModel):
+    """The order's split (the workflow's `sourcing` query)."""
+
+    split: bool
+    summary: str | None = None
+    releases: list[NodeRelease] = Field(default_factory=list)
+    backordered: list[UnplacedLine] = Field(default_factory=list)
+    excluded: dict[str, str] = Field(default_factory=dict, description="Node id → why it is no longer planned on")

@@ -107,6 +107,9 @@ class OrderFulfillmentInput(CanonicalModel):
     )
     activity_task_queues: dict[str, str] = Field(
         default_factory=dict, description="Activity name → task queue of a partner worker (RETAILFLOW_ACTIVITY_TASK_QUEUES)")
+    split_fulfillment: bool = Field(
+        default=False, description="Source the order over the fulfillment network (the channel has a sourcing policy "
+        "and is in RETAILFLOW_SPLIT_FULFILLMENT_CHANNELS): reserve and release per node (docs/fulfillment.md)")
 
 
 class OrderView(CanonicalModel):

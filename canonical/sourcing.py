@@ -224,6 +224,8 @@ class SourcingRequest(CanonicalModel):
     lines: list[ResolvedLine] = Field(min_length=1)
     shipped_today: dict[str, int] = Field(default_factory=dict, description="Node id → shipments already today")
     now: UtcDatetime | None = Field(default=None, description="The workflow's time, for the shipping day")
+    exclude_nodes: list[str] = Field(default_factory=list, description="Nodes not to plan on (a node that refused "
+                                     "or timed out on this order: re-sourcing)")
 
     @field_validator("ship_to_country")
     @classmethod

@@ -35,6 +35,23 @@ with workflow.unsafe.imports_passed_through():
         WmsAmendInput,
         WmsReleaseInput,
     )
+    from activities.sourcing import (
+        NodeAmendInput,
+        NodeDeliveryInput,
+        NodeRefusal,
+        NodeRelease,
+        NodeReleaseInput,
+        NodeReleaseRef,
+        NodeReserveInput,
+        NodeShipment,
+        NodeUpdates,
+        SourcingActivities,
+        SplitFulfillmentActivities,
+        SplitView,
+        StockReceived,
+        shipped_components,
+        units_per_line_unit,
+    )
     from canonical.errors import BUSINESS_ERROR_TYPES
     from canonical.fulfillment import (
         AnalystAction,
@@ -46,8 +63,10 @@ with workflow.unsafe.imports_passed_through():
         StepState,
     )
     from canonical.inventory import ShortPick, StockShortfall
+    from canonical.kits import ComponentLine
     from canonical.ops import AnalystRequest, OrderCorrections, RunStatusUpdate
     from canonical.order import Order, OrderStatus, Shipment, TaxQuote
+    from canonical.sourcing import KIND_WORD, SourcingPlan, SourcingRequest, UnplacedLine
     from workflows import search_attributes as sa
     from workflows.runbook import (
         UNDO_OPTIONS,
@@ -77,6 +96,13 @@ SA_ON_CHANGE_PATCH = "search-attributes-on-change-v1"
 PROJECTED_MILESTONES = frozenset({OrderStatus.RECEIVED, OrderStatus.NEEDS_ATTENTION, OrderStatus.RELEASED,
                                   OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.COMPLETED,
                                   OrderStatus.CANCELLED, OrderStatus.FAILED})
+# Issue 20: with a fulfillment network for the channel (OrderFulfillmentInput.split_fulfillment) the order is sourced
+# over the network's nodes: reserved, released, tracked and compensated per node; a node that refuses is re-sourced.
+SPLIT_PATCH = "split-fulfillment-v1"
+SUPPLIER_POLL = timedelta(minutes=15)  # how often a drop-ship supplier's answers (855, 856) are read
+NODE_ACK_TIMEOUT = timedelta(hours=48)  # a supplier that has not acknowledged its purchase order by then is re-sourced
+REFUSAL_ERRORS = frozenset({"NodeRefused", "OutOfStock", "VendorRejected"})  # a node's "no": re-source its lines
+LIVE = frozenset({"reserved", "released", "acknowledged"})  # releases that hold stock or a request at their node
 SHIPPED_STATUSES = frozenset({OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.INVOICED,
                               OrderStatus.COMPLETED})
 
@@ -84,7 +110,8 @@ SHIPPED_STATUSES = frozenset({OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED
 @workflow.defn(name="OrderFulfillment")
 class OrderFulfillment(Runbook):
     RUNBOOK = RunbookConfig(
-        kind="order", noun="order", parking_errors=BUSINESS_ERROR_TYPES, needs_attention=OrderStatus.NEEDS_ATTENTION,
+        kind="order", noun="order", parking_errors=BUSINESS_ERROR_TYPES | {"NodeRefused", "SourcingNotConfigured"},
+        needs_attention=OrderStatus.NEEDS_ATTENTION,
         closed=frozenset({OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.FAILED, OrderStatus.CANCELLING}),
         committed_action="Goods have shipped, so nothing is undone; fix the cause, then send `retry`.",
         cancel_too_late="goods have shipped; handle it as a return",
@@ -117,6 +144,20 @@ class OrderFulfillment(Runbook):
         self._shortfalls: list[StockShortfall] = []
         self._short_picks: list[ShortPick] = []
         self._seen_stock_news: set[str] = set()
+        # split fulfillment (issue 20): one release per node and sourcing round
+        self._split = False
+        self._releases: list[NodeRelease] = []
+        self._release_seq = 0
+        self._releasing = False  # the releases are sent as soon as they are reserved (after the first release)
+        self._backordered: list[UnplacedLine] = []
+        self._excluded: dict[str, str] = {}  # node id → why it is no longer planned on
+        self._sourcing_summary: str | None = None
+        self._node_shipments: list[tuple[str | None, Shipment]] = []
+        self._refusals: list[NodeRefusal] = []
+        self._receipts: list[StockReceived] = []
+        self._seen_receipts: set[str] = set()
+        self._component_shipped: dict[tuple[str, str], int] = {}  # (line id, item) → units shipped
+        self._next_poll: Any = None
 
     # -- the run -------------------------------------------------------------------------------------
     @workflow.run
@@ -167,13 +208,47 @@ class OrderFulfillment(Runbook):
                                           lambda: OrderInput(order=self._order),
                                           f"Map {len(order.lines)} {order.channel} SKU(s) to ERP items")
 
+        if inp.split_fulfillment and self._order.shipping_address is not None and workflow.patched(SPLIT_PATCH):
+            self._split = True
+            await self._source_and_release()
+        else:
+            await self._release_whole(inp)
+
+        await self._await_shipments(inp)
+
+        self._set_status(OrderStatus.SHIPPED)
+        invoice = await self._step("create_invoice", OrderActivities.create_invoice, KeyInput(key=key),
+                                   f"Invoice {self._erp_so}")
+        self._invoice = invoice.invoice_id
+        self._set_status(OrderStatus.INVOICED)
+        await self._step("commit_tax", OrderActivities.commit_tax, KeyInput(key=key),
+                         f"Commit tax {self._tax.total_tax if self._tax else ''}".strip())
+        self._set_status(OrderStatus.COMPLETED)
+
+    async def _release_whole(self, inp: OrderFulfillmentInput) -> None:
+        """The order as one release to the one warehouse (no fulfillment network for the channel)."""
+        key = self._wf_id
         self._register("release_stock", OrderActivities.release_stock, KeyInput(key=key), "Release reserved stock")
         await self._step("reserve_stock", OrderActivities.reserve_stock,
                          lambda: ReserveInput(key=key, lines=self._resolved, allow_backorder=inp.allow_backorder),
                          f"Reserve stock for {sum(r.quantity for r in self._resolved)} unit(s)")
         self._reserved = True
         self._set_status(OrderStatus.RESERVED)
+        await self._book()
 
+        await self._stock_news()  # a store sale took reserved units: re-source them before anything is released
+        self._register("cancel_wms_release", OrderActivities.cancel_wms_release, KeyInput(key=key),
+                       "Cancel the warehouse release")
+        release = await self._step("release_to_wms", OrderActivities.release_to_wms,
+                                   lambda: WmsReleaseInput(external_ref=key, lines=self._resolved,
+                                                           ship_to=self._order.shipping_address),
+                                   f"Release {self._erp_so} to the warehouse")
+        self._wms_release = release.release_id
+        self._set_status(OrderStatus.RELEASED)
+
+    async def _book(self) -> None:
+        """Tax quote and the ERP sales order (each undo registered first)."""
+        key = self._wf_id
         self._register("void_tax", OrderActivities.void_tax, KeyInput(key=key), "Void the tax transaction")
         self._tax = await self._step("quote_tax", OrderActivities.quote_tax,
                                      lambda: TaxQuoteInput(transaction_code=key, order=self._order), "Quote tax")
@@ -187,32 +262,14 @@ class OrderFulfillment(Runbook):
         self._erp_so = so.erp_sales_order_id
         self._set_status(OrderStatus.BOOKED)
 
-        await self._stock_news()  # a store sale took reserved units: re-source them before anything is released
-        self._register("cancel_wms_release", OrderActivities.cancel_wms_release, KeyInput(key=key),
-                       "Cancel the warehouse release")
-        release = await self._step("release_to_wms", OrderActivities.release_to_wms,
-                                   lambda: WmsReleaseInput(external_ref=key, lines=self._resolved,
-                                                           ship_to=self._order.shipping_address),
-                                   f"Release {self._erp_so} to the warehouse")
-        self._wms_release = release.release_id
-        self._set_status(OrderStatus.RELEASED)
-
-        await self._await_shipments(inp)
-
-        self._set_status(OrderStatus.SHIPPED)
-        invoice = await self._step("create_invoice", OrderActivities.create_invoice, KeyInput(key=key),
-                                   f"Invoice {self._erp_so}")
-        self._invoice = invoice.invoice_id
-        self._set_status(OrderStatus.INVOICED)
-        await self._step("commit_tax", OrderActivities.commit_tax, KeyInput(key=key),
-                         f"Commit tax {self._tax.total_tax if self._tax else ''}".strip())
-        self._set_status(OrderStatus.COMPLETED)
-
     async def _await_shipments(self, inp: OrderFulfillmentInput) -> None:
         deadline = workflow.now() + timedelta(hours=inp.sla_hours)
         waiting = self._record("await_shipment", StepState.WAITING, "Waiting for the warehouse to ship")
         try:
-            await self._shipment_loop(inp, deadline)
+            if self._split:
+                await self._split_loop(inp, deadline)
+            else:
+                await self._shipment_loop(inp, deadline)
         except BaseException:
             self._finish(waiting, StepState.SKIPPED, "stopped waiting: the order is being cancelled")
             raise
@@ -354,6 +411,355 @@ class OrderFulfillment(Runbook):
         ordered = {line.line_id: line.quantity for line in self._order.lines if line.requires_shipping}
         return all(self._shipped.get(lid, 0) >= qty for lid, qty in ordered.items())
 
+    # -- split fulfillment over the fulfillment network (issue 20) ------------------------------------------------
+    async def _source_and_release(self) -> None:
+        """Plan sourcing, reserve at each node, book tax and the ERP sales order once for the whole order, then send
+        each node its own fulfillment request (each step with its own undo). Backordered lines wait for stock."""
+        plan = await self._plan(lambda: self._resolved, f"Plan sourcing for {len(self._resolved)} line(s)")
+        await self._place(plan, [r.line_id for r in self._resolved])
+        self._set_status(OrderStatus.RESERVED)
+        await self._book()
+        await self._split_stock_news()
+        self._releasing = True
+        for rel in [r for r in self._releases if r.state == "reserved"]:
+            await self._release_node(rel)
+        self._set_status(OrderStatus.RELEASED if any(r.state in LIVE for r in self._releases) else self.rb.status)
+
+    def _sourcing_request(self, lines: list[ResolvedLine]) -> SourcingRequest:
+        address = self._order.shipping_address
+        assert address is not None  # the split path is taken only for orders with a shipping address
+        return SourcingRequest(order_key=self._wf_id, channel=self._order.channel, ship_to_country=address.country,
+                               lines=lines, now=workflow.now(), exclude_nodes=sorted(self._excluded))
+
+    async def _plan(self, lines: Any, summary: str) -> SourcingPlan:
+        """plan_sourcing until it sources every line (allocated or backordered): a plan that cannot be sourced parks
+        with each line's reason, and `retry` plans again (after stock arrived, or the policy changed)."""
+        while True:
+            plan: SourcingPlan = await self._step("plan_sourcing", SourcingActivities.plan_sourcing,
+                                                  lambda: self._sourcing_request(lines()), summary)
+            self._record("sourcing", StepState.DONE, "; ".join(plan.explanation) or plan.summary)
+            if plan.sourced:
+                if plan.allocations or plan.backordered:
+                    self._sourcing_summary = plan.summary
+                return plan
+            why = "; ".join(f"line {u.line_id} ({u.item_code} ×{u.quantity}): {u.reason}" for u in plan.unsourceable)
+            await self._park(f"plan_sourcing: cannot be sourced: {why}",
+                             "Receive or transfer stock, or change the channel's sourcing policy, then send `retry` "
+                             "(sourcing is planned again); or cancel the lines (POST /orders/{channel}/{id}/lines/"
+                             "cancel) or the order", skippable=False)
+
+    async def _place(self, plan: SourcingPlan, planned: list[str]) -> list[NodeRelease]:
+        """One release per allocation of `plan`, reserved at its node (its undo registered first); the lines of
+        `planned` the plan backorders wait for stock. Returns the releases reserved."""
+        placed = []
+        self._backordered = [b for b in self._backordered if b.line_id not in planned] + list(plan.backordered)
+        for b in plan.backordered:
+            self._record("backordered", StepState.WAITING,
+                         f"line {b.line_id} ({b.item_code} ×{b.quantity}) waits for stock: {b.reason}")
+        for alloc in plan.allocations:
+            self._release_seq += 1
+            rel = NodeRelease(ref=f"{self._wf_id}/{alloc.node_id}/{self._release_seq}", node_id=alloc.node_id,
+                              kind=alloc.kind, adapter=alloc.adapter, location=alloc.location, lines=alloc.lines)
+            self._releases.append(rel)
+            if await self._reserve_node(rel):
+                placed.append(self._release(rel.ref))
+        return placed
+
+    def _release(self, ref: str) -> NodeRelease:
+        return next(r for r in self._releases if r.ref == ref)
+
+    def _update_release(self, ref: str, **changes: Any) -> NodeRelease:
+        for i, r in enumerate(self._releases):
+            if r.ref == ref:
+                self._releases[i] = r.model_copy(update=changes)
+                return self._releases[i]
+        raise KeyError(ref)
+
+    @staticmethod
+    def _where(rel: NodeRelease) -> str:
+        return f"{KIND_WORD.get(rel.kind, rel.kind)} {rel.node_id}"
+
+    def _lines_text(self, rel: NodeRelease) -> str:
+        ids = rel.line_ids
+        return f"line{'s' if len(ids) > 1 else ''} {', '.join(ids)}"
+
+    async def _node_step(self, name: str, activity: Any, arg: Any, summary: str) -> tuple[Any, str | None]:
+        """Run a node's step; a node's refusal (NodeRefused, OutOfStock, VendorRejected) is returned as its message
+        instead of parking (the lines are re-sourced), any other fault parks or fails as a step does."""
+        self._check_cancel()
+        record = self._record(name, StepState.RUNNING, summary)
+        self.rb.busy = True
+        try:
+            result = await self._execute(activity, arg, summary)
+        except ActivityError as err:
+            self.rb.busy = False
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type in REFUSAL_ERRORS:
+                message = failure_message(err)
+                self._finish(record, StepState.FAILED, f"refused: {message}")
+                return None, message
+            self._finish(record, StepState.FAILED, failure_message(err))
+            return await self._step(name, activity, arg, summary), None
+        self.rb.busy = False
+        self._finish(record, StepState.DONE, None)
+        return result, None
+
+    async def _reserve_node(self, rel: NodeRelease) -> bool:
+        units = sum(ln.quantity for ln in rel.lines)
+        self._register(f"release_node_stock:{rel.ref}", SplitFulfillmentActivities.release_node_stock,
+                       NodeReserveInput(release=rel), f"Give back the stock reserved at {rel.node_id}")
+        items = ", ".join(f"{ln.quantity} × {ln.item_code}" for ln in rel.lines)
+        _, refused = await self._node_step("reserve_at_node", SplitFulfillmentActivities.reserve_at_node,
+                                           NodeReserveInput(release=rel),
+                                           f"Reserve {units} unit(s) at {rel.node_id} for {self._lines_text(rel)}: "
+                                           f"{items}")
+        if refused is not None:
+            await self._reroute(rel, refused, [])
+            return False
+        self._update_release(rel.ref, state="reserved")
+        return True
+
+    async def _release_node(self, rel: NodeRelease) -> None:
+        self._register(f"cancel_node_release:{rel.ref}", SplitFulfillmentActivities.cancel_node_release,
+                       NodeReserveInput(release=rel), f"Cancel the fulfillment request at {rel.node_id}")
+        prices = {line.line_id: line.unit_price.amount for line in self._order.lines}
+        inp = NodeReleaseInput(release=rel, order_ref=self._wf_id, ship_to=self._order.shipping_address,
+                               currency=self._order.currency, unit_prices=prices)
+        how = "as a purchase order" if rel.role == "supplier" else "for picking"
+        ref, refused = await self._node_step("release_to_node", SplitFulfillmentActivities.release_to_node, inp,
+                                             f"Release {self._lines_text(rel)} to {self._where(rel)} {how}")
+        if refused is not None:
+            await self._reroute(self._release(rel.ref), refused, [])
+            return
+        assert isinstance(ref, NodeReleaseRef)
+        self._update_release(rel.ref, state="released", release_id=ref.release_id, released_at=workflow.now())
+        if rel.role == "supplier" and self._next_poll is None:
+            self._next_poll = workflow.now() + SUPPLIER_POLL
+
+    def _unshipped(self, line_ids: list[str]) -> list[ResolvedLine]:
+        wanted = set(line_ids)
+        return [r for r in self._to_ship() if r.line_id in wanted]
+
+    async def _reroute(self, rel: NodeRelease, reason: str, line_ids: list[str]) -> None:
+        """The node refused (some of) the release's lines: take them off the node (the request cancelled or amended,
+        the stock given back), plan them again without the node, reserve and release them there; what no node has
+        is backordered (where the policy allows) or parks with the reason."""
+        refused = [lid for lid in rel.line_ids if not line_ids or lid in line_ids]
+        lines = self._unshipped(refused)
+        self._record("node_refused", StepState.DONE,
+                     f"{self._where(rel)} refused line(s) {', '.join(refused)}: {reason}")
+        self._excluded[rel.node_id] = reason
+        keep = [ln for ln in rel.lines if ln.line_id not in refused and self._unshipped([ln.line_id])]
+        state = rel.state
+        if not keep:  # the node leaves the order: its undo steps run now and are no longer registered
+            self.rb.undo = [u for u in self.rb.undo
+                            if u.name not in (f"cancel_node_release:{rel.ref}", f"release_node_stock:{rel.ref}")]
+        steps = []
+        if state in ("released", "acknowledged"):
+            steps.append(Undo(f"amend_node_release:{rel.ref}", SplitFulfillmentActivities.amend_node_release,
+                              NodeAmendInput(release=rel, lines=keep),
+                              f"Take line(s) {', '.join(refused)} off the request at {rel.node_id}") if keep
+                         else Undo(f"cancel_node_release:{rel.ref}", SplitFulfillmentActivities.cancel_node_release,
+                                   NodeReserveInput(release=rel), f"Cancel the fulfillment request at {rel.node_id}"))
+        if state in LIVE:
+            steps.append(Undo(f"reduce_node_reservation:{rel.ref}", SplitFulfillmentActivities.reduce_node_reservation,
+                              NodeAmendInput(release=rel, lines=keep),
+                              f"Give back the stock of line(s) {', '.join(refused)} at {rel.node_id}") if keep
+                         else Undo(f"release_node_stock:{rel.ref}", SplitFulfillmentActivities.release_node_stock,
+                                   NodeReserveInput(release=rel), f"Give back the stock reserved at {rel.node_id}"))
+        await self._run_undo(steps)
+        if keep:
+            self._update_release(rel.ref, lines=keep, reason=reason)
+        else:
+            self._update_release(rel.ref, state="refused", reason=reason)
+        if not lines:
+            return
+        plan = await self._plan(lambda: self._unshipped(refused),
+                                f"Re-source line(s) {', '.join(refused)} without {rel.node_id}")
+        placed = await self._place(plan, refused)
+        if self._releasing:
+            for new in placed:
+                if self._release(new.ref).state == "reserved":
+                    await self._release_node(self._release(new.ref))
+
+    async def _split_loop(self, inp: OrderFulfillmentInput, deadline: Any) -> None:
+        while not self._fully_shipped():
+            now = workflow.now()
+            if self._next_poll is not None and now >= self._next_poll:
+                await self._poll_suppliers()
+                continue
+            timers = [] if self._late else [deadline - now]
+            if self._next_poll is not None:
+                timers.append(self._next_poll - now)
+            timeout = max(min(timers), timedelta(seconds=1)) if timers else None
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._pending_shipments or self._node_shipments or self._refusals or self._receipts
+                                 or self._shortfalls or self._short_picks) or self.rb.cancel is not None,
+                    timeout=timeout, timeout_summary="Shipment SLA or the next supplier poll")
+            except TimeoutError:
+                if not self._late and workflow.now() >= deadline:
+                    self._late = True
+                    self._record("sla_breached", StepState.DONE,
+                                 f"Not fully shipped within {inp.sla_hours}h; order marked late, still waiting")
+                    self._set_status(self.rb.status, self.rb.reason)
+                continue
+            if self.rb.cancel is not None and not (self._pending_shipments or self._node_shipments):
+                self._check_cancel()
+            while self._pending_shipments:
+                shipment = self._pending_shipments.pop(0)
+                self._node_shipments.append((None, shipment))
+            while self._node_shipments:
+                ref, shipment = self._node_shipments.pop(0)
+                await self._process_node_shipment(ref, shipment)
+            while self._refusals:
+                refusal = self._refusals.pop(0)
+                rel = self._release_for(refusal.release_ref, refusal.node_id)
+                if rel is None:
+                    self._record("node_refused", StepState.DONE,
+                                 f"{refusal.node_id or refusal.release_ref}: {refusal.reason} (no open release there)")
+                    continue
+                await self._reroute(rel, refusal.reason, refusal.line_ids)
+            await self._split_stock_news()
+            while self._receipts:
+                await self._on_receipt(self._receipts.pop(0))
+            self._check_cancel()
+
+    @staticmethod
+    def _is(rel: NodeRelease, ref: str) -> bool:
+        """`ref` names the release: its whole reference, its `<node id>/<n>` within this order (a signal reaches
+        one order only), or its WMS release / purchase order id."""
+        return rel.ref == ref or rel.release_id == ref or ("/" in ref and rel.ref.split("/")[-2:] == ref.split("/")[-2:])
+
+    def _release_for(self, ref: str | None, node_id: str | None) -> NodeRelease | None:
+        live = [r for r in self._releases if r.state in LIVE]
+        if ref is not None:
+            return next((r for r in live if self._is(r, ref)), None)
+        return next((r for r in live if r.node_id == node_id), None)
+
+    def _release_of_shipment(self, shipment: Shipment) -> NodeRelease | None:
+        """A shipment that does not name its node: the release that holds its first line (a line is on one node)."""
+        by_sku = {line.channel_sku: line.line_id for line in self._order.lines}
+        for sl in shipment.lines:
+            lid = sl.line_id if sl.line_id in self._shipped else by_sku.get(sl.channel_sku)
+            for r in self._releases:
+                if r.state in LIVE | {"shipped"} and lid in r.line_ids:
+                    return r
+        return None
+
+    async def _process_node_shipment(self, ref: str | None, shipment: Shipment) -> None:
+        rel = self._release_for(ref, None) if ref is not None else self._release_of_shipment(shipment)
+        if rel is None and ref is not None:
+            rel = next((r for r in self._releases if self._is(r, ref)), None)
+        if rel is None:
+            self._record("shipment_ignored", StepState.FAILED,
+                         f"shipment {shipment.shipment_id} matches no release of this order")
+            return
+        self._shipments.append(shipment)
+        self.rb.undo.clear()  # shipped goods are not undone by compensation; a return handles them
+        skus = {line.line_id: line.channel_sku for line in self._order.lines}
+        for (lid, item), qty in shipped_components(rel, shipment, skus).items():
+            self._component_shipped[(lid, item)] = self._component_shipped.get((lid, item), 0) + qty
+        for lid in rel.line_ids:
+            parts = [p for r in self._releases for p in r.lines if p.line_id == lid]
+            per = {p.item_code: units_per_line_unit(p) for p in parts}
+            done = min(self._component_shipped.get((lid, item), 0) // n for item, n in per.items())
+            self._shipped[lid] = max(self._shipped.get(lid, 0), done)
+        if not self._unshipped(rel.line_ids):
+            self._update_release(rel.ref, state="shipped")
+        await self._step("post_delivery", SplitFulfillmentActivities.post_node_delivery,
+                         NodeDeliveryInput(release=self._release(rel.ref), shipment=shipment),
+                         f"Post delivery for shipment {shipment.shipment_id} from {rel.node_id}")
+        self._set_status(OrderStatus.SHIPPED if self._fully_shipped() else OrderStatus.PARTIALLY_SHIPPED)
+        tracking = f" ({shipment.carrier} {shipment.tracking_number})" if shipment.tracking_number else ""
+        await self._step("confirm_shipment", OrderActivities.confirm_shipment,
+                         ShipmentConfirmInput(channel=self._order.channel,
+                                              external_order_id=self._order.external_order_id, shipment=shipment),
+                         f"Confirm shipment {shipment.shipment_id}{tracking} from {rel.node_id} to "
+                         f"{self._order.channel}", skippable=True)
+
+    async def _poll_suppliers(self) -> None:
+        """Read each open drop-ship release's answers: its 855 (a rejection re-sources), its 856s (shipments); a
+        supplier that has not acknowledged within NODE_ACK_TIMEOUT is re-sourced."""
+        now = workflow.now()
+        open_ = [r for r in self._releases if r.role == "supplier" and r.state in ("released", "acknowledged")]
+        self._next_poll = now + SUPPLIER_POLL if open_ else None
+        for rel in open_:
+            try:
+                updates: NodeUpdates = await self._execute(
+                    SplitFulfillmentActivities.poll_node, NodeReserveInput(release=rel),
+                    f"Read {rel.node_id}'s answers to purchase order {rel.release_id}")
+            except ActivityError as err:
+                self._record("poll_node", StepState.FAILED, f"{rel.node_id}: {failure_message(err)}")
+                continue
+            if updates.acknowledged and rel.state == "released":
+                self._update_release(rel.ref, state="acknowledged")
+                self._record("node_acknowledged", StepState.DONE,
+                             f"{rel.node_id} acknowledged purchase order {rel.release_id}")
+            if updates.refusal is not None:
+                self._refusals.append(updates.refusal)
+            for shipment in updates.shipments:
+                if shipment.shipment_id not in self._seen_shipments:
+                    self._seen_shipments.add(shipment.shipment_id)
+                    self._node_shipments.append((rel.ref, shipment))
+            late = rel.released_at is not None and now - rel.released_at >= NODE_ACK_TIMEOUT
+            if late and self._release(rel.ref).state == "released" and not updates.shipments:
+                hours = int(NODE_ACK_TIMEOUT.total_seconds() // 3600)
+                self._refusals.append(NodeRefusal(release_ref=rel.ref, reason=f"no acknowledgement of purchase "
+                                                  f"order {rel.release_id} within {hours}h"))
+
+    async def _split_stock_news(self) -> None:
+        """A store sale that took a node's reserved units, or a node's short pick: the node cannot ship those lines;
+        they are re-sourced like a refusal."""
+        while self._shortfalls or self._short_picks:
+            if self._shortfalls:
+                sf = self._shortfalls.pop(0)
+                rel = next((r for r in self._releases if r.state in LIVE and r.location == sf.location
+                            and any(ln.item_code == sf.item_code for ln in r.lines)), None)
+                at = f" at {sf.store}" if sf.store else ""
+                if rel is None:
+                    self._record("stock_shortfall", StepState.DONE,
+                                 f"{sf.quantity} × {sf.item_code} taken by a store sale{at}: no open release there")
+                    continue
+                ids = [ln.line_id for ln in rel.lines if ln.item_code == sf.item_code]
+                await self._reroute(rel, f"{sf.quantity} × {sf.item_code} taken by a store sale{at} "
+                                    f"({sf.cause_event_id})", ids)
+            else:
+                pick = self._short_picks.pop(0)
+                rel = self._release_for(pick.release_id, None)
+                what = ", ".join(f"{x.quantity} × {x.channel_sku}" for x in pick.lines)
+                if rel is None:
+                    self._record("short_pick", StepState.DONE, f"picked short: {what} (no open release "
+                                 f"{pick.release_id})")
+                    continue
+                await self._reroute(rel, f"picked short: {what}", [x.line_id for x in pick.lines])
+
+    async def _on_receipt(self, receipt: StockReceived) -> None:
+        """Stock arrived: the backordered lines that need the item are planned again; what is placed now is
+        reserved and released, the rest keeps waiting."""
+        wanted = [b for b in self._backordered
+                  if receipt.item_code == b.item_code or any(c.item_code == receipt.item_code for c in b.components)]
+        at = f" at {receipt.location}" if receipt.location else ""
+        self._record("stock_received", StepState.DONE,
+                     f"{receipt.quantity} × {receipt.item_code} received{at} ({receipt.event_id}); "
+                     + (f"line(s) {', '.join(b.line_id for b in wanted)} planned again" if wanted
+                        else "no backordered line needs it"))
+        ids = [b.line_id for b in wanted if self._unshipped([b.line_id])]
+        if not ids:
+            return
+        plan = await self._plan(lambda: self._unshipped(ids), f"Source backordered line(s) {', '.join(ids)}")
+        placed = await self._place(plan, ids)
+        for rel in placed:
+            if self._release(rel.ref).state == "reserved":
+                await self._release_node(self._release(rel.ref))
+        if placed:
+            self._record("backorder_released", StepState.DONE,
+                         "; ".join(f"{self._lines_text(r)} to {r.node_id}" for r in placed))
+
+    def _split_view(self) -> SplitView:
+        return SplitView(split=self._split, summary=self._sourcing_summary, releases=list(self._releases),
+                         backordered=list(self._backordered), excluded=dict(self._excluded))
+
     # -- compensation, corrections and status ----------------------------------------------------------------
     def _committed(self) -> bool:
         return any(self._shipped.values())
@@ -450,6 +856,14 @@ class OrderFulfillment(Runbook):
         shipped = sum(self._shipped.values())
         ordered = sum(line.quantity for line in self._order.lines)
         parts.append(f"**Shipped:** {shipped}/{ordered} unit(s)")
+        if self._split:
+            parts.append(f"**Sourcing:** {self._sourcing_summary or 'not planned yet'}")
+            for r in self._releases:
+                ref = f" ({r.release_id})" if r.release_id else ""
+                why = f": {r.reason}" if r.reason and r.state == "refused" else ""
+                parts.append(f"- {self._where(r)}{ref}: {self._lines_text(r)}, {r.state}{why}")
+            for b in self._backordered:
+                parts.append(f"- line {b.line_id} backordered: waits for {b.item_code}")
         return "\n\n".join(parts)
 
     # -- signals and queries ----------------------------------------------------------------------------
@@ -487,6 +901,17 @@ class OrderFulfillment(Runbook):
             if self._wms_release:
                 await self._execute(OrderActivities.amend_wms_release, WmsAmendInput(external_ref=key, lines=resolved),
                                     f"Amend warehouse release: cancel {what}")
+            changed = self._node_changes(keep) if self._split else []
+            for rel, left in changed:  # the nodes first (a drop-ship supplier refuses any change: nothing changes)
+                if rel.state not in ("released", "acknowledged"):
+                    continue
+                if left:
+                    await self._execute(SplitFulfillmentActivities.amend_node_release,
+                                        NodeAmendInput(release=rel, lines=left),
+                                        f"Amend the request at {rel.node_id}: cancel {what}")
+                else:
+                    await self._execute(SplitFulfillmentActivities.cancel_node_release, NodeReserveInput(release=rel),
+                                        f"Cancel the request at {rel.node_id}: cancel {what}")
             # after the warehouse agreed, the platform's own documents follow; retried until they do
             if self._tax is not None:
                 self._tax = await self._execute(OrderActivities.requote_tax,
@@ -499,6 +924,14 @@ class OrderFulfillment(Runbook):
             if self._reserved:
                 await self._execute(OrderActivities.reduce_reservation, ReserveInput(key=key, lines=resolved),
                                     "Give back the reserved stock of the cancelled units", UNDO_OPTIONS)
+            for rel, left in changed:
+                if left:
+                    await self._execute(SplitFulfillmentActivities.reduce_node_reservation,
+                                        NodeAmendInput(release=rel, lines=left),
+                                        f"Give back the stock of the cancelled units at {rel.node_id}", UNDO_OPTIONS)
+                else:
+                    await self._execute(SplitFulfillmentActivities.release_node_stock, NodeReserveInput(release=rel),
+                                        f"Give back the stock reserved at {rel.node_id}", UNDO_OPTIONS)
         except ActivityError as err:
             message = failure_message(err)
             self._finish(record, StepState.FAILED, f"lines not cancelled: {message}")
@@ -507,9 +940,38 @@ class OrderFulfillment(Runbook):
             self.rb.amending = False
         self._order = order
         self._resolved = resolved
+        if self._split:
+            self._apply_node_changes(changed, keep)
         self._finish(record, StepState.DONE, None)
         workflow.set_current_details(self._details())
         return self.status()
+
+    def _node_changes(self, keep: dict[str, int]) -> list[tuple[NodeRelease, list[ComponentLine]]]:
+        """Each open release the line cancellation changes, with what it is still to ship (drop-ship first: a
+        supplier refuses, and then nothing has changed)."""
+        out = []
+        for rel in sorted((r for r in self._releases if r.state in LIVE), key=lambda r: r.role != "supplier"):
+            lines = []
+            for ln in rel.lines:
+                left = keep.get(ln.line_id, 0)
+                if left <= 0:
+                    continue
+                lines.append(ln.model_copy(update={"quantity": ln.per_kit * left, "kit_quantity": left})
+                             if ln.kit_quantity else ln.model_copy(update={"quantity": left}))
+            if lines != rel.lines:
+                out.append((rel, lines))
+        return out
+
+    def _apply_node_changes(self, changed: list[tuple[NodeRelease, list[ComponentLine]]], keep: dict[str, int]) -> None:
+        for rel, lines in changed:
+            if lines:
+                self._update_release(rel.ref, lines=lines)
+            else:
+                self._update_release(rel.ref, state="cancelled", reason="its lines were cancelled")
+                self.rb.undo = [u for u in self.rb.undo
+                                if u.name not in (f"cancel_node_release:{rel.ref}", f"release_node_stock:{rel.ref}")]
+        self._backordered = [b.model_copy(update={"quantity": keep[b.line_id]}) for b in self._backordered
+                             if keep.get(b.line_id, 0) > 0]
 
     @cancel_lines.validator
     def _validate_cancel_lines(self, request: LineCancelRequest) -> None:
@@ -539,6 +1001,35 @@ class OrderFulfillment(Runbook):
             return
         self._seen_shipments.add(shipment.shipment_id)
         self._pending_shipments.append(shipment)
+
+    @workflow.signal
+    def node_shipment(self, shipment: NodeShipment) -> None:
+        """A shipment from one node of a split order (names the release or the node)."""
+        if shipment.shipment.shipment_id in self._seen_shipments:
+            return
+        self._seen_shipments.add(shipment.shipment.shipment_id)
+        self._node_shipments.append((shipment.release_ref or self._ref_of_node(shipment.node_id), shipment.shipment))
+
+    def _ref_of_node(self, node_id: str | None) -> str | None:
+        rel = self._release_for(None, node_id) if node_id else None
+        return rel.ref if rel else None
+
+    @workflow.signal
+    def node_refused(self, refusal: NodeRefusal) -> None:
+        """A node of a split order refused its lines (a WMS exception, a supplier's rejection): re-sourced."""
+        self._refusals.append(refusal)
+
+    @workflow.signal
+    def stock_received(self, receipt: StockReceived) -> None:
+        """Stock arrived somewhere: backordered lines that need the item are sourced again."""
+        if receipt.event_id not in self._seen_receipts:
+            self._seen_receipts.add(receipt.event_id)
+            self._receipts.append(receipt)
+
+    @workflow.query
+    def sourcing(self) -> SplitView:
+        """The split: each node's release (lines, state, reference), backordered lines, nodes excluded and why."""
+        return self._split_view()
 
     @workflow.signal
     def stock_shortfall(self, shortfall: StockShortfall) -> None:

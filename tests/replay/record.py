@@ -58,6 +58,11 @@ RECORDINGS: dict[str, Recording] = {
         f"{SETTLEMENTS}:test_cancel_while_parked_posts_nothing", "SettlementReconciliation"),
     "settlement_stage_parked_skip_refused": Recording(
         f"{SETTLEMENTS}:test_bad_file_parks_the_stage_step_and_skip_is_refused", "SettlementReconciliation"),
+    # issue 20: the split path (`split-fulfillment-v1`, patched): two nodes, one refuses and is re-sourced
+    "order_split_node_refused_resourced": Recording(
+        "test_split_fulfillment:test_a_node_refusing_after_release_is_re_sourced_without_it", "OrderFulfillment"),
+    "order_split_cancelled_per_node": Recording(
+        "test_split_fulfillment:test_cancelling_a_split_order_undoes_each_node_in_reverse", "OrderFulfillment"),
 }
 # Recorded from the code of the release before the patches were deprecated (`git archive 055e315`, run there):
 # each pins a run started while its patch was `patched`, which the deprecated code must still replay.
