@@ -650,4 +650,95 @@ def create_app(*, client_id: str | None = None, client_secret: str | None = None
             return Response("<Error><Code>NoSuchKey</Code></Error>", 404, media_type="application/xml")
         return Response(doc["data"], media_type="text/tab-separated-values")
 
+    # -- Listings Items 2021-08-01: prices (docs/pricing.md) ------------------------------------------------------
+    # A listing per seller and SKU with its product type and, per marketplace, its offer price (`our_price` of
+    # `purchasable_offer`) and `list_price`; a patch is applied at once (Amazon applies shortly after).
+    @app.post("/_admin/listings", tags=["sandbox admin"], status_code=201)
+    async def seed_listing(request: Request) -> dict:
+        body = await request.json()
+        key = f"{body.get('seller_id') or 'A-RETAILFLOW-SANDBOX'}|{body['sku']}"
+        listing = {"sku": body["sku"], "product_type": body.get("product_type", "HOME"),
+                   "asin": body.get("asin", f"B0{abs(hash(body['sku'])) % 10**8:08d}"), "offers": {}, "list_price": {}}
+        if body.get("price") is not None:
+            listing["offers"][body.get("marketplace_id", "ATVPDKIKX0DER")] = {
+                "amount": str(body["price"]), "currency": body.get("currency", "USD")}
+        store.put("listings", key, listing)
+        return {"sku": body["sku"]}
+
+    @app.get("/_admin/listings", tags=["sandbox admin"])
+    def listed_prices() -> dict:
+        return {"listings": [{"seller_sku": k, **v} for k, v in store.collection("listings").items()]}
+
+    def _listing_view(listing: dict[str, Any], marketplace: str, included: set[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {"sku": listing["sku"]}
+        if "summaries" in included:
+            out["summaries"] = [{"marketplaceId": marketplace, "asin": listing["asin"],
+                                 "productType": listing["product_type"], "conditionType": "new_new",
+                                 "status": ["BUYABLE"] if marketplace in listing["offers"] else ["DISCOVERABLE"],
+                                 "itemName": listing["sku"]}]
+        offer = listing["offers"].get(marketplace)
+        if "attributes" in included:
+            attrs: dict[str, Any] = {}
+            if offer:
+                attrs["purchasable_offer"] = [{"marketplace_id": marketplace, "currency": offer["currency"],
+                                               "audience": "ALL", "our_price": [{"schedule": [
+                                                   {"value_with_tax": float(offer["amount"])}]}]}]
+            listed = listing["list_price"].get(marketplace)
+            if listed:
+                attrs["list_price"] = [{"marketplace_id": marketplace, "currency": listed["currency"],
+                                        "value": float(listed["amount"])}]
+            out["attributes"] = attrs
+        if "offers" in included:
+            out["offers"] = [{"marketplaceId": marketplace, "offerType": "B2C",
+                              "price": {"currencyCode": offer["currency"], "amount": offer["amount"]}}] if offer else []
+        return out
+
+    @app.get("/listings/2021-08-01/items/{seller_id}/{sku}")
+    def get_listing(seller_id: str, sku: str, request: Request, marketplaceIds: str = "",  # noqa: N803
+                    includedData: str = "summaries"):  # noqa: N803
+        if (err := denied(request)) is not None:
+            return err
+        listing = store.get("listings", f"{seller_id}|{sku}")
+        if listing is None:
+            return _errors(404, "NOT_FOUND", f"SKU '{sku}' not found in marketplace {marketplaceIds}")
+        return _listing_view(listing, marketplaceIds.split(",")[0], set(includedData.split(",")))
+
+    @app.patch("/listings/2021-08-01/items/{seller_id}/{sku}")
+    async def patch_listing(seller_id: str, sku: str, request: Request, marketplaceIds: str = ""):  # noqa: N803
+        if (err := denied(request)) is not None:
+            return err
+        listing = store.get("listings", f"{seller_id}|{sku}")
+        if listing is None:
+            return _errors(404, "NOT_FOUND", f"SKU '{sku}' not found in marketplace {marketplaceIds}")
+        body = await request.json()
+        submission = secrets.token_hex(16)
+
+        def invalid(code: str, message: str, attribute: str) -> dict:
+            return {"sku": sku, "status": "INVALID", "submissionId": submission, "issues": [
+                {"code": code, "message": message, "severity": "ERROR", "attributeNames": [attribute]}]}
+
+        if body.get("productType") != listing["product_type"]:
+            return invalid("4000001", f"productType {body.get('productType')!r} does not match the listing's "
+                           f"{listing['product_type']!r}", "product_type")
+        changes: list[tuple[str, str, dict[str, str]]] = []
+        for patch in body.get("patches") or []:
+            name = str(patch.get("path", "")).removeprefix("/attributes/")
+            for value in patch.get("value") or []:
+                market = value.get("marketplace_id") or marketplaceIds
+                if name == "purchasable_offer":
+                    schedule = ((value.get("our_price") or [{}])[0].get("schedule") or [{}])[0]
+                    amount = schedule.get("value_with_tax")
+                elif name == "list_price":
+                    amount = value.get("value")
+                else:
+                    return invalid("90220", f"attribute {name!r} is not simulated", name)
+                if amount is None or Decimal(str(amount)) < 0:
+                    return invalid("8567", f"{name}: the price must be a positive number", name)
+                changes.append((name, market, {"amount": f"{Decimal(str(amount)):.2f}",
+                                               "currency": value.get("currency") or "USD"}))
+        with store.lock:
+            for name, market, price in changes:
+                (listing["offers"] if name == "purchasable_offer" else listing["list_price"])[market] = price
+        return {"sku": sku, "status": "ACCEPTED", "submissionId": submission, "issues": []}
+
     return app

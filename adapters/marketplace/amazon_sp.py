@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 import httpx
@@ -52,6 +53,7 @@ from canonical.order import (
 )
 from canonical.order_feed import FeedAction, FeedOrder, FeedPage, UnmappableOrder
 from canonical.payload import mapping
+from canonical.pricing import ChannelPrice
 from canonical.returns import Refund
 from canonical.vendor_versions import VendorApiVersion, day
 
@@ -78,7 +80,12 @@ API_VERSIONS = (
     VendorApiVersion("amazon", "SP-API Reports", "2021-06-30", released=None, sunset=None,
                      source="https://developer-docs.amazon.com/sp-api/changelog/deprecation-reminders-june-2024",
                      note="no removal date scheduled (the 2020-09-04 version was removed 2024-06-27)"),
+    VendorApiVersion("amazon", "SP-API Listings Items (prices)", "2021-08-01", released=None, sunset=None,
+                     source="https://developer-docs.amazon.com/sp-api/docs/manage-purchasable-offer",
+                     note="patchListingsItem purchasable_offer / getListingsItem offers; the 2020-09-01 version "
+                          "is the one deprecated"),
 )
+LISTINGS_API = "/listings/2021-08-01/items"
 
 SETTLEMENT_REPORT_TYPE = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
 # Americas marketplaces: prices exclude tax (US, CA, MX, BR)
@@ -578,6 +585,56 @@ class AmazonSpApi:
                                                                                             {sku: quantity})),
                                    "application/json; charset=UTF-8")
         log.info("amazon.inventory_feed_submitted", sku=sku, quantity=quantity, feed_id=feed_id, key=key)
+
+    # -- prices (Listings Items API 2021-08-01) ----------------------------------------------------------------
+    applies_async = True  # Amazon processes an accepted patch shortly after: a read-back may lag (retried)
+
+    def listing(self, sku: str) -> dict[str, Any]:
+        """getListingsItem with summaries (the product type a patch needs), attributes and offers."""
+        resp = self.http.request("GET", f"{LISTINGS_API}/{quote(self.seller_id, safe='')}/{quote(sku, safe='')}",
+                                 params={"marketplaceIds": self.marketplace_id,
+                                         "includedData": "summaries,attributes,offers"}, not_found=True)
+        if resp is None:
+            raise ChannelRejected(f"Amazon has no listing for seller SKU {sku!r} in marketplace {self.marketplace_id}")
+        return resp.json()
+
+    def publish_price(self, channel: str, sku: str, price: Money, compare_at: Money | None = None) -> None:
+        """patchListingsItem: replace the offer's `our_price` (with tax, as Amazon shows it) for this marketplace;
+        a promotion's regular price goes as `list_price`. INVALID or an ERROR issue is the channel's refusal."""
+        summaries = self.listing(sku).get("summaries") or []
+        product_type = next((x.get("productType") for x in summaries
+                             if x.get("marketplaceId") == self.marketplace_id and x.get("productType")), None)
+        if not product_type:
+            raise ChannelRejected(f"Amazon listing {sku!r} has no product type in marketplace {self.marketplace_id}")
+        offer: dict[str, Any] = {"marketplace_id": self.marketplace_id, "currency": price.currency, "audience": "ALL",
+                                 "our_price": [{"schedule": [{"value_with_tax": price.amount}]}]}
+        patches = [{"op": "replace", "path": "/attributes/purchasable_offer", "value": [offer]}]
+        if compare_at is not None:
+            patches.append({"op": "replace", "path": "/attributes/list_price", "value": [
+                {"marketplace_id": self.marketplace_id, "currency": compare_at.currency, "value": compare_at.amount}]})
+        body = self._json("PATCH", f"{LISTINGS_API}/{quote(self.seller_id, safe='')}/{quote(sku, safe='')}",
+                          params={"marketplaceIds": self.marketplace_id},
+                          json={"productType": product_type, "patches": patches})
+        errors = [i for i in body.get("issues") or [] if i.get("severity") == "ERROR"]
+        if body.get("status") != "ACCEPTED" or errors:
+            detail = "; ".join(f"{i.get('code')}: {i.get('message')}" for i in errors) or str(body.get("status"))
+            raise ChannelRejected(f"Amazon refused the price of {sku}: {detail}")
+        log.info("amazon.price_patched", sku=sku, price=str(price), submission_id=body.get("submissionId"))
+
+    def read_price(self, channel: str, sku: str) -> ChannelPrice | None:
+        """The B2C offer's price in this marketplace (getListingsItem `offers`), with the list price if any."""
+        item = self.listing(sku)
+        offer = next((o for o in item.get("offers") or [] if o.get("marketplaceId") == self.marketplace_id
+                      and o.get("offerType", "B2C") == "B2C"), None)
+        price = (offer or {}).get("price") or {}
+        if price.get("amount") is None:
+            return None
+        lists = ((item.get("attributes") or {}).get("list_price")) or []
+        listed = next((x for x in lists if x.get("marketplace_id") in (None, self.marketplace_id)), None)
+        return ChannelPrice(channel=channel, channel_sku=sku, amount=Decimal(str(price["amount"])),
+                            currency=str(price.get("currencyCode")),
+                            compare_at=Decimal(str(listed["value"])) if listed and listed.get("value") is not None
+                            else None)
 
     # -- feeds -------------------------------------------------------------------------------------------------
     def submit_feed(self, feed_type: str, content: str, content_type: str) -> str:

@@ -52,6 +52,7 @@ from canonical.errors import ChannelRejected
 from canonical.money import Money
 from canonical.order import Order, Shipment
 from canonical.order_feed import FeedAction, FeedOrder, FeedPage, UnmappableOrder
+from canonical.pricing import ChannelPrice
 from canonical.returns import Refund
 from canonical.vendor_errors import VendorAuthFailed, VendorRateLimited, VendorUnavailable
 
@@ -734,6 +735,22 @@ class ShopifyGraphQL:
         with self._lock:
             self._variants.pop(sku, None)
         log.info("shopify.price_set", sku=sku, price=str(price))
+
+    shop_currency: str | None = None  # the shop's currency (variant prices carry none); set by the composition root
+
+    def read_price(self, channel: str, sku: str) -> ChannelPrice | None:
+        """The variant's price and compare-at price as the shop shows them now (read fresh, not from the cache)."""
+        with self._lock:
+            self._variants.pop(sku, None)
+        variant = self.variant(sku)
+        if variant.get("price") is None:
+            return None
+        if not self.shop_currency:
+            raise ChannelRejected("the Shopify shop's currency is unknown (RETAILFLOW_PRICING_CHANNEL_CURRENCIES)")
+        compare = variant.get("compareAtPrice")
+        return ChannelPrice(channel=channel, channel_sku=sku, amount=Decimal(str(variant["price"])),
+                            currency=self.shop_currency,
+                            compare_at=Decimal(str(compare)) if compare is not None else None)
 
     # -- orders (the poll and backfills) --------------------------------------------------------------------------
     def feed_page(self, updated_after: datetime | None, next_token: str | None = None) -> FeedPage:

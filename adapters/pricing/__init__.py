@@ -1,0 +1,1 @@
+"""Pricing adapters: the price port each channel implements, the embedded POS price list, the price book."""
