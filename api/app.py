@@ -17,6 +17,7 @@ from api.deps import EngineDep, TemporalConnector
 from api.routers import codec, erp, ops, orders, shipstation, shopify_oauth, webhooks
 from api.routers import inventory as inventory_router
 from api.routers import pos as pos_router
+from api.routers import prices as prices_router
 from api.routers import returns as returns_router
 from api.routers import settlements as settlements_router
 from runtime.observability import HTTP_HEADER, correlation_id, new_correlation_id, refresh_platform_gauges
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(inventory_router.router)
     app.include_router(settlements_router.router)  # finance (docs/finance.md)
     app.include_router(pos_router.router)  # POS store days and the Square webhook (docs/pos.md)
+    app.include_router(prices_router.router)  # price and promotion publication (docs/pricing.md)
     app.include_router(shipstation.router)  # ShipStation SHIP_NOTIFY (docs/vendors.md)
     app.include_router(shopify_oauth.router)  # the Shopify app install (OAuth; signed by Shopify, no API key)
     errors.install(app)  # 422/400 answers that hold any input (a lone surrogate, NaN, deep nesting): api/errors.py
