@@ -1,0 +1,109 @@
+"""Read what an ERP booked for a business key as a `ParityDocument` (canonical/erp_routing.py), the form the
+dual-run parity check compares (issue 21, part 2). One reader per ERP adapter:
+
+- the embedded ERP (`LocalErp`): its `erp_sales_orders` / `erp_invoices` rows;
+- ERPNext (`ErpNext`, `ShadowErpNext`): the Sales Order (``po_no`` = the key) or Sales Invoice (``retailflow_ref``).
+
+Amounts are put in terms both share: a document's net is its grand total less its tax, so shipping counts in the
+net on both (the embedded ERP books it in the net, ERPNext as a charge row); lines are per channel line id (ERPNext
+books a line whose net does not divide by its quantity as two rows, added up here).
+
+Parity is read for `orders` (sales orders) and `invoices` (sales invoices); other processes are refused by name.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from adapters.erp.erpnext import LINE, LINE_TAX, REF, ErpNext
+from adapters.erp.local import LocalErp
+from adapters.sql import erp as tables
+from canonical.erp_routing import ParityDocument, ParityLine
+
+PARITY_PROCESSES = ("orders", "invoices")
+
+
+def _d(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value or 0))
+
+
+def read_document(erp_name: str, adapter: Any, process: str, key: str) -> ParityDocument | None:
+    """The document `adapter` (the ERP named `erp_name` in the routing file) booked for `key`, or None."""
+    if process not in PARITY_PROCESSES:
+        raise ValueError(f"parity of process {process!r} is not read yet; one of: {', '.join(PARITY_PROCESSES)}")
+    if isinstance(adapter, LocalErp):
+        return _local(erp_name, adapter, process, key)
+    if isinstance(adapter, ErpNext):
+        return _erpnext(erp_name, adapter, process, key)
+    raise TypeError(f"no parity reader for ERP adapter {type(adapter).__name__} ({erp_name})")
+
+
+# -- the embedded ERP -------------------------------------------------------------------------------------------
+def _local(erp_name: str, erp: LocalErp, process: str, key: str) -> ParityDocument | None:
+    so_t, inv_t = tables.sales_orders, tables.invoices
+    with erp.engine.connect() as conn:
+        so = conn.execute(select(so_t).where(so_t.c.external_ref == key)).mappings().first()
+        if process == "orders":
+            if so is None:
+                return None
+            lines = [ParityLine(line_id=str(sl["line_id"]), item_code=str(sl["item_code"]),
+                                quantity=int(sl["quantity"]), net=_d(sl["net"]), tax=_d(sl["tax"]))
+                     for sl in so["lines"] or []]
+            return ParityDocument(
+                process=process, business_key=key, erp=erp_name, document_id=so["id"], status=so["status"],
+                currency=so["currency"], net_total=_d(so["grand_total"]) - _d(so["tax_total"]),
+                tax_total=_d(so["tax_total"]), grand_total=_d(so["grand_total"]), lines=_merged(lines),
+                dimensions={"channel": so["channel"], "external_order_id": so["external_order_id"]})
+        inv = conn.execute(select(inv_t).where(inv_t.c.external_ref == key)).mappings().first()
+    if inv is None:
+        return None
+    return ParityDocument(
+        process=process, business_key=key, erp=erp_name, document_id=inv["id"], status="submitted",
+        currency=inv["currency"], net_total=_d(inv["grand_total"]) - _d(inv["tax_total"]),
+        tax_total=_d(inv["tax_total"]), grand_total=_d(inv["grand_total"]),
+        dimensions={"channel": so["channel"]} if so is not None else {})
+
+
+# -- ERPNext ----------------------------------------------------------------------------------------------------
+def _erpnext(erp_name: str, erp: ErpNext, process: str, key: str) -> ParityDocument | None:
+    if process == "orders":
+        doc = erp.find("Sales Order", [["po_no", "=", key]])
+        if doc is None:  # a cancelled order is still a document: the record's may be cancelled too
+            rows = erp.list_docs("Sales Order", [["po_no", "=", key], ["docstatus", "=", 2]], ["name"],
+                                 order_by="creation desc", limit=1)
+            doc = erp.get_doc("Sales Order", rows[0]["name"]) if rows else None
+    else:
+        doc = erp.find("Sales Invoice", [[REF, "=", key], ["is_return", "=", 0]])
+    if doc is None:
+        return None
+    tax = sum((_d(t.get("tax_amount")) for t in doc.get("taxes") or [] if t.get("account_head") == erp.tax_account),
+              Decimal(0))
+    grand = _d(doc.get("grand_total"))
+    lines = [ParityLine(line_id=str(row.get(LINE) or row["item_code"]), item_code=str(row["item_code"]),
+                        quantity=int(_d(row.get("qty"))), net=_d(row.get("amount")), tax=_d(row.get(LINE_TAX)))
+             for row in doc.get("items") or []]
+    by_customer = {customer: channel for channel, customer in erp.customers.items()}
+    customer = str(doc.get("customer") or "")
+    status = "cancelled" if doc.get("docstatus") == 2 else "draft" if doc.get("docstatus") == 0 \
+        else str(doc.get("status") or "submitted")
+    return ParityDocument(
+        process=process, business_key=key, erp=erp_name, document_id=str(doc["name"]), status=status,
+        currency=str(doc.get("currency") or "USD"), net_total=grand - tax, tax_total=tax, grand_total=grand,
+        lines=_merged(lines) if process == "orders" else [],
+        dimensions={"channel": by_customer.get(customer, customer), "customer": customer,
+                    "company": str(doc.get("company") or ""), "warehouse": str(doc.get("set_warehouse") or ""),
+                    "shadow": "yes" if doc.get("retailflow_shadow") else "no"},
+        shadow=bool(doc.get("retailflow_shadow")))
+
+
+def _merged(lines: list[ParityLine]) -> list[ParityLine]:
+    """One line per channel line id (ERPNext books some as two rows)."""
+    out: dict[str, ParityLine] = {}
+    for line in lines:
+        have = out.get(line.line_id)
+        out[line.line_id] = line if have is None else have.model_copy(update={
+            "quantity": have.quantity + line.quantity, "net": have.net + line.net, "tax": have.tax + line.tax})
+    return [out[k] for k in sorted(out)]
