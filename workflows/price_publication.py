@@ -118,9 +118,8 @@ class PricePublication(Runbook):
         except CancelRequested as cancel:
             by = cancel.action
             return await self._end(PriceStatus.CANCELLED, by.reason or f"cancelled by {by.actor}", book="cancelled")
-        except asyncio.CancelledError:
-            self._set_status(PriceStatus.CANCELLED, "cancelled through Temporal")
-            await self._wind_up()
+        except asyncio.CancelledError:  # a Temporal cancel: the lines leave the book, then the run ends cancelled
+            await self._end(PriceStatus.CANCELLED, "cancelled through Temporal", book="cancelled")
             raise
 
     async def _validate(self) -> bool:

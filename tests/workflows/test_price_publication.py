@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
 from activities.pricing import PricingActivities
@@ -268,3 +268,21 @@ async def test_through_the_api_the_requester_is_the_principal_and_approvals_need
     store = [c for c in shown["channels"] if c["channel"] == "store-1"][0]
     assert store["amount"] == "19.00" and store["action"] == "revert" and store["approved_by"] == "key:ann"
     assert [c["status"] for c in shown["changes"]] == ["ended"]
+
+
+async def test_a_temporal_cancel_before_publication_frees_the_window(ts_env, book_engine):
+    s = Setup(ts_env, book_engine)
+    seed_regular_prices(s)
+    now = await ts_env.get_current_time()
+    cs = promo(now, f"cs-{uuid.uuid4().hex[:8]}", amount="18.00")
+    async with s.worker:
+        handle = await s.start(cs)
+        await wait_for(handle, lambda v: v.status == PriceStatus.AWAITING_APPROVAL)
+        assert {r["status"] for r in s.book.changes("MUG")} == {"pending"}
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):  # the run ends cancelled
+            await handle.result()
+        view = await handle.query(PricePublication.status)
+    assert view.status == PriceStatus.CANCELLED and s.web.writes == []
+    assert {r["status"] for r in s.book.changes("MUG")} == {"cancelled"}
+    assert s.book.windows(["MUG"], ["webshop", "store-1"]).windows == []
