@@ -20,6 +20,7 @@ from adapters.marketplace.amazon_sp import build_amazon_sp
 from adapters.marketplace.by_channel import ChannelMarketplaces
 from adapters.marketplace.shopify_graphql import build_shopify_graphql
 from adapters.pos.square_catalog import SquareCatalog
+from adapters.pos.square_catalog import channel_rejected as square_rejected
 from adapters.pricing.book import PriceBook
 from adapters.pricing.local import LocalPrices
 from canonical.errors import ChannelRejected
@@ -162,3 +163,30 @@ def test_square_catalog_sets_the_variation_price_in_minor_units_with_its_version
     with pytest.raises(ChannelRejected, match="no Square item variation"):
         catalog.publish_price("store-1", "OTHER", Money.of("1.00", "USD"))
     assert set(fake.headers) == {"2025-10-16"}
+
+
+def test_square_catalog_against_the_square_sandbox_publishes_reads_back_and_retries_a_stale_version():
+    from canonical.vendor_errors import VendorAuthFailed, VendorUnavailable
+    from sandbox.square import create_app as square_app
+
+    with serve(square_app(access_token="sq-token")) as url:
+        assert httpx.post(f"{url}/_admin/variations", json={"sku": "SQ-MUG", "price": "20.00"}).status_code == 201
+        http = VendorHttp("square", url, error_mapper=square_rejected,
+                          headers={"Authorization": "Bearer sq-token", "Square-Version": "2025-10-16"})
+        catalog = SquareCatalog(http)
+        assert catalog.read_price("store-1", "SQ-MUG").amount == Decimal("20.00")
+        catalog.publish_price("store-1", "SQ-MUG", Money.of("15.50", "USD"))
+        assert catalog.read_price("store-1", "SQ-MUG").amount == Decimal("15.50")
+        assert httpx.get(f"{url}/_admin/prices").json()["variations"][0]["price_money"] == {"amount": 1550,
+                                                                                           "currency": "USD"}
+        # someone else wrote the variation between our read and our write: transient, the retry reads it again
+        stale = catalog.variation("SQ-MUG")
+        catalog.publish_price("store-1", "SQ-MUG", Money.of("16.00", "USD"))
+        with pytest.raises(VendorUnavailable, match="changed"):
+            http.request("POST", "/v2/catalog/object", json={"idempotency_key": "k-stale", "object": stale})
+        with pytest.raises(ChannelRejected, match="no Square item variation"):
+            catalog.publish_price("store-1", "NOPE", Money.of("1.00", "USD"))
+        wrong = SquareCatalog(VendorHttp("square", url, error_mapper=square_rejected,
+                                         headers={"Authorization": "Bearer nope"}))
+        with pytest.raises(VendorAuthFailed, match="401"):
+            wrong.read_price("store-1", "SQ-MUG")
