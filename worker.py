@@ -227,6 +227,8 @@ def queue_plan(settings: Settings) -> dict[str, list]:
 
 def build_partner_workers(
     client: Client, adapters: Adapters, rates: dict[str, float], *,
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=(settings or Settings()).worker_sticky_queue_timeout_seconds),
     graceful_shutdown_timeout: timedelta = timedelta(), executor: concurrent.futures.Executor | None = None,
     settings: Settings | None = None,
 ) -> list[Worker]:

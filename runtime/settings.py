@@ -131,6 +131,10 @@ class TemporalSettings(_Group):
         "Workflow code is CPU on one event loop, so more in flight adds no throughput; a small number keeps the "
         "backlog on the Temporal server, where priority and fairness order it (a task the worker has already taken "
         "waits in the worker's FIFO instead): measured with `retailflow simulate peak`, docs/operations.md")
+    worker_sticky_queue_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=600, description="How long a workflow's next task waits on the worker that has it "
+        "cached (its sticky queue, first come first served) before any worker may take it from the shared queue, "
+        "where priority and fairness order it (the SDK's default is 10 s)")
     worker_graceful_shutdown_seconds: float = Field(
         default=10.0, ge=0, description="On SIGTERM, running activities get this long to finish before they are "
         "cancelled and handed back to the server for another worker")

@@ -116,6 +116,9 @@ class PeakProfile(BaseModel):
     worker_workflow_tasks: int | None = Field(
         default=None, ge=1, le=1000, description="Workflow tasks the worker takes at once "
         "(RETAILFLOW_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS; default the platform's)")
+    worker_sticky_seconds: float | None = Field(
+        default=None, gt=0, le=600, description="RETAILFLOW_WORKER_STICKY_QUEUE_TIMEOUT_SECONDS (default the "
+        "platform's)")
     seed: int = 7
 
     @model_validator(mode="after")
@@ -231,6 +234,8 @@ class PeakStack:
         queues = {**{a: ERP_QUEUE for a in ERP_ACTIVITIES}, **{a: CHANNEL_QUEUE for a in CHANNEL_ACTIVITIES}}
         slots: dict[str, Any] = ({"worker_max_concurrent_workflow_tasks": p.worker_workflow_tasks}
                                  if p.worker_workflow_tasks else {})
+        if p.worker_sticky_seconds:
+            slots["worker_sticky_queue_timeout_seconds"] = p.worker_sticky_seconds
         base = Settings(
             _env_file=None, data_dir=self.data_dir, api_port=self.ports["api"], api_host="127.0.0.1",
             temporal_address=self.temporal_address, sandbox_host="127.0.0.1",
@@ -359,6 +364,10 @@ def shopify_order(template: dict[str, Any], order_id: int, n: int) -> dict[str, 
 class Driver:
     """Sends the profile's orders on schedule, each send its own task (a slow answer never holds the schedule)."""
 
+    # the items (ERPNext item codes) each order takes: the Shopify sample's three lines, Amazon's one
+    SHOPIFY_ITEMS = {"SUN-AVIATOR": 1, "FURN-LOUNGER": 1, "FURN-COFFEE-TABLE": 1}
+    AMAZON_ITEMS = {"ACC-CASE-LEATHER": 1}
+
     def __init__(self, stack: PeakStack, profile: PeakProfile) -> None:
         self.stack, self.profile = stack, profile
         self.sent: list[Sent] = []
@@ -375,7 +384,7 @@ class Driver:
     async def _shopify(self, http: httpx.AsyncClient, n: int) -> None:
         order_id = 5_000_000_000_000 + next(self._ids)
         rec = Sent(f"order:shopify:{order_id}", "shopify", self.phase, time.time(),
-                   lines={"SUN-AVIATOR": 1, "FURN-LOUNGER": 1, "FURN-COFFEE-TABLE": 1})
+                   lines=dict(self.SHOPIFY_ITEMS))
         self.sent.append(rec)
         body = shopify_order(self.template, order_id, n)
         try:
@@ -390,7 +399,7 @@ class Driver:
 
         body = amazon_order(lines=self.amazon_lines)
         rec = Sent(f"order:amazon:{body['order']['AmazonOrderId']}", "amazon", self.phase, time.time(),
-                   lines={"ACC-CASE-LEATHER": 1})
+                   lines=dict(self.AMAZON_ITEMS))
         self.sent.append(rec)
         try:
             resp = await http.post(f"{self.stack.url('amazon')}/_admin/orders", json=body, timeout=60)
@@ -471,20 +480,23 @@ class Vendors:
         return {f"{r['item_code']}@{r['warehouse']}": (Decimal(str(r["actual_qty"])), Decimal(str(r["reserved_qty"])))
                 for r in rows}
 
-    async def set_stock(self, item_code: str, units: int) -> None:
-        """Issue the hot item out of stock down to `units` (a Material Issue, as a stock count would)."""
+    async def set_stock(self, item_code: str, units: int, *, at_least: bool = False) -> None:
+        """Bring an item's stock to `units`: a Material Issue down (the hot item is scarce, as a stock count would
+        find it) or a Material Receipt up; with `at_least`, only up (the other items: enough for every order)."""
         from adapters.erp.erpnext import REF
 
         bins = await self.bins()
         key = next((k for k in bins if k.startswith(f"{item_code}@")), None)
         if key is None:
             raise RuntimeError(f"ERPNext has no stock of {item_code}")
-        actual = bins[key][0]
-        if actual <= units:
+        actual, warehouse = bins[key][0], key.split("@", 1)[1]
+        if actual == units or (at_least and actual >= units):
             return
-        body = {"stock_entry_type": "Material Issue", "purpose": "Material Issue", "docstatus": 1,
-                REF: f"peak-stock:{item_code}", "remarks": "retailflow simulate peak: the hot item is scarce",
-                "items": [{"item_code": item_code, "qty": float(actual - units), "s_warehouse": key.split("@", 1)[1]}]}
+        purpose, row = (("Material Issue", {"s_warehouse": warehouse}) if actual > units
+                        else ("Material Receipt", {"t_warehouse": warehouse}))
+        body = {"stock_entry_type": purpose, "purpose": purpose, "docstatus": 1,
+                REF: f"peak-stock:{item_code}", "remarks": "retailflow simulate peak: stock for the profile",
+                "items": [{"item_code": item_code, "qty": float(abs(actual - units)), **row}]}
         resp = await self.http.post(f"{self.stack.url('erpnext')}/api/resource/Stock Entry", headers=self.erp_auth,
                                     json=body, timeout=60)
         resp.raise_for_status()
@@ -804,11 +816,13 @@ def render_markdown(r: PeakReport) -> str:
     p = r.profile
     expected = p.expected_orders()
     slots = p.worker_workflow_tasks or Settings.model_fields["worker_max_concurrent_workflow_tasks"].default
+    sticky = p.worker_sticky_seconds or Settings.model_fields["worker_sticky_queue_timeout_seconds"].default
     lines = [f"### Peak simulation `{p.name}` — {r.started_at:%Y-%m-%d %H:%M} UTC, {r.machine}", "",
              f"`retailflow simulate peak --profile {p.name}`: {p.description}. "
              f"{len(r.orders)} orders ({expected['shopify']} Shopify webhooks, {expected['amazon']} Amazon orders "
              f"found by the order poll) through the real intake against the vendor sandboxes; "
-             f"{r.wall_seconds:.0f} s in all; the worker takes {slots} workflow tasks at once.", "",
+             f"{r.wall_seconds:.0f} s in all; the worker takes {slots} workflow tasks at once, a workflow's next task "
+             f"waits {sticky:g} s for the worker that has it cached.", "",
              "| phase | seconds | Shopify orders/s | Amazon orders/s | stock events/s |",
              "| --- | --- | --- | --- | --- |"]
     lines += [f"| {ph.name}{' (burst)' if ph.burst else ''} | {ph.seconds:g} | {ph.shopify_per_second:g} | "
@@ -979,6 +993,18 @@ async def _simulate(stack: PeakStack, progress: Progress, started_at: datetime, 
         vendors = Vendors(stack, http)
         client = await client_cls.connect(stack.temporal_address)
         progress.update(stage="preparing the vendors")
+        # every item the orders take but the hot one is there for every order (and the store sales): only the
+        # hot item is short, so an order parked short is the hot item's, and the report can say so
+        expected = profile.expected_orders()
+        wanted: Counter[str] = Counter()
+        for item, qty in Driver.SHOPIFY_ITEMS.items():
+            wanted[item] += qty * expected["shopify"]
+        for item, qty in Driver.AMAZON_ITEMS.items():
+            wanted[item] += qty * expected["amazon"]
+        events = sum(round(ph.seconds * ph.inventory_per_second) for ph in profile.phases)
+        for item in sorted(wanted):
+            if not profile.hot_item or item != profile.hot_item.item_code:
+                await vendors.set_stock(item, wanted[item] + events + 50, at_least=True)
         if profile.hot_item:
             await vendors.set_stock(profile.hot_item.item_code, profile.hot_item.units)
         if profile.erp_quota_per_second:
