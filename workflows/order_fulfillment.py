@@ -435,6 +435,10 @@ class OrderFulfillment(Runbook):
         """plan_sourcing until it sources every line (allocated or backordered): a plan that cannot be sourced parks
         with each line's reason, and `retry` plans again (after stock arrived, or the policy changed)."""
         while True:
+            if not lines():  # the lines were cancelled meanwhile (an analyst's fix of a parked plan)
+                address = self._order.shipping_address
+                return SourcingPlan(channel=self._order.channel, ship_to_country=address.country if address else "",
+                                    sourced=True, explanation=["no lines left to source"])
             plan: SourcingPlan = await self._step("plan_sourcing", SourcingActivities.plan_sourcing,
                                                   lambda: self._sourcing_request(lines()), summary)
             self._record("sourcing", StepState.DONE, "; ".join(plan.explanation) or plan.summary)

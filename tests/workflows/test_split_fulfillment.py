@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from types import SimpleNamespace
 
 from temporalio import activity
@@ -66,7 +66,8 @@ NETWORK = FulfillmentNetwork(
     node=[_node("WH-BER", "warehouse", "WH-BER", "wms:local", "4.90", 1),
           _node("WH-HAM", "3pl", "WH-HAM", "wms:shipbob", "6.00", 2),
           _node("ACME", "dropship", "SUP-ACME", "supplier:edi", "9.00", 3)],
-    policy=[SourcingPolicy(channel="shopify", nodes=["WH-BER", "WH-HAM", "ACME"], max_splits=2, allow_backorder=True)],
+    policy=[SourcingPolicy(channel="shopify", nodes=["WH-BER", "WH-HAM", "ACME"], max_splits=2, allow_backorder=True),
+            SourcingPolicy(channel="amazon", nodes=["WH-BER", "ACME"], max_splits=1, allow_backorder=False)],
     kit=[Kit(item_code="DESK-SET", components=[KitComponent(item_code="DESK-LAMP", quantity=1),
                                                KitComponent(item_code="LED-BULB", quantity=2)])],
     items={"FLOOR-LAMP": ItemFlags(oversize=True)},
@@ -94,8 +95,10 @@ class SplitFake(Fake):
     """The order stand-ins, SKUs resolved to the same item codes, plus the real sourcing activity over a stand-in
     ledger and stand-ins of the per-node activities. `refuse_release`: node ids whose release_to_node refuses."""
 
-    def __init__(self, stock: dict[tuple[str, str], int], refuse_release: frozenset[str] = frozenset()) -> None:
+    def __init__(self, stock: dict[tuple[str, str], int], refuse_release: frozenset[str] = frozenset(),
+                 supplier_answers: bool = True) -> None:
         super().__init__()
+        self.supplier_answers = supplier_answers
         self.ledger = StandInLedger(stock)
         self.sourcing = SourcingActivities(self.ledger, NETWORK)  # type: ignore[arg-type]
         self.refuse_release = refuse_release
@@ -158,15 +161,15 @@ class SplitFake(Fake):
         @activity.defn(name="poll_node")
         async def poll_node(inp: NodeReserveInput) -> NodeUpdates:
             fake.hit("poll_node", inp)
-            return NodeUpdates(acknowledged=True)
+            return NodeUpdates(acknowledged=fake.supplier_answers)
 
         base = [a for a in super().all() if a.__name__ != "resolve_skus"]
         return [*base, resolve_skus, plan_sourcing, reserve_at_node, release_node_stock, reduce_node_reservation,
                 release_to_node, cancel_node_release, amend_node_release, post_node_delivery, poll_node]
 
 
-def _order(lines=FOUR_LINES) -> Order:
-    return Order(channel="shopify", external_order_id=uuid.uuid4().hex[:12], order_number="#2001", created_at=NOW,
+def _order(lines=FOUR_LINES, channel: str = "shopify") -> Order:
+    return Order(channel=channel, external_order_id=uuid.uuid4().hex[:12], order_number="#2001", created_at=NOW,
                  currency="EUR", taxes_included=False, shipping_address=ADDRESS,
                  lines=[OrderLine(line_id=str(i), channel_sku=sku, quantity=q, unit_price=Money.of("10.00", "EUR"))
                         for i, (sku, q) in enumerate(lines, start=1)])
@@ -444,3 +447,59 @@ def test_a_shipment_counts_each_items_units_of_the_release_kits_by_their_compone
     by_sku = Shipment(shipment_id="S-3", shipped_at=NOW, lines=[ShipmentLine(channel_sku="SKU-2", quantity=1)])
     assert shipped_components(rel, by_sku, {"1": "SKU-1", "2": "SKU-2"}) == {("2", "LED-BULB"): 1}
     assert shipped_components(rel, _shipment("S-4", ("9", "OTHER", 1))) == {}
+
+
+async def test_a_refused_node_whose_lines_no_other_node_has_parks_until_the_lines_are_cancelled_and_retried(ts_env):
+    fake = SplitFake(STOCK)
+    inp = _input(_order(channel="amazon"))  # the amazon policy: WH-BER and ACME, no backorder
+    seen = {}
+
+    async def during(handle):
+        await _until(handle, _released, "released")
+        await handle.signal(OrderFulfillment.node_refused, NodeRefusal(node_id="WH-BER", reason="flooded",
+                                                                       line_ids=["2", "3"]))
+        _, seen["parked"] = await _until(handle, lambda v, s: s.status == OrderStatus.NEEDS_ATTENTION, "parked")
+        await handle.execute_update(OrderFulfillment.cancel_lines, LineCancelRequest(
+            actor="ana", reason="no stock left anywhere", lines=[LineCancel(line_id="2", quantity=4),
+                                                                LineCancel(line_id="3", quantity=1)]))
+        await handle.signal(OrderFulfillment.retry, AnalystAction(actor="ana", reason="lines cancelled"))
+        view, _ = await _until(handle, lambda v, s: s.status == OrderStatus.RELEASED, "released again")
+        for r in (r for r in view.releases if r.state == "released"):
+            lines = [(ln.line_id, ln.item_code, ln.quantity) for ln in r.lines]
+            await handle.signal(OrderFulfillment.node_shipment,
+                                NodeShipment(release_ref=r.ref, shipment=_shipment(f"S-{r.node_id}", *lines)))
+
+    result, status, view = await _run(ts_env, fake, inp, during)
+    parked = seen["parked"]
+    assert parked.reason.startswith("plan_sourcing: cannot be sourced: line 2 (LED-BULB ×4): ")
+    assert "WH-BER refused or timed out" not in parked.reason and "Receive or transfer stock" in parked.reason
+    # WH-BER kept line 1 (its request amended, its reservation reduced), lines 2 and 3 were cancelled
+    assert fake.arg("amend_node_release", 0).release.node_id == "WH-BER"
+    assert [(ln.line_id, ln.quantity) for ln in fake.arg("amend_node_release", 0).lines] == [("1", 1)]
+    assert result.status == OrderStatus.COMPLETED
+    assert {r.node_id: (r.state, r.line_ids) for r in view.releases} == {"WH-BER": ("shipped", ["1"]),
+                                                                        "ACME": ("shipped", ["4"])}
+    assert status.ordered_quantities == {"1": 1, "4": 1}
+    assert fake.arg("plan_sourcing", -1).exclude_nodes == ["WH-BER"]
+
+
+async def test_a_supplier_that_never_acknowledges_is_re_sourced_after_48_hours(ts_env):
+    fake = SplitFake(STOCK, supplier_answers=False)
+    inp = _input(_order())
+    wf = inp.order.workflow_id
+
+    async def during(handle):
+        await _until(handle, _released, "released")
+        await ts_env.sleep(timedelta(hours=49))  # the supplier's polls answer nothing: no 855
+        view, _ = await _until(handle, lambda v, s: any(r.node_id == "ACME" and r.state == "refused"
+                                                        for r in v.releases), "ACME refused")
+        await handle.signal(OrderFulfillment.cancel, AnalystAction(actor="ana", reason="no pendant anywhere"))
+
+    result, status, view = await _run(ts_env, fake, inp, during)
+    acme = next(r for r in view.releases if r.node_id == "ACME")
+    assert acme.reason == "no acknowledgement of purchase order PO-ACME-2 within 48h"
+    assert f"cancel_node_release:{wf}/ACME/2" in status.compensations[:2]  # taken off ACME at once
+    assert [(b.line_id, b.item_code) for b in view.backordered] == [("4", "PENDANT-ACME")]  # nowhere else: waits
+    assert view.excluded == {"ACME": acme.reason}
+    assert fake.count()["poll_node"] >= 48 * 4 - 1
+    assert status.status == OrderStatus.CANCELLED
