@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+from canonical.errors import ChannelRejected
 from canonical.money import Money
 from canonical.pricing import ChannelPrice
 
@@ -18,6 +19,23 @@ class PricePort(Protocol):
 
     def read_price(self, channel: str, sku: str) -> ChannelPrice | None:
         """What the channel shows now for `sku` (None: it has no price for it)."""
+
+
+class _NoPricePort:
+    """A vendor channel whose client has no price port (e.g. Shopify's legacy REST client): refused, never
+    priced in the embedded list instead."""
+
+    lists_by_channel_sku = True
+
+    def __init__(self, channel: str, client: str) -> None:
+        self.message = (f"channel {channel} runs on {client}, which has no price port (Shopify: the GraphQL Admin API, "
+                        "RETAILFLOW_SHOPIFY_ADMIN_API=graphql)")
+
+    def publish_price(self, channel: str, sku: str, price: Money, compare_at: Money | None = None) -> None:
+        raise ChannelRejected(self.message)
+
+    def read_price(self, channel: str, sku: str) -> ChannelPrice | None:
+        raise ChannelRejected(self.message)
 
 
 class PriceChannels:
@@ -38,6 +56,8 @@ class PriceChannels:
             target = market.for_channel(channel) if hasattr(market, "for_channel") else market
             if isinstance(target, PricePort) and getattr(target, "lists_by_channel_sku", False):
                 return target
+            if channel in getattr(market, "by_channel", {}):  # a vendor channel whose client cannot price
+                return _NoPricePort(channel, type(target).__name__)
         return self.default
 
     def lists_by_channel_sku(self, channel: str) -> bool:

@@ -190,3 +190,16 @@ def test_square_catalog_against_the_square_sandbox_publishes_reads_back_and_retr
                                          headers={"Authorization": "Bearer nope"}))
         with pytest.raises(VendorAuthFailed, match="401"):
             wrong.read_price("store-1", "SQ-MUG")
+
+
+def test_a_vendor_channel_whose_client_cannot_price_is_refused_not_priced_locally(engine):
+    from adapters.pricing.base import PriceChannels
+
+    class RestOnly:  # a marketplace client without the price port
+        lists_by_channel_sku = True
+
+    prices = PriceChannels(LocalPrices(engine), marketplace=ChannelMarketplaces(object(), {"shopify": RestOnly()}))
+    with pytest.raises(ChannelRejected, match="no price port"):
+        prices.publish_price("shopify", "SH-1", Money.of("1.00", "USD"))
+    prices.publish_price("pos", "MUG", Money.of("2.00", "USD"))  # a channel no vendor serves: the embedded list
+    assert prices.read_price("pos", "MUG").amount == Decimal("2.00")
