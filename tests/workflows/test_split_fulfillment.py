@@ -38,6 +38,7 @@ from canonical.fulfillment import (
     ReservedLine,
     ResolvedLine,
 )
+from canonical.inventory import StockShortfall
 from canonical.kits import Kit, KitComponent
 from canonical.money import Money
 from canonical.order import Address, Order, OrderLine, OrderStatus, Shipment, ShipmentLine
@@ -503,3 +504,31 @@ async def test_a_supplier_that_never_acknowledges_is_re_sourced_after_48_hours(t
     assert view.excluded == {"ACME": acme.reason}
     assert fake.count()["poll_node"] >= 48 * 4 - 1
     assert status.status == OrderStatus.CANCELLED
+
+
+async def test_a_store_sale_that_takes_a_nodes_units_moves_only_that_line_to_another_node(ts_env):
+    fake = SplitFake(STOCK)
+    inp = _input(_order())
+    wf = inp.order.workflow_id
+
+    async def during(handle):
+        await _until(handle, _released, "released")
+        await handle.signal(OrderFulfillment.stock_shortfall, StockShortfall(
+            reservation_key=f"{wf}/WH-BER/1", item_code="LED-BULB", location="WH-BER", quantity=2,
+            cause_source="pos", cause_event_id="sale-9", store="STORE-001", occurred_at=NOW))
+        await _until(handle, lambda v, s: any(r.node_id == "WH-HAM" for r in v.releases), "re-sourced")
+        await handle.signal(OrderFulfillment.cancel, AnalystAction(actor="ana", reason="test over"))
+
+    result, status, view = await _run(ts_env, fake, inp, during)
+    assert {r.node_id: (r.state, r.line_ids) for r in view.releases} == {
+        "WH-BER": ("released", ["1", "3"]), "ACME": ("released", ["4"]),
+        "WH-HAM": ("released", ["2"])}
+    # WH-BER keeps lines 1 and 3: its request amended and its reservation reduced, not cancelled
+    amended = fake.arg("amend_node_release", 0)
+    assert amended.release.ref == f"{wf}/WH-BER/1"
+    assert [(ln.line_id, ln.item_code) for ln in amended.lines] == [("1", "DESK-LAMP"), ("3", "FLOOR-LAMP")]
+    assert fake.arg("reduce_node_reservation", 0).release.ref == f"{wf}/WH-BER/1"
+    assert "WH-BER" in view.excluded and "taken by a store sale at STORE-001 (sale-9)" in view.excluded["WH-BER"]
+    # on cancel every open node is undone, WH-BER's remaining lines too
+    assert {c for c in status.compensations if c.startswith("cancel_node_release")} == {
+        f"cancel_node_release:{wf}/{n}" for n in ("WH-BER/1", "ACME/2", "WH-HAM/3")}
