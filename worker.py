@@ -202,6 +202,8 @@ def build_worker(
         max_concurrent_activities=32,
         # few in flight: the backlog stays on the server, in priority and fairness order (runtime/settings.py)
         max_concurrent_workflow_tasks=(settings or Settings()).worker_max_concurrent_workflow_tasks,
+        sticky_queue_schedule_to_start_timeout=timedelta(
+            seconds=(settings or Settings()).worker_sticky_queue_timeout_seconds),
         graceful_shutdown_timeout=graceful_shutdown_timeout,
     )
 
@@ -227,8 +229,6 @@ def queue_plan(settings: Settings) -> dict[str, list]:
 
 def build_partner_workers(
     client: Client, adapters: Adapters, rates: dict[str, float], *,
-        sticky_queue_schedule_to_start_timeout=timedelta(
-            seconds=(settings or Settings()).worker_sticky_queue_timeout_seconds),
     graceful_shutdown_timeout: timedelta = timedelta(), executor: concurrent.futures.Executor | None = None,
     settings: Settings | None = None,
 ) -> list[Worker]:
