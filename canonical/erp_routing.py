@@ -173,7 +173,8 @@ COMPARED_DIMENSIONS = ("channel", "legal_entity", "store")
 
 def compare_documents(record: ParityDocument | None, shadow: ParityDocument | None) -> list[ParityDifference]:
     """Every difference between the system of record's document and the shadow's: presence, currency, totals,
-    each line (by line id: item, quantity, net, tax) and the shared dimensions. Amounts are compared exactly."""
+    each line (by line id: item where both name one, quantity, net, tax) and the shared dimensions. Amounts are
+    compared exactly."""
     if record is None and shadow is None:
         return []
     if record is None or shadow is None:
@@ -197,7 +198,9 @@ def compare_documents(record: ParityDocument | None, shadow: ParityDocument | No
         if a is None or b is None:
             diff(f"line {line_id}", a and f"{a.quantity} × {a.item_code}", b and f"{b.quantity} × {b.item_code}")
             continue
-        for name in ("item_code", "quantity", "net", "tax"):
+        if a.item_code and b.item_code:  # a credit note line may leave its item to the order's line
+            diff(f"line {line_id} item_code", a.item_code, b.item_code)
+        for name in ("quantity", "net", "tax"):
             diff(f"line {line_id} {name}", getattr(a, name), getattr(b, name))
     for name in COMPARED_DIMENSIONS:
         if name in record.dimensions and name in shadow.dimensions:

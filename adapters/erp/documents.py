@@ -2,13 +2,16 @@
 dual-run parity check compares (issue 21, part 2). One reader per ERP adapter:
 
 - the embedded ERP (`LocalErp`): its `erp_sales_orders` / `erp_invoices` rows;
-- ERPNext (`ErpNext`, `ShadowErpNext`): the Sales Order (``po_no`` = the key) or Sales Invoice (``retailflow_ref``).
+- ERPNext (`ErpNext`, `ShadowErpNext`): the Sales Order (``po_no`` = the key), the Sales Invoice (``retailflow_ref``) or
+  the return Sales Invoice of a credit note (``retailflow_ref`` = the credit note's reference, ``is_return``; its
+  negative amounts and quantities read as the credit they are).
 
 Amounts are put in terms both share: a document's net is its grand total less its tax, so shipping counts in the
 net on both (the embedded ERP books it in the net, ERPNext as a charge row); lines are per channel line id (ERPNext
 books a line whose net does not divide by its quantity as two rows, added up here).
 
-Parity is read for `orders` (sales orders) and `invoices` (sales invoices); other processes are refused by name.
+Parity is read for `orders` (sales orders), `invoices` (sales invoices) and `credit_notes`; journals and stock are
+refused by name.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from adapters.erp.erpnext import LINE, LINE_TAX, REF, ErpNext
+from adapters.erp.erpnext import ADJ, LINE, LINE_TAX, REF, ErpNext
 from adapters.erp.local import LocalErp
 from adapters.sql import erp as tables
 from canonical.erp_routing import ParityDocument, ParityLine
 
-PARITY_PROCESSES = ("orders", "invoices")
+PARITY_PROCESSES = ("orders", "invoices", "credit_notes")
 
 
 def _d(value: Any) -> Decimal:
@@ -43,8 +46,21 @@ def read_document(erp_name: str, adapter: Any, process: str, key: str) -> Parity
 
 # -- the embedded ERP -------------------------------------------------------------------------------------------
 def _local(erp_name: str, erp: LocalErp, process: str, key: str) -> ParityDocument | None:
-    so_t, inv_t = tables.sales_orders, tables.invoices
+    so_t, inv_t, cn_t = tables.sales_orders, tables.invoices, tables.credit_notes
     with erp.engine.connect() as conn:
+        if process == "credit_notes":
+            cn = conn.execute(select(cn_t).where(cn_t.c.external_ref == key)).mappings().first()
+            if cn is None:
+                return None
+            lines = [ParityLine(line_id=str(ln["line_id"]), item_code=str(ln.get("item_code") or ""),
+                                quantity=int(ln["quantity"]), net=_d(ln["net"]), tax=_d(ln["tax"]))
+                     for ln in cn["lines"] or []]
+            return ParityDocument(
+                process=process, business_key=key, erp=erp_name, document_id=cn["id"], status=cn["status"],
+                currency=cn["currency"], net_total=_d(cn["grand_total"]) - _d(cn["tax_total"]),
+                tax_total=_d(cn["tax_total"]), grand_total=_d(cn["grand_total"]), lines=_merged(lines),
+                dimensions={"channel": _channel(cn["order_external_ref"]),
+                            "order": str(cn["order_external_ref"])})
         so = conn.execute(select(so_t).where(so_t.c.external_ref == key)).mappings().first()
         if process == "orders":
             if so is None:
@@ -76,15 +92,25 @@ def _erpnext(erp_name: str, erp: ErpNext, process: str, key: str) -> ParityDocum
                                  order_by="creation desc", limit=1)
             doc = erp.get_doc("Sales Order", rows[0]["name"]) if rows else None
     else:
-        doc = erp.find("Sales Invoice", [[REF, "=", key], ["is_return", "=", 0]])
+        is_return = 1 if process == "credit_notes" else 0
+        doc = erp.find("Sales Invoice", [[REF, "=", key], ["is_return", "=", is_return]])
+        if doc is None and is_return:
+            rows = erp.list_docs("Sales Invoice", [[REF, "=", key], ["is_return", "=", 1], ["docstatus", "=", 2]],
+                                 ["name"], order_by="creation desc", limit=1)
+            doc = erp.get_doc("Sales Invoice", rows[0]["name"]) if rows else None
     if doc is None:
         return None
-    tax = sum((_d(t.get("tax_amount")) for t in doc.get("taxes") or [] if t.get("account_head") == erp.tax_account),
-              Decimal(0))
-    grand = _d(doc.get("grand_total"))
-    lines = [ParityLine(line_id=str(row.get(LINE) or row["item_code"]), item_code=str(row["item_code"]),
-                        quantity=int(_d(row.get("qty"))), net=_d(row.get("amount")), tax=_d(row.get(LINE_TAX)))
-             for row in doc.get("items") or []]
+    sign = Decimal(-1) if process == "credit_notes" else Decimal(1)  # a return invoice books the credit negative
+    tax = sign * sum((_d(t.get("tax_amount")) for t in doc.get("taxes") or []
+                      if t.get("account_head") == erp.tax_account), Decimal(0))
+    grand = sign * _d(doc.get("grand_total"))
+    lines = []
+    for row in doc.get("items") or []:
+        line_id = str(row.get(LINE) or row["item_code"])
+        amount_only = line_id.endswith(ADJ)  # a credit without units is booked as one unit marked #adj
+        lines.append(ParityLine(line_id=line_id.removesuffix(ADJ), item_code=str(row["item_code"]),
+                                quantity=0 if amount_only else int(sign * _d(row.get("qty"))),
+                                net=sign * _d(row.get("amount")), tax=sign * _d(row.get(LINE_TAX))))
     by_customer = {customer: channel for channel, customer in erp.customers.items()}
     customer = str(doc.get("customer") or "")
     status = "cancelled" if doc.get("docstatus") == 2 else "draft" if doc.get("docstatus") == 0 \
@@ -92,11 +118,16 @@ def _erpnext(erp_name: str, erp: ErpNext, process: str, key: str) -> ParityDocum
     return ParityDocument(
         process=process, business_key=key, erp=erp_name, document_id=str(doc["name"]), status=status,
         currency=str(doc.get("currency") or "USD"), net_total=grand - tax, tax_total=tax, grand_total=grand,
-        lines=_merged(lines) if process == "orders" else [],
+        lines=_merged(lines) if process in ("orders", "credit_notes") else [],
         dimensions={"channel": by_customer.get(customer, customer), "customer": customer,
                     "company": str(doc.get("company") or ""), "warehouse": str(doc.get("set_warehouse") or ""),
                     "shadow": "yes" if doc.get("retailflow_shadow") else "no"},
         shadow=bool(doc.get("retailflow_shadow")))
+
+
+def _channel(order_ref: str) -> str:
+    parts = str(order_ref).split(":", 2)
+    return parts[1] if len(parts) == 3 else ""
 
 
 def _merged(lines: list[ParityLine]) -> list[ParityLine]:

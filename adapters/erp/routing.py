@@ -5,7 +5,8 @@ ERP the routing file names — and, in dual-run, to a shadow ERP as well.
 - **Pinned routes.** The first time a business key is posted, its route (system of record and shadow) is pinned in
   the platform database (`ErpRouteStore`). Every later call for that key goes where the first did, so a cut-over
   (a change of the routing file) takes effect for new keys only: a running order finishes on the ERP it started
-  with. An order's key is its workflow id (`order:<channel>:<id>`); its first ERP step (`resolve_skus`) pins it.
+  with. An order's key is its workflow id (`order:<channel>:<id>`); its first ERP step (`resolve_skus`) pins it, and
+  the node releases of a split order (`order:<channel>:<id>/<node>/<n>`) go where their order is pinned.
 - **Documents made from an order follow it.** An invoice, a delivery or a credit note is made from the order's
   sales order, so it goes to the ERPs the order is pinned to; the `invoices` / `credit_notes` routes decide only
   for orders the router never saw (booked before it was configured). Journals and stock route on their own.
@@ -36,6 +37,12 @@ from canonical.settlement_matching import BookedOrderTotal, CreditNoteFacts, Erp
 from canonical.supplier import SupplierInvoice
 
 log = structlog.get_logger(__name__)
+
+
+def order_key(key: str) -> str:
+    """The order a key belongs to: a node release of a split order (`order:<channel>:<id>/<node>/<n>`, issue 20)
+    posts where its order is pinned."""
+    return key.split("/", 1)[0] if key.startswith("order:") else key
 
 
 def channel_of(key: str) -> str | None:
@@ -69,6 +76,8 @@ class RoutingErp:
     def route(self, process: str, key: str, *, store: str | None = None, legal_entity: str | None = None,
               pin: bool = True) -> ErpRoute:
         """The key's route: pinned before, else the configured one (pinned now unless `pin` is False)."""
+        if process == "orders":
+            key = order_key(key)
         if not pin:
             return self.store.pinned(process, key) or self.configured(process, store, legal_entity)
         return self.store.pin(process, key, self.configured(process, store, legal_entity),

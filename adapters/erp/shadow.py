@@ -23,7 +23,8 @@ class ShadowErpNext(ErpNext):
 
     def insert(self, doctype: str, doc: dict, *, submit: bool = True) -> dict:
         if doctype in SHADOW_DOCTYPES:
-            doc = {**doc, SHADOW: 1, "remarks": SHADOW_REMARK}
+            remarks = f"{SHADOW_REMARK}. {doc['remarks']}" if doc.get("remarks") else SHADOW_REMARK
+            doc = {**doc, SHADOW: 1, "remarks": remarks}
         return super().insert(doctype, doc, submit=submit)
 
     def ensure_custom_fields(self) -> int:

@@ -124,6 +124,16 @@ def test_the_first_post_pins_the_route_and_concurrent_first_posts_agree(engine):
     assert store.pinned("invoices", "order:shopify:1") is None  # per process
 
 
+def test_a_split_orders_node_release_posts_where_its_order_is_pinned(engine, local, shadow):
+    router = router_for(engine, local, shadow)
+    o = dr.order(6)
+    lines = router.resolve_skus(o)  # pinned: legacy + cloud
+    router.config = parse_routing(__import__("tomllib").loads(dr.CUT_OVER_TOML))  # the file changed since
+    router.reserve(f"{o.workflow_id}/WH-EAST/1", lines, allow_backorder=False)
+    assert local.stock_levels(lines[0].item_code)["MAIN"]["reserved"] > 0  # on the legacy ERP, like its order
+    assert router.store.pinned("orders", f"{o.workflow_id}/WH-EAST/1") is None
+
+
 def test_cut_over_routes_new_orders_only_and_running_ones_finish_where_they_started(engine, local, shadow):
     before = router_for(engine, local, shadow)
     running = dr.order(1)
@@ -188,6 +198,32 @@ def test_twenty_orders_in_dual_run_are_equal_and_a_changed_tax_line_is_reported(
     assert row["shadow_document"]["erp"] == "cloud" and row["shadow_document"]["shadow"] is True
     summary = router.store.parity_by_day("orders")
     assert [(s["equal"], s["different"]) for s in summary] == [(19, 1)]
+
+
+def test_a_credit_note_follows_its_order_to_both_erps_and_compares_equal(engine, local, shadow):
+    from adapters.erp.documents import read_document
+    from canonical.money import Money
+    from canonical.returns import CreditNote, CreditNoteLine
+
+    router = router_for(engine, local, shadow)
+    key = dr.post_order(router, dr.order(8))
+    so = read_document("legacy", local, "orders", key)
+    l2 = next(line for line in so.lines if line.line_id == "L2")
+    lines = [CreditNoteLine(line_id="L2", quantity=1, net=Money.of(l2.net, "USD"), tax=Money.of(l2.tax, "USD")),
+             CreditNoteLine(line_id="L1", quantity=0, net=Money.of("2.00", "USD"), tax=Money.of("0.15", "USD"))]
+    net = l2.net + Decimal("2.00")
+    tax = l2.tax + Decimal("0.15")
+    note = CreditNote(external_ref=f"return:shopify:R8:{key}", order_external_ref=key, currency="USD", lines=lines,
+                      net_total=Money.of(net, "USD"), tax_total=Money.of(tax, "USD"), total=Money.of(net + tax, "USD"))
+    router.create_credit_note(note)
+    assert router.store.pinned("credit_notes", note.external_ref) == ErpRoute(record="legacy", shadow="cloud")
+    assert router.store.shadow_failures() == []
+    outcome = ParityActivities.check_one(router, "credit_notes", note.external_ref, "run-1")
+    assert outcome.status == "equal", outcome.differences
+    assert outcome.shadow.grand_total == net + tax and outcome.shadow.shadow
+    assert {(x.line_id, x.quantity) for x in outcome.shadow.lines} == {("L1", 0), ("L2", 1)}
+    router.cancel_credit_note(note.external_ref)  # cancelled on both: still equal
+    assert ParityActivities.check_one(router, "credit_notes", note.external_ref, "run-2").status == "equal"
 
 
 def test_compare_documents_names_each_difference():
