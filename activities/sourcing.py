@@ -185,6 +185,8 @@ class NodeRefusal(CanonicalModel):
     node_id: str | None = None
     reason: str = Field(min_length=1)
     line_ids: list[str] = Field(default_factory=list, description="The order lines refused; empty: every line")
+    timed_out: bool = Field(default=False, description="The node did not answer in time (it did not refuse): its "
+                            "request is withdrawn")
 
 
 class StockReceived(CanonicalModel):

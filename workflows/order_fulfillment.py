@@ -544,10 +544,11 @@ class OrderFulfillment(Runbook):
         wanted = set(line_ids)
         return [r for r in self._to_ship() if r.line_id in wanted]
 
-    async def _reroute(self, rel: NodeRelease, reason: str, line_ids: list[str]) -> None:
+    async def _reroute(self, rel: NodeRelease, reason: str, line_ids: list[str], *, withdraw: bool = True) -> None:
         """The node refused (some of) the release's lines: take them off the node (the request cancelled or amended,
         the stock given back), plan them again without the node, reserve and release them there; what no node has
-        is backordered (where the policy allows) or parks with the reason."""
+        is backordered (where the policy allows) or parks with the reason. `withdraw=False`: a supplier that
+        rejected the lines itself has no request for them to cancel or amend."""
         refused = [lid for lid in rel.line_ids if not line_ids or lid in line_ids]
         lines = self._unshipped(refused)
         self._record("node_refused", StepState.DONE,
@@ -559,7 +560,7 @@ class OrderFulfillment(Runbook):
             self.rb.undo = [u for u in self.rb.undo
                             if u.name not in (f"cancel_node_release:{rel.ref}", f"release_node_stock:{rel.ref}")]
         steps = []
-        if state in ("released", "acknowledged"):
+        if state in ("released", "acknowledged") and withdraw:
             steps.append(Undo(f"amend_node_release:{rel.ref}", SplitFulfillmentActivities.amend_node_release,
                               NodeAmendInput(release=rel, lines=keep),
                               f"Take line(s) {', '.join(refused)} off the request at {rel.node_id}") if keep
@@ -623,7 +624,8 @@ class OrderFulfillment(Runbook):
                     self._record("node_refused", StepState.DONE,
                                  f"{refusal.node_id or refusal.release_ref}: {refusal.reason} (no open release there)")
                     continue
-                await self._reroute(rel, refusal.reason, refusal.line_ids)
+                await self._reroute(rel, refusal.reason, refusal.line_ids,
+                                    withdraw=refusal.timed_out or rel.role != "supplier")
             await self._split_stock_news()
             while self._receipts:
                 await self._on_receipt(self._receipts.pop(0))
@@ -710,7 +712,7 @@ class OrderFulfillment(Runbook):
             if late and self._release(rel.ref).state == "released" and not updates.shipments:
                 hours = int(NODE_ACK_TIMEOUT.total_seconds() // 3600)
                 self._refusals.append(NodeRefusal(release_ref=rel.ref, reason=f"no acknowledgement of purchase "
-                                                  f"order {rel.release_id} within {hours}h"))
+                                                  f"order {rel.release_id} within {hours}h", timed_out=True))
 
     async def _split_stock_news(self) -> None:
         """A store sale that took a node's reserved units, or a node's short pick: the node cannot ship those lines;

@@ -100,6 +100,7 @@ class SplitFake(Fake):
                  supplier_answers: bool = True) -> None:
         super().__init__()
         self.supplier_answers = supplier_answers
+        self.supplier_rejects = False
         self.ledger = StandInLedger(stock)
         self.sourcing = SourcingActivities(self.ledger, NETWORK)  # type: ignore[arg-type]
         self.refuse_release = refuse_release
@@ -162,6 +163,10 @@ class SplitFake(Fake):
         @activity.defn(name="poll_node")
         async def poll_node(inp: NodeReserveInput) -> NodeUpdates:
             fake.hit("poll_node", inp)
+            if fake.supplier_rejects:
+                return NodeUpdates(acknowledged=True, refusal=NodeRefusal(
+                    release_ref=inp.release.ref, node_id=inp.release.node_id, line_ids=[],
+                    reason=f"ACME rejected purchase order {inp.release.release_id} (855 RJ)"))
             return NodeUpdates(acknowledged=fake.supplier_answers)
 
         base = [a for a in super().all() if a.__name__ != "resolve_skus"]
@@ -532,3 +537,23 @@ async def test_a_store_sale_that_takes_a_nodes_units_moves_only_that_line_to_ano
     # on cancel every open node is undone, WH-BER's remaining lines too
     assert {c for c in status.compensations if c.startswith("cancel_node_release")} == {
         f"cancel_node_release:{wf}/{n}" for n in ("WH-BER/1", "ACME/2", "WH-HAM/3")}
+
+
+async def test_a_supplier_rejecting_its_purchase_order_in_the_855_is_re_sourced_and_nothing_is_withdrawn(ts_env):
+    fake = SplitFake(STOCK)
+    fake.supplier_rejects = True
+    inp = _input(_order())
+    wf = inp.order.workflow_id
+
+    async def during(handle):
+        await _until(handle, _released, "released")
+        await ts_env.sleep(timedelta(minutes=16))  # the next poll reads the 855
+        await _until(handle, lambda v, s: any(r.node_id == "ACME" and r.state == "refused" for r in v.releases),
+                     "ACME refused")
+        await handle.signal(OrderFulfillment.cancel, AnalystAction(actor="ana", reason="test over"))
+
+    result, status, view = await _run(ts_env, fake, inp, during)
+    assert [a.release.node_id for n, a in fake.calls if n == "cancel_node_release"] == ["WH-BER"]  # at cancel only
+    assert status.compensations[0] == f"release_node_stock:{wf}/ACME/2"  # its stock given back at once
+    assert [(b.line_id, b.item_code) for b in view.backordered] == [("4", "PENDANT-ACME")]
+    assert view.excluded == {"ACME": "ACME rejected purchase order PO-ACME-2 (855 RJ)"}
