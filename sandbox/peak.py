@@ -152,19 +152,19 @@ PROFILES: dict[str, PeakProfile] = {
         hot_item=HotItem(units=70), drain_timeout_seconds=240),
     # by hand (docs/operations.md "Peak simulation"): ~15 minutes on 2 cores
     "peak": PeakProfile(
-        name="peak", description="steady 0.3 Shopify orders/s for 2 min, then 10× (3/s) for 5 min, then steady for "
+        name="peak", description="steady 0.2 Shopify orders/s for 2 min, then 10× (2/s) for 5 min, then steady for "
                                  "2 min, with an Amazon order every 3 s and stock events throughout; ERPNext at 50 "
-                                 "requests/s; Shopify's Admin API down for a minute; 800 units of the hot item for "
-                                 "~970 orders",
-        phases=[Phase(name="steady", seconds=120, shopify_per_second=0.3, amazon_per_second=0.3,
+                                 "requests/s; Shopify's Admin API down for a minute; 500 units of the hot item for "
+                                 "~650 orders",
+        phases=[Phase(name="steady", seconds=120, shopify_per_second=0.2, amazon_per_second=0.3,
                       inventory_per_second=0.5),
-                Phase(name="burst 10×", seconds=300, shopify_per_second=3.0, amazon_per_second=0.3,
+                Phase(name="burst 10×", seconds=300, shopify_per_second=2.0, amazon_per_second=0.3,
                       inventory_per_second=5.0, burst=True),
-                Phase(name="steady again", seconds=120, shopify_per_second=0.3, amazon_per_second=0.3,
+                Phase(name="steady again", seconds=120, shopify_per_second=0.2, amazon_per_second=0.3,
                       inventory_per_second=0.5)],
         erp_quota_per_second=50, erp_quota_burst=50, outages=[Outage(vendor="shopify", at_seconds=180, seconds=60)],
         partner_rates={ERP_QUEUE: 16.0, CHANNEL_QUEUE: 20.0},
-        hot_item=HotItem(units=800), drain_timeout_seconds=900),
+        hot_item=HotItem(units=500), drain_timeout_seconds=900),
 }
 
 
@@ -612,6 +612,19 @@ async def read_orders(client: Any, sent: list[Sent]) -> list[OrderTimes]:
     return list(await asyncio.gather(*(one(r) for r in sent)))
 
 
+async def parked_reasons(http: httpx.AsyncClient, stack: PeakStack) -> dict[str, str]:
+    """Workflow id → why it is parked, as an analyst reads it (`GET /ops/needs-attention`, the status projection)."""
+    out: dict[str, str] = {}
+    while True:
+        resp = await http.get(f"{stack.api}/ops/needs-attention", params={"limit": 1000, "offset": len(out)},
+                              headers={"Authorization": f"Bearer {stack.admin_key}"}, timeout=60)
+        resp.raise_for_status()
+        page = resp.json()
+        out.update({run["workflow_id"]: run.get("reason") or "" for run in page})
+        if len(page) < 1000:
+            return out
+
+
 async def count_settled(client: Any, ids: list[str]) -> tuple[int, int, int]:
     """(completed or otherwise closed, parked, still running unparked) over `ids`, from Temporal's visibility."""
     closed = parked = 0
@@ -1037,6 +1050,10 @@ async def _simulate(stack: PeakStack, progress: Progress, started_at: datetime, 
         await sampler
         progress.update(stage="reading the records")
         orders = await read_orders(client, driver.sent)
+        reasons = await parked_reasons(http, stack)
+        for o in orders:
+            if o.needs_attention:
+                o.reason = reasons.get(o.workflow_id)
         metrics = (await http.get(f"http://127.0.0.1:{stack.ports['metrics']}/metrics", timeout=30)).text
         breakers = (await http.get(f"{stack.api}/ops/breakers",
                                    headers={"Authorization": f"Bearer {stack.admin_key}"}, timeout=30)).json()
