@@ -435,6 +435,8 @@ class OrderFulfillment(Runbook):
         """plan_sourcing until it sources every line (allocated or backordered): a plan that cannot be sourced parks
         with each line's reason, and `retry` plans again (after stock arrived, or the policy changed)."""
         while True:
+            if self.rb.amending:  # a line cancellation is changing the lines: plan what it leaves
+                await workflow.wait_condition(lambda: not self.rb.amending)
             if not lines():  # the lines were cancelled meanwhile (an analyst's fix of a parked plan)
                 address = self._order.shipping_address
                 return SourcingPlan(channel=self._order.channel, ship_to_country=address.country if address else "",
@@ -490,6 +492,8 @@ class OrderFulfillment(Runbook):
     async def _node_step(self, name: str, activity: Any, arg: Any, summary: str) -> tuple[Any, str | None]:
         """Run a node's step; a node's refusal (NodeRefused, OutOfStock, VendorRejected) is returned as its message
         instead of parking (the lines are re-sourced), any other fault parks or fails as a step does."""
+        if self.rb.amending:  # a line cancellation is changing the documents this step works on
+            await workflow.wait_condition(lambda: not self.rb.amending)
         self._check_cancel()
         record = self._record(name, StepState.RUNNING, summary)
         self.rb.busy = True
@@ -524,6 +528,11 @@ class OrderFulfillment(Runbook):
         return True
 
     async def _release_node(self, rel: NodeRelease) -> None:
+        if self.rb.amending:  # a line cancellation may be changing this release's lines
+            await workflow.wait_condition(lambda: not self.rb.amending)
+        rel = self._release(rel.ref)  # as it is now (its lines changed, or it left the order)
+        if rel.state != "reserved":
+            return
         self._register(f"cancel_node_release:{rel.ref}", SplitFulfillmentActivities.cancel_node_release,
                        NodeReserveInput(release=rel), f"Cancel the fulfillment request at {rel.node_id}")
         prices = {line.line_id: line.unit_price.amount for line in self._order.lines}
@@ -572,7 +581,14 @@ class OrderFulfillment(Runbook):
                               f"Give back the stock of line(s) {', '.join(refused)} at {rel.node_id}") if keep
                          else Undo(f"release_node_stock:{rel.ref}", SplitFulfillmentActivities.release_node_stock,
                                    NodeReserveInput(release=rel), f"Give back the stock reserved at {rel.node_id}"))
+        done_before = len(self.rb.compensated)
         await self._run_undo(steps)
+        withdrawn = [u.name for u in steps if "node_release" in u.name]
+        if withdrawn and withdrawn[0] not in self.rb.compensated[done_before:]:  # the node may still ship them: do not send twice
+            await self._park(f"{withdrawn[0].split(':')[0]}: {rel.node_id} did not take line(s) {', '.join(refused)} "
+                             f"off its request ({reason})",
+                             f"Make sure {rel.node_id} will not ship them, then send `retry` (they are re-sourced); "
+                             "or cancel the order", skippable=False)
         if keep:
             self._update_release(rel.ref, lines=keep, reason=reason)
         else:

@@ -557,3 +557,27 @@ async def test_a_supplier_rejecting_its_purchase_order_in_the_855_is_re_sourced_
     assert status.compensations[0] == f"release_node_stock:{wf}/ACME/2"  # its stock given back at once
     assert [(b.line_id, b.item_code) for b in view.backordered] == [("4", "PENDANT-ACME")]
     assert view.excluded == {"ACME": "ACME rejected purchase order PO-ACME-2 (855 RJ)"}
+
+
+async def test_a_node_that_cannot_take_the_refused_lines_back_parks_before_they_are_sent_elsewhere(ts_env):
+    fake = SplitFake(STOCK)
+    inp = _input(_order())
+    seen = {}
+
+    async def during(handle):
+        await _until(handle, _released, "released")
+        fake.fail["cancel_node_release"] = ("CannotCancel", 1)  # WH-BER is already picking
+        await handle.signal(OrderFulfillment.node_refused, NodeRefusal(node_id="WH-BER", reason="conveyor down"))
+        _, seen["parked"] = await _until(handle, lambda v, s: s.status == OrderStatus.NEEDS_ATTENTION, "parked")
+        seen["releases"] = fake.count()["release_to_node"]
+        await handle.signal(OrderFulfillment.retry, AnalystAction(actor="ana", reason="WH-BER confirmed it stops"))
+        await _until(handle, lambda v, s: any(r.node_id == "WH-HAM" and r.state == "released" for r in v.releases),
+                     "re-sourced after the retry")
+        await handle.signal(OrderFulfillment.cancel, AnalystAction(actor="ana", reason="test over"))
+
+    result, status, view = await _run(ts_env, fake, inp, during)
+    assert seen["parked"].reason.startswith("cancel_node_release: WH-BER did not take line(s) 1, 2, 3 off its "
+                                            "request (conveyor down)")
+    assert seen["releases"] == 2  # nothing was sent to another node while WH-BER might still ship
+    assert {r.node_id: r.state for r in view.releases} == {"WH-BER": "refused", "ACME": "released",
+                                                          "WH-HAM": "released"}
