@@ -63,6 +63,22 @@ class SourcingNotConfigured(BusinessError):
               "(RETAILFLOW_FULFILLMENT_NETWORK_FILE, docs/fulfillment.md), restart the worker, then send `retry`.")
 
 
+def release_reference(workflow_id: str, node_id: str, seq: int) -> str:
+    """The reference of a split order's fulfillment request to one node: `<workflow id>/<node id>/<n>` (the
+    warehouse's order number, the supplier's PO reference). Its shipments and shortfalls find the order by it."""
+    return f"{workflow_id}/{node_id}/{seq}"
+
+
+_RELEASE_REF = re.compile(r"^(?P<workflow>.+)/(?P<node>[^/\s]+)/(?P<seq>\d+)$")
+
+
+def order_of_reference(ref: str) -> tuple[str, bool]:
+    """A reference a partner echoes (a release's, a reservation's) → (the order's workflow id, whether it names
+    one node's release of a split order); a whole order's reference is its workflow id."""
+    m = _RELEASE_REF.match(ref)
+    return (m["workflow"], True) if m else (ref, False)
+
+
 class ItemFlags(CanonicalModel):
     hazardous: bool = False
     oversize: bool = False
@@ -72,7 +88,8 @@ class ItemFlags(CanonicalModel):
 
 
 class FulfillmentNode(CanonicalModel):
-    id: str = Field(min_length=1, max_length=64)
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[^/\s]+$",
+                    description="No slash or space: it is part of its releases' references (`release_reference`)")
     kind: NodeKind
     name: str | None = None
     location: str = Field(min_length=1, description="The node's location in the inventory ledger")

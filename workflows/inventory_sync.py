@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         PublishedState,
         StockShortfall,
     )
+    from canonical.sourcing import order_of_reference
     from workflows import search_attributes as sa
 
 LEDGER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -47,6 +48,9 @@ ACTIVITY_TIMEOUT = timedelta(seconds=60)
 # docs/deployment.md "Safe deploys"): the code before it is gone, the call goes next release.
 SHORTFALL_PATCH = "stock-shortfall-signals"
 STOCK_SHORTFALL_SIGNAL = "stock_shortfall"  # OrderFulfillment's signal
+# A split order reserves per node under its releases' references (canonical.sourcing.release_reference): the
+# shortfall of one goes to the order's workflow, not to a workflow named after the reservation.
+SPLIT_SHORTFALL_PATCH = "split-release-shortfalls"
 
 
 async def signal_shortfalls(shortfalls: list[StockShortfall]) -> list[str]:
@@ -54,8 +58,11 @@ async def signal_shortfalls(shortfalls: list[StockShortfall]) -> list[str]:
     order workflow does not fail the caller: it is logged and returned ("key: why")."""
     failed = []
     for s in shortfalls:
+        target = s.reservation_key
+        if workflow.patched(SPLIT_SHORTFALL_PATCH):  # a split order's node reservation: `<order>/<node>/<n>`
+            target = order_of_reference(s.reservation_key)[0]
         try:
-            await workflow.get_external_workflow_handle(s.reservation_key).signal(STOCK_SHORTFALL_SIGNAL, s)
+            await workflow.get_external_workflow_handle(target).signal(STOCK_SHORTFALL_SIGNAL, s)
         except FailureError as err:
             workflow.logger.warning("order %s not told of its %d-unit shortfall of %s at %s (sale %s): %s",
                                     s.reservation_key, s.quantity, s.item_code, s.location, s.cause_event_id,

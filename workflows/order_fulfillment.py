@@ -66,7 +66,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.kits import ComponentLine
     from canonical.ops import AnalystRequest, OrderCorrections, RunStatusUpdate
     from canonical.order import Order, OrderStatus, Shipment, TaxQuote
-    from canonical.sourcing import KIND_WORD, SourcingPlan, SourcingRequest, UnplacedLine
+    from canonical.sourcing import KIND_WORD, SourcingPlan, SourcingRequest, UnplacedLine, release_reference
     from workflows import search_attributes as sa
     from workflows.runbook import (
         UNDO_OPTIONS,
@@ -464,7 +464,7 @@ class OrderFulfillment(Runbook):
                          f"line {b.line_id} ({b.item_code} ×{b.quantity}) waits for stock: {b.reason}")
         for alloc in plan.allocations:
             self._release_seq += 1
-            rel = NodeRelease(ref=f"{self._wf_id}/{alloc.node_id}/{self._release_seq}", node_id=alloc.node_id,
+            rel = NodeRelease(ref=release_reference(self._wf_id, alloc.node_id, self._release_seq), node_id=alloc.node_id,
                               kind=alloc.kind, adapter=alloc.adapter, location=alloc.location, lines=alloc.lines)
             self._releases.append(rel)
             if await self._reserve_node(rel):

@@ -24,10 +24,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from temporalio.client import Client
 
+from activities.sourcing import NodeShipment
 from adapters.platform.intake_store import IntakeStore
 from adapters.pos.square import SIGNATURE_HEADER as SQUARE_SIGNATURE_HEADER
 from adapters.wms.local import SIGNATURE_HEADER as WMS_SIGNATURE_HEADER
 from canonical.errors import printable
+from canonical.order import Shipment
+from canonical.sourcing import order_of_reference
 from canonical.stores import Store
 from runtime.observability import observe_intake
 from runtime.settings import Settings
@@ -163,6 +166,16 @@ def _check_key(key: Key) -> None:
         raise Fault(400, f"topic is longer than {TOPIC_MAX} characters", topic=None, delivery_id=None)
     if key.delivery_id is not None and len(key.delivery_id) > DELIVERY_ID_MAX:
         raise Fault(400, f"delivery id is longer than {DELIVERY_ID_MAX} characters", delivery_id=None)
+
+
+def shipment_signal(external_ref: str, shipment: Shipment) -> tuple[str, str, Any]:
+    """Where a partner's shipment goes: (workflow id, signal, argument). The reference a warehouse or supplier
+    echoes is the order's workflow id (`shipment`), or, for a split order, one node's release reference
+    (`<order>/<node>/<n>`, canonical.sourcing.release_reference): `node_shipment` to the order, naming the release."""
+    workflow_id, one_node = order_of_reference(external_ref)
+    if one_node:
+        return workflow_id, "node_shipment", NodeShipment(release_ref=external_ref, shipment=shipment)
+    return workflow_id, "shipment", shipment
 
 
 def signal_act(d: Delivery, workflow_id: str, signal: str, arg: Any, missing: str, *,

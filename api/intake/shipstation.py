@@ -33,6 +33,7 @@ from api.intake.pipeline import (
     Key,
     Outcome,
     Source,
+    shipment_signal,
     take,
 )
 from canonical.errors import BusinessError
@@ -97,12 +98,13 @@ async def signal_shipments(d: Delivery, topic: str | None, events: list[tuple[st
         if previous is not None:
             results.append({"shipment_id": shipment.shipment_id, "workflow_id": previous, "duplicate": True})
             continue
-        if await signal_workflow(await d.client(), external_ref, "shipment", shipment):
-            await d.remember(shipment.shipment_id, topic, external_ref)
-            results.append({"shipment_id": shipment.shipment_id, "workflow_id": external_ref, "duplicate": False})
+        workflow_id, signal, arg = shipment_signal(external_ref, shipment)
+        if await signal_workflow(await d.client(), workflow_id, signal, arg):
+            await d.remember(shipment.shipment_id, topic, workflow_id)
+            results.append({"shipment_id": shipment.shipment_id, "workflow_id": workflow_id, "duplicate": False})
         else:
-            failed.append(f"no running workflow {external_ref} for shipment {shipment.shipment_id}")
-            results.append({"shipment_id": shipment.shipment_id, "workflow_id": external_ref, "signalled": False})
+            failed.append(f"no running workflow {workflow_id} for shipment {shipment.shipment_id}")
+            results.append({"shipment_id": shipment.shipment_id, "workflow_id": workflow_id, "signalled": False})
     if failed:
         reason = "; ".join(failed)[:1000]
         raise Fault(409, reason, body={"detail": reason, "shipments": results})

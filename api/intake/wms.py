@@ -9,7 +9,7 @@ from adapters.marketplace import shopify
 from adapters.wms.local import SHIPMENT_SHORT_PICKED, SIGNATURE_HEADER
 from adapters.wms.local import verify as verify_signature
 from api.intake import returns
-from api.intake.pipeline import Act, Delivery, Fault, Key, Source, signal_act
+from api.intake.pipeline import Act, Delivery, Fault, Key, Source, shipment_signal, signal_act
 from canonical.inventory import ShortPick
 from canonical.order import Shipment
 from canonical.payload import mapping
@@ -83,8 +83,9 @@ class WmsLocalSource(Source):
         if key.topic == SHORT_PICK_TOPIC:
             return _signal_short_pick(d, key)
         external_ref, shipment = key.payload
-        return signal_act(d, external_ref, "shipment", shipment,
-                          f"no running workflow {external_ref} for shipment {shipment.shipment_id}",
+        workflow_id, signal, arg = shipment_signal(external_ref, shipment)
+        return signal_act(d, workflow_id, signal, arg,
+                          f"no running workflow {workflow_id} for shipment {shipment.shipment_id}",
                           hold_for=key.delivery_id or f"shipment:{shipment.shipment_id}")
 
 

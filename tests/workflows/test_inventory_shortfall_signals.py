@@ -24,6 +24,7 @@ from adapters.sql import create_schema, make_engine
 from canonical.fulfillment import ResolvedLine
 from canonical.inventory import ChannelInventoryPolicy, InventoryEvent, InventorySyncInput, StockShortfall
 from canonical.pos import PosLine, PosTransaction, StoreDayInput, Tender
+from canonical.sourcing import release_reference
 from tests.workflows.standins import StandIns
 from tests.workflows.test_inventory_sync import RecordingMarket
 from workflows.inventory_sync import InventorySync
@@ -217,3 +218,45 @@ async def test_store_day_records_an_order_it_could_not_tell(ts_env, tmp_path):
         assert step.state == "failed" and f"not told: {w.orders[-1]}" in (step.detail or "")
         assert summary.status == "open"  # the day goes on
         await store_day.terminate()
+
+
+class SplitWorld(World):
+    """The same store, its lamps reserved by split orders' node releases (`<order>/<node>/<n>`)."""
+
+    def __init__(self, env, tmp_path) -> None:
+        self.split_orders = [f"order:split-{uuid.uuid4().hex[:4]}:{c}" for c in "AB"]
+        super().__init__(env, tmp_path)
+
+    @property  # type: ignore[override]
+    def orders(self) -> list[str]:
+        return [release_reference(o, STORE, 1) for o in self.split_orders]
+
+    @orders.setter
+    def orders(self, value) -> None:  # World sets its own; the split releases are these
+        pass
+
+    async def start_sync(self):  # 2 of the store's 10 reserved, 5 at MAIN: 13 offered
+        handle = await self.env.client.start_workflow(
+            InventorySync.run, InventorySyncInput(sku=self.sku, refresh=True), id=f"inventory:{self.sku}",
+            task_queue=self.queue)
+        await self.until(lambda: self.market.of("shopify") == [13])
+        return handle
+
+
+async def test_a_split_orders_node_shortfall_goes_to_the_order_workflow(ts_env, tmp_path):
+    w = SplitWorld(ts_env, tmp_path)
+    async with w.worker():
+        orders = await w.start_orders(w.split_orders)
+        sync = await w.start_sync()
+        sale = InventoryEvent(source="pos:AMS01", source_event_id=f"{w.sku}:pos:T9:1", kind="sale", sku=w.sku,
+                              location=STORE, quantity=10, occurred_at=T0 + timedelta(hours=1))
+        await sync.signal(InventorySync.events, [sale])
+        for _ in range(20):
+            if all(len(v) == 1 for v in (await w.got(orders)).values()):
+                break
+            await ts_env.sleep(1)
+        got = await w.got(orders)
+        assert {k: [s.reservation_key for s in v] for k, v in got.items()} == {
+            o: [release_reference(o, STORE, 1)] for o in w.split_orders}
+        for h in [sync, *orders.values()]:
+            await h.terminate()
