@@ -66,12 +66,11 @@ class FakeErp:
         return {("webshop", "MUG"): ["WEB-MUG-BLUE", "WEB-MUG-RED"]}.get((channel, item_code), [item_code])
 
 
-@pytest.fixture
-def book_engine(tmp_path):
+def engine_in(tmp_path):
+    """A fresh price book database in the test's tmp_path."""
     eng = make_engine(f"sqlite:///{tmp_path / 'prices.db'}")
     create_schema(eng)
-    yield eng
-    eng.dispose()
+    return eng
 
 
 class Setup:
@@ -123,7 +122,8 @@ def seed_regular_prices(s: Setup) -> None:
 
 
 async def test_a_promotion_waits_for_two_approvals_and_its_time_publishes_to_two_channels_and_reverts(
-        ts_env, book_engine):
+        ts_env, tmp_path):
+    book_engine = engine_in(tmp_path)
     s = Setup(ts_env, book_engine)
     seed_regular_prices(s)
     now = await ts_env.get_current_time()
@@ -168,7 +168,8 @@ async def test_a_promotion_waits_for_two_approvals_and_its_time_publishes_to_two
     assert [a.actor for a in result.approvals] == ["key:ann", "key:bob"]
 
 
-async def test_a_rejected_change_publishes_nothing(ts_env, book_engine):
+async def test_a_rejected_change_publishes_nothing(ts_env, tmp_path):
+    book_engine = engine_in(tmp_path)
     s = Setup(ts_env, book_engine)
     seed_regular_prices(s)
     now = await ts_env.get_current_time()
@@ -186,7 +187,8 @@ async def test_a_rejected_change_publishes_nothing(ts_env, book_engine):
     assert s.book.shown("MUG") == []
 
 
-async def test_a_channel_refusal_parks_until_an_analyst_retries(ts_env, book_engine):
+async def test_a_channel_refusal_parks_until_an_analyst_retries(ts_env, tmp_path):
+    book_engine = engine_in(tmp_path)
     s = Setup(ts_env, book_engine)
     seed_regular_prices(s)
     s.web.refuse.add("WEB-MUG-RED")
@@ -209,7 +211,8 @@ async def test_a_channel_refusal_parks_until_an_analyst_retries(ts_env, book_eng
         await handle.terminate("test over")
 
 
-async def test_an_overlap_accepted_meanwhile_makes_the_set_invalid(ts_env, book_engine):
+async def test_an_overlap_accepted_meanwhile_makes_the_set_invalid(ts_env, tmp_path):
+    book_engine = engine_in(tmp_path)
     s = Setup(ts_env, book_engine)
     seed_regular_prices(s)
     now = await ts_env.get_current_time()
@@ -225,7 +228,7 @@ async def test_an_overlap_accepted_meanwhile_makes_the_set_invalid(ts_env, book_
 
 
 async def test_through_the_api_the_requester_is_the_principal_and_approvals_need_the_finance_role(
-        ts_env, book_engine):
+        ts_env, tmp_path):
     """POST /prices/changes starts the run as the key's principal; an analyst cannot approve (403), the requester
     cannot approve their own change (409, no trace), a finance key can; GET /prices/{sku} then says why."""
     import httpx
@@ -234,6 +237,7 @@ async def test_through_the_api_the_requester_is_the_principal_and_approvals_need
     from runtime.settings import Settings
     from tests.auth import headers, make_key
 
+    book_engine = engine_in(tmp_path)
     s = Setup(ts_env, book_engine)
     seed_regular_prices(s)
     settings = Settings(_env_file=None, task_queue=s.tq, pricing_channel_currencies=CURRENCIES)
@@ -270,7 +274,8 @@ async def test_through_the_api_the_requester_is_the_principal_and_approvals_need
     assert [c["status"] for c in shown["changes"]] == ["ended"]
 
 
-async def test_a_temporal_cancel_before_publication_frees_the_window(ts_env, book_engine):
+async def test_a_temporal_cancel_before_publication_frees_the_window(ts_env, tmp_path):
+    book_engine = engine_in(tmp_path)
     s = Setup(ts_env, book_engine)
     seed_regular_prices(s)
     now = await ts_env.get_current_time()
