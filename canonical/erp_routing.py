@@ -168,7 +168,7 @@ class ParityDifference(_Strict):
 
 # dimensions both ERPs carry for every document; ERP-specific ones (an ERPNext company, warehouse) are shown side by
 # side, not compared
-COMPARED_DIMENSIONS = ("channel", "legal_entity", "store")
+COMPARED_DIMENSIONS = ("channel", "legal_entity", "store", "posting_date")
 
 
 def compare_documents(record: ParityDocument | None, shadow: ParityDocument | None) -> list[ParityDifference]:

@@ -10,8 +10,9 @@ Amounts are put in terms both share: a document's net is its grand total less it
 net on both (the embedded ERP books it in the net, ERPNext as a charge row); lines are per channel line id (ERPNext
 books a line whose net does not divide by its quantity as two rows, added up here).
 
-Parity is read for `orders` (sales orders), `invoices` (sales invoices) and `credit_notes`; journals and stock are
-refused by name.
+Parity is read for `orders` (sales orders), `invoices` (sales invoices), `credit_notes` and `journals` (a journal's
+lines per platform account — ERPNext's account names mapped back through its account map — as debit less credit;
+ERPNext's Journal Entry carries no currency, so the system of record's is taken for it); stock is refused by name.
 """
 
 from __future__ import annotations
@@ -26,28 +27,38 @@ from adapters.erp.local import LocalErp
 from adapters.sql import erp as tables
 from canonical.erp_routing import ParityDocument, ParityLine
 
-PARITY_PROCESSES = ("orders", "invoices", "credit_notes")
+PARITY_PROCESSES = ("orders", "invoices", "credit_notes", "journals")
 
 
 def _d(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value or 0))
 
 
-def read_document(erp_name: str, adapter: Any, process: str, key: str) -> ParityDocument | None:
-    """The document `adapter` (the ERP named `erp_name` in the routing file) booked for `key`, or None."""
+def read_document(erp_name: str, adapter: Any, process: str, key: str, *, currency: str | None = None
+                  ) -> ParityDocument | None:
+    """The document `adapter` (the ERP named `erp_name` in the routing file) booked for `key`, or None. `currency`:
+    the document's currency where the ERP does not record it (an ERPNext Journal Entry)."""
     if process not in PARITY_PROCESSES:
         raise ValueError(f"parity of process {process!r} is not read yet; one of: {', '.join(PARITY_PROCESSES)}")
     if isinstance(adapter, LocalErp):
         return _local(erp_name, adapter, process, key)
     if isinstance(adapter, ErpNext):
+        if process == "journals":
+            return _erpnext_journal(erp_name, adapter, key, currency or "USD")
         return _erpnext(erp_name, adapter, process, key)
     raise TypeError(f"no parity reader for ERP adapter {type(adapter).__name__} ({erp_name})")
 
 
 # -- the embedded ERP -------------------------------------------------------------------------------------------
 def _local(erp_name: str, erp: LocalErp, process: str, key: str) -> ParityDocument | None:
-    so_t, inv_t, cn_t = tables.sales_orders, tables.invoices, tables.credit_notes
+    so_t, inv_t, cn_t, je_t = tables.sales_orders, tables.invoices, tables.credit_notes, tables.erp_journals
     with erp.engine.connect() as conn:
+        if process == "journals":
+            je = conn.execute(select(je_t).where(je_t.c.external_ref == key)).mappings().first()
+            if je is None:
+                return None
+            return _journal(process, key, erp_name, je["id"], je["currency"], str(je["posting_date"]),
+                            [(str(ln["account"]), _d(ln.get("debit")), _d(ln.get("credit"))) for ln in je["lines"]])
         if process == "credit_notes":
             cn = conn.execute(select(cn_t).where(cn_t.c.external_ref == key)).mappings().first()
             if cn is None:
@@ -123,6 +134,33 @@ def _erpnext(erp_name: str, erp: ErpNext, process: str, key: str) -> ParityDocum
                     "company": str(doc.get("company") or ""), "warehouse": str(doc.get("set_warehouse") or ""),
                     "shadow": "yes" if doc.get("retailflow_shadow") else "no"},
         shadow=bool(doc.get("retailflow_shadow")))
+
+
+def _erpnext_journal(erp_name: str, erp: ErpNext, key: str, currency: str) -> ParityDocument | None:
+    doc = erp.find("Journal Entry", [[REF, "=", key]])
+    if doc is None:
+        return None
+    platform = {name: code for code, name in erp.account_map.items()}
+    return _journal("journals", key, erp_name, str(doc["name"]), currency, str(doc.get("posting_date") or ""),
+                    [(platform.get(str(r["account"]), str(r["account"])), _d(r.get("debit_in_account_currency")),
+                      _d(r.get("credit_in_account_currency"))) for r in doc.get("accounts") or []],
+                    shadow=bool(doc.get("retailflow_shadow")))
+
+
+def _journal(process: str, key: str, erp_name: str, doc_id: str, currency: str, posting_date: str,
+             rows: list[tuple[str, Decimal, Decimal]], *, shadow: bool = False) -> ParityDocument:
+    """A journal as totals and one line per account: its rows, and their debit less credit."""
+    by_account: dict[str, tuple[int, Decimal]] = {}
+    for account, debit, credit in rows:
+        n, amount = by_account.get(account, (0, Decimal(0)))
+        by_account[account] = (n + 1, amount + debit - credit)
+    debit = sum((r[1] for r in rows), Decimal(0))
+    return ParityDocument(
+        process=process, business_key=key, erp=erp_name, document_id=doc_id, status="posted", currency=currency,
+        net_total=debit, tax_total=Decimal(0), grand_total=debit,
+        lines=[ParityLine(line_id=a, item_code=a, quantity=n, net=amount, tax=Decimal(0))
+               for a, (n, amount) in sorted(by_account.items())],
+        dimensions={"posting_date": posting_date[:10], **({"shadow": "yes"} if shadow else {})}, shadow=shadow)
 
 
 def _channel(order_ref: str) -> str:

@@ -226,6 +226,35 @@ def test_a_credit_note_follows_its_order_to_both_erps_and_compares_equal(engine,
     assert ParityActivities.check_one(router, "credit_notes", note.external_ref, "run-2").status == "equal"
 
 
+def test_a_journal_routes_by_its_legal_entity_and_compares_per_account(engine, local, shadow):
+    from datetime import date
+
+    from canonical.finance import JournalDimensions, JournalEntry, JournalLine
+
+    toml = dr.ROUTING_TOML + '\n[[route]]\nprocess = "journals"\nlegal_entity = "retail-de"\nrecord = "legacy"\n' \
+        'shadow = "cloud"\n'
+    router = router_for(engine, local, shadow, toml)
+    dims = JournalDimensions(channel="amazon", legal_entity="retail-de", currency="USD")
+
+    def journal(ref: str, fee: str) -> JournalEntry:
+        return JournalEntry(external_ref=ref, posting_date=date(2026, 12, 1), currency="USD", lines=[
+            JournalLine(account="1010", debit=Decimal("95.00"), dimensions=dims),
+            JournalLine(account="6100", debit=Decimal(fee), dimensions=dims),
+            JournalLine(account="4000", credit=Decimal("95.00") + Decimal(fee), dimensions=dims)])
+
+    router.post_journal(journal("settlement:amazon:1", "5.00"))
+    assert router.store.pinned("journals", "settlement:amazon:1") == ErpRoute(record="legacy", shadow="cloud")
+    outcome = ParityActivities.check_one(router, "journals", "settlement:amazon:1", "run-1")
+    assert outcome.status == "equal", outcome.differences
+    assert [(x.line_id, x.net) for x in outcome.shadow.lines] == [
+        ("1010", Decimal("95.00")), ("4000", Decimal("-100.00")), ("6100", Decimal("5.00"))]
+    other = journal("settlement:amazon:2", "5.00").model_copy(update={"lines": [
+        line.model_copy(update={"dimensions": dims.model_copy(update={"legal_entity": "main"})})
+        for line in journal("settlement:amazon:2", "5.00").lines]})
+    router.post_journal(other)  # another legal entity: the default route, no shadow
+    assert router.store.pinned("journals", "settlement:amazon:2") == ErpRoute(record="legacy")
+
+
 def test_compare_documents_names_each_difference():
     def doc(**kw) -> ParityDocument:
         base = {"process": "orders", "business_key": "k", "erp": "a", "document_id": "SO1", "status": "open",

@@ -90,8 +90,21 @@ async def _until(handle, status: OrderStatus, timeout: float = 60):
     raise AssertionError(f"{handle.id} never {status}: {view.status if view else None} {view.reason if view else ''}")
 
 
-async def _ship(handle, order: Order):
-    await _until(handle, OrderStatus.RELEASED)
+async def _released(projection, workflow_id: str, timeout: float = 60) -> None:
+    """Released, read from the status projection, not by a query: after the workers roll, a poll the stopped worker
+    left open on the test server may swallow a query task (the query then waits out its deadline)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        rows, _ = projection.list(status="released", limit=1000)
+        if any(r["workflow_id"] == workflow_id for r in rows):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{workflow_id} never released")
+
+
+async def _ship(handle, order: Order, *, released: bool = False):
+    if not released:
+        await _until(handle, OrderStatus.RELEASED)
     await handle.signal(OrderFulfillment.shipment, Shipment(
         shipment_id=f"S-{order.external_order_id}", carrier="UPS", shipped_at=datetime.now(UTC),
         lines=[ShipmentLine(line_id=x.line_id, channel_sku=x.channel_sku, quantity=x.quantity) for x in order.lines]))
@@ -133,8 +146,9 @@ async def test_a_cut_over_moves_new_orders_only_and_a_running_one_finishes_where
     after = platform(dr.CUT_OVER_TOML)
     async with _worker(ts_env, after, queue):
         new_handle = await _start(ts_env, new, queue)
-        await _ship(handle, running)
-        await _ship(new_handle, new)
+        await _ship(handle, running, released=True)
+        await _released(after.projection, new.workflow_id)
+        await _ship(new_handle, new, released=True)
     router: RoutingErp = after.erp  # type: ignore[assignment]
     legacy, cloud = router.erps["legacy"], router.erps["cloud"]
     assert router.store.pinned("orders", running.workflow_id) == ErpRoute(record="legacy", shadow="cloud")
