@@ -25,6 +25,7 @@ from activities.order_poll import OrderPollActivities
 from activities.orders import OrderActivities
 from activities.pos import PosActivities
 from activities.returns import ReturnActivities
+from activities.sourcing import SourcingActivities, SplitFulfillmentActivities
 from adapters.platform.intake_store import IntakeStore
 from adapters.ports import Adapters
 from canonical.order import Order
@@ -32,6 +33,7 @@ from runtime.breakers import REPORTS as BREAKER_REPORTS
 from runtime.breakers import apply_partner_key_rates, relay_breaker_reports
 from runtime.cluster import connect_client
 from runtime.finance import build_finance_activities
+from runtime.fulfillment_network import network_from_settings
 from runtime.observability import CorrelationInterceptor, observe_order_milestone, set_partner_breaker_state
 from runtime.registry import build_adapters, channel_settings
 from runtime.settings import Settings, get_settings
@@ -134,6 +136,25 @@ def order_poll_activities(settings: Settings, adapters: Adapters | None = None) 
     return OrderPollActivities(feeds=feeds, start_order=start, signal=signal_workflow)
 
 
+def sourcing_activities(adapters: Adapters, settings: Settings) -> list:
+    """Issue 20: plan_sourcing over the fulfillment network file, and split fulfillment's per-node steps. The WMS
+    adapter this worker is configured with serves the `wms:<RETAILFLOW_WMS_ADAPTER>` nodes; no supplier adapter is
+    built here yet, so a drop-ship node refuses its release (the order is re-sourced or parks with that reason).
+    Each channel of RETAILFLOW_SPLIT_FULFILLMENT_CHANNELS must have a policy in the file (checked here); without
+    the file and with no such channel, none are registered."""
+    if adapters.inventory is None:
+        return []
+    if not settings.split_fulfillment_channels and not Path(settings.fulfillment_network_file).is_file():
+        return []  # no network file (the image copies none) and no channel splits: nothing runs these
+    network = network_from_settings(settings)
+    missing = sorted(set(settings.split_fulfillment_channels) - set(network.channels()))
+    if missing:
+        raise ValueError(f"RETAILFLOW_SPLIT_FULFILLMENT_CHANNELS: no sourcing policy for {', '.join(missing)} in "
+                         f"{settings.fulfillment_network_file}")
+    return [*SourcingActivities(adapters.inventory, network).all(),
+            *SplitFulfillmentActivities(adapters, wms={settings.wms_adapter.strip().lower(): adapters.wms}).all()]
+
+
 def worker_activities(adapters: Adapters, settings: Settings | None = None) -> list:
     """Every activity; `settings` (default: the environment's) configure the finance report source and the
     Amazon SP-API client of the order poll (built on first use)."""
@@ -145,6 +166,7 @@ def worker_activities(adapters: Adapters, settings: Settings | None = None) -> l
             *(InventoryActivities(adapters, sync_starter=start_inventory_sync).all()
               if adapters.inventory is not None else []),
             *build_finance_activities(adapters, settings).all(), *PosActivities(adapters).all(),
+            *sourcing_activities(adapters, settings),
             *order_poll_activities(settings, adapters).all(),
             *BreakerActivities(on_state=set_partner_breaker_state).all()]
 

@@ -199,6 +199,10 @@ class OrderSettings(_Group):
         default=Path(__file__).resolve().parents[1] / "fulfillment.toml", description="The fulfillment network: "
         "nodes, sourcing policy per channel, kits, item flags (docs/fulfillment.md); default the repository's "
         "fulfillment.toml")
+    split_fulfillment_channels: list[str] = Field(
+        default_factory=list, description="Channels whose orders are sourced over the fulfillment network (reserved, "
+        "released and tracked per node; docs/fulfillment.md); each needs a policy in the network file. Empty: every "
+        "order is released whole to the one warehouse")
     # returns: channels that refund at once (marketplaces such as Amazon); the others refund on receipt
     refund_before_receipt_channels: list[str] = ["amazon"]
     return_window_days: int = 30
