@@ -67,7 +67,7 @@ async def test_a_promotion_is_published_to_shopify_and_amazon_read_back_from_bot
     s.adapters.erp.map_sku("shopify", "SH-MUG", "MUG")  # type: ignore[attr-defined]
     s.adapters.erp.map_sku("amazon", "AMZ-MUG", "MUG")  # type: ignore[attr-defined]
 
-    start = datetime.now(UTC) + timedelta(seconds=4)
+    start = datetime.now(UTC) + timedelta(seconds=10)
     end = start + timedelta(seconds=6)
     body = {"change_set_id": f"it-spring-{start.strftime('%H%M%S%f')}", "reason": "spring promotion", "lines": [
         {"item_code": "MUG", "channel": ch, "currency": "USD", "amount": "15.00", "compare_at": "20.00",
