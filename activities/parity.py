@@ -105,7 +105,7 @@ class ParityActivities:
             return ParityOutcome(business_key=key, status="pending", record_erp=route.record if route else "",
                                  shadow_erp=None)
         record = read_document(route.record, router.erps[route.record], process, key)
-        shadow = read_document(route.shadow, router.erps[route.shadow], process, key,
+        shadow = read_document(route.shadow, router.shadows[route.shadow], process, key,
                                currency=record.currency if record else None)
         failures = [f"{f['failed_at']:%Y-%m-%d %H:%M:%S} {f['operation']}: {f['error']}"
                     for f in router.store.shadow_failures(process, key)]

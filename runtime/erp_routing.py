@@ -75,17 +75,15 @@ def build_one(name: str, erp: ErpDefinition, settings: Settings, engine: Engine,
 
 
 def build_routing_erp(settings: Settings, engine: Engine, config: ErpRoutingConfig) -> RoutingErp:
-    """Every ERP of the routing file (an ERP named as a shadow anywhere marks its documents shadow) in one
-    RoutingErp over the platform database's route table; stores map to their legal entities (RETAILFLOW_STORES)."""
+    """Every ERP of the routing file in one RoutingErp over the platform database's route table: each as a system
+    of record, and each ERP named as a shadow also as a shadow (`ShadowErpNext`: its documents marked, no
+    reservation holds) — so one ERP can be the record of a store already cut over and the shadow of the others.
+    Stores map to their legal entities (RETAILFLOW_STORES)."""
     from adapters.erp.route_store import ErpRouteStore
 
-    shadows = config.shadow_erps()
-    records = {r.record for r in config.route}
-    both = shadows & records
-    if both:
-        raise ErpRoutingError(f"ERP(s) {', '.join(sorted(both))} are a system of record in one rule and a shadow in "
-                              "another: give the shadow an ERP entry of its own (e.g. a shadow company)")
-    erps = {name: build_one(name, erp, settings, engine, shadow=name in shadows) for name, erp in config.erps.items()}
+    erps = {name: build_one(name, erp, settings, engine, shadow=False) for name, erp in config.erps.items()}
+    shadows = {name: build_one(name, config.erps[name], settings, engine, shadow=True)
+               for name in sorted(config.shadow_erps())}
     directory = settings.store_directory()
     entities = {store.channel: store.legal_entity for store in directory.stores}
-    return RoutingErp(erps, config, ErpRouteStore(engine), legal_entities=entities)
+    return RoutingErp(erps, config, ErpRouteStore(engine), shadows=shadows, legal_entities=entities)

@@ -55,11 +55,15 @@ class RoutingErp:
     """ErpAdapter routing each call to the ERP its process and scope are configured for (see the module)."""
 
     def __init__(self, erps: dict[str, ErpAdapter], config: ErpRoutingConfig, store: ErpRouteStore, *,
-                 legal_entities: dict[str, str] | None = None) -> None:
-        missing = set(config.erps) - set(erps)
+                 shadows: dict[str, ErpAdapter] | None = None, legal_entities: dict[str, str] | None = None) -> None:
+        """`erps`: the adapter of each ERP as a system of record; `shadows`: as a shadow (its documents marked; one
+        ERP can be both — the record of a store already cut over and the shadow of the others); default `erps`."""
+        shadows = dict(erps if shadows is None else shadows)
+        missing = (set(config.erps) - set(erps)) | (config.shadow_erps() - set(shadows))
         if missing:
             raise ValueError(f"routing names ERP(s) without an adapter: {', '.join(sorted(missing))}")
         self.erps = dict(erps)
+        self.shadows = shadows
         self.config = config
         self.store = store
         self.legal_entities = dict(legal_entities or {})  # store (channel) → legal entity
@@ -99,7 +103,7 @@ class RoutingErp:
         if route.shadow is None:
             return
         try:
-            post(self.erps[route.shadow])
+            post(self.shadows[route.shadow])
         except Exception as exc:  # the shadow never fails the order: it is reported by the parity check
             error = f"{type(exc).__name__}: {exc}"
             log.warning("erp.shadow_failed", process=process, key=key, operation=operation, shadow=route.shadow,
@@ -248,20 +252,19 @@ class RoutingErp:
 
     def orders_booked_between(self, channel: str, start: datetime, end: datetime, currency: str
                               ) -> list[BookedOrderTotal]:
-        """Every ERP that is a system of record for some orders is asked; an order found on several (a dual-run
-        shadow that became the record at cut-over) counts once, from the ERP it is pinned to."""
+        """Every ERP that is a system of record for some orders is asked; an order counts only from its own
+        system of record (pinned, else configured), never from a shadow copy on another ERP."""
         records = sorted({r.record for r in self.config.route if r.process in ("orders", "*")})
         found: dict[str, BookedOrderTotal] = {}
         for name in records:
             for booked in self.erps[name].orders_booked_between(channel, start, end, currency):
                 key = f"order:{channel}:{booked.order_id}"
-                if self.route("orders", key, store=channel, pin=False).record == name or \
-                        booked.order_id not in found:
+                if self.route("orders", key, store=channel, pin=False).record == name:
                     found[booked.order_id] = booked
         return [found[k] for k in sorted(found)]
 
     def close(self) -> None:
-        for erp in self.erps.values():
+        for erp in {id(e): e for e in [*self.erps.values(), *self.shadows.values()]}.values():
             close = getattr(erp, "close", None)
             if close is not None:
                 close()

@@ -5,6 +5,7 @@ parity verdicts and the Markdown report; the embedded ERP is the system of recor
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -83,12 +84,36 @@ def test_a_routing_file_that_cannot_work_is_refused_in_one_line_naming_the_probl
     assert "\n" not in str(err.value) and str(err.value).startswith("erp_routing.toml: ")
 
 
-def test_an_erp_that_is_a_record_in_one_rule_and_a_shadow_in_another_is_refused(tmp_path, engine):
-    path = dr.write(tmp_path, dr.ROUTING_TOML.replace('[[route]]\nrecord = "legacy"',
-                                                      '[[route]]\nrecord = "legacy"\n\n[[route]]\n'
-                                                      'process = "journals"\nrecord = "cloud"'))
-    with pytest.raises(ErpRoutingError, match="a system of record in one rule and a shadow in another"):
-        build_routing_erp(Settings(_env_file=None), engine, load_routing(path))
+def test_one_erp_is_the_record_of_a_store_cut_over_and_the_shadow_of_the_others(tmp_path, engine, served):
+    from adapters.erp.erpnext import ErpNext
+    from adapters.erp.shadow import ShadowErpNext
+
+    dr.seed_erpnext(served.base_url)
+    local = LocalErp(engine)
+    dr.seed_local(local)
+    toml = dr.ROUTING_TOML + '\n[[route]]\nprocess = "orders"\nstore = "shopify-de"\nrecord = "cloud"\n' \
+        '\n[[route]]\nprocess = "invoices"\nstore = "shopify-de"\nrecord = "cloud"\n'
+    settings = Settings(_env_file=None, erpnext_base_url=served.base_url, erpnext_api_key=dr.API_KEY,
+                        erpnext_api_secret=dr.API_SECRET)
+    router = build_routing_erp(settings, engine, load_routing(dr.write(tmp_path, toml)))
+    record, shadow = router.erps["cloud"], router.shadows["cloud"]
+    assert type(record) is ErpNext and record.holds is not None
+    assert isinstance(shadow, ShadowErpNext) and shadow.holds is None
+    base = dr.order(10)
+    de = base.model_copy(update={"channel": "shopify-de", "lines": [  # the cloud ERP's item codes as SKUs
+        line.model_copy(update={"channel_sku": line.channel_sku.removeprefix("SKU-")}) for line in base.lines]})
+    dr.post_order(router, dr.order(11))  # dual-run: legacy + shadow in the cloud
+    dr.post_order(router, de)  # cut over: the cloud ERP is its system of record
+    assert router.store.pinned("orders", de.workflow_id) == ErpRoute(record="cloud")
+    assert router.store.pinned("orders", dr.order(11).workflow_id) == ErpRoute(record="legacy", shadow="cloud")
+    assert shadow.find("Sales Order", [["po_no", "=", dr.order(11).workflow_id]])["retailflow_shadow"] == 1
+    assert "retailflow_shadow" not in record.find("Sales Order", [["po_no", "=", de.workflow_id]])
+    assert local.booked_order(de.workflow_id) is None and router.store.shadow_failures() == []
+    # an order counts for settlements from its system of record only, never from its shadow copy
+    start, end = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+    booked = router.orders_booked_between("shopify", start, end, "USD")
+    assert [b.order_id for b in booked] == [dr.order(11).external_order_id]
+    router.close()
 
 
 def test_the_router_is_built_from_the_file_with_the_erpnext_settings(tmp_path, engine, served):
@@ -97,8 +122,8 @@ def test_the_router_is_built_from_the_file_with_the_erpnext_settings(tmp_path, e
     settings = Settings(_env_file=None, erpnext_base_url=served.base_url)
     router = build_routing_erp(settings, engine, load_routing(dr.write(tmp_path, dr.ROUTING_TOML)))
     assert isinstance(router, RoutingErp) and isinstance(router.erps["legacy"], LocalErp)
-    assert isinstance(router.erps["cloud"], ShadowErpNext) and router.erps["cloud"].holds is None
-    assert served.base_url in repr(router.erps["cloud"].http)
+    assert isinstance(router.shadows["cloud"], ShadowErpNext) and router.shadows["cloud"].holds is None
+    assert served.base_url in repr(router.shadows["cloud"].http)
     with pytest.raises(ErpRoutingError, match="no such file"):
         load_routing(tmp_path / "missing.toml")
     router.close()

@@ -125,7 +125,7 @@ async def test_twenty_orders_post_to_both_erps_and_parity_finds_them_equal(ts_en
             results[process] = await ts_env.client.execute_workflow(
                 ParityCheck.run, ParityCheckInput(process=process), id=f"parity-check:{process}:{uuid.uuid4().hex[:6]}",
                 task_queue=queue)
-    cloud = router.erps["cloud"]
+    cloud = router.shadows["cloud"]
     for o in orders:
         assert router.store.pinned("orders", o.workflow_id) == ErpRoute(record="legacy", shadow="cloud")
         assert cloud.booked_order(o.workflow_id) is not None  # the shadow got it too
