@@ -35,6 +35,7 @@ from runtime.cluster import connect_client
 from runtime.finance import build_finance_activities
 from runtime.fulfillment_network import network_from_settings
 from runtime.observability import CorrelationInterceptor, observe_order_milestone, set_partner_breaker_state
+from runtime.pricing import build_pricing_activities
 from runtime.registry import build_adapters, channel_settings
 from runtime.settings import Settings, get_settings
 from starters import deliver_held, signal_workflow
@@ -46,6 +47,7 @@ from workflows.inventory_sync import InventorySync
 from workflows.order_fulfillment import OrderFulfillment
 from workflows.order_poll import ChannelOrderPoll
 from workflows.partner_breaker import PartnerBreaker
+from workflows.price_publication import PricePublication
 from workflows.return_to_refund import ReturnToRefund
 from workflows.settlement_reconciliation import SettlementFetch, SettlementReconciliation
 from workflows.store_day import StoreDay, StoreDayClose
@@ -61,6 +63,7 @@ DOMAIN_WORKFLOWS: dict[str, list] = {
     "inventory": [InventorySync, InventoryDrift],  # docs/inventory.md
     "finance": [SettlementReconciliation, SettlementFetch],  # docs/finance.md
     "pos": [StoreDay, StoreDayClose],  # docs/pos.md
+    "pricing": [PricePublication],  # docs/pricing.md
 }
 WORKFLOWS = [wf for workflows in DOMAIN_WORKFLOWS.values() for wf in workflows]
 
@@ -162,13 +165,14 @@ def worker_activities(adapters: Adapters, settings: Settings | None = None) -> l
     activities = OrderActivities(adapters)
     ops = (OpsActivities(adapters.projection, on_order_milestone=observe_order_milestone)
            if adapters.projection is not None else None)
+    pricing = build_pricing_activities(adapters, settings)
     return [*activities.all(), *ReturnActivities(adapters).all(), *(ops.all() if ops else []),
             *(InventoryActivities(adapters, sync_starter=start_inventory_sync).all()
               if adapters.inventory is not None else []),
             *build_finance_activities(adapters, settings).all(), *PosActivities(adapters).all(),
             *sourcing_activities(adapters, settings),
             *order_poll_activities(settings, adapters).all(),
-            *BreakerActivities(on_state=set_partner_breaker_state).all()]
+            *BreakerActivities(on_state=set_partner_breaker_state).all(), *(pricing.all() if pricing else [])]
 
 
 # how each workflow type's runs behave across worker versions (docs/deployment.md, "Safe deploys"): orders and

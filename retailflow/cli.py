@@ -41,6 +41,9 @@ app.add_typer(deploy_app, name="deploy")
 from retailflow.simulate_cli import simulate_app  # noqa: E402
 
 app.add_typer(simulate_app, name="simulate")
+from retailflow.prices_cli import prices_app  # noqa: E402
+
+app.add_typer(prices_app, name="prices")
 # The vendor sandboxes have their own entry point, `retailflow-sandbox` (sandbox/cli.py): the product CLI never
 # imports sandbox/ at load, so the image, which ships without it, runs `retailflow api` and `retailflow worker`.
 

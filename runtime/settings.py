@@ -39,7 +39,7 @@ DEFAULT_FINANCE_ACCOUNT_MAP: dict[str, str] = {
 
 # The platform's domains: each can run on its own task queue (and worker group), so a backlog in one (a
 # million-line settlement, a flood of stock events) never delays another's workflows (docs/deployment.md).
-DOMAINS = ("orders", "returns", "inventory", "finance", "pos")
+DOMAINS = ("orders", "returns", "inventory", "finance", "pos", "pricing")
 
 
 class _Group(BaseSettings):
@@ -294,6 +294,29 @@ class PosSettings(_Group):
                                        "transactions still post (as adjustment journals)")
     pos_adjustment_delay_seconds: int = Field(default=300, ge=0, description="Late transactions are batched "
                                               "this long into one adjustment journal")
+
+
+class PricingSettings(_Group):
+    """Price and promotion publication (docs/pricing.md)."""
+
+    pricing_channel_currencies: dict[str, str] = Field(
+        default_factory=lambda: {"shopify": "USD", "amazon": "USD", "pos": "USD"},
+        description='Channel (or store) → the currency it sells in, e.g. {"shopify": "USD", "amazon-de": "EUR"}; '
+                    "a price change for a channel not listed is refused")
+    pricing_price_adapters: dict[str, str] = Field(
+        default_factory=dict, description='Channel → its price port when it is not the channel\'s marketplace '
+        'client: "square" (Square Catalog) or "local" (the embedded POS price list); default: the marketplace '
+        "client when it has a price port (Shopify, Amazon), else the embedded POS price list")
+    pricing_approver_roles: list[str] = Field(
+        default_factory=lambda: ["finance", "admin"], description="Roles that may approve or reject price changes")
+    pricing_second_approval_depth: Decimal = Field(
+        default=Decimal("0.30"), ge=0, le=1, description="A discount deeper than this (0.30: 30 % below the "
+        "regular price) needs a second, different approver")
+    pricing_approval_timeout_hours: int = Field(
+        default=72, gt=0, description="A change set not approved within this ends (cancelled)")
+    square_access_token: SecretStr | None = Field(default=None, description="Square access token (Catalog API)")
+    square_api_base_url: str = Field(default="https://connect.squareup.com",
+                                     description="Square API base URL (the sandbox: https://connect.squareupsandbox.com)")
 
 
 class ObservabilitySettings(_Group):
@@ -750,7 +773,7 @@ class ProductionConfigError(ValueError):
 
 
 class Settings(DeploymentSettings, AuthSettings, DatabaseSettings, TemporalSettings, ApiSettings, OrderSettings,
-               InventorySettings, FinanceSettings, PosSettings, ObservabilitySettings, AdapterSelection,
+               InventorySettings, FinanceSettings, PosSettings, PricingSettings, ObservabilitySettings, AdapterSelection,
                EmbeddedWmsSettings, ShopifySettings, AmazonSettings, ShipStationSettings, ShipBobSettings, AvalaraSettings,
                ErpNextSettings, SandboxSettings, CodecSettings, StoreSettings):
     """All of retailflow's settings: the groups above in one object, env `RETAILFLOW_*` (names unchanged by

@@ -64,6 +64,11 @@ ROUTES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/codec/decode"): V,
     ("POST", "/codec/session"): V,  # sign in: sets the rf_session cookie from the key presented
     ("GET", "/codec/whoami"): V,
+    ("POST", "/prices/changes"): frozenset({Role.analyst, Role.finance, Role.admin}),  # docs/pricing.md
+    ("POST", "/prices/changes/{change_set_id}/{decision}"): F,  # approve / reject
+    ("POST", "/prices/changes/{change_set_id}/actions/{action}"): A,
+    ("GET", "/prices/changes/{change_set_id}"): V,
+    ("GET", "/prices/{sku}"): V,
 }
 OPEN = {"/healthz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # the codec's sign-in page and sign-out (clears the cookie) need no credentials
@@ -72,7 +77,7 @@ OPEN_ROUTES = {("GET", "/codec/session"), ("DELETE", "/codec/session"),
                ("GET", "/shopify/oauth/install"), ("GET", "/shopify/oauth/callback")}
 SAMPLE = {"channel": "shopify", "external_order_id": "1", "qid": "1", "workflow_id": "order:shopify:1",
           "return_id": "R1", "sku": "SKU1", "provider": "amazon", "settlement_id": "1", "store_id": "L1",
-          "business_date": "2026-01-01", "action": "retry"}
+          "business_date": "2026-01-01", "action": "retry", "change_set_id": "CS1", "decision": "approve"}
 
 
 def _routes(app) -> dict[tuple[str, str], object]:

@@ -30,7 +30,7 @@ def test_domains_on_their_own_queues_and_worker_groups():
     assert _names(plan["rf-finance"]) == {"SettlementReconciliation", "SettlementFetch"}
     assert _names(plan["rf-inv"]) == {"InventorySync", "InventoryDrift"}
     assert _names(plan["rf"]) == {"OrderFulfillment", "ChannelOrderPoll", "PartnerBreaker", "ReturnToRefund", "StoreDay",
-                                  "StoreDayClose"}
+                                  "StoreDayClose", "PricePublication"}
     queues = workflow_queues(s)
     assert queues["SettlementFetch"] == "rf-finance" and queues["OrderFulfillment"] == "rf"
     finance_only = Settings(task_queue="rf", domain_task_queues={"finance": "rf-finance"}, worker_domains=["finance"])
