@@ -23,7 +23,7 @@ from temporalio import activity
 from activities.orders import business_errors
 from adapters.inventory.ledger import InventoryLedger
 from adapters.ports import Adapters
-from adapters.supplier.base import SupplierAdapter
+from adapters.supplier.base import InboundDocument, SupplierAdapter
 from adapters.wms.base import WmsAdapter
 from canonical.errors import BusinessError, CannotCancel
 from canonical.fulfillment import Reservation, ResolvedLine
@@ -45,6 +45,8 @@ from canonical.supplier import (
     PoLine,
     PurchaseOrder,
     ShipNotice,
+    SupplierInvoice,
+    match_invoice,
 )
 
 log = structlog.get_logger(__name__)
@@ -367,7 +369,8 @@ class SplitFulfillmentActivities:
     def poll_node(self, inp: NodeReserveInput) -> NodeUpdates:
         """What a drop-ship supplier answered for this release's purchase order: its 855 (a rejected line, or the
         whole PO rejected, is a refusal) and 856s (each a shipment of the PO's lines). Only this PO's files are
-        acknowledged (archived); other orders' documents stay for their own polls."""
+        acknowledged (archived); other orders' documents stay for their own polls. This PO's 810 is matched and posted as
+        a payable (`_take_invoice`)."""
         rel = inp.release
         if rel.role != "supplier":
             return NodeUpdates()
@@ -411,8 +414,47 @@ class SplitFulfillmentActivities:
                             shipment_id=f"{rel.node_id}:{doc.shipment_id}", carrier=doc.carrier,
                             tracking_number=doc.tracking_number, shipped_at=utcnow(), lines=lines))
             if len(mine) == len(docs) and all(isinstance(d.document, PoAcknowledgement | ShipNotice) for d in mine):
-                adapter.acknowledge(mine[0].receipt)  # an 810 stays for invoice matching and the payable
+                adapter.acknowledge(mine[0].receipt)
+        notices = [(d.receipt.file_name, d.document) for docs in by_file.values() for d in docs
+                   if isinstance(d.document, ShipNotice) and d.document.po_number == po]
+        for docs in by_file.values():
+            for d in docs:
+                if isinstance(d.document, SupplierInvoice) and d.document.po_number == po:
+                    self._take_invoice(adapter, d, po, notices)
         return NodeUpdates(acknowledged=acknowledged, refusal=refusal, shipments=shipments)
+
+    def _take_invoice(self, adapter: SupplierAdapter, doc: InboundDocument, po: str,
+                      notices: list[tuple[str, ShipNotice]]) -> None:
+        """A supplier invoice (810) for this purchase order: matched to the PO as we sent it and to every 856 of it
+        (this poll's and those taken before); matched, it is posted once as a payable (SupplierPayables, idempotent
+        by supplier and invoice number) and then archived. One that invoices more than has shipped waits for the
+        856; any other difference (price, total, unknown line, currency) is quarantined with the differences."""
+        invoice = doc.document
+        assert isinstance(invoice, SupplierInvoice)
+        post = getattr(self.adapters.erp, "post_supplier_invoice", None)
+        sent = getattr(adapter, "purchase_order", None)
+        archived = getattr(adapter, "ship_notices", None)
+        order = sent(po) if sent is not None else None
+        if post is None or order is None or archived is None:
+            log.warning("supplier.invoice_not_matched", po=po, invoice=invoice.invoice_number,
+                        why="no payables port" if post is None else "the purchase order is not readable back")
+            return
+        files = frozenset(name for name, _ in notices)
+        match = match_invoice(invoice, order, [n for _, n in notices] + archived(po, besides=files))
+        if match.matched:
+            payable = post(invoice)
+            adapter.acknowledge(doc.receipt)
+            log.info("supplier.invoice_posted", po=po, invoice=invoice.invoice_number, payable=payable,
+                     total=str(invoice.total.amount), currency=invoice.total.currency)
+        elif all(d.kind == "over_shipped" for d in match.differences):
+            log.info("supplier.invoice_waits_for_856", po=po, invoice=invoice.invoice_number)
+        else:
+            reject = getattr(adapter, "reject_document", None)
+            differences = [d.model_dump(mode="json") for d in match.differences]
+            log.warning("supplier.invoice_mismatch", po=po, invoice=invoice.invoice_number, differences=differences)
+            if reject is not None:
+                reject(doc.receipt, {"error": f"invoice {invoice.invoice_number} does not match purchase order "
+                                              f"{po}", "differences": differences})
 
     def all(self) -> list:
         return [self.reserve_at_node, self.release_node_stock, self.reduce_node_reservation, self.release_to_node,

@@ -28,7 +28,7 @@ from adapters.supplier.base import (
 )
 from adapters.supplier.dropfolder import ManagedFileTransport
 from adapters.supplier.ledger import SqlEdiLedger
-from canonical.supplier import EdiError, FunctionalAck, PurchaseOrder
+from canonical.supplier import EdiError, FunctionalAck, PurchaseOrder, ShipNotice
 
 MAX_INBOUND_BYTES = 20 * 1024 * 1024  # an interchange beyond this is no supplier document: quarantined unread
 
@@ -68,6 +68,7 @@ class EdiSupplierAdapter:
             text = x12.build_purchase_order(po, sender=self.us, receiver=self._partner(po.supplier_id),
                                             control=control, at=self.clock(), usage=self.usage)
             name = f"850_{po.supplier_id}_{control:09d}.x12"
+        self.transport.put("archive", f"{name}.sent", text.encode("ascii"))  # ours, for invoice matching
         self.transport.put("outbound", name, text.encode("ascii"))
         self.ledger.written("outbound", po.supplier_id, f"{control:09d}", name)
         return SentPurchaseOrder(po_number=po.po_number, supplier_id=po.supplier_id,
@@ -206,3 +207,42 @@ class EdiSupplierAdapter:
         except FileNotFoundError:
             pass
         return first
+
+    # -- invoice matching: what was ordered and what shipped, as sent and received --
+    def purchase_order(self, po_number: str) -> PurchaseOrder | None:
+        """The X12 850 we sent for `po_number`, read back from our copy (`archive/<file>.sent`); None when none was
+        sent (or it went as EDIFACT ORDERS, which is not read back)."""
+        record = self.ledger.about("outbound", po_number, "850")
+        if not record or not record[0].file_name:
+            return None
+        try:
+            ix = x12.read_interchange(self.transport.get("archive", f"{record[0].file_name}.sent"))
+        except FileNotFoundError:
+            return None
+        return next((x12.parse_850(ix, t) for g in ix.groups for t in g.transactions if t.set_id == "850"), None)
+
+    def ship_notices(self, po_number: str, *, besides: frozenset[str] = frozenset()) -> list[ShipNotice]:
+        """The 856s received for `po_number` and already taken (archived), except the files in `besides`."""
+        notices: list[ShipNotice] = []
+        for rec in self.ledger.about("inbound", po_number, None):
+            if not rec.file_name or rec.file_name in besides or rec.processed_at is None \
+                    or "856" not in rec.transaction_sets.split(","):
+                continue
+            try:
+                ix = x12.read_interchange(self.transport.get("archive", rec.file_name))
+            except FileNotFoundError:
+                continue
+            notices += [d for d in x12.parse_documents(ix) if isinstance(d, ShipNotice) and d.po_number == po_number]
+        return notices
+
+    def reject_document(self, receipt: InboundReceipt, report: dict) -> None:
+        """A well-formed document we cannot take (an invoice that does not match its PO): moved to `quarantine/`
+        with `<file>.error.json` (the report), and marked processed so a resend of it is a duplicate."""
+        data = self.transport.get("inbound", receipt.file_name)
+        self.transport.put("quarantine", receipt.file_name, data)
+        self.transport.put("quarantine", f"{receipt.file_name}.error.json", json.dumps(
+            {"file": receipt.file_name, "partner": receipt.supplier_id,
+             "interchange_control": receipt.interchange_control, **report,
+             "quarantined_at": self.clock().isoformat()}, indent=2, default=str).encode())
+        self.transport.remove("inbound", receipt.file_name)
+        self.ledger.processed(receipt.supplier_id, receipt.interchange_control)

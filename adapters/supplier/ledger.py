@@ -125,3 +125,13 @@ class SqlEdiLedger:
         with self.engine.begin() as conn:
             conn.execute(update(t).where(and_(t.c.direction == direction, t.c.partner == partner,
                                               t.c.control_number == control_number)).values(file_name=file_name))
+
+    def about(self, direction: str, reference: str, transaction_set: str | None) -> list[InterchangeRecord]:
+        """The interchanges of `direction` about `reference` (a PO number), oldest first; `transaction_set`: only
+        those carrying exactly that set."""
+        t = edi_interchanges
+        where = and_(t.c.direction == direction, t.c.reference == reference,
+                     *([t.c.transaction_sets == transaction_set] if transaction_set else []))
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(where).order_by(t.c.id)).mappings().all()
+        return [InterchangeRecord(**{k: row[k] for k in InterchangeRecord.__dataclass_fields__}) for row in rows]

@@ -266,7 +266,8 @@ def test_exchange_over_sftp(sftp_server, tmp_path):
         result = adapter.collect()
         assert [d.document_type for d in result.documents] == ["997", "855", "856", "810"]
         _take(adapter, result)
-        assert transport.list("inbound") == [] and len(transport.list("archive")) == 4
+        assert transport.list("inbound") == [] and transport.list("archive") == [
+            f"{sent.file_name}.sent", *(d.receipt.file_name for d in result.documents)]  # our 850's copy first
         transport.remove("archive", "missing.x12")  # removing what is not there is fine
     finally:
         transport.close()

@@ -244,7 +244,7 @@ def test_inbound_is_acknowledged_once_and_a_duplicate_is_not_processed_twice(ada
     assert [d.document_type for d in redelivered.documents] == ["855"] and redelivered.acknowledgements_sent == []
 
     assert adapter.acknowledge(first.documents[0].receipt) is True
-    assert drop.list("inbound") == [] and drop.list("archive") == ["acme_855.x12"]
+    assert drop.list("inbound") == [] and drop.list("archive") == ["850_ACMESUPPLY_000000001.x12.sent", "acme_855.x12"]
     assert adapter.acknowledge(first.documents[0].receipt) is False
 
     drop.put("inbound", "acme_855_again.x12", _855().encode())  # the same ISA13 from the same partner

@@ -123,12 +123,13 @@ def test_a_drop_ship_node_gets_an_850_and_its_855_and_856_come_back_as_acknowled
     [shipment] = updates.shipments
     assert shipment.shipment_id.startswith("ACME:") and shipment.tracking_number
     assert [(s.line_id, s.channel_sku, s.quantity) for s in shipment.lines] == [("3", "PENDANT", 2)]
-    # the 855 and 856 were taken (archived); the 810 stays for invoice matching and the payable
+    # the 855 and 856 were taken (archived), and the 810, matched and posted as a payable
+    # (tests/workflows/test_supplier_invoices.py)
     left = env.run(acts.poll_node, NodeReserveInput(release=rel))
     assert not left.acknowledged and left.shipments == []
     archived = LocalDropFolder(folder).list("archive")
     assert any("855" in n for n in archived) and any("856" in n for n in archived)
-    assert not any("810" in n for n in archived)
+    assert any(n.endswith("_810.x12") for n in archived) and not LocalDropFolder(folder).list("inbound")
 
     # a purchase order cannot be withdrawn or changed through the adapter: refused with what to do
     with pytest.raises(ApplicationError) as refused:

@@ -2,7 +2,7 @@
 ledger and ERP on the platform database, the local WMS for the warehouse node, the EDI supplier adapter with a
 drop folder for the drop-ship node, and the sandbox supplier answering the 850 with 855, 856 and 810. The order
 completes with one channel confirmation per node, each node's stock is taken from its own reservation, and the
-810 stays in the drop folder for invoice matching."""
+810 is matched to the purchase order and its 856 and posted once as a payable."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 from activities.ops import OpsActivities
 from activities.orders import OrderActivities
 from activities.sourcing import SourcingActivities, SplitFulfillmentActivities
+from adapters.sql import supplier_invoices
 from adapters.sql import wms as wms_tables
 from adapters.supplier.dropfolder import LocalDropFolder
 from adapters.supplier.edi import EdiSupplierAdapter
@@ -108,5 +109,9 @@ async def test_a_split_order_completes_through_the_warehouse_and_the_edi_supplie
     assert erp.stock_levels("LED-BULB")["WH-BER"] == {"on_hand": 36, "reserved": 0}  # type: ignore[attr-defined]
     assert erp.stock_levels("PENDANT-ACME")["SUP-ACME"] == {"on_hand": 199, "reserved": 0}  # type: ignore[attr-defined]
     inbound = LocalDropFolder(folder).list("inbound")
-    assert [n for n in inbound if "810" in n], inbound  # the invoice waits for matching and the payable
-    assert not [n for n in inbound if "855" in n or "856" in n]
+    assert not [n for n in inbound if "810" in n or "855" in n or "856" in n], inbound
+    # the 810 was matched to the PO and its 856 in the same poll, and posted once as a payable
+    with engine.connect() as conn:
+        [payable] = conn.execute(select(supplier_invoices)).all()
+    assert payable.supplier_id == "ACMESUPPLY" and payable.po_number == split.releases[1].release_id
+    assert Decimal(str(payable.total)) == Decimal("89.00")
