@@ -41,6 +41,9 @@ app.add_typer(deploy_app, name="deploy")
 from retailflow.simulate_cli import simulate_app  # noqa: E402
 
 app.add_typer(simulate_app, name="simulate")
+from retailflow.erp_cli import erp_app  # noqa: E402
+
+app.add_typer(erp_app, name="erp")
 from retailflow.prices_cli import prices_app  # noqa: E402
 
 app.add_typer(prices_app, name="prices")

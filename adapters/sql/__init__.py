@@ -25,6 +25,7 @@ from adapters.sql.erp import (
     supplier_invoices,
 )
 from adapters.sql.erp_holds import erp_reservation_holds
+from adapters.sql.erp_routing import erp_parity_results, erp_routes, erp_shadow_failures
 from adapters.sql.inventory import (
     inventory_counts,
     inventory_drift,
@@ -58,7 +59,8 @@ def create_schema(engine: Engine) -> None:
 
 __all__ = [
     "DEFAULT_TAX_RATES", "MONEY", "ExactMoney", "UtcDateTime", "api_keys", "channel_refunds", "channel_updates", "create_schema",
-    "credit_notes", "deliveries", "edi_control_numbers", "edi_interchanges", "early_cancels", "early_events", "erp_journals", "erp_reservation_holds", "inventory_counts", "inventory_drift", "inventory_levels",
+    "credit_notes", "deliveries", "edi_control_numbers", "edi_interchanges", "early_cancels", "early_events", "erp_journals", "erp_parity_results", "erp_reservation_holds", "erp_routes",
+    "erp_shadow_failures", "inventory_counts", "inventory_drift", "inventory_levels",
     "inventory_movements", "inventory_outbox", "inventory_publications", "inventory_shortfalls", "inventory_snapshots", "invoices", "shopify_tokens",
     "is_postgres", "items", "make_engine", "metadata", "quarantine", "reservations", "restocks", "run_status",
     "sales_orders", "seed_tax_rates", "settlement_exceptions", "settlement_journals", "settlement_lines",

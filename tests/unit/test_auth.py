@@ -44,6 +44,7 @@ ROUTES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/ops/audit/{workflow_id}"): V,
     ("GET", "/erp/sales-orders"): V,
     ("GET", "/erp/credit-notes"): V,
+    ("GET", "/erp/parity"): frozenset({Role.analyst, Role.finance, Role.admin}),  # docs/erp-migration.md
     ("POST", "/returns"): A,
     ("GET", "/returns/{channel}/{return_id}"): V,
     ("POST", "/returns/{channel}/{return_id}/receipts"): A,
