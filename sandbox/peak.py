@@ -990,8 +990,10 @@ async def simulate(profile: PeakProfile, data_dir: Path, *, quiet: bool = False)
     stack = PeakStack(profile, data_dir)
     progress = Progress(profile, quiet=quiet)
     with progress:
-        await asyncio.to_thread(stack.start)
         try:
+            # in the main thread, not a worker thread: a SIGTERM during the start (run_peak makes it a
+            # KeyboardInterrupt) lands in it, and what was started is stopped (PeakStack.start, the finally below)
+            stack.start()
             return await _simulate(stack, progress, started_at, wall0, Client)
         finally:
             progress.update(stage="stopping the platform")

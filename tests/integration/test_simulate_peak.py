@@ -39,3 +39,47 @@ def test_the_ci_peak_loses_nothing_doubles_nothing_oversells_nothing(tmp_path):
     assert re.search(r"shopify answers 503 from 25 s for 20 s: [1-9]\d* requests refused", text), text
     assert re.search(r"retailflow-channels: [1-9]\d* trip\(s\), now closed", text), text
     assert "Inventory publication delay" in text and "shopify p50" in text
+
+
+def _platform_processes(data: Path) -> list[str]:
+    """The processes a simulation started for `data`: its path is in their command line (Temporal's database) or
+    in their environment (RETAILFLOW_DATA_DIR of the worker, the API and the sandboxes)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (proc / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if str(data) in cmdline or f"RETAILFLOW_DATA_DIR={data}" in environ:
+            found.append(cmdline[:120])
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc to find the started processes")
+def test_a_terminated_simulation_stops_the_platform_it_started(tmp_path):
+    """`kill` (SIGTERM) or a closed terminal (SIGHUP) ends the run as Ctrl-C does: nothing it started is orphaned."""
+    import signal
+    import time
+
+    data = (tmp_path / "data").resolve()
+    run = subprocess.Popen([CLI, "simulate", "peak", "--profile", "ci", "--quiet", "--data-dir", str(data)],
+                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while sum("retailflow worker" in p or "retailflow api" in p for p in _platform_processes(data)) < 2:
+            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            assert time.monotonic() < deadline, "the platform did not start"
+            time.sleep(0.5)
+        assert any("temporal" in p for p in _platform_processes(data))
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=120)
+        deadline = time.monotonic() + 30
+        while (left := _platform_processes(data)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not left, left
+    finally:
+        if run.poll() is None:
+            run.kill()
