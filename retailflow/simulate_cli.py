@@ -15,7 +15,7 @@ simulate_app = typer.Typer(help="Non-production harnesses: a peak day against th
 
 @simulate_app.command("peak")
 def peak_cmd(
-    profile: Annotated[str, typer.Option(help="A built-in profile (`ci`: ~3 min, `peak`: ~12 min on 2 cores) or "
+    profile: Annotated[str, typer.Option(help="A built-in profile (`ci`: ~3 min, `peak`: ~10 min on 2 cores) or "
                                               "a TOML file of the profile's fields")] = "ci",
     report: Annotated[Path | None, typer.Option(help="Write the Markdown report to this file")] = None,
     data_dir: Annotated[Path | None, typer.Option(

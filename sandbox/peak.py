@@ -150,7 +150,7 @@ PROFILES: dict[str, PeakProfile] = {
                       inventory_per_second=0.5)],
         erp_quota_per_second=25, outages=[Outage(vendor="shopify", at_seconds=25, seconds=20)],
         hot_item=HotItem(units=70), drain_timeout_seconds=240),
-    # by hand (docs/operations.md "Peak simulation"): ~15 minutes on 2 cores
+    # by hand (docs/operations.md "Peak simulation"): ~10 minutes on 2 cores
     "peak": PeakProfile(
         name="peak", description="steady 0.2 Shopify orders/s for 2 min, then 10× (2/s) for 5 min, then steady for "
                                  "2 min, with an Amazon order every 3 s and stock events throughout; ERPNext at 50 "
