@@ -82,3 +82,40 @@ def parity_report_cmd(
     else:
         out.write_text(text + "\n", encoding="utf-8")
         typer.echo(f"wrote {out}")
+
+
+@erp_app.command("parity-check")
+def parity_check_cmd(
+    process: Annotated[str, typer.Option(help=f"One of: {', '.join(PROCESSES)}")] = "orders",
+    lookback_days: Annotated[int, typer.Option(min=1, help="Keys posted in the last N days")] = 7,
+    wait: Annotated[bool, typer.Option(help="Wait for the run and print its counts (a difference parks it: "
+                                            "the wait ends with the analyst's decision)")] = False,
+) -> None:
+    """Start a ParityCheck now (the Schedules in schedules.toml start them daily): it compares each dual-run
+    business key's documents on both ERPs, records the verdicts and parks differences for an analyst."""
+    import asyncio
+
+    from runtime.cluster import connect_client
+    from runtime.settings import get_settings
+    from starters.parity import start_parity_check
+    from workflows.parity_check import ParityCheckInput
+
+    if process not in PROCESSES:
+        raise typer.BadParameter(f"one of: {', '.join(PROCESSES)}", param_hint="--process")
+    settings = get_settings()
+
+    async def go():
+        client = await connect_client(settings)
+        handle = await start_parity_check(client, ParityCheckInput(process=process, lookback_days=lookback_days),
+                                          task_queue=settings.queue_for("finance"))
+        return handle.id, (await handle.result() if wait else None)
+
+    try:
+        wf_id, result = asyncio.run(go())
+    except Exception as exc:  # Temporal away, an unknown namespace... in one line
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"started {wf_id}")
+    if result is not None:
+        typer.echo(f"{result.checked} compared: {result.equal} equal, {result.accepted} accepted, "
+                   f"{result.different} left different, {result.pending} not posted yet")

@@ -137,3 +137,18 @@ async def test_an_accepted_difference_is_recorded_with_who_and_why_and_not_compa
     assert row["business_key"] == keys[0] and "fin@example.com" in row["note"] and "rounding" in row["note"]
     again, _ = await _run(ts_env, adapters)
     assert again.checked == 0
+
+
+async def test_the_starter_runs_a_parity_check_on_the_queue_it_is_given(ts_env, adapters):
+    from starters.parity import start_parity_check
+
+    router: RoutingErp = adapters.erp
+    for n in range(2):
+        dr.post_order(router, dr.order(n))
+    queue = f"parity-{uuid.uuid4().hex[:8]}"
+    async with Worker(ts_env.client, task_queue=queue, workflows=[ParityCheck],
+                      activities=[*ParityActivities(adapters.erp).all(), *OpsActivities(adapters.projection).all()],
+                      activity_executor=concurrent.futures.ThreadPoolExecutor(4)):
+        handle = await start_parity_check(ts_env.client, ParityCheckInput(process="orders"), task_queue=queue)
+        result = await handle.result()
+    assert handle.id.startswith("parity-check:orders:") and (result.checked, result.equal) == (2, 2)
