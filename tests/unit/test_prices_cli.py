@@ -58,8 +58,14 @@ def api(engine):
 
 
 def run(*args: str, base: str, key: str):
+    from runtime.settings import get_settings
+
     env = {"RETAILFLOW_API_BASE_URL": base, "RETAILFLOW_API_KEY": key, "RETAILFLOW_LOG_JSON": "true"}
-    return CliRunner().invoke(app, list(args), env=env)
+    get_settings.cache_clear()  # the CLI reads the environment given here, not settings an earlier test cached
+    try:
+        return CliRunner().invoke(app, list(args), env=env)
+    finally:
+        get_settings.cache_clear()
 
 
 def test_import_starts_each_change_set_and_reports_the_refused_ones(api, engine, tmp_path):
