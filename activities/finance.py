@@ -14,7 +14,7 @@ from temporalio import activity
 from activities.orders import business_errors
 from adapters.erp.base import ErpAdapter
 from adapters.marketplace.settlement_reports import ReportRef, SettlementReportSource
-from adapters.settlements.store import SettlementStore, exception_model
+from adapters.settlements.store import PromotionSource, SettlementStore, exception_model
 from canonical.finance import ReconciliationResult
 from canonical.settlement_matching import MATCH_KINDS, PARKING_KINDS, FinanceConfig
 from canonical.settlement_steps import (
@@ -45,12 +45,14 @@ def _heartbeat(lines: int, read: int, size: int) -> None:
 
 
 class SettlementActivities:
-    """Receives the settlement store, the ERP port (matching lookups, journal posting), the report source and the
-    finance settings."""
+    """Receives the settlement store, the ERP port (matching lookups, journal posting), the report source, the
+    finance settings and, optionally, the price book (`promotions`: settled promotion lines explained by the
+    published promotions, docs/finance.md)."""
 
     def __init__(self, store: SettlementStore, erp: ErpAdapter, reports: SettlementReportSource,
-                 config: FinanceConfig) -> None:
+                 config: FinanceConfig, promotions: PromotionSource | None = None) -> None:
         self.store = store
+        self.promotions = promotions
         self.erp = erp
         self.reports = reports
         self.config = config
@@ -69,7 +71,7 @@ class SettlementActivities:
     @activity.defn(name="match_settlement")
     @business_errors
     def match_settlement(self, inp: SettlementRef) -> MatchResult:
-        return self.store.match(inp.settlement_key, inp.channel, self.erp)
+        return self.store.match(inp.settlement_key, inp.channel, self.erp, self.promotions)
 
     @activity.defn(name="classify_settlement")
     @business_errors

@@ -268,6 +268,8 @@ class ExceptionKind(StrEnum):
     UNMATCHED_PLATFORM = "unmatched_platform"  # a platform order in the period the provider did not settle
     UNCLASSIFIED = "unclassified"  # no GL account for the amount type / description
     TOTAL_DIFFERENCE = "total_difference"  # the lines do not add up to the deposit
+    PROMOTION_UNEXPLAINED = "promotion_unexplained"  # a promotion line no published promotion explains (issue 21)
+    PROMOTION_EXPLAINED = "promotion_explained"  # informational: the published promotion that explains the line
 
 
 class ReconciliationException(CanonicalModel):
@@ -314,6 +316,10 @@ class ReconciliationResult(CanonicalModel):
     erp_journal_id: str | None = None
     journal_posted_now: bool = False
     suspense_amount: Money | None = None
+    promotions: list[ReconciliationException] = Field(
+        default_factory=list, description="Promotion lines explained by a published promotion (kind "
+        "promotion_explained; the unexplained ones are exceptions)")
+    promotions_explained_count: int = 0
 
 
 # Reporting categories (the GL account comes from the configurable account map). They add up to the deposit: every

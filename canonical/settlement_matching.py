@@ -95,6 +95,8 @@ class ErpOrderFacts(BaseModel):
     status: str  # open | invoiced | cancelled | ... (lower case)
     currency: str | None = None
     channel_skus: list[str] = Field(default_factory=list, description="The channel SKUs the order was booked with")
+    created_at: datetime | None = Field(default=None, description="When the order was placed (booked), if the ERP "
+                                        "says: the time a settled promotion is matched at (issue 21)")
 
 
 class CreditNoteFacts(BaseModel):

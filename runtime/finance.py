@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from activities.finance import SettlementActivities
 from adapters.marketplace.settlement_reports import LocalSettlementReports, SettlementReportSource
 from adapters.ports import Adapters
+from adapters.pricing.book import PriceBook
 from adapters.settlements.store import SettlementStore
 from canonical.settlement_matching import FinanceConfig
 from runtime.settings import Settings, get_settings
@@ -104,4 +105,4 @@ def build_finance_activities(adapters: Adapters, settings: Settings | None = Non
         engine = adapters.projection.engine
     return SettlementActivities(SettlementStore(engine), adapters.erp,
                                 reports if reports is not None else build_settlement_reports(settings, engine),
-                                finance_config(settings))
+                                finance_config(settings), promotions=PriceBook(engine))

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, or_, select
 
 from adapters import sql as db
-from canonical.pricing import PriceChangeSet, PriceList, PriceWindow, PublishedLine
+from canonical.pricing import PriceChangeSet, PriceKind, PriceList, PriceWindow, PublishedLine
+from canonical.promotion_matching import PUBLISHED_STATUSES, PublishedPromotion
 
 ACTIVE = ("pending", "approved", "live")  # windows a new change may not overlap
 STATUSES = frozenset({"pending", "approved", "live", "ended", "rejected", "cancelled", "invalid"})
@@ -81,6 +82,34 @@ class PriceBook:
         with self.engine.connect() as conn:
             rows = conn.execute(select(t).where(t.c.item_code == sku).order_by(t.c.id)).mappings().all()
         return [dict(r) for r in rows]
+
+    def published_promotions(self, channel: str, item_codes: Iterable[str]) -> list[PublishedPromotion]:
+        """The promotion lines of these items on `channel` that were published (live now, or ended since): what a
+        settled promotion line is explained by (the settlement store picks the one live when the order was placed)."""
+        items = sorted(set(item_codes))
+        if not items:
+            return []
+        t = db.price_changes
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(
+                (t.c.channel == channel) & t.c.item_code.in_(items) & (t.c.kind == PriceKind.PROMOTION.value)
+                & t.c.status.in_(sorted(PUBLISHED_STATUSES))).order_by(t.c.id)).mappings().all()
+        return [PublishedPromotion(
+            change_set_id=r["change_set_id"], line=r["line"], promotion_id=r["promotion_id"], item_code=r["item_code"],
+            channel=r["channel"], currency=r["currency"], amount=Decimal(r["amount"]),
+            compare_at=_dec(r["compare_at"]), effective_from=r["effective_from"], effective_to=r["effective_to"],
+            status=r["status"]) for r in rows]
+
+    def items_of_channel_skus(self, channel: str, skus: Iterable[str]) -> dict[str, str]:
+        """The item each channel SKU was published for on `channel` (from what the channel was published); a SKU
+        never published is not in the answer."""
+        wanted = sorted(set(skus))
+        if not wanted:
+            return {}
+        t = db.channel_prices_shown
+        with self.engine.connect() as conn:
+            return {sku: item for sku, item in conn.execute(select(t.c.channel_sku, t.c.item_code).where(
+                (t.c.channel == channel) & t.c.channel_sku.in_(wanted)))}
 
     # -- what each channel shows -----------------------------------------------------------------------------------
     def record_shown(self, published: PublishedLine, *, change_set_id: str, reason: str, approved_by: str | None,

@@ -15,8 +15,8 @@ external reference `settlement:{provider}:{settlement_id}`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import Engine, case, delete, exists, func, insert, select, update
@@ -34,6 +34,12 @@ from canonical.finance import (
     SettlementFileInvalid,
 )
 from canonical.money import Money
+from canonical.promotion_matching import (
+    PublishedPromotion,
+    SettledPromotion,
+    is_item_promotion,
+    match_promotion,
+)
 from canonical.settlement_matching import (
     MATCH_KINDS,
     PARKING_KINDS,
@@ -92,6 +98,19 @@ def exception_model(row: Any, currency: str) -> ReconciliationException:
 def _open_exception_for_line():
     return exists().where((E.c.settlement_key == L.c.settlement_key) & (E.c.order_id == L.c.order_id)
                           & (E.c.txn_kind == L.c.kind) & E.c.kind.in_([k.value for k in MATCH_KINDS]))
+
+
+PROMOTION_KINDS = (ExceptionKind.PROMOTION_UNEXPLAINED, ExceptionKind.PROMOTION_EXPLAINED)
+"""What `match` writes about promotion lines (issue 21): an unexplained one parks the run, but never makes its order's
+lines unmatched (the journal clears them as before); `skip` accepts it."""
+
+
+class PromotionSource(Protocol):
+    """The price book as the match reads it (adapters/pricing/book.py `PriceBook`)."""
+
+    def published_promotions(self, channel: str, item_codes: Iterable[str]) -> list[PublishedPromotion]: ...
+
+    def items_of_channel_skus(self, channel: str, skus: Iterable[str]) -> dict[str, str]: ...
 
 
 _BUYER = func.sum(case((L.c.buyer_amount.is_(True), L.c.amount_minor), else_=0))
@@ -235,16 +254,19 @@ class SettlementStore:
             yield chunk
             last = chunk[-1].order_id
 
-    def match(self, key: str, channel: str, erp: ErpAdapter) -> MatchResult:
+    def match(self, key: str, channel: str, erp: ErpAdapter, promotions: PromotionSource | None = None
+              ) -> MatchResult:
         """Each settled order against the ERP sales order of the same external reference, each refunded order
-        against its open credit notes, and the channel's orders booked in the period that were not settled."""
+        against its open credit notes, and the channel's orders booked in the period that were not settled. With
+        the price book (`promotions`), each matched order's promotion lines are explained by the promotion
+        published for the item on the channel and live when the order was placed (`_explain_promotions`)."""
         with self.engine.begin() as conn:
             head = self._header(conn, key)
             cur = head["currency"]
             if self._posted(conn, key, head):  # a re-run of a posted settlement: its exceptions stay as posted
                 return self.match_counts(key, cur, conn)
             conn.execute(delete(E).where((E.c.settlement_key == key) & E.c.resolution.is_(None) & E.c.kind.in_(
-                [k.value for k in (*MATCH_KINDS, ExceptionKind.UNMATCHED_PLATFORM)])))
+                [k.value for k in (*MATCH_KINDS, ExceptionKind.UNMATCHED_PLATFORM, *PROMOTION_KINDS)])))
 
         for chunk in self._settled_pages(key, "order"):
             refs = {order_ref(channel, g.order_id): g.order_id for g in chunk}
@@ -256,8 +278,13 @@ class SettlementStore:
                             (L.c.settlement_key == key) & (L.c.kind == "order") & L.c.order_id.in_(list(orders))
                             & L.c.sku.is_not(None)).group_by(L.c.order_id, L.c.sku)):
                         skus[oid].add(sku)
-                self._write_exceptions(conn, key, [d for g in chunk if (d := match_order(
-                    g, orders.get(g.order_id), skus.get(g.order_id, ()), cur)) is not None])
+                drafts = [d for g in chunk if (d := match_order(
+                    g, orders.get(g.order_id), skus.get(g.order_id, ()), cur)) is not None]
+                self._write_exceptions(conn, key, drafts)
+            if promotions is not None:
+                flagged = {d.order_id for d in drafts}
+                matched = {oid: o for oid, o in orders.items() if oid not in flagged}
+                self._explain_promotions(key, channel, cur, matched, promotions)
 
         for chunk in self._settled_pages(key, "refund"):
             notes = erp.settlement_credit_notes([order_ref(channel, g.order_id) for g in chunk])
@@ -283,6 +310,47 @@ class SettlementStore:
             self._write_exceptions(conn, key, drafts)
         return self.match_counts(key, cur)
 
+    def _explain_promotions(self, key: str, channel: str, cur: str, orders: dict[str, Any],
+                            promotions: PromotionSource) -> None:
+        """The item promotion lines of the matched `orders` (order id → ErpOrderFacts), per order and SKU, against
+        the price book; one `promotion_explained` or `promotion_unexplained` row each."""
+        if not orders:
+            return
+        ids = list(orders)
+        base = (L.c.settlement_key == key) & (L.c.kind == "order") & L.c.order_id.in_(ids)
+        with self.engine.connect() as conn:
+            promo_rows = [(oid, sku, desc, int(n), int(total or 0)) for oid, sku, atype, desc, n, total in conn.execute(
+                select(L.c.order_id, L.c.sku, L.c.amount_type, L.c.amount_description, func.count(),
+                       func.sum(L.c.amount_minor)).where(base & (func.lower(L.c.amount_type) == "promotion"))
+                .group_by(L.c.order_id, L.c.sku, L.c.amount_type, L.c.amount_description))
+                if is_item_promotion(atype or "", desc or "")]
+            if not promo_rows:
+                return
+            quantities = {(oid, sku): int(q or 0) for oid, sku, q in conn.execute(
+                select(L.c.order_id, L.c.sku, func.max(L.c.quantity)).where(base & L.c.sku.is_not(None))
+                .group_by(L.c.order_id, L.c.sku))}
+        grouped: dict[tuple[str, str], list[int]] = {}
+        descriptions: dict[tuple[str, str], str] = {}
+        for oid, sku, desc, n, total in promo_rows:
+            acc = grouped.setdefault((oid, sku or ""), [0, 0])
+            acc[0] += n
+            acc[1] += total
+            descriptions.setdefault((oid, sku or ""), desc or "Principal")
+        skus = {sku for _, sku in grouped if sku}
+        items = {sku: promotions.items_of_channel_skus(channel, skus).get(sku, sku) for sku in skus}
+        candidates = promotions.published_promotions(channel, set(items.values()))
+        drafts = []
+        for (oid, sku), (n, total) in sorted(grouped.items()):
+            settled = SettledPromotion(order_id=oid, sku=sku, line_count=n, promotion_minor=total,
+                                       quantity=max(1, quantities.get((oid, sku), 0)),
+                                       amount_description=descriptions[(oid, sku)])
+            found = match_promotion(settled, item_code=items.get(sku), channel=channel,
+                                    placed_at=getattr(orders[oid], "created_at", None), candidates=candidates,
+                                    currency=cur)
+            drafts.append(found.draft)
+        with self.engine.begin() as conn:
+            self._write_exceptions(conn, key, drafts)
+
     def match_counts(self, key: str, cur: str, conn=None) -> MatchResult:
         if conn is None:
             with self.engine.connect() as conn:
@@ -295,7 +363,7 @@ class SettlementStore:
             base & L.c.order_id.is_not(None) & ~flagged)).one()
         n_exc = conn.execute(select(func.count()).select_from(E).where(  # open ones: what still parks the run
             (E.c.settlement_key == key) & E.c.resolution.is_(None)
-            & E.c.kind.in_([k.value for k in MATCH_KINDS]))).scalar_one()
+            & E.c.kind.in_([k.value for k in (*MATCH_KINDS, ExceptionKind.PROMOTION_UNEXPLAINED)]))).scalar_one()
         n_platform = conn.execute(select(func.count()).select_from(E).where(
             (E.c.settlement_key == key) & (E.c.kind == ExceptionKind.UNMATCHED_PLATFORM.value))).scalar_one()
         return MatchResult(matched_count=matched_n, matched_amount=from_minor(matched_sum, cur),
@@ -347,7 +415,12 @@ class SettlementStore:
                 (E.c.settlement_key == key) & E.c.resolution.is_(None)
                 & E.c.kind.in_([k.value for k in PARKING_KINDS])).values(
                 resolution="suspense", resolved_by=actor[:200], resolved_at=db.utcnow()))
-        return result.rowcount
+            # an unexplained promotion is accepted as settled: its money clears with its order, as before
+            accepted = conn.execute(update(E).where(
+                (E.c.settlement_key == key) & E.c.resolution.is_(None)
+                & (E.c.kind == ExceptionKind.PROMOTION_UNEXPLAINED.value)).values(
+                resolution="accepted", resolved_by=actor[:200], resolved_at=db.utcnow()))
+        return result.rowcount + accepted.rowcount
 
     # -- journal -----------------------------------------------------------------------------------------------
     def build_journal(self, inp: BuildJournalInput, config: FinanceConfig) -> JournalSummary:
@@ -429,17 +502,24 @@ class SettlementStore:
                 (L.c.settlement_key == key) & ~L.c.kind.in_(["order", "refund"]))).scalar_one()
             platform_n, platform_sum = conn.execute(select(func.count(), func.sum(E.c.platform_minor)).where(
                 (E.c.settlement_key == key) & (E.c.kind == ExceptionKind.UNMATCHED_PLATFORM.value))).one()
-            n_exc = conn.execute(select(func.count()).select_from(E).where(E.c.settlement_key == key)).scalar_one()
-            exc_rows = conn.execute(select(E).where(E.c.settlement_key == key).order_by(
+            explained = E.c.kind == ExceptionKind.PROMOTION_EXPLAINED.value
+            n_exc = conn.execute(select(func.count()).select_from(E).where(
+                (E.c.settlement_key == key) & ~explained)).scalar_one()
+            exc_rows = conn.execute(select(E).where((E.c.settlement_key == key) & ~explained).order_by(
                 (E.c.kind == ExceptionKind.UNMATCHED_PLATFORM.value), E.c.id).limit(MAX_LISTED_EXCEPTIONS)
             ).mappings().all()
+            n_promo = conn.execute(select(func.count()).select_from(E).where(
+                (E.c.settlement_key == key) & explained)).scalar_one()
+            promo_rows = conn.execute(select(E).where((E.c.settlement_key == key) & explained).order_by(E.c.id)
+                                      .limit(MAX_LISTED_EXCEPTIONS)).mappings().all()
             journal = conn.execute(select(J).where(J.c.settlement_key == key)).mappings().first()
         diff = head["deposit_minor"] - int(head["lines_minor"])
         differences = []
         if diff:
             differences.append(Difference(cause="the lines do not add up to the deposit", amount=from_minor(diff, cur)))
         for r in exc_rows:
-            if r["kind"] == ExceptionKind.AMOUNT_MISMATCH.value:
+            if r["kind"] == ExceptionKind.AMOUNT_MISMATCH.value or (
+                    r["kind"] == ExceptionKind.PROMOTION_UNEXPLAINED.value and r["platform_minor"] is not None):
                 differences.append(Difference(cause=r["cause"], amount=from_minor(r["difference_minor"], cur)))
         return ReconciliationResult(
             provider=head["provider"], settlement_id=head["settlement_id"], status=status, currency=cur,
@@ -454,4 +534,5 @@ class SettlementStore:
             erp_journal_id=journal["erp_journal_id"] if journal else None,
             journal_posted_now=False,
             suspense_amount=from_minor(journal["suspense_minor"], cur) if journal else None,
+            promotions=[exception_model(r, cur) for r in promo_rows], promotions_explained_count=n_promo,
         )
