@@ -270,6 +270,7 @@ class ExceptionKind(StrEnum):
     TOTAL_DIFFERENCE = "total_difference"  # the lines do not add up to the deposit
     PROMOTION_UNEXPLAINED = "promotion_unexplained"  # a promotion line no published promotion explains (issue 21)
     PROMOTION_EXPLAINED = "promotion_explained"  # informational: the published promotion that explains the line
+    PROMOTION_UNCHECKED = "promotion_unchecked"  # informational: the ERP gave no order time to check the line at
 
 
 class ReconciliationException(CanonicalModel):

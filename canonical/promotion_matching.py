@@ -6,7 +6,8 @@ the discount on the item price) are matched to the promotion the platform publis
 and that was live when the order was placed: `effective_from <= placed_at < effective_to` (the half-open window
 of `canonical.pricing.PriceChange`). The published discount is `compare_at - amount` per unit; the settled
 discount must equal it × the quantity within one minor unit (a cent). Otherwise, or with no live promotion, the
-lines are an exception with the reason. The journal does not change: the buyer amounts (promotions included) still
+lines are an exception with the reason (`promotion_unexplained`, it parks the run); without the order's time (an
+ERP that does not report it) they are only noted (`promotion_unchecked`). The journal does not change: the buyer amounts (promotions included) still
 clear against the sales order (canonical.settlement_matching.plan_journal).
 
 Pure rules only: the settlement store reads the lines, the ERP's order facts and the price book, and writes what
@@ -105,10 +106,10 @@ def match_promotion(settled: SettledPromotion, *, item_code: str | None, channel
                               amount_description=f"{settled.amount_description} {sku}"[:255])
 
     unexplained = ExceptionKind.PROMOTION_UNEXPLAINED
-    if placed_at is None:
-        return PromotionMatch(None, False, row(unexplained, f"{what}: promotion of {from_minor(taken, currency)} "
-                                               "settled, but the platform's order gives no order time to find the "
-                                               "promotion live then", None))
+    if placed_at is None:  # informational: an ERP adapter that does not report the order time parks nothing
+        return PromotionMatch(None, False, row(ExceptionKind.PROMOTION_UNCHECKED, f"{what}: promotion of "
+                                               f"{from_minor(taken, currency)} settled, not checked: the platform's "
+                                               "order gives no order time to find the promotion live then", None))
     promo = live_promotion(candidates, item_code or sku, channel, placed_at)
     if promo is None:
         return PromotionMatch(None, False, row(unexplained, f"{what}: promotion of {from_minor(taken, currency)} "

@@ -100,7 +100,8 @@ def _open_exception_for_line():
                           & (E.c.txn_kind == L.c.kind) & E.c.kind.in_([k.value for k in MATCH_KINDS]))
 
 
-PROMOTION_KINDS = (ExceptionKind.PROMOTION_UNEXPLAINED, ExceptionKind.PROMOTION_EXPLAINED)
+PROMOTION_KINDS = (ExceptionKind.PROMOTION_UNEXPLAINED, ExceptionKind.PROMOTION_EXPLAINED,
+                   ExceptionKind.PROMOTION_UNCHECKED)
 """What `match` writes about promotion lines (issue 21): an unexplained one parks the run, but never makes its order's
 lines unmatched (the journal clears them as before); `skip` accepts it."""
 

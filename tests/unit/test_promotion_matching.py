@@ -111,7 +111,8 @@ def test_the_amount_must_agree_within_a_cent():
 
 
 def test_no_order_time_or_no_regular_price_is_unexplained_with_the_reason():
-    assert "no order time" in match(None, [promo()]).draft.cause
+    unchecked = match(None, [promo()]).draft
+    assert unchecked.kind == ExceptionKind.PROMOTION_UNCHECKED.value and "no order time" in unchecked.cause
     assert "no regular price" in match(START, [promo(compare_at=None)]).draft.cause
 
 
@@ -258,3 +259,20 @@ def test_the_store_explains_marks_and_accepts_promotion_lines_and_the_journal_is
     assert sorted((x.account, x.signed) for x in without.lines) == sorted((x.account, x.signed)
                                                                           for x in with_book.lines)
     plain.dispose()
+
+
+def test_an_erp_without_the_order_time_parks_nothing_and_notes_the_line_unchecked(engine, tmp_path):
+    publish_spring(PriceBook(engine))
+    book_order(engine, "111-000D", "22.40", START + timedelta(hours=5))
+    file = tmp_path / "d.tsv"
+    v2_settlement(file, "7002", [("111-000D", "AMZ-MUG", 2, "30.00", "2.40", "-10.00")])
+    acts = SettlementActivities(SettlementStore(engine), LocalErp(engine),  # the ERP as it answers today
+                                LocalSettlementReports(tmp_path / "settlements"),
+                                finance_config(Settings(data_dir=tmp_path)), promotions=PriceBook(engine))
+    staged = ENV.run(acts.stage_settlement, StageInput(provider="amazon", source=str(file)))
+    ref = SettlementRef(settlement_key=staged.settlement_key, channel="amazon")
+    assert ENV.run(acts.match_settlement, ref).exception_count == 0
+    result = ENV.run(acts.report_settlement, ReportInput(settlement_key=ref.settlement_key, channel="amazon",
+                                                         status="matched"))
+    assert [(e.kind, e.order_id) for e in result.exceptions] == [(ExceptionKind.PROMOTION_UNCHECKED, "111-000D")]
+    assert result.promotions_explained_count == 0
