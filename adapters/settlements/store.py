@@ -327,9 +327,11 @@ class SettlementStore:
                 if is_item_promotion(atype or "", desc or "")]
             if not promo_rows:
                 return
+            with_promotions = sorted({r[0] for r in promo_rows})
             quantities = {(oid, sku): int(q or 0) for oid, sku, q in conn.execute(
-                select(L.c.order_id, L.c.sku, func.max(L.c.quantity)).where(base & L.c.sku.is_not(None))
-                .group_by(L.c.order_id, L.c.sku))}
+                select(L.c.order_id, L.c.sku, func.max(L.c.quantity)).where(
+                    (L.c.settlement_key == key) & (L.c.kind == "order") & L.c.order_id.in_(with_promotions)
+                    & L.c.sku.is_not(None)).group_by(L.c.order_id, L.c.sku))}
         grouped: dict[tuple[str, str], list[int]] = {}
         descriptions: dict[tuple[str, str], str] = {}
         for oid, sku, desc, n, total in promo_rows:
