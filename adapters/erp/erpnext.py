@@ -37,7 +37,7 @@ Choices, stated honestly:
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from urllib.parse import quote as urlquote
@@ -137,6 +137,17 @@ def split_rows(net: Decimal, quantity: int, currency: str) -> list[tuple[int, De
     if extra:
         rows.append((extra, rate + unit))
     return rows
+
+
+def _creation(value: Any) -> datetime | None:
+    """ERPNext's `creation` ("2026-12-04 19:00:00.123456", the site's time, UTC here as in
+    `orders_booked_between`): when the sales order was booked, seconds after the order was placed."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 class ErpNext:
@@ -657,7 +668,7 @@ class ErpNext:
         order wins over a cancelled one (an amended order cancels its predecessor). One GET per order for its
         items."""
         rows = self.list_docs("Sales Order", [["po_no", "in", sorted(set(external_refs))]],
-                              ["name", "po_no", "docstatus", "grand_total", "currency", "status"])
+                              ["name", "po_no", "docstatus", "grand_total", "currency", "status", "creation"])
         best: dict[str, dict] = {}
         for r in rows:
             have = best.get(r["po_no"])
@@ -670,7 +681,7 @@ class ErpNext:
             skus = sorted({str(i.get("customer_item_code") or i["item_code"]) for i in (doc or {}).get("items") or []})
             out[ref] = ErpOrderFacts(id=r["name"], grand_total=_dec(r.get("grand_total")), currency=r.get("currency"),
                                      status="cancelled" if cancelled else str(r.get("status") or "").lower(),
-                                     channel_skus=skus)
+                                     channel_skus=skus, created_at=_creation(r.get("creation")))
         return out
 
     def settlement_credit_notes(self, order_refs: list[str]) -> dict[str, list[CreditNoteFacts]]:

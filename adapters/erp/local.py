@@ -598,10 +598,11 @@ class LocalErp:
         so = db.sales_orders
         with self.engine.connect() as conn:
             rows = conn.execute(select(so.c.external_ref, so.c.id, so.c.grand_total, so.c.status, so.c.currency,
-                                       so.c.lines).where(so.c.external_ref.in_(sorted(set(external_refs))))).all()
+                                       so.c.lines, so.c.created_at)
+                                .where(so.c.external_ref.in_(sorted(set(external_refs))))).all()
         # the rows are the ERP's own, already typed: built without re-validation (a settlement asks for many)
         return {r.external_ref: ErpOrderFacts.model_construct(
-            id=r.id, grand_total=r.grand_total, status=r.status, currency=r.currency,
+            id=r.id, grand_total=r.grand_total, status=r.status, currency=r.currency, created_at=r.created_at,
             channel_skus=sorted({str(x["channel_sku"]) for x in (r.lines or []) if x.get("channel_sku")}))
             for r in rows}
 

@@ -363,6 +363,7 @@ def test_settlement_lookups_against_the_sandbox(sandbox) -> None:
     so = found[REF]
     assert isinstance(so, ErpOrderFacts) and so.currency == "USD" and so.status != "cancelled"
     assert so.channel_skus == ["CH-B", "SKU-A"]
+    assert so.created_at is not None and abs(so.created_at - datetime.now(UTC)) < timedelta(minutes=5)  # booked
     assert so.grand_total == o.lines_net.amount + o.shipping_net.amount + tax_for(o).total_tax.amount
     assert erp.settlement_credit_notes([REF]) == {}
     now = datetime.now(UTC)

@@ -123,17 +123,15 @@ def test_only_item_promotions_are_matched():
 
 
 # --- the store on the platform database -------------------------------------------------------------------------
-class ErpWithOrderTime(LocalErp):
-    """The embedded ERP answering the settlement match with the time each sales order was booked."""
+ErpWithOrderTime = LocalErp  # the embedded ERP answers the settlement match with when each order was booked
+
+
+class ErpWithoutOrderTime(LocalErp):
+    """An ERP that does not say when its sales orders were booked."""
 
     def settlement_orders(self, external_refs):
-        out = super().settlement_orders(external_refs)
-        so = db.sales_orders
-        with self.engine.connect() as conn:
-            times = dict(conn.execute(select(so.c.external_ref, so.c.created_at).where(so.c.external_ref.in_(
-                list(out)))).all())
-        return {ref: ErpOrderFacts.model_construct(**{**o.__dict__, "created_at": times[ref]})
-                for ref, o in out.items()}
+        return {ref: ErpOrderFacts.model_construct(**{**o.__dict__, "created_at": None})
+                for ref, o in super().settlement_orders(external_refs).items()}
 
 
 def v2_settlement(path: Path, settlement_id: str, orders: list[tuple[str, str, int, str, str, str]]) -> Decimal:
@@ -266,7 +264,7 @@ def test_an_erp_without_the_order_time_parks_nothing_and_notes_the_line_unchecke
     book_order(engine, "111-000D", "22.40", START + timedelta(hours=5))
     file = tmp_path / "d.tsv"
     v2_settlement(file, "7002", [("111-000D", "AMZ-MUG", 2, "30.00", "2.40", "-10.00")])
-    acts = SettlementActivities(SettlementStore(engine), LocalErp(engine),  # the ERP as it answers today
+    acts = SettlementActivities(SettlementStore(engine), ErpWithoutOrderTime(engine),  # no order times
                                 LocalSettlementReports(tmp_path / "settlements"),
                                 finance_config(Settings(data_dir=tmp_path)), promotions=PriceBook(engine))
     staged = ENV.run(acts.stage_settlement, StageInput(provider="amazon", source=str(file)))
