@@ -121,6 +121,9 @@ def test_the_router_is_built_from_the_file_with_the_erpnext_settings(tmp_path, e
 
     settings = Settings(_env_file=None, erpnext_base_url=served.base_url)
     router = build_routing_erp(settings, engine, load_routing(dr.write(tmp_path, dr.ROUTING_TOML)))
+    from adapters.erp.base import ErpAdapter, SupplierPayables
+
+    assert isinstance(router, ErpAdapter) and isinstance(router, SupplierPayables)  # the port the activities call
     assert isinstance(router, RoutingErp) and isinstance(router.erps["legacy"], LocalErp)
     assert isinstance(router.shadows["cloud"], ShadowErpNext) and router.shadows["cloud"].holds is None
     assert served.base_url in repr(router.shadows["cloud"].http)
