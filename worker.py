@@ -23,6 +23,7 @@ from activities.inventory import InventoryActivities
 from activities.ops import OpsActivities
 from activities.order_poll import OrderPollActivities
 from activities.orders import OrderActivities
+from activities.parity import ParityActivities
 from activities.pos import PosActivities
 from activities.returns import ReturnActivities
 from activities.sourcing import SourcingActivities, SplitFulfillmentActivities
@@ -38,6 +39,7 @@ from runtime.observability import CorrelationInterceptor, observe_order_mileston
 from runtime.pricing import build_pricing_activities
 from runtime.registry import build_adapters, channel_settings
 from runtime.settings import Settings, get_settings
+from runtime.suppliers import build_suppliers
 from starters import deliver_held, signal_workflow
 from starters.inventory import relay_stock_changes, start_inventory_sync
 from starters.orders import start_order
@@ -46,6 +48,7 @@ from workflows.inventory_drift import InventoryDrift
 from workflows.inventory_sync import InventorySync
 from workflows.order_fulfillment import OrderFulfillment
 from workflows.order_poll import ChannelOrderPoll
+from workflows.parity_check import ParityCheck
 from workflows.partner_breaker import PartnerBreaker
 from workflows.price_publication import PricePublication
 from workflows.return_to_refund import ReturnToRefund
@@ -61,7 +64,7 @@ DOMAIN_WORKFLOWS: dict[str, list] = {
     "orders": [OrderFulfillment, ChannelOrderPoll, PartnerBreaker],
     "returns": [ReturnToRefund],  # docs/returns.md
     "inventory": [InventorySync, InventoryDrift],  # docs/inventory.md
-    "finance": [SettlementReconciliation, SettlementFetch],  # docs/finance.md
+    "finance": [SettlementReconciliation, SettlementFetch, ParityCheck],  # docs/finance.md, docs/erp-migration.md
     "pos": [StoreDay, StoreDayClose],  # docs/pos.md
     "pricing": [PricePublication],  # docs/pricing.md
 }
@@ -141,8 +144,8 @@ def order_poll_activities(settings: Settings, adapters: Adapters | None = None) 
 
 def sourcing_activities(adapters: Adapters, settings: Settings) -> list:
     """Issue 20: plan_sourcing over the fulfillment network file, and split fulfillment's per-node steps. The WMS
-    adapter this worker is configured with serves the `wms:<RETAILFLOW_WMS_ADAPTER>` nodes; no supplier adapter is
-    built here yet, so a drop-ship node refuses its release (the order is re-sourced or parks with that reason).
+    adapter this worker is configured with serves the `wms:<RETAILFLOW_WMS_ADAPTER>` nodes, the EDI supplier adapter
+    (runtime.suppliers.build_suppliers: the drop folder or SFTP of RETAILFLOW_SUPPLIER_*) the `supplier:edi` nodes.
     Each channel of RETAILFLOW_SPLIT_FULFILLMENT_CHANNELS must have a policy in the file (checked here); without
     the file and with no such channel, none are registered."""
     if adapters.inventory is None:
@@ -155,7 +158,8 @@ def sourcing_activities(adapters: Adapters, settings: Settings) -> list:
         raise ValueError(f"RETAILFLOW_SPLIT_FULFILLMENT_CHANNELS: no sourcing policy for {', '.join(missing)} in "
                          f"{settings.fulfillment_network_file}")
     return [*SourcingActivities(adapters.inventory, network).all(),
-            *SplitFulfillmentActivities(adapters, wms={settings.wms_adapter.strip().lower(): adapters.wms}).all()]
+            *SplitFulfillmentActivities(adapters, wms={settings.wms_adapter.strip().lower(): adapters.wms},
+                                        suppliers=build_suppliers(settings, adapters.inventory.engine)).all()]
 
 
 def worker_activities(adapters: Adapters, settings: Settings | None = None) -> list:
@@ -171,6 +175,7 @@ def worker_activities(adapters: Adapters, settings: Settings | None = None) -> l
               if adapters.inventory is not None else []),
             *build_finance_activities(adapters, settings).all(), *PosActivities(adapters).all(),
             *sourcing_activities(adapters, settings),
+            *ParityActivities(adapters.erp).all(),
             *order_poll_activities(settings, adapters).all(),
             *BreakerActivities(on_state=set_partner_breaker_state).all(), *(pricing.all() if pricing else [])]
 

@@ -110,6 +110,9 @@ class OrderFulfillmentInput(CanonicalModel):
     split_fulfillment: bool = Field(
         default=False, description="Source the order over the fulfillment network (the channel has a sourcing policy "
         "and is in RETAILFLOW_SPLIT_FULFILLMENT_CHANNELS): reserve and release per node (docs/fulfillment.md)")
+    supplier_poll_seconds: int = Field(
+        default=900, ge=1, description="How often a drop-ship supplier's answers (855, 856, 810) are read "
+        "(RETAILFLOW_SUPPLIER_POLL_SECONDS), fixed per run when it starts")
 
 
 class OrderView(CanonicalModel):

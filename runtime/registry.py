@@ -40,6 +40,10 @@ def _unknown(role: str, name: str, known: tuple[str, ...]) -> ValueError:
 
 
 def build_erp(settings: Settings, engine: Engine) -> ErpAdapter:
+    if settings.erp_routing_file is not None:  # several ERPs, routed per process and store (docs/erp-migration.md)
+        from runtime.erp_routing import build_routing_erp, load_routing
+
+        return build_routing_erp(settings, engine, load_routing(settings.erp_routing_file))
     name = settings.erp_adapter.strip().lower()
     if name == "local":
         return LocalErp(engine, default_location=settings.default_location)

@@ -199,10 +199,35 @@ class OrderSettings(_Group):
         default=Path(__file__).resolve().parents[1] / "fulfillment.toml", description="The fulfillment network: "
         "nodes, sourcing policy per channel, kits, item flags (docs/fulfillment.md); default the repository's "
         "fulfillment.toml")
+    supplier_poll_seconds: int = Field(
+        default=900, ge=1, le=86_400, description="How often a split order reads its drop-ship suppliers' answers "
+        "(855, 856, 810) from the drop folder; taken by each order when it starts")
     split_fulfillment_channels: list[str] = Field(
         default_factory=list, description="Channels whose orders are sourced over the fulfillment network (reserved, "
         "released and tracked per node; docs/fulfillment.md); each needs a policy in the network file. Empty: every "
         "order is released whole to the one warehouse")
+    # drop-ship suppliers over EDI (`supplier:edi` nodes; docs/fulfillment.md, "Supplier settings")
+    supplier_drop_folder: Path | None = Field(
+        default=None, description="The EDI drop folder (outbound/, inbound/, archive/, quarantine/) of the "
+        "embedded stack; default <data_dir>/edi. Ignored when supplier_sftp_host is set")
+    supplier_edi_id: str = Field(default="RETAILFLOW", max_length=15, description="Our X12 interchange id (ISA06 "
+                                 "of what we send, ISA08 of what we accept)")
+    supplier_edi_qualifier: str = Field(default="ZZ", min_length=2, max_length=2, description="Our ISA05 qualifier")
+    supplier_edi_usage: str = Field(default="P", pattern="^[PT]$", description="ISA15: P production, T test")
+    supplier_partner_qualifiers: dict[str, str] = Field(
+        default_factory=dict, description='Supplier id (the node id) → its ISA qualifier, e.g. {"ACME": "01"}; '
+        'default "ZZ"')
+    supplier_edifact_partners: list[str] = Field(
+        default_factory=list, description="Suppliers that take EDIFACT ORDERS D.96A instead of an X12 850")
+    supplier_sftp_host: str | None = Field(default=None, description="The suppliers' SFTP server; unset: the local "
+                                           "drop folder")
+    supplier_sftp_port: int = 22
+    supplier_sftp_username: str = ""
+    supplier_sftp_password: SecretStr | None = None
+    supplier_sftp_private_key_pem: SecretStr | None = None
+    supplier_sftp_known_host_key: str = Field(default="", description='The server\'s host key as in known_hosts '
+                                              '("ssh-ed25519 AAAA..."); required with supplier_sftp_host')
+    supplier_sftp_base_dir: str = "."
     # returns: channels that refund at once (marketplaces such as Amazon); the others refund on receipt
     refund_before_receipt_channels: list[str] = ["amazon"]
     return_window_days: int = 30
@@ -373,6 +398,10 @@ class AdapterSelection(_Group):
     """Which adapter serves each role (runtime/registry.py, docs/vendors.md)."""
 
     erp_adapter: str = Field(default="local", description='"local" | "erpnext"')
+    erp_routing_file: Path | None = Field(default=None, description="ERP coexistence (docs/erp-migration.md): a "
+                                          "routing file (erp_routing.toml) naming several ERPs and which process of "
+                                          "which store or legal entity posts to which, dual-run included; set, it "
+                                          "replaces RETAILFLOW_ERP_ADAPTER")
     tax_adapter: str = Field(default="local", description='"local" | "avalara"')
     wms_adapter: str = Field(default="local", description='"local" | "shipstation" | "shipbob"')
     marketplace_adapters: dict[str, str] = Field(default_factory=dict, description='Channel → "local" | '
@@ -793,7 +822,8 @@ class Settings(DeploymentSettings, AuthSettings, DatabaseSettings, TemporalSetti
         # secret is in use only while no store is listed
         names = ([] if shopify_stores else ["shopify_webhook_secret"]) + ["square_webhook_signature_key",
                                                                           "local_wms_webhook_secret"]
-        if self.erp_adapter.strip().lower() == "erpnext":
+        # a routing file (docs/erp-migration.md) names its ERPs itself: ERPNext's credentials are taken as in use
+        if self.erp_adapter.strip().lower() == "erpnext" or self.erp_routing_file is not None:
             names += ["erpnext_api_key", "erpnext_api_secret"]
         if self.tax_adapter.strip().lower() == "avalara":
             names += ["avalara_account_id", "avalara_license_key"]

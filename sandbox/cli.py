@@ -38,7 +38,7 @@ def ports(names: list[str]) -> dict[str, int]:
     return out
 
 
-async def serve(names: list[str], *, host: str, seed: int) -> None:
+async def serve(names: list[str], *, host: str, seed: int, edi_supplier: bool = False) -> None:
     import uvicorn
 
     from runtime.settings import get_settings
@@ -50,7 +50,18 @@ async def serve(names: list[str], *, host: str, seed: int) -> None:
                                 lifespan="on")
         servers.append(uvicorn.Server(config))
         typer.echo(f"{name:12s} http://{host}:{port}  (docs /docs, faults /_admin/faults)")
-    await asyncio.gather(*(s.serve() for s in servers))
+    edi = None
+    if edi_supplier:
+        from runtime.suppliers import supplier_drop_folder
+        from sandbox.stack import start_edi_supplier
+
+        edi = start_edi_supplier(get_settings(), seed=seed)
+        typer.echo(f"{'edi-supplier':12s} {supplier_drop_folder(get_settings())}  (ACME: answers 850s with 855/856/810)")
+    try:
+        await asyncio.gather(*(s.serve() for s in servers))
+    finally:
+        if edi is not None:
+            edi[1].set()
 
 
 @sandbox_app.callback()
@@ -75,7 +86,8 @@ def sandbox_main(
         raise typer.Exit(2)
     try:
         asyncio.run(serve(names, host=host or settings.sandbox_host,
-                          seed=settings.sandbox_seed if seed is None else seed))
+                          seed=settings.sandbox_seed if seed is None else seed,
+                          edi_supplier=not only and not settings.supplier_sftp_host))
     except KeyboardInterrupt:
         pass
 

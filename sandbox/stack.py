@@ -4,18 +4,22 @@
 send (RETAILFLOW_ERPNEXT_API_KEY…) and, for the vendors that call back, the platform's webhook URLs (Shopify's
 signed webhooks to ``/webhooks/shopify`` with RETAILFLOW_SHOPIFY_WEBHOOK_SECRET, ShipStation's SHIP_NOTIFY to
 ``/webhooks/shipstation``). `SandboxStack` serves each on its port (RETAILFLOW_SANDBOX_HOST/_PORTS) on its own
-thread and event loop, so a sandbox under load never stalls the API or the worker, and stops them all.
+thread and event loop, so a sandbox under load never stalls the API or the worker, and stops them all. With every
+sandbox (no `names`), the EDI drop-ship supplier (sandbox/edi_supplier.py) answers from the drop folder the worker
+writes to (RETAILFLOW_SUPPLIER_DROP_FOLDER, default <data_dir>/edi) on a thread of its own.
 """
 
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
 
 from runtime.settings import Settings
+from runtime.suppliers import supplier_drop_folder
 from sandbox import APPS, DEFAULT_PORTS
 from sandbox.common import ServedApp
 from sandbox.faults import FaultInjector
@@ -62,6 +66,16 @@ def build_app(name: str, settings: Settings, *, seed: int | None = None) -> Fast
     return getattr(importlib.import_module(module), factory)(injector=injector, **app_kwargs(name, settings))
 
 
+def start_edi_supplier(settings: Settings, *, seed: int | None = None,
+                       interval: float = 1.0) -> tuple[threading.Thread, threading.Event]:
+    """The sandbox drop-ship supplier ACME polling the platform's drop folder: it answers each 850 with 997, 855,
+    856 and 810 (faults seeded by RETAILFLOW_SANDBOX_SEED; none by default)."""
+    from sandbox.edi_supplier import SupplierFaults, run_in_thread
+
+    return run_in_thread(supplier_drop_folder(settings), interval=interval, supplier_id="ACME",
+                         faults=SupplierFaults(seed=settings.sandbox_seed if seed is None else seed))
+
+
 def port_of(name: str, settings: Settings) -> int:
     port = settings.sandbox_ports.get(name, DEFAULT_PORTS.get(name))
     if port is None:
@@ -77,6 +91,8 @@ class SandboxStack:
         self.names = list(names or APPS)
         self.seed = seed
         self.served: dict[str, ServedApp] = {}
+        self.edi_supplier = names is None and not settings.supplier_sftp_host  # a local drop folder to answer from
+        self._edi: tuple[threading.Thread, threading.Event] | None = None
 
     @property
     def urls(self) -> dict[str, str]:
@@ -93,13 +109,21 @@ class SandboxStack:
                     raise RuntimeError(f"the {name} sandbox cannot listen on {host}:{port} ({exc.strerror}): is "
                                        "another sandbox running? Stop it or set RETAILFLOW_SANDBOX_PORTS.") from None
                 self.served[name] = served.start()
+            if self.edi_supplier:
+                self._edi = start_edi_supplier(self.settings, seed=self.seed)
         except BaseException:
             self.stop()
             raise
-        log.info("sandbox.started", sandboxes=self.urls)
+        log.info("sandbox.started", sandboxes=self.urls,
+                 edi_supplier=str(supplier_drop_folder(self.settings)) if self._edi else None)
         return self
 
     def stop(self) -> None:
+        if self._edi is not None:
+            thread, stop = self._edi
+            stop.set()
+            thread.join(timeout=10)
+            self._edi = None
         for name in reversed(list(self.served)):
             self.served.pop(name).stop()
 

@@ -99,7 +99,7 @@ PROJECTED_MILESTONES = frozenset({OrderStatus.RECEIVED, OrderStatus.NEEDS_ATTENT
 # Issue 20: with a fulfillment network for the channel (OrderFulfillmentInput.split_fulfillment) the order is sourced
 # over the network's nodes: reserved, released, tracked and compensated per node; a node that refuses is re-sourced.
 SPLIT_PATCH = "split-fulfillment-v1"
-SUPPLIER_POLL = timedelta(minutes=15)  # how often a drop-ship supplier's answers (855, 856) are read
+SUPPLIER_POLL = timedelta(minutes=15)  # the default of how often a supplier's answers are read (the input's)
 NODE_ACK_TIMEOUT = timedelta(hours=48)  # a supplier that has not acknowledged its purchase order by then is re-sourced
 REFUSAL_ERRORS = frozenset({"NodeRefused", "OutOfStock", "VendorRejected"})  # a node's "no": re-source its lines
 LIVE = frozenset({"reserved", "released", "acknowledged"})  # releases that hold stock or a request at their node
@@ -547,7 +547,7 @@ class OrderFulfillment(Runbook):
         assert isinstance(ref, NodeReleaseRef)
         self._update_release(rel.ref, state="released", release_id=ref.release_id, released_at=workflow.now())
         if rel.role == "supplier" and self._next_poll is None:
-            self._next_poll = workflow.now() + SUPPLIER_POLL
+            self._next_poll = workflow.now() + timedelta(seconds=self._input.supplier_poll_seconds)
 
     def _unshipped(self, line_ids: list[str]) -> list[ResolvedLine]:
         wanted = set(line_ids)
@@ -705,7 +705,7 @@ class OrderFulfillment(Runbook):
         supplier that has not acknowledged within NODE_ACK_TIMEOUT is re-sourced."""
         now = workflow.now()
         open_ = [r for r in self._releases if r.role == "supplier" and r.state in ("released", "acknowledged")]
-        self._next_poll = now + SUPPLIER_POLL if open_ else None
+        self._next_poll = now + timedelta(seconds=self._input.supplier_poll_seconds) if open_ else None
         for rel in open_:
             try:
                 updates: NodeUpdates = await self._execute(

@@ -27,7 +27,7 @@ def test_by_default_one_queue_runs_everything():
 def test_domains_on_their_own_queues_and_worker_groups():
     s = Settings(task_queue="rf", domain_task_queues={"finance": "rf-finance", "inventory": "rf-inv"})
     plan = queue_plan(s)
-    assert _names(plan["rf-finance"]) == {"SettlementReconciliation", "SettlementFetch"}
+    assert _names(plan["rf-finance"]) == {"SettlementReconciliation", "SettlementFetch", "ParityCheck"}
     assert _names(plan["rf-inv"]) == {"InventorySync", "InventoryDrift"}
     assert _names(plan["rf"]) == {"OrderFulfillment", "ChannelOrderPoll", "PartnerBreaker", "ReturnToRefund", "StoreDay",
                                   "StoreDayClose", "PricePublication"}
