@@ -57,10 +57,16 @@ class _CurrentStderr:
     runner (or a process that swaps its stderr) must not leave the loggers bound to a stream that is closed."""
 
     def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+        try:
+            return sys.stderr.write(text)
+        except OSError:  # the terminal is gone (EIO after a hangup, before `retailflow dev` detaches from it): a
+            return 0  # log line is lost, the process goes on to its orderly shutdown instead of dying of it
 
     def flush(self) -> None:
-        sys.stderr.flush()
+        try:
+            sys.stderr.flush()
+        except OSError:
+            pass
 
 
 def configure_logging(level: str = "INFO", json_logs: bool | None = None) -> None:
