@@ -29,6 +29,7 @@ from activities.returns import ReturnActivities
 from activities.sourcing import SourcingActivities, SplitFulfillmentActivities
 from adapters.platform.intake_store import IntakeStore
 from adapters.ports import Adapters
+from adapters.pos.fulfillment import EmbeddedStoreFulfillment
 from canonical.order import Order
 from runtime.breakers import REPORTS as BREAKER_REPORTS
 from runtime.breakers import apply_partner_key_rates, relay_breaker_reports
@@ -159,7 +160,9 @@ def sourcing_activities(adapters: Adapters, settings: Settings) -> list:
                          f"{settings.fulfillment_network_file}")
     return [*SourcingActivities(adapters.inventory, network).all(),
             *SplitFulfillmentActivities(adapters, wms={settings.wms_adapter.strip().lower(): adapters.wms},
-                                        suppliers=build_suppliers(settings, adapters.inventory.engine)).all()]
+                                        suppliers=build_suppliers(settings, adapters.inventory.engine),
+                                        stores={"store": adapters.store_fulfillment
+                                                or EmbeddedStoreFulfillment(adapters.inventory.engine)}).all()]
 
 
 def worker_activities(adapters: Adapters, settings: Settings | None = None) -> list:

@@ -23,9 +23,10 @@ from temporalio import activity
 from activities.orders import business_errors
 from adapters.inventory.ledger import InventoryLedger
 from adapters.ports import Adapters
+from adapters.pos.fulfillment import StoreFulfillmentPort, StoreFulfillmentRefused
 from adapters.supplier.base import InboundDocument, SupplierAdapter
 from adapters.wms.base import WmsAdapter
-from canonical.errors import BusinessError, CannotCancel
+from canonical.errors import BusinessError, CannotCancel, ChannelRejected
 from canonical.fulfillment import Reservation, ResolvedLine
 from canonical.kits import ComponentLine, expand_kits
 from canonical.order import Address, CanonicalModel, Shipment, ShipmentLine, UtcDatetime
@@ -35,6 +36,10 @@ from canonical.sourcing import (
     SourcingNotConfigured,
     SourcingPlan,
     SourcingRequest,
+    StoreFulfillmentKind,
+    StoreFulfillmentLine,
+    StoreFulfillmentRequest,
+    StoreFulfillmentState,
     UnplacedLine,
     plan_sourcing,
 )
@@ -81,6 +86,8 @@ class SourcingActivities:
             policy = self.network.policy_for(inp.channel)
         except KeyError as exc:
             raise SourcingNotConfigured(str(exc.args[0]), details={"channel": inp.channel}) from None
+        if inp.pickup_node is not None:  # click-and-collect: the customer's store only, wherever it is
+            return self._plan_pickup(inp, policy)
         excluded = [i for i in policy.nodes if i in set(inp.exclude_nodes)]
         if excluded:  # re-sourcing: the nodes that refused are not planned on (the rules are otherwise the same)
             policy = policy.model_copy(update={"nodes": [i for i in policy.nodes if i not in set(excluded)]})
@@ -97,6 +104,43 @@ class SourcingActivities:
             plan = plan.model_copy(update={"explanation": [f"{', '.join(excluded)} not planned on: refused or timed "
                                                            "out on this order", *plan.explanation]})
         return plan
+
+    def _plan_pickup(self, inp: SourcingRequest, policy) -> SourcingPlan:
+        """A click-and-collect order is planned on its pickup store alone (no split, no other node: the customer
+        comes to that store). The country rule does not apply; stock, the channel and the item flags do. A store
+        that refused on this order, or that is not in the channel's policy, leaves it unsourceable (it parks)."""
+        store = inp.pickup_node
+        assert store is not None
+        nodes = self.network.nodes_by_id()
+        node = nodes.get(store)
+        why = None
+        if node is None or store not in policy.nodes:
+            why = f"pickup store {store} is not a node of the {inp.channel} sourcing policy"
+        elif node.kind != "store":
+            why = f"pickup node {store} is a {node.kind}, not a store"
+        elif store in set(inp.exclude_nodes):
+            why = f"pickup store {store} refused or cannot serve this order"
+        if why is not None:
+            lines = expand_kits(inp.lines, self.kits)
+            return SourcingPlan(channel=inp.channel, ship_to_country=inp.ship_to_country, sourced=False,
+                                unsourceable=[UnplacedLine(line_id=r.line_id, item_code=r.item_code,
+                                                           quantity=r.quantity,
+                                                           components=[c for c in lines if c.line_id == r.line_id],
+                                                           reason=why) for r in inp.lines],
+                                explanation=[why])
+        assert node is not None
+        pickup_policy = policy.model_copy(update={"nodes": [store], "max_splits": 0, "allow_backorder": False})
+        country = inp.ship_to_country if node.ships_to_country(inp.ship_to_country) else next(
+            (c for c in node.ship_to if c != "*"), inp.ship_to_country)
+        items = {c.item_code for c in expand_kits(inp.lines, self.kits)}
+        available = self.available(inp.channel, {node.location}, items)
+        try:
+            plan = plan_sourcing(inp.lines, country, inp.channel, pickup_policy, self.network.node, available,
+                                 self.network.items, inp.shipped_today, kits=self.kits, now=inp.now)
+        except SourcingConfigError as exc:
+            raise SourcingNotConfigured(str(exc), details={"channel": inp.channel}) from None
+        return plan.model_copy(update={"explanation": [f"click-and-collect at store {store}: planned on it alone",
+                                                       *plan.explanation]})
 
     def all(self) -> list:
         return [self.plan_sourcing]
@@ -153,6 +197,9 @@ class NodeReleaseInput(CanonicalModel):
     currency: str
     unit_prices: dict[str, Decimal] = Field(default_factory=dict, description="Order line id → unit price (the "
                                             "purchase order's price until a supplier price list exists)")
+    pickup: bool = Field(default=False, description="A store node: hold the lines for the customer to collect "
+                         "(click-and-collect) instead of shipping them")
+    recipient: str | None = Field(default=None, description="A store node: who collects or receives the order")
 
 
 class NodeReleaseRef(CanonicalModel):
@@ -256,10 +303,23 @@ class SplitFulfillmentActivities:
     workflow re-sources or parks with the reason)."""
 
     def __init__(self, adapters: Adapters, *, wms: Mapping[str, WmsAdapter] | None = None,
-                 suppliers: Mapping[str, SupplierAdapter] | None = None) -> None:
+                 suppliers: Mapping[str, SupplierAdapter] | None = None,
+                 stores: Mapping[str, StoreFulfillmentPort] | None = None) -> None:
         self.adapters = adapters
         self.wms = dict(wms or {})
         self.suppliers = dict(suppliers or {})
+        self.stores = dict(stores or {})
+        bundled = getattr(adapters, "store_fulfillment", None)
+        if bundled is not None:  # the POS role of the bundle serves `pos:store` nodes
+            self.stores.setdefault("store", bundled)
+
+    def _store(self, release: NodeRelease) -> StoreFulfillmentPort:
+        name = release.adapter.split(":", 1)[1]
+        if name not in self.stores:
+            raise NodeRefused(f"node {release.node_id}: its adapter {release.adapter} is not configured on this "
+                              f"worker (have: {', '.join('pos:' + n for n in sorted(self.stores)) or 'none'})",
+                              details={"node_id": release.node_id})
+        return self.stores[name]
 
     def _wms(self, release: NodeRelease) -> WmsAdapter:
         name = release.adapter.split(":", 1)[1]
@@ -322,8 +382,23 @@ class SplitFulfillmentActivities:
                        for n, ln in enumerate(rel.lines, start=1)])
             sent = self._supplier(rel).send_purchase_order(po)
             return NodeReleaseRef(ref=rel.ref, node_id=rel.node_id, release_id=sent.po_number)
+        if rel.role == "pos":
+            request = StoreFulfillmentRequest(
+                ref=rel.ref, store_id=rel.node_id, location=rel.location, order_ref=inp.order_ref,
+                kind=StoreFulfillmentKind.PICKUP if inp.pickup else StoreFulfillmentKind.SHIPMENT,
+                lines=[StoreFulfillmentLine(line_id=ln.line_id, item_code=ln.item_code, quantity=ln.quantity)
+                       for ln in rel.lines], recipient=inp.recipient, currency=inp.currency)
+            try:
+                made = self._store(rel).request_fulfillment(request)
+            except (StoreFulfillmentRefused, ChannelRejected) as exc:
+                raise NodeRefused(f"store {rel.node_id} refused the request: {exc}",
+                                  details={"node_id": rel.node_id}) from None
+            if made.state in (StoreFulfillmentState.CANCELED, StoreFulfillmentState.FAILED):
+                raise NodeRefused(f"store {rel.node_id}: fulfillment {rel.ref} is {made.state.value.lower()}",
+                                  details={"node_id": rel.node_id})
+            return NodeReleaseRef(ref=rel.ref, node_id=rel.node_id, release_id=made.external_id or rel.ref)
         raise NodeRefused(f"node {rel.node_id}: no fulfillment request for adapter role {rel.role!r} yet "
-                          f"({rel.adapter}); only wms:* and supplier:* nodes are released",
+                          f"({rel.adapter}); only wms:*, supplier:* and pos:* nodes are released",
                           details={"node_id": rel.node_id})
 
     @activity.defn(name="cancel_node_release")
@@ -338,6 +413,8 @@ class SplitFulfillmentActivities:
                 "adapter sends no cancellation yet: ask the supplier to cancel it",
                 details={"action": f"Ask {rel.node_id} to cancel purchase order "
                                    f"{rel.release_id or po_number(rel.ref)}."})
+        if rel.role == "pos":  # the store's request withdrawn (CannotCancel once collected or shipped)
+            return self._store(rel).cancel_fulfillment(rel.ref)
         return False
 
     @activity.defn(name="amend_node_release")
@@ -346,6 +423,9 @@ class SplitFulfillmentActivities:
         rel = inp.release
         if rel.role == "wms":
             return self._wms(rel).amend_release(rel.ref, component_resolved(inp.lines))
+        if rel.role == "pos":
+            raise CannotCancel(f"the request at store {rel.node_id} cannot be amended (a store fulfillment is picked "
+                               "whole); cancel its lines all together, or the order")
         raise CannotCancel(f"purchase order {rel.release_id or po_number(rel.ref)} to {rel.node_id} cannot be "
                            "amended (the supplier adapter sends no change order); nothing changed")
 

@@ -9,6 +9,7 @@ from adapters.erp.base import ErpAdapter
 from adapters.inventory.ledger import InventoryLedger
 from adapters.marketplace.base import MarketplaceAdapter
 from adapters.platform.projection import StatusProjection
+from adapters.pos.fulfillment import StoreFulfillmentPort
 from adapters.tax.base import TaxAdapter
 from adapters.wms.base import WmsAdapter
 
@@ -21,3 +22,5 @@ class Adapters:
     marketplace: MarketplaceAdapter
     projection: StatusProjection | None = None
     inventory: InventoryLedger | None = None
+    # the POS role's store fulfillments (ship-from-store, click-and-collect): `pos:store` nodes (issue 20)
+    store_fulfillment: StoreFulfillmentPort | None = None

@@ -153,6 +153,8 @@ class Order(CanonicalModel):
     billing_address: Address | None = None
     lines: list[OrderLine] = Field(min_length=1)
     shipping_lines: list[ShippingLine] = Field(default_factory=list)
+    pickup_store: str | None = Field(default=None, description="Click-and-collect: the fulfillment node id of the "
+                                     "store where the customer collects the order; None (the default): it is shipped")
     order_discounts: list[Discount] = Field(default_factory=list, description="Discounts not allocated to lines")
     total: Money | None = Field(default=None, description="The channel's stated grand total, checked when given")
     test: bool = False

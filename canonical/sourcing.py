@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from itertools import combinations
 from math import comb
 from typing import Literal
@@ -243,6 +244,8 @@ class SourcingRequest(CanonicalModel):
     now: UtcDatetime | None = Field(default=None, description="The workflow's time, for the shipping day")
     exclude_nodes: list[str] = Field(default_factory=list, description="Nodes not to plan on (a node that refused "
                                      "or timed out on this order: re-sourcing)")
+    pickup_node: str | None = Field(default=None, description="Click-and-collect: only this store node is planned "
+                                    "on, whatever the country (the customer collects there)")
 
     @field_validator("ship_to_country")
     @classmethod
@@ -656,3 +659,83 @@ class _Planner:
 
 def _rank(nodes: Iterable[FulfillmentNode]) -> str:
     return ", ".join("none" if n.rank is None else str(n.rank) for n in nodes)
+
+
+# -- ship-from-store and click-and-collect through the POS role (issue 20, item 3) -----------------------------------
+class StoreFulfillmentKind(StrEnum):
+    """What a store is asked: pick and ship to the customer, or pick and hold for the customer to collect."""
+
+    SHIPMENT = "SHIPMENT"
+    PICKUP = "PICKUP"
+
+
+class StoreFulfillmentState(StrEnum):
+    """Square's fulfillment states (Orders API `Fulfillment.state`); the embedded POS uses the same ones.
+    PROPOSED (asked) → RESERVED (the store accepted) → PREPARED (picked: ready for pick-up, or packed) →
+    COMPLETED (collected by the customer, or shipped); CANCELED (withdrawn by us, or refused by the store)."""
+
+    PROPOSED = "PROPOSED"
+    RESERVED = "RESERVED"
+    PREPARED = "PREPARED"
+    COMPLETED = "COMPLETED"
+    CANCELED = "CANCELED"
+    FAILED = "FAILED"
+
+
+STORE_FINAL_STATES = frozenset({StoreFulfillmentState.COMPLETED, StoreFulfillmentState.CANCELED,
+                                StoreFulfillmentState.FAILED})
+# the transitions a store (its staff, or Square) may make; anything else is refused
+STORE_TRANSITIONS: dict[StoreFulfillmentState, frozenset[StoreFulfillmentState]] = {
+    StoreFulfillmentState.PROPOSED: frozenset({StoreFulfillmentState.RESERVED, StoreFulfillmentState.PREPARED,
+                                               StoreFulfillmentState.CANCELED, StoreFulfillmentState.FAILED}),
+    StoreFulfillmentState.RESERVED: frozenset({StoreFulfillmentState.PREPARED, StoreFulfillmentState.CANCELED,
+                                               StoreFulfillmentState.FAILED}),
+    StoreFulfillmentState.PREPARED: frozenset({StoreFulfillmentState.COMPLETED, StoreFulfillmentState.CANCELED,
+                                               StoreFulfillmentState.FAILED}),
+}
+
+
+class StoreFulfillmentLine(CanonicalModel):
+    line_id: str = Field(description="The order line id (a kit line's components carry the kit line's id)")
+    item_code: str = Field(min_length=1)
+    quantity: int = Field(gt=0)
+
+
+class StoreFulfillmentRequest(CanonicalModel):
+    """A fulfillment request to one store: `ref` is the release's reference, `<order>/<node>/<n>`
+    (`release_reference`), the idempotency key of the request at the POS."""
+
+    ref: str = Field(min_length=1)
+    store_id: str = Field(min_length=1, description="The store node's id")
+    location: str = Field(min_length=1, description="The store's location in the inventory ledger")
+    order_ref: str = Field(min_length=1, description="The order's workflow id")
+    kind: StoreFulfillmentKind
+    lines: list[StoreFulfillmentLine] = Field(min_length=1)
+    recipient: str | None = Field(default=None, description="Who collects or receives it (the customer's name)")
+    currency: str | None = None
+
+
+class StoreFulfillment(CanonicalModel):
+    """A store fulfillment as the POS holds it."""
+
+    ref: str
+    store_id: str
+    kind: StoreFulfillmentKind
+    state: StoreFulfillmentState
+    external_id: str | None = Field(default=None, description="The POS's own id (a Square order id)")
+    lines: list[StoreFulfillmentLine] = Field(default_factory=list)
+
+
+class StoreFulfillmentEvent(CanonicalModel):
+    """What a store did with a fulfillment (signal `store_fulfillment` of OrderFulfillment): the staff's pick
+    confirmation (PREPARED), the customer's pick-up or the store's shipment (COMPLETED), the store's refusal
+    (CANCELED / FAILED). `actor` is the authenticated store principal, or `square:<location>` for a Square webhook."""
+
+    event_id: str = Field(min_length=1, description="Deduplicates redelivery")
+    ref: str = Field(min_length=1, description="The release reference")
+    state: StoreFulfillmentState
+    actor: str = Field(min_length=1)
+    occurred_at: UtcDatetime
+    reason: str | None = None
+    carrier: str | None = Field(default=None, description="Ship-from-store: the parcel's carrier")
+    tracking_number: str | None = None

@@ -65,8 +65,16 @@ with workflow.unsafe.imports_passed_through():
     from canonical.inventory import ShortPick, StockShortfall
     from canonical.kits import ComponentLine
     from canonical.ops import AnalystRequest, OrderCorrections, RunStatusUpdate
-    from canonical.order import Order, OrderStatus, Shipment, TaxQuote
-    from canonical.sourcing import KIND_WORD, SourcingPlan, SourcingRequest, UnplacedLine, release_reference
+    from canonical.order import Order, OrderStatus, Shipment, ShipmentLine, TaxQuote
+    from canonical.sourcing import (
+        KIND_WORD,
+        SourcingPlan,
+        SourcingRequest,
+        StoreFulfillmentEvent,
+        StoreFulfillmentState,
+        UnplacedLine,
+        release_reference,
+    )
     from workflows import search_attributes as sa
     from workflows.runbook import (
         UNDO_OPTIONS,
@@ -102,7 +110,12 @@ SPLIT_PATCH = "split-fulfillment-v1"
 SUPPLIER_POLL = timedelta(minutes=15)  # the default of how often a supplier's answers are read (the input's)
 NODE_ACK_TIMEOUT = timedelta(hours=48)  # a supplier that has not acknowledged its purchase order by then is re-sourced
 REFUSAL_ERRORS = frozenset({"NodeRefused", "OutOfStock", "VendorRejected"})  # a node's "no": re-source its lines
-LIVE = frozenset({"reserved", "released", "acknowledged"})  # releases that hold stock or a request at their node
+# Issue 20, item 3: a store node (`pos:*`) is released as a store fulfillment (ship-from-store, or click-and-collect
+# for an order with `pickup_store`); the store's pick confirmation and the customer's pick-up (signal
+# `store_fulfillment`) are events of the order, the pick-up completing the node like a shipment; a store sale that
+# takes a store release's units re-sources the whole release (a store fulfillment is picked whole).
+STORE_PATCH = "store-fulfillment-v1"
+LIVE = frozenset({"reserved", "released", "acknowledged", "prepared"})  # releases holding stock or a request
 SHIPPED_STATUSES = frozenset({OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.INVOICED,
                               OrderStatus.COMPLETED})
 
@@ -158,6 +171,8 @@ class OrderFulfillment(Runbook):
         self._seen_receipts: set[str] = set()
         self._component_shipped: dict[tuple[str, str], int] = {}  # (line id, item) → units shipped
         self._next_poll: Any = None
+        self._store_events: list[StoreFulfillmentEvent] = []
+        self._seen_store_events: set[str] = set()
 
     # -- the run -------------------------------------------------------------------------------------
     @workflow.run
@@ -208,7 +223,10 @@ class OrderFulfillment(Runbook):
                                           lambda: OrderInput(order=self._order),
                                           f"Map {len(order.lines)} {order.channel} SKU(s) to ERP items")
 
-        if inp.split_fulfillment and self._order.shipping_address is not None and workflow.patched(SPLIT_PATCH):
+        collect = (self._order.pickup_store is not None and self._order.shipping_address is None
+                   and self._order.billing_address is not None)  # click-and-collect: no address to ship to
+        if inp.split_fulfillment and (self._order.shipping_address is not None
+                                      or (collect and workflow.patched(STORE_PATCH))) and workflow.patched(SPLIT_PATCH):
             self._split = True
             await self._source_and_release()
         else:
@@ -426,10 +444,12 @@ class OrderFulfillment(Runbook):
         self._set_status(OrderStatus.RELEASED if any(r.state in LIVE for r in self._releases) else self.rb.status)
 
     def _sourcing_request(self, lines: list[ResolvedLine]) -> SourcingRequest:
-        address = self._order.shipping_address
-        assert address is not None  # the split path is taken only for orders with a shipping address
+        # the split path is taken only for orders with a shipping address, or click-and-collect with a billing one
+        address = self._order.shipping_address or self._order.billing_address
+        assert address is not None
         return SourcingRequest(order_key=self._wf_id, channel=self._order.channel, ship_to_country=address.country,
-                               lines=lines, now=workflow.now(), exclude_nodes=sorted(self._excluded))
+                               lines=lines, now=workflow.now(), exclude_nodes=sorted(self._excluded),
+                               pickup_node=self._order.pickup_store)
 
     async def _plan(self, lines: Any, summary: str) -> SourcingPlan:
         """plan_sourcing until it sources every line (allocated or backordered): a plan that cannot be sourced parks
@@ -438,7 +458,7 @@ class OrderFulfillment(Runbook):
             if self.rb.amending:  # a line cancellation is changing the lines: plan what it leaves
                 await workflow.wait_condition(lambda: not self.rb.amending)
             if not lines():  # the lines were cancelled meanwhile (an analyst's fix of a parked plan)
-                address = self._order.shipping_address
+                address = self._order.shipping_address or self._order.billing_address
                 return SourcingPlan(channel=self._order.channel, ship_to_country=address.country if address else "",
                                     sourced=True, explanation=["no lines left to source"])
             plan: SourcingPlan = await self._step("plan_sourcing", SourcingActivities.plan_sourcing,
@@ -536,9 +556,12 @@ class OrderFulfillment(Runbook):
         self._register(f"cancel_node_release:{rel.ref}", SplitFulfillmentActivities.cancel_node_release,
                        NodeReserveInput(release=rel), f"Cancel the fulfillment request at {rel.node_id}")
         prices = {line.line_id: line.unit_price.amount for line in self._order.lines}
+        pickup = rel.role == "pos" and self._order.pickup_store is not None and workflow.patched(STORE_PATCH)
         inp = NodeReleaseInput(release=rel, order_ref=self._wf_id, ship_to=self._order.shipping_address,
-                               currency=self._order.currency, unit_prices=prices)
-        how = "as a purchase order" if rel.role == "supplier" else "for picking"
+                               currency=self._order.currency, unit_prices=prices, pickup=pickup,
+                               recipient=self._order.customer.name if rel.role == "pos" else None)
+        how = ("as a purchase order" if rel.role == "supplier" else "for click-and-collect" if pickup
+               else "for ship-from-store" if rel.role == "pos" else "for picking")
         ref, refused = await self._node_step("release_to_node", SplitFulfillmentActivities.release_to_node, inp,
                                              f"Release {self._lines_text(rel)} to {self._where(rel)} {how}")
         if refused is not None:
@@ -616,7 +639,8 @@ class OrderFulfillment(Runbook):
             try:
                 await workflow.wait_condition(
                     lambda: bool(self._pending_shipments or self._node_shipments or self._refusals or self._receipts
-                                 or self._shortfalls or self._short_picks) or self.rb.cancel is not None,
+                                 or self._shortfalls or self._short_picks or self._store_events)
+                    or self.rb.cancel is not None,
                     timeout=timeout, timeout_summary="Shipment SLA or the next supplier poll")
             except TimeoutError:
                 if not self._late and workflow.now() >= deadline:
@@ -625,11 +649,14 @@ class OrderFulfillment(Runbook):
                                  f"Not fully shipped within {inp.sla_hours}h; order marked late, still waiting")
                     self._set_status(self.rb.status, self.rb.reason)
                 continue
-            if self.rb.cancel is not None and not (self._pending_shipments or self._node_shipments):
+            if self.rb.cancel is not None and not (self._pending_shipments or self._node_shipments
+                                                   or self._completions()):
                 self._check_cancel()
             while self._pending_shipments:
                 shipment = self._pending_shipments.pop(0)
                 self._node_shipments.append((None, shipment))
+            while self._store_events:
+                await self._on_store_event(self._store_events.pop(0))
             while self._node_shipments:
                 ref, shipment = self._node_shipments.pop(0)
                 await self._process_node_shipment(ref, shipment)
@@ -700,6 +727,53 @@ class OrderFulfillment(Runbook):
                          f"Confirm shipment {shipment.shipment_id}{tracking} from {rel.node_id} to "
                          f"{self._order.channel}", skippable=True)
 
+    # -- ship-from-store and click-and-collect (issue 20, item 3) ----------------------------------------------------
+    def _completions(self) -> bool:
+        """A store's pick-up or shipment waits to be counted (a cancel then is too late, like a shipment)."""
+        return any(e.state == StoreFulfillmentState.COMPLETED for e in self._store_events)
+
+    async def _on_store_event(self, event: StoreFulfillmentEvent) -> None:
+        """What a store did with its fulfillment request: accepted it, picked it (PREPARED: ready for pick-up or
+        packed), handed it over (COMPLETED: the customer collected it, or the store shipped it: the node's shipment),
+        or refused it (CANCELED / FAILED: its lines are re-sourced)."""
+        workflow.patched(STORE_PATCH)  # runs that started before it never receive the signal
+        rel = self._release_for(event.ref, None)
+        if rel is None or rel.role != "pos":
+            self._record("store_event_ignored", StepState.DONE,
+                         f"{event.actor}: {event.state.value} for {event.ref}: no open store request of this order")
+            return
+        pickup = self._order.pickup_store is not None
+        where = f"store {rel.node_id}"
+        if event.state in (StoreFulfillmentState.PROPOSED, StoreFulfillmentState.RESERVED):
+            if rel.state == "released":
+                self._update_release(rel.ref, state="acknowledged")
+            self._record("store_accepted", StepState.DONE, f"{event.actor}: {where} accepted {self._lines_text(rel)}")
+        elif event.state == StoreFulfillmentState.PREPARED:
+            self._update_release(rel.ref, state="prepared")
+            self._record("store_picked", StepState.DONE,
+                         f"{event.actor}: {where} picked {self._lines_text(rel)}"
+                         + (", ready for the customer to collect" if pickup else ", packed for shipping"))
+        elif event.state == StoreFulfillmentState.COMPLETED:
+            lines = [ShipmentLine(line_id=r.line_id, channel_sku=r.channel_sku, quantity=r.quantity)
+                     for r in self._unshipped(rel.line_ids)]
+            self._record("store_collected" if pickup else "store_shipped", StepState.DONE,
+                         f"{event.actor}: " + (f"the customer collected {self._lines_text(rel)} at {where}" if pickup
+                                               else f"{where} shipped {self._lines_text(rel)}")
+                         + (f" ({event.carrier} {event.tracking_number})" if event.tracking_number else ""))
+            if not lines:
+                return
+            shipment = Shipment(shipment_id=f"{rel.node_id}:{rel.ref.rsplit('/', 1)[-1]}:"
+                                            f"{'collected' if pickup else 'shipped'}",
+                                carrier=event.carrier, tracking_number=event.tracking_number,
+                                shipped_at=event.occurred_at, lines=lines)
+            if shipment.shipment_id in self._seen_shipments:
+                return
+            self._seen_shipments.add(shipment.shipment_id)
+            await self._process_node_shipment(rel.ref, shipment)
+        else:  # CANCELED / FAILED at the store: it has no request left to withdraw
+            await self._reroute(rel, f"{event.actor}: {where} {event.state.value.lower()} the request"
+                                + (f" ({event.reason})" if event.reason else ""), [], withdraw=False)
+
     async def _poll_suppliers(self) -> None:
         """Read each open drop-ship release's answers: its 855 (a rejection re-sources), its 856s (shipments); a
         supplier that has not acknowledged within NODE_ACK_TIMEOUT is re-sourced."""
@@ -744,6 +818,8 @@ class OrderFulfillment(Runbook):
                                  f"{sf.quantity} × {sf.item_code} taken by a store sale{at}: no open release there")
                     continue
                 ids = [ln.line_id for ln in rel.lines if ln.item_code == sf.item_code]
+                if rel.role == "pos" and workflow.patched(STORE_PATCH):
+                    ids = []  # a store fulfillment is picked whole: the store's request is withdrawn and re-sourced
                 await self._reroute(rel, f"{sf.quantity} × {sf.item_code} taken by a store sale{at} "
                                     f"({sf.cause_event_id})", ids)
             else:
@@ -925,7 +1001,7 @@ class OrderFulfillment(Runbook):
                                     f"Amend warehouse release: cancel {what}")
             changed = self._node_changes(keep) if self._split else []
             for rel, left in changed:  # the nodes first (a drop-ship supplier refuses any change: nothing changes)
-                if rel.state not in ("released", "acknowledged"):
+                if rel.state not in ("released", "acknowledged", "prepared"):
                     continue
                 if left:
                     await self._execute(SplitFulfillmentActivities.amend_node_release,
@@ -1035,6 +1111,15 @@ class OrderFulfillment(Runbook):
     def _ref_of_node(self, node_id: str | None) -> str | None:
         rel = self._release_for(None, node_id) if node_id else None
         return rel.ref if rel else None
+
+    @workflow.signal
+    def store_fulfillment(self, event: StoreFulfillmentEvent) -> None:
+        """A store's pick confirmation, the customer's pick-up, the store's shipment or refusal (its staff through
+        /pos/stores/…, or Square's order.fulfillment.updated): an event of the order, with the actor."""
+        if event.event_id in self._seen_store_events:
+            return
+        self._seen_store_events.add(event.event_id)
+        self._store_events.append(event)
 
     @workflow.signal
     def node_refused(self, refusal: NodeRefusal) -> None:

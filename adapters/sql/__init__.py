@@ -46,6 +46,7 @@ from adapters.sql.platform import (
 )
 from adapters.sql.pricing import channel_prices_shown, pos_prices, price_changes
 from adapters.sql.settlements import settlement_exceptions, settlement_journals, settlement_lines, settlements
+from adapters.sql.store_fulfillment import pos_store_fulfillments
 from adapters.sql.tax import DEFAULT_TAX_RATES, seed_tax_rates, tax_adjustments, tax_rates, tax_transactions
 from adapters.sql.wms import wms_requests, wms_return_expectations
 
@@ -66,5 +67,5 @@ __all__ = [
     "sales_orders", "seed_tax_rates", "settlement_exceptions", "settlement_journals", "settlement_lines",
     "settlements", "sku_xref", "stock", "supplier_invoices", "tax_adjustments", "tax_rates", "tax_transactions", "utcnow",
     "webhook_deliveries", "wms_requests", "wms_return_expectations",
-    "channel_prices_shown", "pos_prices", "price_changes",
+    "channel_prices_shown", "pos_prices", "price_changes", "pos_store_fulfillments",
 ]

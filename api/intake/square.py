@@ -7,15 +7,18 @@ an analyst's replay of the copy is not held to it."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import structlog
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from adapters.pos import square
+from adapters.pos import square, square_fulfillment
+from adapters.pos.fulfillment import StoreFulfillmentBook
 from api.intake.pipeline import Accepted, Act, ClientGetter, Delivery, Fault, Ignored, Key, Outcome, Source
 from canonical.pos import PosTransaction
+from canonical.sourcing import StoreFulfillmentEvent, order_of_reference
 from runtime.settings import Settings
 from starters import TemporalUnavailable
 from starters.pos import signal_store_day
@@ -77,6 +80,8 @@ class SquareSource(Source):
 
     async def map(self, d: Delivery, key: Key) -> Act | Ignored:
         event = key.payload
+        if event.event_type == square_fulfillment.FULFILLMENT_EVENT:
+            return await self._fulfillment(d)
         if event.transaction is None:
             return Ignored({"ignored": True, "detail": event.ignored, "duplicate": False})
         txn = event.transaction
@@ -93,6 +98,45 @@ class SquareSource(Source):
                                                  "duplicate": False}))
 
         return act
+
+
+    async def _fulfillment(self, d: Delivery) -> Act | Ignored:
+        """`order.fulfillment.updated` of an order this platform created for a store fulfillment (issue 20): each
+        move is signalled to the order (`store_fulfillment`, actor `square:<location>`); other orders: ignored."""
+        book = StoreFulfillmentBook(d.engine, "square")
+        try:
+            events = await asyncio.to_thread(square_fulfillment.fulfillment_events, square.loads(d.body), book)
+        except square.SquareMappingError as exc:
+            raise Fault(422, f"payload does not map: {exc}", topic=square_fulfillment.FULFILLMENT_EVENT) from exc
+        if not events:
+            return Ignored({"ignored": True, "duplicate": False,
+                            "detail": "not a store fulfillment of this platform's orders"})
+
+        async def act() -> Accepted:
+            wf_id = await signal_store_events(d.client_getter, events)
+            return Accepted(wf_id, Outcome(202, {"workflow_id": wf_id, "refs": [e.ref for e in events],
+                                                 "states": [e.state.value for e in events], "duplicate": False}))
+
+        return act
+
+
+async def signal_store_events(client_getter: ClientGetter, events: list[StoreFulfillmentEvent]) -> str:
+    """Signal a store's fulfillment events to their order (`store_fulfillment`); the order's workflow id. Temporal
+    not answering is TemporalUnavailable; an order that is no longer running is a 409 Fault."""
+    client = await client_getter()
+    wf_id = ""
+    for event in events:
+        wf_id = order_of_reference(event.ref)[0]
+        try:
+            await client.get_workflow_handle(wf_id).signal("store_fulfillment", event)
+        except RPCError as exc:
+            if getattr(exc.status, "name", "") == "NOT_FOUND":
+                raise Fault(409, f"order {wf_id} is not running; {event.state.value} of {event.ref} was not "
+                                 "recorded") from exc
+            raise TemporalUnavailable(str(exc)) from exc
+        log.info("intake.store_fulfillment", ref=event.ref, state=event.state.value, actor=event.actor,
+                 workflow_id=wf_id)
+    return wf_id
 
 
 SOURCE = SquareSource()

@@ -7,7 +7,8 @@ in `api.intake.registry.SOURCES` under `square`, so quarantined Square deliverie
 
 from __future__ import annotations
 
-from datetime import date
+import asyncio
+from datetime import UTC, date, datetime
 from typing import Literal
 
 import structlog
@@ -19,15 +20,18 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.pos import group_by_store_day
+from adapters.pos.fulfillment import EmbeddedStoreFulfillment, TransitionRefused, UnknownStoreFulfillment
 from api.auth import Analyst, Viewer
 from api.deps import ClientDep, EngineDep, SettingsDep
 from api.intake import pipeline
+from api.intake.pipeline import Fault
 from api.intake.registry import SOURCES
-from api.intake.square import signal_transactions
+from api.intake.square import signal_store_events, signal_transactions
 from api.masking import for_principal
 from canonical.money import DecimalAmount
 from canonical.ops import AnalystRequest, Reason
 from canonical.pos import CloseRequest, PosTransaction, StoreDaySummary, store_day_workflow_id
+from canonical.sourcing import StoreFulfillment, StoreFulfillmentEvent, StoreFulfillmentState
 from starters import TemporalUnavailable
 
 log = structlog.get_logger(__name__)
@@ -152,3 +156,66 @@ async def store_day_action(store_id: str, business_date: date, action: Literal["
             raise HTTPException(409, f"store day {wf_id} is not running; nothing to {action}") from None
         raise HTTPException(503, f"Temporal is unavailable: {exc.message}") from None
     return {"workflow_id": wf_id, "action": action, "accepted": True, "status": view.status}
+
+
+# -- ship-from-store and click-and-collect at the embedded POS (issue 20, item 3; docs/fulfillment.md) --------------
+STAFF_ACTIONS: dict[str, StoreFulfillmentState] = {
+    "accepted": StoreFulfillmentState.RESERVED, "picked": StoreFulfillmentState.PREPARED,
+    "collected": StoreFulfillmentState.COMPLETED, "shipped": StoreFulfillmentState.COMPLETED,
+    "refused": StoreFulfillmentState.CANCELED}
+
+
+class StoreActionBody(BaseModel):
+    """What the store's staff say with an action; the actor recorded is the authenticated principal."""
+
+    reason: str | None = Field(default=None, max_length=2000, description="`refused`: why the store cannot do it")
+    carrier: str | None = Field(default=None, max_length=64, description="`shipped`: the parcel's carrier")
+    tracking_number: str | None = Field(default=None, max_length=128, description="`shipped`: its tracking number")
+
+
+@router.get("/pos/stores/{store_id}/fulfillments", response_model=list[StoreFulfillment])
+async def store_fulfillments(store_id: str, principal: Viewer, engine: EngineDep) -> list[StoreFulfillment]:
+    """The store's open fulfillment requests (to pick, to hand over or to ship), oldest first."""
+    return await asyncio.to_thread(EmbeddedStoreFulfillment(engine).pending, store_id)
+
+
+@router.post("/pos/stores/{store_id}/fulfillments/{ref:path}/{action}", status_code=202,
+             responses={404: {"description": "The store has no such fulfillment"},
+                        409: {"description": "Not valid in its state (or the order is no longer running)"}})
+async def store_fulfillment_action(store_id: str, ref: str,
+                                   action: Literal["accepted", "picked", "collected", "shipped", "refused"],
+                                   principal: Analyst, engine: EngineDep, request: Request,
+                                   body: StoreActionBody | None = None) -> dict | JSONResponse:
+    """The store's staff: `accepted`, `picked` (PREPARED: ready for pick-up, or packed), `collected` (the customer
+    took a click-and-collect order), `shipped` (a ship-from-store parcel left, with its tracking) or `refused`.
+    The embedded POS's request moves first, then the order is told (signal `store_fulfillment`, the principal as
+    the actor); the same action again tells the order again, which drops what it has seen."""
+    body = body or StoreActionBody()
+    pos = EmbeddedStoreFulfillment(engine)
+    current = await asyncio.to_thread(pos.fulfillment, ref)
+    if current is None or current.store_id != store_id:
+        raise HTTPException(404, f"store {store_id} has no fulfillment {ref}")
+    kind = current.kind.value
+    if (action == "collected" and kind != "PICKUP") or (action == "shipped" and kind != "SHIPMENT"):
+        raise HTTPException(409, f"fulfillment {ref} is a {kind.lower()}: it is "
+                                 f"{'shipped' if kind == 'SHIPMENT' else 'collected'}, not {action}")
+    state = STAFF_ACTIONS[action]
+    try:
+        moved, changed = await asyncio.to_thread(
+            pos.transition, store_id, ref, state, principal.name, reason=body.reason, carrier=body.carrier,
+            tracking_number=body.tracking_number)
+    except UnknownStoreFulfillment as exc:
+        raise HTTPException(404, str(exc)) from None
+    except TransitionRefused as exc:
+        raise HTTPException(409, str(exc)) from None
+    event = StoreFulfillmentEvent(event_id=f"embedded:{ref}:{state.value}", ref=ref, state=state,
+                                  actor=principal.name, occurred_at=datetime.now(UTC), reason=body.reason,
+                                  carrier=body.carrier, tracking_number=body.tracking_number)
+    try:
+        wf_id = await signal_store_events(request.app.state.temporal.get, [event])
+    except Fault as exc:
+        raise HTTPException(exc.status_code, str(exc)) from None
+    except TemporalUnavailable as exc:
+        return JSONResponse({"detail": f"Temporal is unavailable: {exc}; send the action again"}, status_code=503,
+                            headers={"Retry-After": "5"})
+    return {"workflow_id": wf_id, "ref": ref, "state": moved.state.value, "changed": changed, "actor": principal.name}

@@ -61,6 +61,8 @@ ROUTES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/storedays/{store_id}/{business_date}"): V,
     ("POST", "/storedays/{store_id}/{business_date}/close"): A,
     ("POST", "/storedays/{store_id}/{business_date}/actions/{action}"): A,
+    ("GET", "/pos/stores/{store_id}/fulfillments"): V,  # ship-from-store / click-and-collect (docs/fulfillment.md)
+    ("POST", "/pos/stores/{store_id}/fulfillments/{ref:path}/{action}"): A,
     ("POST", "/codec/encode"): V,  # the Temporal Web UI's codec server (api/routers/codec.py)
     ("POST", "/codec/decode"): V,
     ("POST", "/codec/session"): V,  # sign in: sets the rf_session cookie from the key presented
@@ -78,7 +80,12 @@ OPEN_ROUTES = {("GET", "/codec/session"), ("DELETE", "/codec/session"),
                ("GET", "/shopify/oauth/install"), ("GET", "/shopify/oauth/callback")}
 SAMPLE = {"channel": "shopify", "external_order_id": "1", "qid": "1", "workflow_id": "order:shopify:1",
           "return_id": "R1", "sku": "SKU1", "provider": "amazon", "settlement_id": "1", "store_id": "L1",
-          "business_date": "2026-01-01", "action": "retry", "change_set_id": "CS1", "decision": "approve"}
+          "business_date": "2026-01-01", "action": "retry", "change_set_id": "CS1", "decision": "approve",
+          "ref": "order:shopify:1/STORE-001/1"}
+
+
+def _fill(path: str) -> str:
+    return path.replace(":path}", "}").format(**SAMPLE)  # a {ref:path} parameter takes slashes
 
 
 def _routes(app) -> dict[tuple[str, str], object]:
@@ -136,7 +143,7 @@ def test_without_credentials_every_protected_route_answers_401(app, http):
     protected = [k for k in _routes(app) if not _exempt(k)]
     assert len(protected) >= 28
     for method, path in protected:
-        resp = http.request(method, path.format(**SAMPLE), json={})
+        resp = http.request(method, _fill(path), json={})
         assert resp.status_code == 401, (method, path, resp.text)
         assert resp.headers["WWW-Authenticate"].startswith("Bearer"), (method, path)
     # health and metrics answer without credentials
@@ -151,7 +158,7 @@ def test_each_role_is_refused_with_403_where_the_table_says_and_admitted_elsewhe
         for role in Role:
             if role in allowed:
                 continue
-            resp = http.request(method, path.format(**SAMPLE), json={}, headers=headers(keys[role]))
+            resp = http.request(method, _fill(path), json={}, headers=headers(keys[role]))
             assert resp.status_code == 403, (role, method, path, resp.text)
             assert role.value in resp.json()["detail"]
     for role in Role:  # and every role reads what a viewer reads (a route that needs only the database)
