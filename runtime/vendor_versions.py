@@ -13,7 +13,7 @@ from typing import Any
 
 from adapters.erp import erpnext
 from adapters.marketplace import amazon_sp, shopify_admin, shopify_graphql, shopify_oauth, shopify_payouts_api
-from adapters.pos import square, square_catalog
+from adapters.pos import square, square_catalog, square_fulfillment
 from adapters.tax import avalara
 from adapters.wms import shipbob, shipstation
 from canonical.vendor_versions import VendorApiVersion, quarterly_release, quarterly_sunset
@@ -65,6 +65,7 @@ def declared_by_module(settings: Any) -> dict[str, list[VendorApiVersion]]:
         amazon_sp.__name__: [amazon_orders_version(settings), *amazon_sp.API_VERSIONS],
         square.__name__: list(square.API_VERSIONS),
         square_catalog.__name__: list(square_catalog.API_VERSIONS),
+        square_fulfillment.__name__: list(square_fulfillment.API_VERSIONS),
         shipstation.__name__: list(shipstation.API_VERSIONS),
         shipbob.__name__: list(shipbob.API_VERSIONS),
         avalara.__name__: list(avalara.API_VERSIONS),

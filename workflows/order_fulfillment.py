@@ -1115,7 +1115,7 @@ class OrderFulfillment(Runbook):
     @workflow.signal
     def store_fulfillment(self, event: StoreFulfillmentEvent) -> None:
         """A store's pick confirmation, the customer's pick-up, the store's shipment or refusal (its staff through
-        /pos/stores/…, or Square's order.fulfillment.updated): an event of the order, with the actor."""
+        /pos/stores/…, or the POS's own webhook): an event of the order, with the actor."""
         if event.event_id in self._seen_store_events:
             return
         self._seen_store_events.add(event.event_id)

@@ -224,11 +224,15 @@ def fulfillment_events(payload: dict[str, Any], book: StoreFulfillmentBook) -> l
 
 
 def build_square_store_fulfillment(settings: Any, book: StoreFulfillmentBook, *,
+                                   locations: dict[str, str] | None = None,
                                    transport: httpx.BaseTransport | None = None) -> SquareStoreFulfillment:
+    """`locations`: store node id → Square location id (default: the settings' `square_store_locations`)."""
     token = settings.square_access_token
     if token is None or not token.get_secret_value().strip():
         raise ValueError("a pos:square store node needs RETAILFLOW_SQUARE_ACCESS_TOKEN")
     http = VendorHttp("square", settings.square_api_base_url, transport=transport, error_mapper=channel_rejected,
                       headers={"Authorization": f"Bearer {token.get_secret_value()}", "Square-Version": SQUARE_VERSION,
                                "Accept": "application/json"})
-    return SquareStoreFulfillment(http, book, dict(getattr(settings, "square_store_locations", {}) or {}))
+    if locations is None:
+        locations = dict(getattr(settings, "square_store_locations", {}) or {})
+    return SquareStoreFulfillment(http, book, locations)

@@ -179,7 +179,7 @@ async def store_fulfillments(store_id: str, principal: Viewer, engine: EngineDep
     return await asyncio.to_thread(EmbeddedStoreFulfillment(engine).pending, store_id)
 
 
-@router.post("/pos/stores/{store_id}/fulfillments/{ref:path}/{action}", status_code=202,
+@router.post("/pos/stores/{store_id}/fulfillments/{ref:path}/{action}", status_code=202, response_model=None,
              responses={404: {"description": "The store has no such fulfillment"},
                         409: {"description": "Not valid in its state (or the order is no longer running)"}})
 async def store_fulfillment_action(store_id: str, ref: str,

@@ -63,6 +63,13 @@ RECORDINGS: dict[str, Recording] = {
         "test_split_fulfillment:test_a_node_refusing_after_release_is_re_sourced_without_it", "OrderFulfillment"),
     "order_split_cancelled_per_node": Recording(
         "test_split_fulfillment:test_cancelling_a_split_order_undoes_each_node_in_reverse", "OrderFulfillment"),
+    # issue 20, item 3: store fulfillments (`store-fulfillment-v1`, patched): picked and collected; refused, re-sourced
+    "order_store_pickup_collected": Recording(
+        "test_store_fulfillment:test_click_and_collect_is_released_to_the_store_picked_collected_and_completed",
+        "OrderFulfillment", tmp_path=True),
+    "order_store_refused_resourced": Recording(
+        "test_store_fulfillment:test_a_store_that_refuses_its_ship_from_store_request_is_re_sourced_to_the_warehouse",
+        "OrderFulfillment", tmp_path=True),
 }
 # Recorded from the code of the release before the patches were deprecated (`git archive 055e315`, run there):
 # each pins a run started while its patch was `patched`, which the deprecated code must still replay.

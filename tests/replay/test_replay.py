@@ -40,6 +40,7 @@ from workflows.order_fulfillment import (
     SA_ON_CHANGE_PATCH,
     SPLIT_PATCH,
     STOCK_NEWS_PATCH,
+    STORE_PATCH,
     OrderFulfillment,
 )
 from workflows.return_to_refund import OVER_REFUND_PATCH, ReturnToRefund
@@ -52,8 +53,9 @@ WORKFLOWS = [OrderFulfillment, ReturnToRefund, StoreDay, SettlementReconciliatio
 # the one that deprecated them, once no run started while they were `patched` is open (docs/deployment.md).
 DEPRECATED_PATCHES = {PROJECTION_PATCH, SA_ON_CHANGE_PATCH, STOCK_NEWS_PATCH, OVER_REFUND_PATCH, ALREADY_POSTED_PATCH,
                       SHORTFALL_PATCH}
-# Patches at the `patched` stage: new branches whose runs the histories pin (issue 20's split fulfillment).
-ACTIVE_PATCHES = {SPLIT_PATCH}
+# Patches at the `patched` stage: new branches whose runs the histories pin (issue 20's split fulfillment and its
+# store fulfillments).
+ACTIVE_PATCHES = {SPLIT_PATCH, STORE_PATCH}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

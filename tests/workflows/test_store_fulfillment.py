@@ -89,8 +89,8 @@ class StoreFake(SplitFake):
         return [replaced.get(a.__name__, a) for a in standins.values()]
 
 
-@pytest.fixture
-def engine(tmp_path):
+def _engine(tmp_path):
+    """The embedded POS's database (a test takes pytest's tmp_path, so tests/replay/record.py can run it)."""
     eng = make_engine(f"sqlite:///{tmp_path / 'pos.db'}")
     create_schema(eng)
     return eng
@@ -119,8 +119,8 @@ async def _staff(fake: StoreFake, handle, ref: str, state: StoreFulfillmentState
         event_id=f"embedded:{ref}:{state.value}", ref=ref, state=state, actor=actor, occurred_at=NOW))
 
 
-async def test_click_and_collect_is_released_to_the_store_picked_collected_and_completed(ts_env, engine):
-    fake = StoreFake(engine)
+async def test_click_and_collect_is_released_to_the_store_picked_collected_and_completed(ts_env, tmp_path):
+    fake = StoreFake(_engine(tmp_path))
     inp = _input(_order([("MUG", 2), ("TEA", 1)], pickup="STORE-001"))
     seen: dict = {}
 
@@ -159,8 +159,8 @@ async def test_click_and_collect_is_released_to_the_store_picked_collected_and_c
     assert fake.pos.fulfillment(seen["ref"]).state == StoreFulfillmentState.COMPLETED
 
 
-async def test_cancelling_before_the_pick_cancels_the_store_fulfillment(ts_env, engine):
-    fake = StoreFake(engine)
+async def test_cancelling_before_the_pick_cancels_the_store_fulfillment(ts_env, tmp_path):
+    fake = StoreFake(_engine(tmp_path))
     inp = _input(_order([("MUG", 1)], pickup="STORE-001"))
     seen: dict = {}
 
@@ -179,8 +179,8 @@ async def test_cancelling_before_the_pick_cancels_the_store_fulfillment(ts_env, 
         fake.pos.transition("STORE-001", seen["ref"], StoreFulfillmentState.PREPARED, "store:STORE-001:kim")
 
 
-async def test_a_store_that_refuses_its_ship_from_store_request_is_re_sourced_to_the_warehouse(ts_env, engine):
-    fake = StoreFake(engine)
+async def test_a_store_that_refuses_its_ship_from_store_request_is_re_sourced_to_the_warehouse(ts_env, tmp_path):
+    fake = StoreFake(_engine(tmp_path))
     inp = _input(_order([("MUG", 1), ("TEA", 2)]))  # shipped: the cheapest node is the store
     seen: dict = {}
 
@@ -205,8 +205,8 @@ async def test_a_store_that_refuses_its_ship_from_store_request_is_re_sourced_to
     assert fake.arg("release_node_stock").release.node_id == "STORE-001"
 
 
-async def test_a_store_sale_that_takes_a_store_release_units_withdraws_the_whole_store_request(ts_env, engine):
-    fake = StoreFake(engine)
+async def test_a_store_sale_that_takes_a_store_release_units_withdraws_the_whole_store_request(ts_env, tmp_path):
+    fake = StoreFake(_engine(tmp_path))
     inp = _input(_order([("MUG", 1), ("TEA", 2)]))
     seen: dict = {}
 
@@ -227,8 +227,8 @@ async def test_a_store_sale_that_takes_a_store_release_units_withdraws_the_whole
     assert fake.count()["amend_node_release"] == 0
 
 
-async def test_a_pickup_store_that_refuses_parks_the_order_with_the_reason(ts_env, engine):
-    fake = StoreFake(engine)
+async def test_a_pickup_store_that_refuses_parks_the_order_with_the_reason(ts_env, tmp_path):
+    fake = StoreFake(_engine(tmp_path))
     inp = _input(_order([("MUG", 1)], pickup="STORE-001"))
 
     async def during(handle):
