@@ -128,7 +128,7 @@ class OrderActivities:
     @business_errors
     def validate_order(self, inp: OrderInput) -> None:
         order = inp.order
-        if any(line.requires_shipping for line in order.lines):
+        if any(line.requires_shipping for line in order.lines) and order.pickup_store is None:  # collected: no address
             addr = order.shipping_address
             if addr is None:
                 raise InvalidAddress("the order has lines that need shipping but no shipping address")
