@@ -29,7 +29,8 @@ from activities.returns import ReturnActivities
 from activities.sourcing import SourcingActivities, SplitFulfillmentActivities
 from adapters.platform.intake_store import IntakeStore
 from adapters.ports import Adapters
-from adapters.pos.fulfillment import EmbeddedStoreFulfillment
+from adapters.pos.fulfillment import EmbeddedStoreFulfillment, StoreFulfillmentBook
+from adapters.pos.square_fulfillment import build_square_store_fulfillment
 from canonical.order import Order
 from runtime.breakers import REPORTS as BREAKER_REPORTS
 from runtime.breakers import apply_partner_key_rates, relay_breaker_reports
@@ -161,8 +162,18 @@ def sourcing_activities(adapters: Adapters, settings: Settings) -> list:
     return [*SourcingActivities(adapters.inventory, network).all(),
             *SplitFulfillmentActivities(adapters, wms={settings.wms_adapter.strip().lower(): adapters.wms},
                                         suppliers=build_suppliers(settings, adapters.inventory.engine),
-                                        stores={"store": adapters.store_fulfillment
-                                                or EmbeddedStoreFulfillment(adapters.inventory.engine)}).all()]
+                                        stores=store_fulfillments(adapters, settings)).all()]
+
+
+def store_fulfillments(adapters: Adapters, settings: Settings) -> dict:
+    """The POS role's store fulfillments by adapter name: `pos:store` the embedded POS (or the bundle's), `pos:square`
+    Square's Orders API when RETAILFLOW_SQUARE_STORE_LOCATIONS names stores (it needs the access token)."""
+    assert adapters.inventory is not None
+    engine = adapters.inventory.engine
+    stores: dict = {"store": adapters.store_fulfillment or EmbeddedStoreFulfillment(engine)}
+    if getattr(settings, "square_store_locations", None):
+        stores["square"] = build_square_store_fulfillment(settings, StoreFulfillmentBook(engine, "square"))
+    return stores
 
 
 def worker_activities(adapters: Adapters, settings: Settings | None = None) -> list:

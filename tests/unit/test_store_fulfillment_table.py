@@ -81,3 +81,24 @@ def test_a_store_refusal_keeps_the_reason(engine):
     refused, changed = pos.transition("STORE-001", REF, S.CANCELED, "key:kim", reason="mug broken")
     assert changed and refused.state == S.CANCELED
     assert StoreFulfillmentBook(engine, "embedded").row(REF).reason == "mug broken"
+
+
+def test_the_worker_serves_pos_store_by_the_embedded_pos_and_pos_square_when_stores_are_named(engine):
+    from types import SimpleNamespace
+
+    from pydantic import SecretStr
+
+    from adapters.pos.square_fulfillment import SquareStoreFulfillment
+    from runtime.settings import Settings
+    from worker import store_fulfillments
+
+    adapters = SimpleNamespace(inventory=SimpleNamespace(engine=engine), store_fulfillment=None)
+    plain = Settings(_env_file=None)
+    assert set(store_fulfillments(adapters, plain)) == {"store"}  # type: ignore[arg-type]
+    assert isinstance(store_fulfillments(adapters, plain)["store"], EmbeddedStoreFulfillment)  # type: ignore[arg-type]
+    square = plain.model_copy(update={"square_store_locations": {"STORE-002": "L1"},
+                                      "square_access_token": SecretStr("EAAA-test")})
+    built = store_fulfillments(adapters, square)  # type: ignore[arg-type]
+    assert isinstance(built["square"], SquareStoreFulfillment) and built["square"].locations == {"STORE-002": "L1"}
+    with pytest.raises(ValueError, match="RETAILFLOW_SQUARE_ACCESS_TOKEN"):  # stores named, no token: no start
+        store_fulfillments(adapters, plain.model_copy(update={"square_store_locations": {"STORE-002": "L1"}}))  # type: ignore[arg-type]
