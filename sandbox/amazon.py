@@ -236,9 +236,9 @@ def create_app(*, client_id: str | None = None, client_secret: str | None = None
                withhold_tax: bool = True) -> dict:
         """Settle what Amazon owes the seller, as its settlement cycle does: every shipped order and every processed
         refund adjustment not settled yet becomes lines of one GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2 report
-        (Principal, Tax and Shipping as ItemPrice; the referral fee as ItemFees/Commission; US marketplace
-        facilitator tax withheld as ItemWithheldTax; refunds give back the commission less a 20 % refund
-        administration fee), registered as a report the Reports API lists."""
+        (Principal, Tax and Shipping as ItemPrice; an item's PromotionDiscount as Promotion/Principal; the referral
+        fee as ItemFees/Commission; US marketplace facilitator tax withheld as ItemWithheldTax; refunds give back the
+        commission less a 20 % refund administration fee), registered as a report the Reports API lists."""
         report = _build_settlement(Decimal(commission_rate), settlement_id, withhold_tax)
         if report is None:
             return {"settlementId": None, "detail": "nothing shipped or refunded since the last settlement"}
@@ -285,6 +285,9 @@ def create_app(*, client_id: str | None = None, client_secret: str | None = None
                     shipping = money(item.get("ShippingPrice"))
                     line(**common, amount_type="ItemPrice", amount_description="Principal", amount=principal,
                          quantity_purchased=item["QuantityOrdered"])
+                    promotion = money(item.get("PromotionDiscount"))
+                    if promotion:  # the item's promotion, taken off the principal (amount-type Promotion)
+                        line(**common, amount_type="Promotion", amount_description="Principal", amount=-promotion)
                     if tax:
                         line(**common, amount_type="ItemPrice", amount_description="Tax", amount=tax)
                         if withhold_tax and us:
