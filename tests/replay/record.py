@@ -10,10 +10,11 @@ patch existed exercises the branch the deprecation removes, so it is recorded ag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class Recording:
     clear_email: str | None = None  # the pre-codec history: a customer email in clear (what the codec seals)
     args: dict[str, Any] = field(default_factory=dict)  # the test's other arguments (its parameters)
     tmp_path: bool = False  # the test takes pytest's tmp_path
+    fixtures: str | None = None  # a context manager of FIXTURES giving the test's other fixtures (kwargs)
 
 
 ORDERS = "test_order_fulfillment"
@@ -70,6 +72,14 @@ RECORDINGS: dict[str, Recording] = {
     "order_store_refused_resourced": Recording(
         "test_store_fulfillment:test_a_store_that_refuses_its_ship_from_store_request_is_re_sourced_to_the_warehouse",
         "OrderFulfillment", tmp_path=True),
+    # issue 21: a promotion approved twice, published to two channels at its time and reverted at its end
+    "price_approved_published_reverted": Recording(
+        "test_price_publication:test_a_promotion_waits_for_two_approvals_and_its_time_publishes_to_two_channels_and_"
+        "reverts", "PricePublication", tmp_path=True),
+    # issue 21: dual-run parity, a changed tax line in the shadow ERP parks, a retry after the fix finds it equal
+    "parity_difference_parked_then_retried": Recording(
+        "test_parity_check:test_a_changed_tax_line_in_the_shadow_parks_with_both_documents_until_a_retry_finds_it_"
+        "fixed", "ParityCheck", fixtures="dual_run"),
 }
 # Recorded from the code of the release before the patches were deprecated (`git archive 055e315`, run there):
 # each pins a run started while its patch was `patched`, which the deprecated code must still replay.
@@ -118,6 +128,22 @@ class _Env:
         return getattr(self.env, name)
 
 
+@contextlib.contextmanager
+def _dual_run(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """test_parity_check's fixtures: the ERPNext sandbox served on loopback and the dual-run adapters."""
+    from sandbox.common import ServedApp
+    from sandbox.erpnext import create_app
+    from tests import dual_run as dr
+    from tests.workflows.test_parity_check import dual_run_adapters
+
+    with ServedApp(create_app(api_key=dr.API_KEY, api_secret=dr.API_SECRET)) as served, \
+            dual_run_adapters(tmp_path, served) as adapters:
+        yield {"adapters": adapters, "served": served}
+
+
+FIXTURES: dict[str, Callable[[Path], contextlib.AbstractContextManager[dict[str, Any]]]] = {"dual_run": _dual_run}
+
+
 async def _run_test(recording: Recording, env: _Env) -> None:
     module, name = recording.test.split(":")
     mod = importlib.import_module(f"tests.workflows.{module}")
@@ -128,7 +154,10 @@ async def _run_test(recording: Recording, env: _Env) -> None:
         mod._order = lambda *a, **kw: make_order(*a, **kw).model_copy(  # type: ignore[misc]
             update={"customer": Customer(external_id="C1", email=email, name="Jon")})
     try:
-        if recording.tmp_path:
+        if recording.fixtures:
+            with tempfile.TemporaryDirectory() as tmp, FIXTURES[recording.fixtures](Path(tmp)) as kwargs:
+                await test(env, **kwargs, **recording.args)  # type: ignore[call-arg]
+        elif recording.tmp_path:
             with tempfile.TemporaryDirectory() as tmp:
                 await test(env, tmp_path=Path(tmp), **recording.args)  # type: ignore[call-arg]
         else:
@@ -145,7 +174,8 @@ async def record(name: str) -> str:
                                                         data_converter=pydantic_data_converter)
     try:
         await register_search_attributes(env)
-        client = Client(**{**env.client.config(), "interceptors": [_NoteStarts(started)]})
+        config = env.client.config()  # its interceptors kept: the time-skipping one skips time while a result waits
+        client = Client(**{**config, "interceptors": [*config.get("interceptors", []), _NoteStarts(started)]})
         await _run_test(recording, _Env(env, client))
         wf_id = next(i for t, i in started.runs if t == recording.workflow)
         history = await env.client.get_workflow_handle(wf_id).fetch_history()

@@ -20,6 +20,11 @@ settlement histories without a marker; same scenarios, same names), and each dep
 history recorded while it was `patched` (`test_each_deprecated_patch_replays_a_run_started_while_it_was_patched`;
 `return_over_refund_parked_then_skipped`, `inventory_sync_shortfall_told_orders` and
 `storeday_shortfall_told_orders` were recorded from the code before the deprecation for that).
+
+Issue 21's workflows (`python -m tests.replay.record price_approved_published_reverted
+parity_difference_parked_then_retried`): PricePublication approved by two, published to two channels at its time,
+verified and reverted at its end; ParityCheck parked on a changed tax line in the shadow ERP, retried twice (the
+second after the fix) to completion.
 """
 
 from __future__ import annotations
@@ -43,12 +48,15 @@ from workflows.order_fulfillment import (
     STORE_PATCH,
     OrderFulfillment,
 )
+from workflows.parity_check import ParityCheck
+from workflows.price_publication import PricePublication
 from workflows.return_to_refund import OVER_REFUND_PATCH, ReturnToRefund
 from workflows.settlement_reconciliation import ALREADY_POSTED_PATCH, SettlementReconciliation
 from workflows.store_day import StoreDay
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
-WORKFLOWS = [OrderFulfillment, ReturnToRefund, StoreDay, SettlementReconciliation, InventoryDrift, InventorySync]
+WORKFLOWS = [OrderFulfillment, ReturnToRefund, StoreDay, SettlementReconciliation, InventoryDrift, InventorySync,
+             PricePublication, ParityCheck]
 # Every patch the workflows still name, all at the deprecate_patch stage: removed from the code in the release after
 # the one that deprecated them, once no run started while they were `patched` is open (docs/deployment.md).
 DEPRECATED_PATCHES = {PROJECTION_PATCH, SA_ON_CHANGE_PATCH, STOCK_NEWS_PATCH, OVER_REFUND_PATCH, ALREADY_POSTED_PATCH,
@@ -77,6 +85,7 @@ def test_histories_are_present():
         "settlement_cancelled_while_parked", "settlement_stage_parked_skip_refused", "settlement_posted_started_again",
         "drift_parked_then_approved", "drift_parked_then_retried", "drift_parked_then_skipped", "drift_cancelled_while_parked",
         "return_over_refund_parked_then_skipped", "inventory_sync_shortfall_told_orders", "storeday_shortfall_told_orders",
+        "price_approved_published_reverted", "parity_difference_parked_then_retried",  # issue 21
     }
 
 

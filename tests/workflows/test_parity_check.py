@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from temporalio.worker import Worker
@@ -16,6 +19,7 @@ from temporalio.worker import Worker
 from activities.ops import OpsActivities
 from activities.parity import ParityActivities
 from adapters.erp.routing import RoutingErp
+from adapters.ports import Adapters
 from adapters.sql import create_schema, make_engine
 from canonical.fulfillment import AnalystAction
 from retailflow.erp_cli import parity_markdown
@@ -38,6 +42,14 @@ def served():
 
 @pytest.fixture
 def adapters(tmp_path, served):
+    with dual_run_adapters(tmp_path, served) as adapters:
+        yield adapters
+
+
+@contextlib.contextmanager
+def dual_run_adapters(tmp_path: Path, served: ServedApp) -> Iterator[Adapters]:
+    """The platform's adapters over a fresh SQLite database, the ERP the router of the dual-run routing file (also
+    what tests/replay/record.py records the parity history with)."""
     dr.seed_erpnext(served.base_url)
     engine = make_engine(f"sqlite:///{tmp_path / 'rf.db'}")
     create_schema(engine)
@@ -47,9 +59,11 @@ def adapters(tmp_path, served):
     adapters.erp = build_routing_erp(settings, engine, load_routing(dr.write(tmp_path, dr.ROUTING_TOML)))
     assert isinstance(adapters.erp, RoutingErp)
     dr.seed_local(adapters.erp.erps["legacy"])  # type: ignore[arg-type]
-    yield adapters
-    adapters.erp.close()
-    engine.dispose()
+    try:
+        yield adapters
+    finally:
+        adapters.erp.close()
+        engine.dispose()
 
 
 async def _parked(handle) -> dict:
