@@ -3,7 +3,7 @@
 `platform` is the real worker (`worker.build_worker` with `runtime.registry.build_adapters` on the platform
 database; the embedded WMS shipper and the inventory relay are not started, the bench delivers shipments by
 signal). `baseline` is the same Worker configuration (thread-pool executor of 32, 32 concurrent activities,
-the same data converter) running only the bare workflows (`bench.baseline`, `bench.inventory`). Prints `READY`
+the same data converter and payload codec) running only the bare workflows (`bench.baseline`, `bench.inventory`). Prints `READY`
 once polling; SIGINT/SIGTERM stop it. Profiling (py-spy) wraps the process from outside: `bench.procs`.
 """
 
@@ -15,7 +15,6 @@ import concurrent.futures
 import signal
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from bench.baseline import BareWorkflow, local_noop, noop
@@ -46,7 +45,12 @@ async def main(args: argparse.Namespace) -> None:
         client = await connect_client(settings)
         worker = build_worker(client, build_adapters(settings, engine), task_queue=args.task_queue)
     else:
-        client = await Client.connect(args.address, data_converter=pydantic_data_converter)
+        from runtime.codec import data_converter, keyring_from_settings
+        from runtime.settings import Settings
+
+        # the platform's data converter with its payload codec, as the platform worker and the bench client use
+        # (a bare pydantic converter cannot read the sealed inputs the bench starts it with, and would be cheaper)
+        client = await Client.connect(args.address, data_converter=data_converter(keyring_from_settings(Settings())))
         worker = Worker(client, task_queue=args.task_queue, workflows=[BareWorkflow, BareSync],
                         activities=[noop, local_noop, apply_noop, compute_noop],
                         activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=32),
