@@ -49,6 +49,8 @@ ACTIVITY_FAILURES = Counter("retailflow_activity_failures_total", "Activity atte
 ACTIVITY_RETRIES = Counter("retailflow_activity_retries_total", "Activity attempts after the first",
                            ["activity", "channel"])
 ACTIVITY_SECONDS = Histogram("retailflow_activity_seconds", "Activity attempt duration", ["activity"])
+ORDERS_BURST_DEMOTED = Counter("retailflow_orders_burst_demoted_total", "Orders started one priority lower because "
+                               "their store was above RETAILFLOW_ORDER_BURST_PER_MINUTE", ["channel"])
 ORDER_MILESTONE_SECONDS = Histogram(
     "retailflow_order_milestone_seconds", "Time from intake to each order milestone", ["milestone", "channel"],
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 72 * 3600),

@@ -236,6 +236,12 @@ class OrderSettings(_Group):
         default_factory=dict, description="Task-queue fairness weight per store (channel, POS store or settlement "
         "provider; default 1.0): within a priority, stores are served in proportion to their weight "
         "(workflows/priorities.py)")
+    order_burst_per_minute: float = Field(
+        default=30, ge=0, description="A store's orders per minute (per intake process) that start at order "
+        "priority; the orders above it (a flash sale) start one level lower, behind the other stores' orders, so "
+        "they keep their latency (starters/bursts.py). 0: never demote")
+    order_burst_allowance: int = Field(default=10, ge=1, description="Orders a store may start at once above "
+                                       "RETAILFLOW_ORDER_BURST_PER_MINUTE before they are demoted (the bucket)")
 
     @field_validator("fairness_weights")
     @classmethod
@@ -342,6 +348,9 @@ class PricingSettings(_Group):
     square_access_token: SecretStr | None = Field(default=None, description="Square access token (Catalog API)")
     square_api_base_url: str = Field(default="https://connect.squareup.com",
                                      description="Square API base URL (the sandbox: https://connect.squareupsandbox.com)")
+    square_store_locations: dict[str, str] = Field(
+        default_factory=dict, description="Store node id → Square location id: `pos:square` nodes get their store "
+        "fulfillments as Square orders (docs/fulfillment.md); needs RETAILFLOW_SQUARE_ACCESS_TOKEN")
 
 
 class ObservabilitySettings(_Group):

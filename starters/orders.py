@@ -16,6 +16,8 @@ from canonical.fulfillment import AnalystAction, OrderFulfillmentInput
 from canonical.order import Order
 from runtime.settings import Settings
 from starters import TemporalUnavailable
+from starters.bursts import log as burst_log
+from starters.bursts import meter_for
 from workflows import search_attributes as sa
 from workflows.priorities import priority_for
 
@@ -40,6 +42,11 @@ async def start_order(client: Client, settings: Settings, order: Order, *,
                f"{order.computed_total}")
     details = "\n".join(f"- {line.quantity} × {line.channel_sku} {line.name or ''} @ {line.unit_price}"
                         for line in order.lines)
+    kind = "orders"
+    if not meter_for(settings.order_burst_per_minute, settings.order_burst_allowance).take(order.channel):
+        kind = "orders_burst"
+        burst_log.info("order.burst_priority", channel=order.channel, workflow_id=wf_id,
+                       per_minute=settings.order_burst_per_minute)
     try:
         await client.start_workflow(
             ORDER_WORKFLOW,
@@ -58,8 +65,9 @@ async def start_order(client: Client, settings: Settings, order: Order, *,
                 SearchAttributePair(sa.SKUS, sorted({line.channel_sku for line in order.lines})),
             ]),
             static_summary=summary, static_details=f"Order lines:\n{details}",
-            # order intake runs first on shared queues; within it, each store gets its share (fairness)
-            priority=priority_for("orders", order.channel, settings.fairness_weights),
+            # order intake runs first on shared queues; within it, each store gets its share (fairness); a store's
+            # orders above its burst rate run one level lower, behind the other stores' (starters/bursts.py)
+            priority=priority_for(kind, order.channel, settings.fairness_weights),
             # signal-with-start takes the running run (USE_EXISTING); a plain start fails on it (a duplicate)
             **({"start_signal": "cancel", "start_signal_args": [cancel],
                 "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING} if cancel is not None

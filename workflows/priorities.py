@@ -7,6 +7,7 @@ Priority keys (1 runs first; Temporal's default for an unset key is 3):
 | --- | --- | --- |
 | 1 | order intake, cancellation and shipment confirmation (`OrderFulfillment`, the order polls) | a customer and a marketplace SLA wait on them |
 | 2 | returns and refunds, inventory publication, POS store days | money back to a customer, oversell protection |
+| 3 | the orders of a store above its burst rate (`starters/bursts.py`, RETAILFLOW_ORDER_BURST_PER_MINUTE) | a flash sale must not slow the other stores' orders: fairness keys do not reach sticky queues, priority does |
 | 4 | settlement fetch and reconciliation, inventory drift checks | finance's day; hours of slack |
 | 5 | reporting, backfills, benchmarks | whenever nothing else waits |
 
@@ -25,9 +26,9 @@ from collections.abc import Mapping
 
 from temporalio.common import Priority
 
-ORDERS, RETURNS, INVENTORY, POS, FINANCE, DRIFT, REPORTING = 1, 2, 2, 2, 4, 4, 5
+ORDERS, RETURNS, INVENTORY, POS, ORDERS_BURST, FINANCE, DRIFT, REPORTING = 1, 2, 2, 2, 3, 4, 4, 5
 PRIORITY_KEYS: dict[str, int] = {"orders": ORDERS, "returns": RETURNS, "inventory": INVENTORY, "pos": POS,
-                                 "finance": FINANCE, "drift": DRIFT, "reporting": REPORTING}
+                                 "orders_burst": ORDERS_BURST, "finance": FINANCE, "drift": DRIFT, "reporting": REPORTING}
 MAX_FAIRNESS_KEY_BYTES = 64  # Temporal's limit
 
 

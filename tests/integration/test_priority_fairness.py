@@ -114,3 +114,62 @@ async def test_a_burst_of_one_shop_does_not_starve_another(env):
     ran = await serve_backlog(env, settings.task_queue, 15)
     served_b = [i for i, label in enumerate(ran) if label == "order:shop-b"]
     assert len(served_b) == 3 and max(served_b) < 9, ran  # interleaved with A's; FIFO would serve B at 12-14
+
+
+# -- a burst of one shop, on sticky queues ---------------------------------------------------------------------------
+# Fairness keys order the shared backlog only: a running order's next task goes to the sticky queue of the worker that
+# caches it, first come first served within a priority. starters/bursts.py demotes a store's orders above its rate
+# one priority level; priority does reach the sticky queue, so a second shop's orders keep their latency.
+
+@activity.defn(name="step")
+async def step() -> None:
+    return None
+
+
+@workflow.defn(name="OrderFulfillment", sandboxed=False)
+class StepsStandIn:
+    """An order's shape: eight steps, each workflow task ~10 ms of worker CPU."""
+
+    @workflow.run
+    async def run(self, inp: OrderFulfillmentInput) -> None:
+        for _ in range(8):
+            x = 0
+            for i in range(150_000):
+                x += i
+            await workflow.execute_activity(step, start_to_close_timeout=timedelta(seconds=60))
+
+
+async def _latency(env, settings: Settings, channel: str) -> float:
+    loop = asyncio.get_running_loop()
+    t = loop.time()
+    wf_id, _ = await start_order(env.client, settings, order(channel))
+    await env.client.get_workflow_handle(wf_id).result()
+    return loop.time() - t
+
+
+async def _second_shop_during_burst(env, per_minute: float) -> tuple[float, float, int]:
+    """(shop B's median latency quiet, during shop A's burst of 150 orders, A's orders demoted)."""
+    from runtime.observability import ORDERS_BURST_DEMOTED
+
+    settings = Settings(_env_file=None, task_queue=f"burst-{uuid.uuid4().hex[:8]}", order_burst_per_minute=per_minute,
+                        order_burst_allowance=6)  # B's six orders all fit
+    shop_a = f"shop-a-{uuid.uuid4().hex[:6]}"
+    async with Worker(env.client, task_queue=settings.task_queue, workflows=[StepsStandIn], activities=[step],
+                      max_concurrent_workflow_tasks=2):
+        quiet = sorted([await _latency(env, settings, "shop-b") for _ in range(3)])[1]
+        burst = await asyncio.gather(*(start_order(env.client, settings, order(shop_a)) for _ in range(150)))
+        await asyncio.sleep(0.5)  # the burst's tasks are queued and running
+        during = sorted([await _latency(env, settings, "shop-b") for _ in range(3)])[1]
+        await asyncio.gather(*(env.client.get_workflow_handle(wf_id).result() for wf_id, _ in burst))
+    return quiet, during, int(ORDERS_BURST_DEMOTED.labels(channel=shop_a)._value.get())
+
+
+async def test_a_shops_burst_runs_behind_a_second_shop_on_sticky_queues(env):
+    quiet, during, demoted = await _second_shop_during_burst(env, per_minute=6)
+    off_quiet, off_during, off_demoted = await _second_shop_during_burst(env, per_minute=0)
+    print(f"burst demotion on: B quiet {quiet:.2f}s during {during:.2f}s ({demoted} of A's 150 demoted); "
+          f"off: quiet {off_quiet:.2f}s during {off_during:.2f}s")
+    assert demoted >= 140 and off_demoted == 0
+    # without demotion B waits behind the burst's sticky tasks at each step (the control shows the test can fail)
+    assert off_during > 2 * max(off_quiet, 0.2) and off_during > 2 * during, (off_quiet, off_during, during)
+    assert during <= 2 * quiet + 0.5, (quiet, during)
