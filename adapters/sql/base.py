@@ -11,6 +11,8 @@ additions in SQL stay exact integer arithmetic. Code reads and writes Decimal; o
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -156,9 +158,21 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # WAL is a property of the database file: set it once. Switching needs the file to itself, so a
+            # connection opened while another replica migrates a new database may be refused (SQLITE_BUSY without
+            # the busy handler); that is fine when the other one has switched it already.
+            # the busy handler does not cover the switch, so wait for the other one here (bounded: 30 s)
+            deadline = time.monotonic() + 30
+            while str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() not in ("wal", "memory"):
+                try:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                    break  # switched (or the file cannot be WAL: SQLite keeps its mode and says so)
+                except sqlite3.OperationalError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
         @event.listens_for(engine, "begin")
