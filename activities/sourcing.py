@@ -341,10 +341,11 @@ class SplitFulfillmentActivities:
     @business_errors
     def reserve_at_node(self, inp: NodeReserveInput) -> Reservation:
         """Reserve the node's items (a kit line: its components) under the release's key; idempotent by key.
-        The ERP port reserves by item and chooses the location itself (most free first): a reservation made
-        elsewhere than the node's location is logged (the port has no reserve-at-location yet)."""
+        The units are held at the node's location (the plan chose it for its stock there); an ERP that books
+        into one warehouse only (ERPNext) holds them there, and a reservation made elsewhere is logged."""
         rel = inp.release
-        reservation = self.adapters.erp.reserve(rel.ref, component_resolved(rel.lines), allow_backorder=False)
+        reservation = self.adapters.erp.reserve(rel.ref, component_resolved(rel.lines), allow_backorder=False,
+                                                location=rel.location)
         elsewhere = sorted({r.location for r in reservation.lines if r.quantity and r.location != rel.location})
         if elsewhere:
             log.warning("sourcing.reserved_elsewhere", release=rel.ref, node=rel.node_id, node_location=rel.location,

@@ -45,8 +45,12 @@ class ErpAdapter(Protocol):
         """The channel's SKUs for an ERP item (the reverse of `resolve_skus`), sorted; the item code itself when
         the channel has no SKU of its own for it."""
 
-    def reserve(self, key: str, lines: list[ResolvedLine], *, allow_backorder: bool) -> Reservation:
-        """Reserve stock atomically; idempotent by `key`. Raise OutOfStock when short and backorders are off."""
+    def reserve(self, key: str, lines: list[ResolvedLine], *, allow_backorder: bool,
+                location: str | None = None) -> Reservation:
+        """Reserve stock atomically; idempotent by `key`. Raise OutOfStock when short and backorders are off.
+        With `location` (a fulfillment node's), only that location's free stock counts: the sourcing plan chose
+        the node, so the units must be held there. An ERP that holds stock in one warehouse only reserves there
+        and reports its warehouse as each line's location."""
 
     def release_reservation(self, key: str) -> bool:
         """Release what `key` reserved and has not consumed; True if anything was released."""

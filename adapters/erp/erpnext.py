@@ -311,7 +311,11 @@ class ErpNext:
                              details={"shortages": {item_code: quantity - free}})
         return quantity
 
-    def reserve(self, key: str, lines: list[ResolvedLine], *, allow_backorder: bool) -> Reservation:
+    def reserve(self, key: str, lines: list[ResolvedLine], *, allow_backorder: bool,
+                location: str | None = None) -> Reservation:
+        """ERPNext reserves through the sales order, in this adapter's one warehouse (RETAILFLOW_ERPNEXT_WAREHOUSE):
+        a node `location` elsewhere is not a warehouse this adapter books into, so the lines say where the units
+        are held and the sourcing activity logs the difference."""
         so = self._sales_order(key)
         if so is not None and so.get("docstatus") == 1:  # the submitted order holds the stock already
             held: dict[str, int] = {}

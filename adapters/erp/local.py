@@ -133,7 +133,10 @@ class LocalErp:
                                 backordered=r["backordered"]) for r in rows],
         )
 
-    def reserve(self, key: str, lines: list[ResolvedLine], *, allow_backorder: bool) -> Reservation:
+    def reserve(self, key: str, lines: list[ResolvedLine], *, allow_backorder: bool,
+                location: str | None = None) -> Reservation:
+        """Most free location first; with `location`, that location only (a fulfillment node's units), and a
+        backorder waits there."""
         wanted: dict[str, int] = {}
         for line in lines:
             wanted[line.item_code] = wanted.get(line.item_code, 0) + line.quantity
@@ -145,7 +148,9 @@ class LocalErp:
             stock_rows = ledger.lock_rows(conn, items=wanted)
             by_item: dict[str, list[dict]] = {}
             for r in stock_rows:  # what is free to promise: on hand less what is reserved or allocated
-                by_item.setdefault(r["item_code"], []).append({**r, "reserved": r["reserved"] + r["allocated"]})
+                if location is None or r["location"] == location:
+                    by_item.setdefault(r["item_code"], []).append({**r, "reserved": r["reserved"] + r["allocated"]})
+            backorder_at = location or self.default_location
             plan: list[tuple[str, str, int, int]] = []  # item, location, qty reserved, backordered
             shortages: dict[str, int] = {}
             for item_code in sorted(wanted):
@@ -164,14 +169,15 @@ class LocalErp:
                     shortages[item_code] = need
                     if allow_backorder:  # one reservation row per item and location: merge into it
                         at = next((i for i, p in enumerate(plan)
-                                   if p[0] == item_code and p[1] == self.default_location), None)
+                                   if p[0] == item_code and p[1] == backorder_at), None)
                         if at is None:
-                            plan.append((item_code, self.default_location, 0, need))
+                            plan.append((item_code, backorder_at, 0, need))
                         else:
-                            plan[at] = (item_code, self.default_location, plan[at][2], need)
+                            plan[at] = (item_code, backorder_at, plan[at][2], need)
             if shortages and not allow_backorder:
                 short = ", ".join(f"{k} short by {v}" for k, v in shortages.items())
-                raise OutOfStock(f"not enough stock: {short}", details={"shortages": shortages})
+                where = f" at {location}" if location else ""
+                raise OutOfStock(f"not enough stock{where}: {short}", details={"shortages": shortages})
             for item_code, location, qty, backordered in plan:
                 if qty:
                     ledger.post(conn, source="erp", source_event_id=ledger.new_movement_id(f"erp:reserve:{key}"),

@@ -127,9 +127,10 @@ class RoutingErp:
     def channel_skus_of(self, channel: str, item_code: str) -> list[str]:
         return self.record(self.configured("stock", channel)).channel_skus_of(channel, item_code)
 
-    def reserve(self, key: str, lines: list[ResolvedLine], *, allow_backorder: bool) -> Reservation:
+    def reserve(self, key: str, lines: list[ResolvedLine], *, allow_backorder: bool,
+                location: str | None = None) -> Reservation:
         return self.record(self.route("orders", key, store=channel_of(key))).reserve(
-            key, lines, allow_backorder=allow_backorder)
+            key, lines, allow_backorder=allow_backorder, location=location)
 
     def release_reservation(self, key: str) -> bool:
         return self.record(self.route("orders", key, store=channel_of(key))).release_reservation(key)

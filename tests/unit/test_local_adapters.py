@@ -87,6 +87,20 @@ def test_reserve_refuses_what_is_not_there_unless_backorders_are_allowed(erp):
     assert sum(r.quantity for r in res.lines) == 5 and sum(r.backordered for r in res.lines) == 2
 
 
+def test_a_node_reservation_holds_the_units_at_the_node_location_only(erp):
+    erp.set_on_hand("CHAIR", "STORE-7", 3)  # MAIN has more free (5): without a location MAIN would be chosen
+    at_store = erp.reserve(KEY, _resolved(2), allow_backorder=False, location="STORE-7")
+    assert [(r.location, r.quantity) for r in at_store.lines] == [("STORE-7", 2)]
+    levels = erp.stock_levels("CHAIR")
+    assert (levels["STORE-7"]["reserved"], levels["MAIN"]["reserved"]) == (2, 0)
+    # the store has 1 left: 2 more cannot come from MAIN's 5 when the node is the store
+    with pytest.raises(OutOfStock, match="at STORE-7: CHAIR short by 1"):
+        erp.reserve(f"{KEY}/b", _resolved(2), allow_backorder=False, location="STORE-7")
+    assert erp.stock_levels("CHAIR")["MAIN"]["reserved"] == 0
+    waiting = erp.reserve(f"{KEY}/c", _resolved(3), allow_backorder=True, location="STORE-7")
+    assert [(r.location, r.quantity, r.backordered) for r in waiting.lines] == [("STORE-7", 1, 2)]
+
+
 def test_concurrent_reservations_never_oversell(erp, engine):
     results: list[str] = []
 
