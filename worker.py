@@ -370,6 +370,9 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             await start_order_poll(client, channel=channel, task_queue=settings.queue_for("orders"),
                                    interval_seconds=settings.shopify_poll_interval_seconds,
                                    lookback_hours=settings.shopify_poll_lookback_hours)
+    if unserved := settings.unserved_activity_queues():  # e.g. a channel's queue routed but given no rate
+        log.warning("worker.activity_queue_without_worker", queues=unserved,
+                    hint="add each to RETAILFLOW_PARTNER_ACTIVITY_RATE_LIMITS (a worker and a breaker per queue)")
     log.info("worker.started", task_queues=[w.task_queue for w in domain_workers], temporal=settings.temporal_address,
              partner_queues=sorted(settings.partner_activity_rate_limits))
     async with contextlib.AsyncExitStack() as stack:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -15,6 +16,8 @@ from canonical.inventory import ChannelInventoryPolicy
 from canonical.pos import PosAccounts
 from canonical.stores import LegalEntity, Store, StoreDirectory
 from workflows.search_attributes import REGISTRATION
+
+CHANNEL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")  # as canonical.order.Order.channel allows
 
 # the custom search attributes to register (name → kind), declared once in workflows/search_attributes.py
 SEARCH_ATTRIBUTES: dict[str, str] = REGISTRATION
@@ -125,7 +128,10 @@ class TemporalSettings(_Group):
     activity_task_queues: dict[str, str] = Field(
         default_factory=dict, description="Activity name → task queue the workflows send that step to, e.g. "
         '{"create_sales_order": "retailflow-erp"}: a partner queue of RETAILFLOW_PARTNER_ACTIVITY_RATE_LIMITS. '
-        "Fixed per run when it starts")
+        "A key `<activity>@<channel>` routes that step of one channel's orders and returns only, e.g. "
+        '{"confirm_shipment@amazon": "retailflow-amazon", "confirm_shipment": "retailflow-shopify"}: each '
+        "marketplace on its own partner queue, so its circuit breaker holds only its own steps; a run looks up "
+        "`<activity>@<its channel>` first, then `<activity>`. Fixed per run when it starts")
     worker_max_concurrent_workflow_tasks: int = Field(
         default=8, ge=1, le=1000, description="Workflow tasks one worker runs at once (the SDK's default is 100). "
         "Workflow code is CPU on one event loop, so more in flight adds no throughput; a small number keeps the "
@@ -151,6 +157,17 @@ class TemporalSettings(_Group):
                              "RETAILFLOW_PARTNER_ACTIVITY_RATE_LIMITS")
         return v
 
+    @field_validator("activity_task_queues")
+    @classmethod
+    def _activity_routes(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, queue in v.items():
+            activity, at, channel = key.partition("@")
+            if not activity or not queue or (at and not CHANNEL_NAME.fullmatch(channel)):
+                raise ValueError(f"activity route {key!r} → {queue!r}: the key is an activity name or "
+                                 "<activity>@<channel> (a channel as orders name it, e.g. amazon), the value a "
+                                 "task queue")
+        return v
+
     @field_validator("domain_task_queues", "worker_domains")
     @classmethod
     def _known_domains(cls, v):
@@ -158,6 +175,12 @@ class TemporalSettings(_Group):
         if unknown:
             raise ValueError(f"unknown domain(s) {', '.join(unknown)}; the domains are {', '.join(DOMAINS)}")
         return v
+
+    def unserved_activity_queues(self) -> list[str]:
+        """Queues RETAILFLOW_ACTIVITY_TASK_QUEUES routes steps to that no worker of these settings polls (neither a
+        partner queue nor a domain's): those steps would wait for ever unless another worker group serves them."""
+        served = set(self.partner_activity_rate_limits) | {self.queue_for(d) for d in DOMAINS}
+        return sorted(set(self.activity_task_queues.values()) - served)
 
     def queue_for(self, domain: str) -> str:
         """The task queue a domain's workflows run on (RETAILFLOW_DOMAIN_TASK_QUEUES, else RETAILFLOW_TASK_QUEUE)."""

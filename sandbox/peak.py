@@ -57,8 +57,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SHOPIFY_SAMPLE = ROOT / "tests" / "fixtures" / "shopify" / "webhook_orders_create_sample_v2024.json"
 ERP_ACTIVITIES = ("resolve_skus", "reserve_stock", "release_stock", "create_sales_order", "cancel_sales_order", "amend_sales_order",
                   "reduce_reservation", "resource_stock", "post_delivery", "create_invoice")
-CHANNEL_ACTIVITIES = ("confirm_shipment", "notify_channel_cancelled", "publish_availability")
-ERP_QUEUE, CHANNEL_QUEUE = "retailflow-erp", "retailflow-channels"
+# the marketplace steps of orders and returns, routed per channel (`confirm_shipment@amazon`): each marketplace has
+# its own partner queue and breaker, so one marketplace's outage holds only its own confirmations (InventorySync's
+# publish_availability is not routed: it runs on the inventory queue)
+CHANNEL_ACTIVITIES = ("confirm_shipment", "notify_channel_cancelled")
+ERP_QUEUE = "retailflow-erp"
+CHANNEL_QUEUES = {"shopify": "retailflow-shopify", "amazon": "retailflow-amazon"}
 MILESTONES = {"booked": "create_sales_order", "released": "release_to_wms", "confirmed": "confirm_shipment"}
 
 
@@ -109,7 +113,7 @@ class PeakProfile(BaseModel):
     breaker_failure_threshold: int = Field(default=3, ge=1)
     breaker_open_seconds: float = Field(default=10.0, gt=0)
     partner_rates: dict[str, float] = Field(
-        default_factory=lambda: {ERP_QUEUE: 8.0, CHANNEL_QUEUE: 20.0},
+        default_factory=lambda: {ERP_QUEUE: 8.0, **{q: 20.0 for q in CHANNEL_QUEUES.values()}},
         description="Dispatch rate (activities/s) of the partner queues while their breakers are closed, as an "
                     "operator sets them (RETAILFLOW_PARTNER_ACTIVITY_RATE_LIMITS): the ERP's at about its quota "
                     "over the ~3 requests an ERP step makes; 429s beyond it cut it further (AIMD)")
@@ -163,7 +167,7 @@ PROFILES: dict[str, PeakProfile] = {
                 Phase(name="steady again", seconds=120, shopify_per_second=0.2, amazon_per_second=0.3,
                       inventory_per_second=0.5)],
         erp_quota_per_second=50, erp_quota_burst=50, outages=[Outage(vendor="shopify", at_seconds=180, seconds=60)],
-        partner_rates={ERP_QUEUE: 16.0, CHANNEL_QUEUE: 20.0},
+        partner_rates={ERP_QUEUE: 16.0, **{q: 20.0 for q in CHANNEL_QUEUES.values()}},
         hot_item=HotItem(units=500), drain_timeout_seconds=900),
 }
 
@@ -231,7 +235,8 @@ class PeakStack:
         from retailflow.profiles import apply_profile
 
         p = self.profile
-        queues = {**{a: ERP_QUEUE for a in ERP_ACTIVITIES}, **{a: CHANNEL_QUEUE for a in CHANNEL_ACTIVITIES}}
+        queues = {**{a: ERP_QUEUE for a in ERP_ACTIVITIES},
+                  **{f"{a}@{channel}": q for channel, q in CHANNEL_QUEUES.items() for a in CHANNEL_ACTIVITIES}}
         slots: dict[str, Any] = ({"worker_max_concurrent_workflow_tasks": p.worker_workflow_tasks}
                                  if p.worker_workflow_tasks else {})
         if p.worker_sticky_seconds:
@@ -887,7 +892,8 @@ def render_markdown(r: PeakReport) -> str:
                  f"{r.inventory_events[0]} stock events ({r.inventory_events[1]} accepted) and the orders' "
                  f"reservations: {inv}; failed attempts {int(r.publications.get('failed', 0))}.")
     brk = "; ".join(f"{b['queue']}: {b['trips']} trip(s), now {b['state']}" for b in r.breakers) or "none"
-    lines.append(f"- **Breakers**: {brk}.")
+    lines.append(f"- **Breakers** (one partner queue per marketplace, so one marketplace's breaker holds only its own "
+                 f"channel steps): {brk}.")
     c = r.counts()
     lines += ["", "**Invariants**, read from the records afterwards (Temporal histories, ERPNext, ShipStation, "
               "Shopify):", "", "| invariant | result |", "| --- | --- |",

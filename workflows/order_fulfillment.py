@@ -138,7 +138,7 @@ class OrderFulfillment(Runbook):
         self._order: Order = inp.order
         self._wf_id = workflow.info().workflow_id
         self.rb = RunbookState(status=OrderStatus.RECEIVED, retry_policy=step_retry_policy(inp.step_max_attempts),
-                               activity_queues=dict(inp.activity_task_queues))
+                               activity_queues=dict(inp.activity_task_queues), channel=inp.order.channel)
         self._late = False
         self._pending_corrections: OrderCorrections | None = None
         self._pending_shipments: list[Shipment] = []

@@ -86,7 +86,7 @@ class ReturnToRefund(Runbook):
         self._req = inp.request
         self._wf_id = workflow.info().workflow_id
         self.rb = RunbookState(status=ReturnStatus.REQUESTED, retry_policy=step_retry_policy(inp.step_max_attempts),
-                               activity_queues=dict(inp.activity_task_queues))
+                               activity_queues=dict(inp.activity_task_queues), channel=inp.request.channel)
         self._auth: AuthorizedReturn | None = None
         self._pending_receipts: list[Receipt] = []
         self._seen_receipts: set[str] = set()

@@ -20,7 +20,8 @@ business story only (OrderFulfillment, ReturnToRefund, StoreDay, SettlementRecon
   and every handler has finished (`workflow.all_handlers_finished`) before the run returns.
 
 Activities are found by name without SDK internals: a step's activity is routed to
-`rb.activity_queues[activity.__name__]` when the run was given partner task queues, so an activity a Runbook workflow
+`rb.activity_queues[f"{activity.__name__}@{rb.channel}"]`, else `rb.activity_queues[activity.__name__]`, when the
+run was given partner task queues (`queue_of`), so an activity a Runbook workflow
 runs must be registered under its method's name (`@activity.defn(name="reserve_stock") def reserve_stock`), as every
 one in activities/ is (only the order poll's differ, and the poll does not park; tests/unit/test_architecture.py
 checks it); `StepOptions.task_queue` names a queue explicitly.
@@ -122,7 +123,8 @@ class RunbookState:
 
     status: Any  # the workflow's status (its StrEnum member, or a plain string)
     retry_policy: RetryPolicy  # the retry budget of a main-line step
-    activity_queues: dict[str, str] = field(default_factory=dict)  # activity name → partner task queue
+    activity_queues: dict[str, str] = field(default_factory=dict)  # activity name (or name@channel) → queue
+    channel: str | None = None  # the run's channel (the order's, the return's): picks `name@channel` routes
     reason: str | None = None  # why the run is where it is (while parked: the reason and what to do)
     action_hint: str | None = None  # what an analyst should do about the parked step
     parked_skippable: bool = False  # the parked step may be skipped
@@ -138,6 +140,14 @@ class RunbookState:
     amending: bool = False  # an update handler is changing the documents the main line works on
     handler_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # held by update handlers that await
     projection_tasks: list[asyncio.Future] = field(default_factory=list)  # status projections being written
+
+
+def queue_of(routes: dict[str, str], activity: str, channel: str | None) -> str | None:
+    """The task queue `routes` (RETAILFLOW_ACTIVITY_TASK_QUEUES, as the run got it) give `activity` in a run of
+    `channel`: `activity@channel` first, then `activity`; None: no route (the run's own queue)."""
+    if not routes:
+        return None
+    return (routes.get(f"{activity}@{channel}") if channel else None) or routes.get(activity)
 
 
 def failure_message(err: ActivityError) -> str:
@@ -350,10 +360,11 @@ class Runbook:
 
     def _queue_of(self, activity: Any) -> str | None:
         """The partner task queue configured for this activity (rate-limited by the server), else None: the run's
-        own queue. Replays are unaffected: the queue is not part of what Temporal checks for determinism."""
-        if not self.rb.activity_queues:
-            return None
-        return self.rb.activity_queues.get(getattr(activity, "__name__", ""))
+        own queue. The run's channel's own route first (`confirm_shipment@<channel>`: each marketplace on its own
+        queue, with its own breaker), then the activity's (`confirm_shipment`). A run started before a channel
+        route existed has none in its input, so it is routed as before; and replays are unaffected either way:
+        the queue is not part of what Temporal checks for determinism."""
+        return queue_of(self.rb.activity_queues, getattr(activity, "__name__", ""), self.rb.channel)
 
     def _register(self, name: str, activity: Any, arg: Any, summary: str) -> None:
         """Register an undo step, before the step it undoes runs."""

@@ -12,13 +12,16 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import History, HistoryEvent
 
+from sandbox import DEFAULT_PORTS
 from sandbox.faults import FaultInjector
 from sandbox.peak import (
+    CHANNEL_QUEUES,
     PROFILES,
     Invariants,
     OrderTimes,
     PeakProfile,
     PeakReport,
+    PeakStack,
     Sent,
     backlog_series,
     drain_seconds,
@@ -28,6 +31,7 @@ from sandbox.peak import (
     percentile,
     render_markdown,
 )
+from workflows.runbook import queue_of
 
 
 def test_built_in_profiles_and_a_toml_file(tmp_path):
@@ -111,7 +115,8 @@ def _report(**overrides) -> PeakReport:
                   orders=orders, t0=t0, series=backlog_series(orders, t0, t0 + 40), burst=(20.0, 40.0),
                   inventory={"shopify": {"count": 4, "p50": 0.2, "p95": 0.9, "p99": 1.0}},
                   shipment_confirmation={}, publications={"failed": 2},
-                  breakers=[{"queue": "retailflow-channels", "trips": 1, "state": "closed"}],
+                  breakers=[{"queue": "retailflow-amazon", "trips": 0, "state": "closed"},
+                            {"queue": "retailflow-shopify", "trips": 1, "state": "closed"}],
                   faults={"erpnext": {"quota": 12}, "shopify": {"outage": 7}}, invariants=Invariants(),
                   max_overcommit=0, hot_item={"wanted": 30, "delivered": 30, "short_orders": 0}, intake_refused=0,
                   wall_seconds=99.0, erp_requests={"GET /api/resource/{doctype}": 390},
@@ -126,7 +131,7 @@ def test_the_report_states_the_profile_the_figures_and_the_invariants():
     assert "12 of 390 requests answered 429 (10.0 ERPNext requests per order; the busiest 5 s at 20.0" in text
     assert "| Shopify, all | 30 | 1.00 s | 1.00 s | 1.00 s | 1.00 s |" in text
     assert "Amazon's p95 is 1.00× its quiet figure (within the 2× goal)" in text
-    assert "retailflow-channels: 1 trip(s), now closed" in text
+    assert "retailflow-amazon: 0 trip(s), now closed; retailflow-shopify: 1 trip(s), now closed" in text
     assert "| lost (sent, neither completed nor parked visibly) | **0** |" in text
     assert "shopify p50 0.20 s / p95 0.90 s / p99 1.00 s (4 publications)" in text
     bad = render_markdown(_report(invariants=Invariants(lost=["order:shopify:1: RUNNING (not parked)"])))
@@ -151,3 +156,18 @@ def test_a_fixed_quota_refuses_beyond_its_rate_with_the_wait_until_the_next_toke
     assert injector.requests == {"GET /api/resource/{doctype}": 6}
     injector.reset()
     assert injector.outcomes == {} and injector.requests == {}
+
+
+def test_each_marketplace_has_its_own_partner_queue_with_a_worker_and_a_breaker(tmp_path):
+    """One marketplace's breaker must not hold the other's confirmations: the run's settings route each channel's
+    steps to its own partner queue, and every routed queue is a partner queue (a worker, a rate, a breaker)."""
+    ports = {name: 10000 + n for n, name in enumerate([*DEFAULT_PORTS, "api", "temporal", "metrics", "sdk_metrics"])}
+    settings = PeakStack(PROFILES["ci"], tmp_path, ports=ports).settings()
+    routes = settings.activity_task_queues
+    assert queue_of(routes, "confirm_shipment", "shopify") == CHANNEL_QUEUES["shopify"] == "retailflow-shopify"
+    assert queue_of(routes, "confirm_shipment", "amazon") == CHANNEL_QUEUES["amazon"] == "retailflow-amazon"
+    assert queue_of(routes, "notify_channel_cancelled", "amazon") == "retailflow-amazon"
+    assert queue_of(routes, "create_sales_order", "amazon") == queue_of(routes, "create_sales_order", "shopify") \
+        == "retailflow-erp"
+    assert set(settings.partner_activity_rate_limits) == {"retailflow-erp", "retailflow-shopify", "retailflow-amazon"}
+    assert settings.unserved_activity_queues() == []
