@@ -424,9 +424,10 @@ class SplitFulfillmentActivities:
         rel = inp.release
         if rel.role == "wms":
             return self._wms(rel).amend_release(rel.ref, component_resolved(inp.lines))
-        if rel.role == "pos":
-            raise CannotCancel(f"the request at store {rel.node_id} cannot be amended (a store fulfillment is picked "
-                               "whole); cancel its lines all together, or the order")
+        if rel.role == "pos":  # until the staff pick it; CannotCancel after (they hold what they picked)
+            return self._store(rel).amend_fulfillment(rel.ref, [
+                StoreFulfillmentLine(line_id=ln.line_id, item_code=ln.item_code, quantity=ln.quantity)
+                for ln in inp.lines])
         raise CannotCancel(f"purchase order {rel.release_id or po_number(rel.ref)} to {rel.node_id} cannot be "
                            "amended (the supplier adapter sends no change order); nothing changed")
 

@@ -113,8 +113,10 @@ REFUSAL_ERRORS = frozenset({"NodeRefused", "OutOfStock", "VendorRejected"})  # a
 # Issue 20, item 3: a store node (`pos:*`) is released as a store fulfillment (ship-from-store, or click-and-collect
 # for an order with `pickup_store`); the store's pick confirmation and the customer's pick-up (signal
 # `store_fulfillment`) are events of the order, the pick-up completing the node like a shipment; a store sale that
-# takes a store release's units re-sources the whole release (a store fulfillment is picked whole).
+# takes a store release's units re-sources those lines and amends the store's request (patch store-amend-v1; before
+# it, the whole release was withdrawn and re-sourced); once the staff have picked it, the order parks instead.
 STORE_PATCH = "store-fulfillment-v1"
+STORE_AMEND_PATCH = "store-amend-v1"  # a store sale's shortfall takes only its lines off the store's request
 LIVE = frozenset({"reserved", "released", "acknowledged", "prepared"})  # releases holding stock or a request
 SHIPPED_STATUSES = frozenset({OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.INVOICED,
                               OrderStatus.COMPLETED})
@@ -592,7 +594,8 @@ class OrderFulfillment(Runbook):
             self.rb.undo = [u for u in self.rb.undo
                             if u.name not in (f"cancel_node_release:{rel.ref}", f"release_node_stock:{rel.ref}")]
         steps = []
-        if state in ("released", "acknowledged") and withdraw:
+        picked_at_store = state == "prepared" and rel.role == "pos" and workflow.patched(STORE_AMEND_PATCH)
+        if (state in ("released", "acknowledged") or picked_at_store) and withdraw:  # picked: the store refuses, it parks
             steps.append(Undo(f"amend_node_release:{rel.ref}", SplitFulfillmentActivities.amend_node_release,
                               NodeAmendInput(release=rel, lines=keep),
                               f"Take line(s) {', '.join(refused)} off the request at {rel.node_id}") if keep
@@ -818,8 +821,9 @@ class OrderFulfillment(Runbook):
                                  f"{sf.quantity} × {sf.item_code} taken by a store sale{at}: no open release there")
                     continue
                 ids = [ln.line_id for ln in rel.lines if ln.item_code == sf.item_code]
-                if rel.role == "pos" and workflow.patched(STORE_PATCH):
-                    ids = []  # a store fulfillment is picked whole: the store's request is withdrawn and re-sourced
+                if rel.role == "pos" and workflow.patched(STORE_PATCH) and not workflow.patched(STORE_AMEND_PATCH):
+                    ids = []  # runs before store-amend-v1: the store's request was withdrawn whole and re-sourced
+                # since: the store keeps its other lines (its request amended until the staff pick it)
                 await self._reroute(rel, f"{sf.quantity} × {sf.item_code} taken by a store sale{at} "
                                     f"({sf.cause_event_id})", ids)
             else:

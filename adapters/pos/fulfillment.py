@@ -50,6 +50,10 @@ class TransitionRefused(ValueError):
     """The store fulfillment cannot move to that state from the one it is in."""
 
 
+AMENDABLE_STATES = frozenset({StoreFulfillmentState.PROPOSED.value, StoreFulfillmentState.RESERVED.value})
+"""A request's lines may change until the staff pick it."""
+
+
 @runtime_checkable
 class StoreFulfillmentPort(Protocol):
     """A store's POS, as the split order's node activities use it."""
@@ -65,6 +69,12 @@ class StoreFulfillmentPort(Protocol):
 
     def fulfillment(self, ref: str) -> StoreFulfillment | None:
         """The request as the POS holds it now, or None."""
+        ...
+
+    def amend_fulfillment(self, ref: str, lines: list[StoreFulfillmentLine]) -> bool:
+        """Take lines off a request (a store sale took their units): the request keeps `lines` only. True when it
+        changed now, False when it already had those lines; CannotCancel once the staff have picked it (PREPARED
+        or later) or it was withdrawn — the store holds what it picked, so an analyst decides."""
         ...
 
 
@@ -148,6 +158,23 @@ class EmbeddedStoreFulfillment:
     def fulfillment(self, ref: str) -> StoreFulfillment | None:
         row = self.book.row(ref)
         return _view(row) if row is not None else None
+
+    def amend_fulfillment(self, ref: str, lines: list[StoreFulfillmentLine]) -> bool:
+        row = self.book.row(ref)
+        if row is None:
+            raise CannotCancel(f"store fulfillment {ref} was never requested; nothing to amend")
+        wanted = [ln.model_dump(mode="json") for ln in lines]
+        if (row.lines or []) == wanted:
+            return False
+        if row.state not in AMENDABLE_STATES:
+            raise CannotCancel(f"store fulfillment {ref} at {row.store_id} is {row.state}: its lines cannot change "
+                               "(the staff have picked it, or it is withdrawn)", details={"store_id": row.store_id})
+        with self.book.engine.begin() as conn:  # only from the state read: a pick meanwhile wins
+            done = conn.execute(update(table).where((table.c.ref == ref) & (table.c.state == row.state)).values(
+                lines=wanted, version=row.version + 1, updated_at=utcnow())).rowcount
+        if not done:
+            return self.amend_fulfillment(ref, lines)
+        return True
 
     def pending(self, store_id: str) -> list[StoreFulfillment]:
         """The store's open requests (what its staff are to pick or hand over), oldest first."""

@@ -11,6 +11,9 @@
 - Cancel: `PUT /v2/orders/{id}` (UpdateOrder) with the order's current `version` and the fulfillment's `uid` set
   to `state: CANCELED`. A COMPLETED fulfillment cannot be cancelled (CannotCancel); a VERSION_MISMATCH is transient
   (read again, retried).
+- Amend (a store sale took some lines' units before the pick): `PUT /v2/orders/{id}` at the current `version`,
+  lines no longer asked for in `fields_to_clear` (`line_items[<uid>]`), a smaller quantity on its line item; only
+  while the fulfillment is PROPOSED or RESERVED (CannotCancel once PREPARED: the staff hold what they picked).
 - Read: `GET /v2/orders/{id}`: the first fulfillment's `state`.
 - Webhook: `order.fulfillment.updated` (`data.object.order_fulfillment_updated`: `order_id`, `location_id`,
   `version`, `fulfillment_update[]` with `fulfillment_uid`, `old_state`, `new_state`), verified like every Square
@@ -32,7 +35,7 @@ from typing import Any
 import httpx
 
 from adapters.http import VendorHttp
-from adapters.pos.fulfillment import StoreFulfillmentBook, StoreFulfillmentRefused, _view
+from adapters.pos.fulfillment import AMENDABLE_STATES, StoreFulfillmentBook, StoreFulfillmentRefused, _view
 from adapters.pos.square import SquareMappingError
 from adapters.pos.square_catalog import SQUARE_VERSION, channel_rejected
 from canonical.errors import CannotCancel
@@ -40,6 +43,7 @@ from canonical.sourcing import (
     StoreFulfillment,
     StoreFulfillmentEvent,
     StoreFulfillmentKind,
+    StoreFulfillmentLine,
     StoreFulfillmentRequest,
     StoreFulfillmentState,
 )
@@ -140,6 +144,47 @@ class SquareStoreFulfillment:
             "order": {"location_id": order.get("location_id") or self.location(row.store_id), "version": version,
                       "fulfillments": [{"uid": fulfillment.get("uid") or row.fulfillment_uid, "state": "CANCELED"}]}})
         self.book.set(ref, state="CANCELED", cancelled_at=datetime.now(UTC), reason="withdrawn by the order")
+        return True
+
+    def amend_fulfillment(self, ref: str, lines: list[StoreFulfillmentLine]) -> bool:
+        """UpdateOrder (a sparse order at the current version): a line the request no longer has is cleared
+        (`fields_to_clear: line_items[<uid>]`), a smaller quantity is set on its line item (found by the note
+        "order line <id>" the request was created with)."""
+        row = self.book.row(ref)
+        if row is None or not row.external_id:
+            raise CannotCancel(f"store fulfillment {ref} was never requested at Square; nothing to amend")
+        order = self._order(row.external_id)
+        fulfillment = next((f for f in order.get("fulfillments") or [] if f.get("uid") == row.fulfillment_uid),
+                           (order.get("fulfillments") or [{}])[0])
+        state = fulfillment.get("state") or row.state
+        if state not in AMENDABLE_STATES:
+            self.book.set(ref, state=state)
+            raise CannotCancel(f"Square order {row.external_id} at {row.store_id} is {state}: its lines cannot "
+                               "change (the staff have picked it, or it is withdrawn)",
+                               details={"store_id": row.store_id})
+        wanted = {(ln.line_id, ln.item_code): ln.quantity for ln in lines}
+        changed, cleared = [], []
+        for item in order.get("line_items") or []:
+            note = item.get("note") or ""
+            line_id = note.removeprefix("order line ") if note.startswith("order line ") else None
+            key = (line_id, item.get("name"))
+            if key not in wanted:
+                cleared.append(f"line_items[{item['uid']}]")
+            elif str(wanted[key]) != str(item.get("quantity")):
+                changed.append({"uid": item["uid"], "quantity": str(wanted[key])})
+        if not changed and not cleared:
+            self.book.set(ref, lines=[ln.model_dump(mode="json") for ln in lines])
+            return False
+        version = order.get("version")
+        body: dict[str, Any] = {
+            "idempotency_key": idempotency_key(ref, "amend", version),
+            "order": {"location_id": order.get("location_id") or self.location(row.store_id), "version": version,
+                      **({"line_items": changed} if changed else {})}}
+        if cleared:
+            body["fields_to_clear"] = cleared
+        answer = self.http.json("PUT", f"/v2/orders/{row.external_id}", json=body) or {}
+        self.book.set(ref, lines=[ln.model_dump(mode="json") for ln in lines],
+                      version=int((answer.get("order") or {}).get("version") or (version or 0) + 1))
         return True
 
     def fulfillment(self, ref: str) -> StoreFulfillment | None:

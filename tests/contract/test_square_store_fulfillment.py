@@ -233,3 +233,39 @@ def test_the_adapter_creates_reads_and_cancels_through_the_orders_api(engine):
     state["fulfillment"] = "COMPLETED"
     with pytest.raises(CannotCancel, match="completed"):
         adapter.cancel_fulfillment(REF)
+
+
+def test_the_adapter_amends_a_request_before_the_pick_with_a_sparse_update_orders_schema_describes(engine):
+    """A store sale took the mugs: the request keeps the tea only — the mug line item is cleared, the tea's
+    quantity lowered, at the order's current version; once the staff picked it (PREPARED), it cannot change."""
+    sent: list[httpx.Request] = []
+    state = {"fulfillment": "PROPOSED", "version": 3}
+    items = [{"uid": "li-mug", "name": "MUG", "quantity": "2", "note": "order line 1"},
+             {"uid": "li-tea", "name": "TEA", "quantity": "3", "note": "order line 2"}]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if request.method == "PUT":
+            state["version"] += 1
+        return httpx.Response(200, json={"order": {
+            "id": ORDER_ID, "location_id": LOCATION, "version": state["version"], "state": "OPEN", "line_items": items,
+            "fulfillments": [{"uid": UID, "type": "SHIPMENT", "state": state["fulfillment"]}]}})
+
+    book = StoreFulfillmentBook(engine, "square")
+    request = _request().model_copy(update={"lines": [StoreFulfillmentLine(line_id="1", item_code="MUG", quantity=2),
+                                                      StoreFulfillmentLine(line_id="2", item_code="TEA", quantity=3)]})
+    book.add(request, state=StoreFulfillmentState.PROPOSED, external_id=ORDER_ID, fulfillment_uid=UID, version=3)
+    adapter = build_square_store_fulfillment(Settings(square_access_token=SecretStr("EAAA-test")), book,
+                                             locations={"STORE-001": LOCATION}, transport=httpx.MockTransport(handler))
+    keep = [StoreFulfillmentLine(line_id="2", item_code="TEA", quantity=1)]
+    assert adapter.amend_fulfillment(REF, keep) is True
+    put = sent[-1]
+    assert (put.method, put.url.path) == ("PUT", f"/v2/orders/{ORDER_ID}")
+    update = json.loads(put.content)
+    _conforms(update, SCHEMAS["UpdateOrderRequest"], "UpdateOrderRequest")
+    assert update["order"] == {"location_id": LOCATION, "version": 3, "line_items": [{"uid": "li-tea", "quantity": "1"}]}
+    assert update["fields_to_clear"] == ["line_items[li-mug]"]
+    assert [ln.item_code for ln in adapter.fulfillment(REF).lines] == ["TEA"]
+    state["fulfillment"] = "PREPARED"
+    with pytest.raises(CannotCancel, match="PREPARED"):
+        adapter.amend_fulfillment(REF, [])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -139,3 +140,48 @@ async def test_ship_from_store_through_the_shopify_webhook_and_the_store_staff(p
     assert done["status"] == "completed"
     [confirmation] = [u for u in stack.adapters.marketplace.updates("shopify", ext) if u["kind"] == "shipment"]
     assert (confirmation["payload"]["carrier"], confirmation["payload"]["tracking_number"]) == ("UPS", "1Z999")
+
+
+async def test_a_store_sale_that_takes_a_ship_from_store_orders_units_re_sources_them_to_the_warehouse(pos_stack):
+    """The Done-when of issue 20 through the POS role: the store node is `pos:store`; the store sells the order's
+    last aviator over the counter before its staff pick; the aviator is re-sourced to the warehouse, the store ships
+    the rest, and the order completes with two channel confirmations."""
+    stack = pos_stack
+    erp = stack.adapters.erp
+    aviator = _stock_the_store(stack)
+    erp.map_sku("pos", "SKU2006-001", aviator)
+    body, ext = stack.order_body()
+    assert (await stack.send_shopify(body)).status_code in (200, 202)
+    handle = stack.client.get_workflow_handle(order_workflow_id("shopify", ext))
+    release = await _store_release(handle)
+    assert (release.node_id, release.adapter, len(release.line_ids)) == ("STORE-1", "pos:store", 3)
+    assert erp.stock_levels(aviator)["STORE-1"]["reserved"] == 1
+    erp.set_on_hand(aviator, "MAIN", 5)  # the warehouse has aviators again
+
+    resp = await stack.http.post("/inventory/events", json={"events": [{
+        "source": "pos", "source_event_id": f"sale-{ext}", "kind": "sale", "sku": aviator,
+        "location": "STORE-1", "quantity": 1, "occurred_at": datetime.now(UTC).isoformat()}]})
+    assert resp.status_code in (200, 202), resp.text
+    for _ in range(150):
+        split = await handle.query(OrderFulfillment.sourcing)
+        if any(r.node_id == "WH-MAIN" for r in split.releases):
+            break
+        await asyncio.sleep(0.2)
+    moved = [r for r in split.releases if r.node_id == "WH-MAIN"]
+    assert moved and [ln.item_code for ln in moved[0].lines] == [aviator], split
+    store = [r for r in split.releases if r.node_id == "STORE-1" and r.state not in ("cancelled", "refused")]
+    assert len(store) == 1 and aviator not in {ln.item_code for ln in store[0].lines}, split
+
+    listed = {f["ref"]: f for f in (await stack.http.get("/pos/stores/STORE-1/fulfillments")).json()}
+    assert store[0].ref in listed, listed
+    url = f"/pos/stores/STORE-1/fulfillments/{store[0].ref}"
+    assert (await stack.http.post(f"{url}/picked")).status_code == 202
+    shipped = await stack.http.post(f"{url}/shipped", json={"carrier": "UPS", "tracking_number": "1Z-STORE"})
+    assert shipped.status_code == 202, shipped.text
+
+    done = await stack.wait_status("shopify", ext, {"completed"}, timeout=120)
+    assert done["status"] == "completed"
+    confirmations = [u for u in stack.adapters.marketplace.updates("shopify", ext) if u["kind"] == "shipment"]
+    assert len(confirmations) == 2, confirmations
+    assert erp.stock_levels(aviator)["MAIN"] == {"on_hand": 4, "reserved": 0}
+    assert erp.stock_levels(aviator)["STORE-1"]["on_hand"] == 0

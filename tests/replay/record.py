@@ -69,6 +69,11 @@ RECORDINGS: dict[str, Recording] = {
     "order_store_pickup_collected": Recording(
         "test_store_fulfillment:test_click_and_collect_is_released_to_the_store_picked_collected_and_completed",
         "OrderFulfillment", tmp_path=True),
+    # a store sale's shortfall: before `store-amend-v1` the whole store request was withdrawn (recorded from 86039f7,
+    # the test since replaced), after it only the sold line moves and the store's request is amended
+    "order_store_sale_amended": Recording(
+        "test_store_fulfillment:test_a_store_sale_that_takes_a_store_release_units_moves_those_lines_and_amends_the_"
+        "store_request", "OrderFulfillment", tmp_path=True),
     "order_store_refused_resourced": Recording(
         "test_store_fulfillment:test_a_store_that_refuses_its_ship_from_store_request_is_re_sourced_to_the_warehouse",
         "OrderFulfillment", tmp_path=True),

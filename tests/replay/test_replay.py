@@ -45,6 +45,7 @@ from workflows.order_fulfillment import (
     SA_ON_CHANGE_PATCH,
     SPLIT_PATCH,
     STOCK_NEWS_PATCH,
+    STORE_AMEND_PATCH,
     STORE_PATCH,
     OrderFulfillment,
 )
@@ -63,7 +64,7 @@ DEPRECATED_PATCHES = {PROJECTION_PATCH, SA_ON_CHANGE_PATCH, STOCK_NEWS_PATCH, OV
                       SHORTFALL_PATCH}
 # Patches at the `patched` stage: new branches whose runs the histories pin (issue 20's split fulfillment and its
 # store fulfillments).
-ACTIVE_PATCHES = {SPLIT_PATCH, STORE_PATCH}
+ACTIVE_PATCHES = {SPLIT_PATCH, STORE_PATCH, STORE_AMEND_PATCH}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
@@ -86,6 +87,7 @@ def test_histories_are_present():
         "drift_parked_then_approved", "drift_parked_then_retried", "drift_parked_then_skipped", "drift_cancelled_while_parked",
         "return_over_refund_parked_then_skipped", "inventory_sync_shortfall_told_orders", "storeday_shortfall_told_orders",
         "price_approved_published_reverted", "parity_difference_parked_then_retried",  # issue 21
+        "order_store_sale_withdrawn_whole", "order_store_sale_amended",  # issue 20: a store sale before store-amend-v1, after
     }
 
 

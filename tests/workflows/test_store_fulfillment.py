@@ -205,7 +205,8 @@ async def test_a_store_that_refuses_its_ship_from_store_request_is_re_sourced_to
     assert fake.arg("release_node_stock").release.node_id == "STORE-001"
 
 
-async def test_a_store_sale_that_takes_a_store_release_units_withdraws_the_whole_store_request(ts_env, tmp_path):
+async def test_a_store_sale_that_takes_a_store_release_units_moves_those_lines_and_amends_the_store_request(
+        ts_env, tmp_path):
     fake = StoreFake(_engine(tmp_path))
     inp = _input(_order([("MUG", 1), ("TEA", 2)]))
     seen: dict = {}
@@ -218,13 +219,38 @@ async def test_a_store_sale_that_takes_a_store_release_units_withdraws_the_whole
             cause_source="pos:STORE-001", cause_event_id="pos:sale-1:1", occurred_at=NOW))
         view, _ = await _until(handle, lambda v, s: _store_state(v, "WH-BER") == "released", "re-sourced")
         seen["view"] = view
+        seen["request"] = fake.pos.fulfillment(seen["ref"])
         await handle.signal(OrderFulfillment.cancel, AnalystAction(actor="ana", reason="test over"))
 
     await _run(ts_env, fake, inp, during)
     wh = next(r for r in seen["view"].releases if r.node_id == "WH-BER")
-    assert wh.line_ids == ["1", "2"]  # both lines moved: a store fulfillment is picked whole
-    assert fake.pos.fulfillment(seen["ref"]).state == StoreFulfillmentState.CANCELED
-    assert fake.count()["amend_node_release"] == 0
+    assert wh.line_ids == ["1"]  # only the line whose units the sale took moved
+    store = next(r for r in seen["view"].releases if r.node_id == "STORE-001")
+    assert (store.line_ids, store.state) == (["2"], "released")
+    request = seen["request"]  # the store's request, amended before the staff picked it
+    assert request.state == StoreFulfillmentState.PROPOSED
+    assert [(ln.line_id, ln.item_code, ln.quantity) for ln in request.lines] == [("2", "TEA", 2)]
+    assert fake.count()["amend_node_release"] == 1
+
+
+async def test_a_store_sale_after_the_staff_picked_parks_the_order_instead_of_sending_the_lines_twice(
+        ts_env, tmp_path):
+    fake = StoreFake(_engine(tmp_path))
+    inp = _input(_order([("MUG", 1), ("TEA", 2)]))
+
+    async def during(handle):
+        view, _ = await _until(handle, lambda v, s: _store_state(v) == "released", "released to the store")
+        ref = view.releases[0].ref
+        await _staff(fake, handle, ref, StoreFulfillmentState.PREPARED, "store:STORE-001:kim")
+        await _until(handle, lambda v, s: _store_state(v) == "prepared", "picked")
+        await handle.signal(OrderFulfillment.stock_shortfall, StockShortfall(
+            reservation_key=ref, item_code="MUG", location="STORE-001", store="STORE-001", quantity=1,
+            cause_source="pos:STORE-001", cause_event_id="pos:sale-2:1", occurred_at=NOW))
+        _, status = await _until(handle, lambda v, s: s.status == OrderStatus.NEEDS_ATTENTION, "parked")
+        assert "STORE-001" in (status.reason or ""), status.reason
+        await handle.signal(OrderFulfillment.cancel, AnalystAction(actor="ana", reason="test over"))
+
+    await _run(ts_env, fake, inp, during)
 
 
 async def test_a_pickup_store_that_refuses_parks_the_order_with_the_reason(ts_env, tmp_path):
