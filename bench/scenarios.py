@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.sql import create_schema, make_engine
-from bench import orders, procs, profile
+from bench import load, orders, procs, profile
 from bench.baseline import BareInput
 from bench.fixtures import catalog_text
 from bench.stats import latency_summary, rate
@@ -208,6 +208,45 @@ async def order_throughput(stack: Stack, cfg: Config, n_rounds: int | None = Non
             "events": events, "history_bytes": sizes, "rounds": rounds, **best}
 
 
+# -- 1b. the platform database: PostgreSQL against SQLite --------------------------------------------------------
+async def platform_databases(workdir: Path, cfg: Config, pg_url: str) -> dict:
+    """The same order batch on two platform workers of one in-memory Temporal server, one on a SQLite platform
+    database (the default, a WAL file), one on a fresh PostgreSQL database (`bench.pgdb`: `bench_<pid>` on the
+    server `pg_url` names, dropped at the end); rounds alternate which goes first, the best round of each counts."""
+    from bench import pgdb
+
+    with pgdb.bench_database(pg_url) as url:
+        stack = Stack(workdir / "platform-db", persistent=False)
+        try:
+            pg_engine = make_engine(url)
+            try:
+                create_schema(pg_engine)
+                import_catalog(build_adapters(stack.settings_for("bench-orders-pg"), pg_engine).erp,
+                               text=catalog_text())
+            finally:
+                pg_engine.dispose()
+            await stack.connect()
+            queues = {"sqlite": "bench-orders-sqlite", "postgresql": "bench-orders-pg"}
+            workers = {"sqlite": stack.worker("platform", queues["sqlite"]),
+                       "postgresql": stack.worker("platform", queues["postgresql"], db_url=url)}
+            for kind, queue in queues.items():  # warm each worker (workflow cache, the database's first rows)
+                warm = await orders.run_orders(stack.client, stack.settings_for(queue), stack.next_run(), 10)
+                if warm.failures:
+                    raise RuntimeError(f"{warm.failures}/10 warm-up orders on {kind} did not complete")
+            rounds: dict[str, list[dict]] = {k: [] for k in queues}
+            for i in range(cfg.rounds):
+                for kind in (list(queues) if i % 2 == 0 else list(reversed(queues))):
+                    b, u = await _measured(stack, [workers[kind].pid], orders.run_orders(
+                        stack.client, stack.settings_for(queues[kind]), stack.next_run(), cfg.persistent_orders))
+                    rounds[kind].append(_batch_dict(b, u))
+            for proc in workers.values():
+                stack.stop_worker(proc)
+        finally:
+            stack.close()
+    best = {k: max(v, key=lambda r: r["per_second"]) for k, v in rounds.items()}
+    return {"mode": stack.mode, "database": pgdb.database_name(), "rounds": rounds, **best}
+
+
 # -- 7. profiles ----------------------------------------------------------------------------------------------
 async def worker_profile(stack: Stack, cfg: Config) -> dict:
     """The platform worker under py-spy (every thread, 100 Hz) while it runs a batch of orders."""
@@ -385,6 +424,7 @@ async def intake(stack: Stack, cfg: Config) -> dict:
             "-m", "bench.load", "start", "--address", stack.server.address, "--task-queue", bare_queue + "-like",
             "--run", str(stack.next_run() * 1000), "--n", str(cfg.intake), "--concurrency", str(cfg.concurrency),
             "--via-start-order"], stack.workdir / "load-start-order.log", 600)
+        minimal = await _minimal_intake(stack, cfg)
         api_cpu0 = _cpu(api.pid)
         hook = await asyncio.to_thread(procs.run_json, [
             "-m", "bench.load", "webhook", "--url", f"http://127.0.0.1:{port}", "--secret", SECRET,
@@ -392,16 +432,53 @@ async def intake(stack: Stack, cfg: Config) -> dict:
             "--duplicates"], stack.workdir / "load-webhook.log", 600)
         api_cpu = _cpu(api.pid) - api_cpu0
         started = await _count_stable(stack.client, f"TaskQueue = '{queue}'")
+        # the minimal-handler comparison in rounds, ABBA (minimal, intake, then intake, minimal), best of each:
+        # the later rounds send fresh orders without the duplicate pass
+        hooks, minimals = [_load_dict(hook)], [minimal]
+        for _ in range(cfg.rounds - 1):
+            hooks.append(_load_dict(await asyncio.to_thread(procs.run_json, [
+                "-m", "bench.load", "webhook", "--url", f"http://127.0.0.1:{port}", "--secret", SECRET,
+                "--run", str(stack.next_run() * 1000), "--n", str(cfg.intake), "--concurrency", str(cfg.concurrency)],
+                stack.workdir / "load-webhook-again.log", 600)))
+            minimals.append(await _minimal_intake(stack, cfg))
     finally:
         procs.stop(api)
     n_dup = len(hook["duplicates"]["latencies"])
     return {"mode": stack.mode, "n": cfg.intake, "concurrency": cfg.concurrency,
             "webhook": _load_dict(hook), "start": _load_dict(bare), "start_order": _load_dict(like),
+            "minimal": max(minimals, key=lambda r: r["per_second"]),
+            "minimal_comparison": {"webhook": max(hooks, key=lambda r: r["per_second"]),
+                                   "rounds": {"webhook": hooks, "minimal": minimals}},
             "api_cpu_ms_per_request": api_cpu * 1000 / (2 * cfg.intake + 20),
             "duplicates": {"sent": n_dup, "statuses": hook["duplicates"]["statuses"],
                            "workflows_in_queue": started, "expected": cfg.intake + 20,
                            **latency_summary(hook["duplicates"]["latencies"]),
                            "per_second": rate(n_dup, hook["duplicates"]["elapsed"])}}
+
+
+async def _minimal_intake(stack: Stack, cfg: Config) -> dict:
+    """The minimal-handler baseline (`bench.minimal_api`): a uvicorn + FastAPI process of its own, served like the
+    real API, taking the same signed deliveries from the same load generator (`bench.load webhook`, the same n,
+    concurrency and warm-up), starting the same workflow with the same input on a queue of its own."""
+    port = procs.free_port()
+    queue = f"bench-intake-minimal-{uuid.uuid4().hex[:6]}"
+    api = procs.spawn(["-m", "bench.minimal_api", "--port", str(port)], stack.workdir / "api-minimal.log",
+                      **_api_env(stack, queue))
+    try:
+        procs.wait_line(api, "READY", timeout=60)
+        cpu0 = _cpu(api.pid)
+        raw = await asyncio.to_thread(procs.run_json, [
+            "-m", "bench.load", "webhook", "--url", f"http://127.0.0.1:{port}", "--secret", SECRET,
+            "--run", str(stack.next_run() * 1000), "--n", str(cfg.intake), "--concurrency", str(cfg.concurrency)],
+            stack.workdir / "load-webhook-minimal.log", 600)
+        cpu = _cpu(api.pid) - cpu0
+        started = await _count_stable(stack.client, f"TaskQueue = '{queue}'")
+    finally:
+        procs.stop(api)
+    sent = cfg.intake + load.WARMUP
+    if started != sent:  # every delivery (the warm-up ones too) started its workflow
+        raise RuntimeError(f"the minimal handler started {started} workflows for {sent} deliveries")
+    return {**_load_dict(raw), "api_cpu_ms_per_request": cpu * 1000 / sent, "workflows_in_queue": started}
 
 
 def _load_dict(raw: dict) -> dict:

@@ -47,13 +47,22 @@ class Figure:
     mode: str = ""  # which Temporal server mode it was measured on
     better: str = "higher"  # "higher" (throughput) or "lower" (latency, memory, publishes): how to read the ratio
     notes: list[str] = field(default_factory=list)
+    skipped: str = ""  # why it was not measured in this run (the row is still reported, saying so)
 
     @property
     def ratio(self) -> float | None:
-        return None if self.baseline is None else ratio(self.value, self.baseline)
+        return None if self.baseline is None or self.skipped else ratio(self.value, self.baseline)
+
+    @property
+    def goal_text(self) -> str:
+        if self.goal is None:
+            return "—"
+        return f"{'≤' if self.better == 'lower' else '≥'} {self.goal}"
 
     @property
     def verdict(self) -> str:
+        if self.skipped:
+            return f"skipped: {self.skipped}"
         r = self.ratio
         if self.goal is None or r is None:
             return "—"
