@@ -56,6 +56,7 @@ from workflows.price_publication import PricePublication
 from workflows.return_to_refund import ReturnToRefund
 from workflows.settlement_reconciliation import SettlementFetch, SettlementReconciliation
 from workflows.store_day import StoreDay, StoreDayClose
+from workflows.supplier_invoice_sweep import SupplierInvoiceSweep
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +64,8 @@ log = structlog.get_logger(__name__)
 # (RETAILFLOW_DOMAIN_TASK_QUEUES, default RETAILFLOW_TASK_QUEUE), so domains can have their own worker groups.
 DOMAIN_WORKFLOWS: dict[str, list] = {
     # ChannelOrderPoll: polled channels (docs/vendors.md); PartnerBreaker: the partner queues' circuit breakers
-    "orders": [OrderFulfillment, ChannelOrderPoll, PartnerBreaker],
+    # SupplierInvoiceSweep: drop-ship suppliers' invoices after the order's last poll (docs/fulfillment.md)
+    "orders": [OrderFulfillment, ChannelOrderPoll, PartnerBreaker, SupplierInvoiceSweep],
     "returns": [ReturnToRefund],  # docs/returns.md
     "inventory": [InventorySync, InventoryDrift],  # docs/inventory.md
     "finance": [SettlementReconciliation, SettlementFetch, ParityCheck],  # docs/finance.md, docs/erp-migration.md

@@ -46,6 +46,7 @@ from canonical.sourcing import (
 from canonical.supplier import (
     AckLineStatus,
     FunctionalAck,
+    PayableConflict,
     PoAcknowledgement,
     PoLine,
     PurchaseOrder,
@@ -253,6 +254,26 @@ class NodeUpdates(CanonicalModel):
     acknowledged: bool = False
     refusal: NodeRefusal | None = None
     shipments: list[Shipment] = Field(default_factory=list)
+
+
+class SupplierNotConfigured(BusinessError):
+    action = "Configure the supplier adapter on the worker (runtime/suppliers.py), or pause the sweep's schedule."
+
+
+class InvoiceSweepInput(CanonicalModel):
+    """The supplier inbox sweep (SupplierInvoiceSweep): one supplier adapter by name, or every one (None)."""
+
+    adapter: str | None = Field(default=None, description="A supplier adapter name (`edi` of `supplier:edi`)")
+
+
+class InvoiceSweepResult(CanonicalModel):
+    """What a sweep did with each invoice it found, as `<adapter>:<file>:<invoice number>`."""
+
+    posted: list[str] = Field(default_factory=list, description="Matched and posted (or found posted) as payables")
+    waiting: list[str] = Field(default_factory=list, description="More invoiced than shipped: wait for the 856")
+    mismatched: list[str] = Field(default_factory=list, description="Quarantined with the differences")
+    unmatched: list[str] = Field(default_factory=list, description="For no purchase order we sent: left in inbound/")
+    quarantined_files: list[str] = Field(default_factory=list, description="Malformed files quarantined by collect")
 
 
 def po_number(ref: str) -> str:
@@ -505,12 +526,64 @@ class SplitFulfillmentActivities:
                     self._take_invoice(adapter, d, po, notices)
         return NodeUpdates(acknowledged=acknowledged, refusal=refusal, shipments=shipments)
 
+    @activity.defn(name="sweep_supplier_invoices")
+    @business_errors
+    def sweep_supplier_invoices(self, inp: InvoiceSweepInput) -> InvoiceSweepResult:
+        """The supplier inbox sweep (workflow SupplierInvoiceSweep, on a Temporal Schedule): every invoice (810 or
+        INVOIC) left in a supplier adapter's `inbound/` for a purchase order we sent, whether or not its order is
+        still polling, taken exactly as `poll_node` takes one (`_take_invoice`: matched to the PO as sent and its
+        856s/DESADVs, posted once, quarantined with the differences). That is how an invoice arriving after the
+        order's last poll is posted. Only files of invoices alone are taken; a file that also carries an 855 or
+        856 is left to its order's poll (archiving it here would hide the ship notice from the order)."""
+        names = [inp.adapter] if inp.adapter else sorted(self.suppliers)
+        result = InvoiceSweepResult()
+        for name in names:
+            adapter = self.suppliers.get(name)
+            if adapter is None:
+                raise SupplierNotConfigured(f"supplier adapter {name!r} is not configured on this worker (have: "
+                                            f"{', '.join(sorted(self.suppliers)) or 'none'})")
+            collected = adapter.collect()
+            result.quarantined_files.extend(q.file_name for q in collected.quarantined)
+            by_file: dict[str, list[InboundDocument]] = {}
+            for d in collected.documents:
+                by_file.setdefault(d.receipt.file_name, []).append(d)
+            notices = [(d.receipt.file_name, d.document) for d in collected.documents
+                       if isinstance(d.document, ShipNotice)]  # this collect's 856s: the sweep does not take them
+            for file_name, docs in sorted(by_file.items()):
+                if all(isinstance(d.document, FunctionalAck) for d in docs):
+                    adapter.acknowledge(docs[0].receipt)  # a 997: noted on the ledger by collect
+                    continue
+                if not all(isinstance(d.document, SupplierInvoice) for d in docs):
+                    continue
+                for d in docs:
+                    invoice = d.document
+                    assert isinstance(invoice, SupplierInvoice)
+                    label = f"{name}:{file_name}:{invoice.invoice_number}"
+                    if not invoice.po_number:
+                        result.unmatched.append(f"{label}: names no purchase order")
+                        continue
+                    mine = [(f, n) for f, n in notices if n.po_number == invoice.po_number]
+                    outcome = self._take_invoice(adapter, d, invoice.po_number, mine)
+                    if outcome == "posted":
+                        result.posted.append(label)
+                    elif outcome == "waiting":
+                        result.waiting.append(label)
+                    elif outcome == "quarantined":
+                        result.mismatched.append(label)
+                    else:
+                        result.unmatched.append(f"{label}: purchase order {invoice.po_number} is not one we sent")
+        log.info("supplier.invoice_sweep", posted=len(result.posted), waiting=len(result.waiting),
+                 mismatched=len(result.mismatched), unmatched=len(result.unmatched))
+        return result
+
     def _take_invoice(self, adapter: SupplierAdapter, doc: InboundDocument, po: str,
-                      notices: list[tuple[str, ShipNotice]]) -> None:
-        """A supplier invoice (810) for this purchase order: matched to the PO as we sent it and to every 856 of it
-        (this poll's and those taken before); matched, it is posted once as a payable (SupplierPayables, idempotent
-        by supplier and invoice number) and then archived. One that invoices more than has shipped waits for the
-        856; any other difference (price, total, unknown line, currency) is quarantined with the differences."""
+                      notices: list[tuple[str, ShipNotice]]) -> str:
+        """A supplier invoice (810, or EDIFACT INVOIC) for this purchase order: matched to the PO as we sent it (850
+        or ORDERS) and to every 856 / DESADV of it (this poll's and those taken before); matched, it is posted once
+        as a payable (SupplierPayables, idempotent by supplier and invoice number) and then archived. One that
+        invoices more than has shipped waits for the 856; any other difference (price, total, unknown line,
+        currency), or an invoice number already posted with other amounts, is quarantined with the differences.
+        Returns what became of it: posted, waiting, quarantined or unmatched (no PO of ours to match)."""
         invoice = doc.document
         assert isinstance(invoice, SupplierInvoice)
         post = getattr(self.adapters.erp, "post_supplier_invoice", None)
@@ -520,27 +593,37 @@ class SplitFulfillmentActivities:
         if post is None or order is None or archived is None:
             log.warning("supplier.invoice_not_matched", po=po, invoice=invoice.invoice_number,
                         why="no payables port" if post is None else "the purchase order is not readable back")
-            return
+            return "unmatched"
         files = frozenset(name for name, _ in notices)
         match = match_invoice(invoice, order, [n for _, n in notices] + archived(po, besides=files))
+        reject = getattr(adapter, "reject_document", None)
         if match.matched:
-            payable = post(invoice)
+            try:
+                payable = post(invoice)
+            except PayableConflict as exc:  # its number is posted already, with other amounts: not payable twice
+                log.warning("supplier.invoice_conflict", po=po, invoice=invoice.invoice_number, error=str(exc))
+                if reject is not None:
+                    reject(doc.receipt, {"error": str(exc), "differences": [
+                        {"kind": "already_posted", "detail": str(exc), **(exc.details or {})}]})
+                return "quarantined"
             adapter.acknowledge(doc.receipt)
             log.info("supplier.invoice_posted", po=po, invoice=invoice.invoice_number, payable=payable,
                      total=str(invoice.total.amount), currency=invoice.total.currency)
-        elif all(d.kind == "over_shipped" for d in match.differences):
+            return "posted"
+        if all(d.kind == "over_shipped" for d in match.differences):
             log.info("supplier.invoice_waits_for_856", po=po, invoice=invoice.invoice_number)
-        else:
-            reject = getattr(adapter, "reject_document", None)
-            differences = [d.model_dump(mode="json") for d in match.differences]
-            log.warning("supplier.invoice_mismatch", po=po, invoice=invoice.invoice_number, differences=differences)
-            if reject is not None:
-                reject(doc.receipt, {"error": f"invoice {invoice.invoice_number} does not match purchase order "
-                                              f"{po}", "differences": differences})
+            return "waiting"
+        differences = [d.model_dump(mode="json") for d in match.differences]
+        log.warning("supplier.invoice_mismatch", po=po, invoice=invoice.invoice_number, differences=differences)
+        if reject is not None:
+            reject(doc.receipt, {"error": f"invoice {invoice.invoice_number} does not match purchase order "
+                                          f"{po}", "differences": differences})
+        return "quarantined"
 
     def all(self) -> list:
         return [self.reserve_at_node, self.release_node_stock, self.reduce_node_reservation, self.release_to_node,
-                self.cancel_node_release, self.amend_node_release, self.post_node_delivery, self.poll_node]
+                self.cancel_node_release, self.amend_node_release, self.post_node_delivery, self.poll_node,
+                self.sweep_supplier_invoices]
 
 
 class SplitView(CanonicalModel):

@@ -8,6 +8,11 @@ It behaves like a supplier's EDI gateway polling an SFTP box: it picks up (and r
 - an 856 ship notice (BSN, TD5 carrier, REF*CN tracking, HL S/O/I with LIN/SN1) of what it shipped,
 - an 810 invoice (BIG, IT1 at the PO's prices, TDS in cents) of what it shipped.
 
+A retailer that sends EDIFACT (an ORDERS D.96A interchange: the supplier is in RETAILFLOW_SUPPLIER_EDIFACT_PARTNERS)
+is answered in EDIFACT, built with pydifact like the retailer's own: an ORDRSP (LIN action 5 accepted, 3 changed
+with QTY 113 accepted and QTY 83 backordered, 7 not accepted), a DESADV (TDT carrier, RFF+CN tracking, LIN/QTY 12)
+and an INVOIC (LIN/QTY 47/PRI AAA at the order's prices, summary MOA 77); no CONTRL, as the retailer sends none.
+
 997s the retailer sends for the supplier's interchanges are read and kept in its state. Its own interchange
 control numbers are monotonic in `<folder>/.supplier/state.json`.
 
@@ -15,7 +20,8 @@ Faults are deterministic: each PO draws from `random.Random(f"{seed}:{po_number}
 - late 856: the 856 and the 810 are held for `late_856_ticks` further `process_once` calls;
 - partial ship: the last line ships half its units (rounded down); the 855 backorders the rest (ACK IB);
 - rejected line: the first line is refused (ACK IR) and neither shipped nor invoiced;
-- malformed 856: its SE01 segment count is off by one (the retailer must quarantine it).
+- malformed 856: its SE01 segment count is off by one (the retailer must quarantine it); in EDIFACT the DESADV's
+  UNT01.
 
 `process_once(folder)` does one pass; `run_in_thread(folder)` polls until its stop event is set.
 """
@@ -31,8 +37,11 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import pyx12.segment
+from pydifact.segmentcollection import Interchange as EdifactInterchange
+from pydifact.segmentcollection import Message
+from pydifact.segments import Segment
 
-from adapters.supplier import x12
+from adapters.supplier import edifact, x12
 from adapters.supplier.dropfolder import LocalDropFolder
 from canonical.supplier import EdiError, PurchaseOrder
 
@@ -162,6 +171,77 @@ def body_810(plan: Plan, at: datetime) -> list[pyx12.segment.Segment]:
     return body
 
 
+# -- EDIFACT answers (D.96A, as adapters/supplier/edifact.py reads them) ---------------------------------------------
+
+def _eseg(tag: str, *elements: str | list[str]) -> Segment:
+    return Segment(tag, *elements)
+
+
+def _price(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def ordrsp_body(plan: Plan, at: datetime) -> list[Segment]:
+    all_rejected = all(ln.rejected for ln in plan.lines)
+    changed = any(ln.rejected or ln.backordered for ln in plan.lines)
+    body = [_eseg("BGM", "231", f"R{plan.po.po_number}"[:35], "27" if all_rejected else ("4" if changed else "29")),
+            _eseg("DTM", ["137", at.strftime("%Y%m%d"), "102"]), _eseg("RFF", ["ON", plan.po.po_number])]
+    for ln in plan.lines:
+        code = "7" if ln.rejected else ("3" if ln.backordered else "5")
+        body += [_eseg("LIN", ln.line_number, code, [ln.item_code, "IN"]), _eseg("QTY", ["21", str(ln.ordered)])]
+        if ln.backordered:
+            body += [_eseg("QTY", ["113", str(ln.shipped)]), _eseg("QTY", ["83", str(ln.backordered)])]
+    return body
+
+
+def desadv_body(plan: Plan, at: datetime, carrier: str) -> list[Segment]:
+    po = plan.po.po_number
+    body = [_eseg("BGM", "351", shipment_id(po), "9"), _eseg("DTM", ["137", at.strftime("%Y%m%d"), "102"]),
+            _eseg("RFF", ["ON", po]), _eseg("TDT", "20", "", "30", "", carrier),
+            _eseg("RFF", ["CN", tracking_number(po)])]
+    for ln in plan.lines:
+        if ln.shipped:
+            body += [_eseg("LIN", ln.line_number, "", [ln.item_code, "IN"]), _eseg("QTY", ["12", str(ln.shipped)])]
+    return body
+
+
+def invoic_body(plan: Plan, at: datetime) -> list[Segment]:
+    po = plan.po
+    body = [_eseg("BGM", "380", f"INV{po.po_number}"[:35], "9"), _eseg("DTM", ["137", at.strftime("%Y%m%d"), "102"]),
+            _eseg("RFF", ["ON", po.po_number]), _eseg("CUX", ["2", po.currency, "4"])]
+    total = Decimal(0)
+    for ln in plan.lines:
+        if not ln.shipped:
+            continue
+        amount = (ln.unit_price * ln.shipped).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+        total += amount
+        body += [_eseg("LIN", ln.line_number, "", [ln.item_code, "IN"]), _eseg("QTY", ["47", str(ln.shipped), "PCE"]),
+                 _eseg("MOA", ["203", _price(amount)]), _eseg("PRI", ["AAA", _price(ln.unit_price)])]
+    body += [_eseg("UNS", "S"), _eseg("MOA", ["77", format(total, "f")])]
+    return body
+
+
+def build_edifact(sender: str, recipient: str, control: int, kind: str, body: list[Segment], at: datetime) -> str:
+    ix = EdifactInterchange(sender=sender, recipient=recipient, control_reference=f"{control:09d}",
+                            syntax_identifier=("UNOC", 3), timestamp=at)
+    msg = Message("1", [kind, "D", "96A", "UN"])
+    for seg in body:
+        msg.add_segment(seg)
+    ix.add_message(msg)
+    return ix.serialize(break_lines=True)
+
+
+def _break_unt_count(text: str) -> str:
+    """The malformed-DESADV fault: UNT01 one more than the message's segments."""
+    out = []
+    for line in text.split("\n"):
+        if line.startswith("UNT+"):
+            count, rest = line[4:].split("+", 1)
+            line = f"UNT+{int(count) + 1}+{rest}"
+        out.append(line)
+    return "\n".join(out)
+
+
 def _break_segment_count(text: str) -> str:
     """The malformed-856 fault: SE01 one more than the segments the writer counted."""
     out = []
@@ -220,12 +300,20 @@ class SandboxEdiSupplier:
         due = [h for h in state["held"] if h["due"] <= state["tick"]]
         state["held"] = [h for h in state["held"] if h["due"] > state["tick"]]
         for held in due:
+            if held.get("syntax") == "edifact":
+                plan = plan_for(PurchaseOrder.model_validate(held["po"]), self.faults)
+                written.append(self._write_edifact(state, held["buyer_id"], held["set_id"], plan,
+                                                   broken=held["broken"]))
+                continue
             buyer = x12.Party(held["buyer_qualifier"], held["buyer_id"])
             written.append(self._write(state, buyer, held["set_id"], None, text=self._retime(held["text"], state),
                                        broken=held["broken"]))
         for name in self.drop.list("outbound"):
             data = self.drop.get("outbound", name)
             self.drop.remove("outbound", name)  # picked up, as a supplier's gateway takes files off the box
+            if data.lstrip(b"\xef\xbb\xbf\r\n\t ")[:3] in (b"UNA", b"UNB"):
+                written += self._take_edifact(state, name, data)
+                continue
             try:
                 ix = x12.read_interchange(data)
             except EdiError as exc:
@@ -289,6 +377,57 @@ class SandboxEdiSupplier:
             return written
         for set_id, text, broken in later:
             written.append(self._write(state, buyer, set_id, None, text=self._retime(text, state), broken=broken))
+        return written
+
+
+    # -- EDIFACT --
+    def _take_edifact(self, state: dict, name: str, data: bytes) -> list[str]:
+        try:
+            ix = edifact.read_edifact(data)
+            orders = [edifact.parse_orders(ix, m) for m in ix.messages if m.type == "ORDERS"]
+        except EdiError as exc:
+            state.setdefault("rejected_files", []).append({"file": name, "error": str(exc)})
+            return []
+        key = f"{ix.sender}:{ix.control}"
+        if key in state["seen"]:
+            return []  # a repeated UNB05: processed once
+        state["seen"].append(key)
+        written: list[str] = []
+        for po in orders:
+            written += self._answer_edifact(state, ix.sender, po)
+        return written
+
+    def _write_edifact(self, state: dict, buyer: str, kind: str, plan: Plan, *, broken: bool = False) -> str:
+        state["control"] += 1
+        control = state["control"]
+        at = self.clock()
+        body = {"ORDRSP": lambda: ordrsp_body(plan, at), "DESADV": lambda: desadv_body(plan, at, self.carrier),
+                "INVOIC": lambda: invoic_body(plan, at)}[kind]()
+        text = build_edifact(self.supplier_id, buyer, control, kind, body, at)
+        if broken:
+            text = _break_unt_count(text)
+        name = f"{self.supplier_id}_{control:09d}_{kind}.edi"
+        self.drop.put("inbound", name, text.encode("latin-1"))  # UNOC
+        return name
+
+    def _answer_edifact(self, state: dict, buyer: str, po: PurchaseOrder) -> list[str]:
+        plan = plan_for(po, self.faults)
+        state["orders"][po.po_number] = {"faults": plan.faults, "syntax": "edifact",
+                                         "lines": {ln.line_number: {"shipped": ln.shipped,
+                                                                    "backordered": ln.backordered,
+                                                                    "rejected": ln.rejected} for ln in plan.lines}}
+        written = [self._write_edifact(state, buyer, "ORDRSP", plan)]
+        if not any(ln.shipped for ln in plan.lines):
+            return written
+        later = [("DESADV", plan.malformed_856), ("INVOIC", False)]
+        if plan.late:
+            for kind, broken in later:
+                state["held"].append({"due": state["tick"] + self.faults.late_856_ticks, "syntax": "edifact",
+                                      "set_id": kind, "po": po.model_dump(mode="json"), "broken": broken,
+                                      "buyer_id": buyer})
+            return written
+        for kind, broken in later:
+            written.append(self._write_edifact(state, buyer, kind, plan, broken=broken))
         return written
 
 

@@ -33,6 +33,11 @@ from canonical.supplier import EdiError, FunctionalAck, PurchaseOrder, ShipNotic
 MAX_INBOUND_BYTES = 20 * 1024 * 1024  # an interchange beyond this is no supplier document: quarantined unread
 
 
+def _is_edifact(data: bytes) -> bool:
+    """An EDIFACT interchange opens with UNA (service string advice) or UNB; an X12 one with ISA."""
+    return data.lstrip(b"\xef\xbb\xbf\r\n\t ")[:3] in (b"UNA", b"UNB")
+
+
 class EdiSupplierAdapter:
     def __init__(self, transport: ManagedFileTransport, ledger: SqlEdiLedger, *, our_id: str,
                  our_qualifier: str = "ZZ", partner_qualifiers: dict[str, str] | None = None, usage: str = "P",
@@ -64,12 +69,14 @@ class EdiSupplierAdapter:
             text = edifact.build_orders(po, sender=self.us.id, recipient=po.supplier_id, control=f"{control:09d}",
                                         at=self.clock())
             name = f"ORDERS_{po.supplier_id}_{control:09d}.edi"
+            data = text.encode("latin-1")  # UNOC: ISO 8859-1 (build_orders keeps the free text within it)
         else:
             text = x12.build_purchase_order(po, sender=self.us, receiver=self._partner(po.supplier_id),
                                             control=control, at=self.clock(), usage=self.usage)
             name = f"850_{po.supplier_id}_{control:09d}.x12"
-        self.transport.put("archive", f"{name}.sent", text.encode("ascii"))  # ours, for invoice matching
-        self.transport.put("outbound", name, text.encode("ascii"))
+            data = text.encode("ascii")
+        self.transport.put("archive", f"{name}.sent", data)  # ours, for invoice matching
+        self.transport.put("outbound", name, data)
         self.ledger.written("outbound", po.supplier_id, f"{control:09d}", name)
         return SentPurchaseOrder(po_number=po.po_number, supplier_id=po.supplier_id,
                                  interchange_control=f"{control:09d}", file_name=name)
@@ -109,7 +116,7 @@ class EdiSupplierAdapter:
                 self._quarantine(name, data, EdiError(f"file of {len(data)} bytes exceeds {MAX_INBOUND_BYTES}",
                                                       segment_id=None, segment_position=None), result, None)
                 continue
-            if data.lstrip(b"\xef\xbb\xbf\r\n\t ")[:3] in (b"UNA", b"UNB"):
+            if _is_edifact(data):
                 self._collect_edifact(name, data, result)
                 continue
             try:
@@ -210,35 +217,46 @@ class EdiSupplierAdapter:
 
     # -- invoice matching: what was ordered and what shipped, as sent and received --
     def purchase_order(self, po_number: str) -> PurchaseOrder | None:
-        """The X12 850 we sent for `po_number`, read back from our copy (`archive/<file>.sent`); None when none was
-        sent (or it went as EDIFACT ORDERS, which is not read back)."""
-        record = self.ledger.about("outbound", po_number, "850")
+        """The purchase order we sent for `po_number`, read back from our copy (`archive/<file>.sent`): the X12 850,
+        or the EDIFACT ORDERS of a supplier in `edifact_partners`; None when none was sent."""
+        record = self.ledger.about("outbound", po_number, "850")  # an ORDERS is recorded as the 850 it stands for
         if not record or not record[0].file_name:
             return None
         try:
-            ix = x12.read_interchange(self.transport.get("archive", f"{record[0].file_name}.sent"))
+            data = self.transport.get("archive", f"{record[0].file_name}.sent")
         except FileNotFoundError:
             return None
+        if _is_edifact(data):
+            ix_e = edifact.read_edifact(data)
+            return next((edifact.parse_orders(ix_e, m) for m in ix_e.messages if m.type == "ORDERS"), None)
+        ix = x12.read_interchange(data)
         return next((x12.parse_850(ix, t) for g in ix.groups for t in g.transactions if t.set_id == "850"), None)
 
     def ship_notices(self, po_number: str, *, besides: frozenset[str] = frozenset()) -> list[ShipNotice]:
-        """The 856s received for `po_number` and already taken (archived), except the files in `besides`."""
+        """The 856s (or EDIFACT DESADVs) received for `po_number` and already taken (archived), except the files in
+        `besides`."""
         notices: list[ShipNotice] = []
         for rec in self.ledger.about("inbound", po_number, None):
+            sets = rec.transaction_sets.split(",")
             if not rec.file_name or rec.file_name in besides or rec.processed_at is None \
-                    or "856" not in rec.transaction_sets.split(","):
+                    or not ("856" in sets or "DESADV" in sets):
                 continue
             try:
-                ix = x12.read_interchange(self.transport.get("archive", rec.file_name))
+                data = self.transport.get("archive", rec.file_name)
             except FileNotFoundError:
                 continue
-            notices += [d for d in x12.parse_documents(ix) if isinstance(d, ShipNotice) and d.po_number == po_number]
+            docs = [d for _, d in edifact.parse_documents(edifact.read_edifact(data))] if _is_edifact(data) \
+                else x12.parse_documents(x12.read_interchange(data))
+            notices += [d for d in docs if isinstance(d, ShipNotice) and d.po_number == po_number]
         return notices
 
     def reject_document(self, receipt: InboundReceipt, report: dict) -> None:
         """A well-formed document we cannot take (an invoice that does not match its PO): moved to `quarantine/`
         with `<file>.error.json` (the report), and marked processed so a resend of it is a duplicate."""
-        data = self.transport.get("inbound", receipt.file_name)
+        try:
+            data = self.transport.get("inbound", receipt.file_name)
+        except FileNotFoundError:  # taken meanwhile by another reader (an order's poll, the invoice sweep)
+            return
         self.transport.put("quarantine", receipt.file_name, data)
         self.transport.put("quarantine", f"{receipt.file_name}.error.json", json.dumps(
             {"file": receipt.file_name, "partner": receipt.supplier_id,

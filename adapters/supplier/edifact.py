@@ -1,5 +1,6 @@
 """UN/EDIFACT for suppliers that use it: build ORDERS (D.96A), read ORDRSP / DESADV / INVOIC into the canonical
-supplier documents. Tokenising (UNA service characters, release character, composites) and serialising are
+supplier documents, and read our ORDERS back (the sandbox supplier; matching an INVOIC to the order as sent).
+Tokenising (UNA service characters, release character, composites) and serialising are
 pydifact's (`pydifact.segmentcollection.Interchange`); the envelope checks pydifact leaves out are made here on its
 parsed segments: UNT01 (segments of the message, UNH and UNT included), UNT02 = UNH01, UNZ01 (messages) and
 UNZ02 = UNB05. A fault is an `EdiError` naming the segment tag and its position (UNB = 0; a UNA is not counted).
@@ -7,6 +8,7 @@ UNZ02 = UNB05. A fault is an `EdiError` naming the segment tag and its position 
 
 from __future__ import annotations
 
+import unicodedata
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,12 +21,14 @@ from pydifact.segmentcollection import Interchange, Message
 from pydifact.segments import Segment
 
 from canonical.money import Money
+from canonical.order import Address
 from canonical.supplier import (
     AckLine,
     AckLineStatus,
     EdiError,
     InvoiceLine,
     PoAcknowledgement,
+    PoLine,
     PurchaseOrder,
     ShipNotice,
     ShippedLine,
@@ -246,7 +250,7 @@ def parse_ordrsp(ix: EdifactInterchange, msg: EdifactMessage) -> PoAcknowledgeme
 
     for pos, seg in msg.segments:
         if seg.tag == "BGM":
-            status = _component(seg, 4) or status  # 1225: 29 accepted, 27 not accepted, 4 change
+            status = _component(seg, 3) or status  # BGM03 1225: 29 accepted, 27 not accepted, 4 change
         elif seg.tag == "LIN":
             close()
             line = {"number": _component(seg, 1), "code": _component(seg, 2), "item": _lin_item(seg)}
@@ -274,6 +278,79 @@ def parse_documents(ix: EdifactInterchange) -> list[tuple[str, SupplierDocument]
     return out
 
 
+def parse_orders(ix: EdifactInterchange, msg: EdifactMessage) -> PurchaseOrder:
+    """An ORDERS as the supplier reads it (the sandbox supplier) and as we read our own copy back to match the
+    supplier's INVOIC (`EdiSupplierAdapter.purchase_order`): BGM02 the PO number, RFF+CO our order, CUX, NAD+ST,
+    LIN / QTY 21 / PRI AAA per line. The inverse of `build_orders`."""
+    number = order_ref = None
+    currency = "EUR"
+    ship_to: dict[str, str | None] = {}
+    lines: list[PoLine] = []
+    line: dict | None = None
+
+    def close() -> None:
+        if line is not None:
+            if "qty" not in line:
+                raise EdiError("order line has no QTY+21", segment_id="LIN", segment_position=line["pos"])
+            lines.append(PoLine(line_number=line["number"], item_code=line["item"], quantity=line["qty"],
+                                unit_price=line.get("price", Decimal(0)), uom=line["uom"]))
+
+    for pos, seg in msg.segments:
+        if seg.tag == "BGM":
+            number = _component(seg, 2) or None
+        elif seg.tag == "RFF" and _component(seg, 1, 1) == "CO" and order_ref is None:
+            order_ref = _component(seg, 1, 2) or None
+        elif seg.tag == "CUX" and _component(seg, 1, 2):
+            currency = _component(seg, 1, 2)
+        elif seg.tag == "NAD" and _component(seg, 1) == "ST":
+            ship_to = {"name": _component(seg, 3) or None, "line1": _component(seg, 5) or None,
+                       "city": _component(seg, 6) or None, "region": _component(seg, 7) or None,
+                       "postal_code": _component(seg, 8) or None, "country": _component(seg, 9) or None}
+        elif seg.tag == "LIN":
+            close()
+            item = _lin_item(seg)
+            if item is None:
+                raise EdiError("LIN names no item", segment_id="LIN", segment_position=pos, element_position=3)
+            line = {"pos": pos, "number": _component(seg, 1), "item": item}
+        elif seg.tag == "QTY" and line is not None and _component(seg, 1, 1) == "21":
+            line["qty"] = _whole(seg, 1, 2, pos)
+            unit = _component(seg, 1, 3)
+            line["uom"] = "EA" if unit in ("", "PCE") else unit
+        elif seg.tag == "PRI" and line is not None and _component(seg, 1, 1) == "AAA" and "price" not in line:
+            price = _number(seg, 1, 2, pos)
+            basis = _component(seg, 1, 5)
+            line["price"] = price / Decimal(basis) if basis else price
+        elif seg.tag == "UNS":
+            close()
+            line = None
+    close()
+    if not number:
+        raise EdiError("ORDERS without BGM order number", segment_id="BGM", segment_position=msg.segments[0][0])
+    if not ship_to.get("country"):
+        raise EdiError("ORDERS without NAD+ST ship-to country", segment_id="NAD", segment_position=msg.segments[0][0])
+    return PurchaseOrder(po_number=number, supplier_id=ix.recipient, order_ref=order_ref, currency=currency,
+                         lines=lines, ship_to=Address(**ship_to))
+
+
+# letters outside ISO 8859-1 that Unicode does not decompose into a base letter and an accent
+_NO_DECOMPOSITION = {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h", "ı": "i", "Œ": "OE", "œ": "oe",
+                     "Ŧ": "T", "ŧ": "t"}
+
+
+def _latin1(value: str | None) -> str:
+    """Free text within UNOC's character set (ISO 8859-1): a letter outside it loses its accent (Ł → L), anything
+    else becomes a space. Identifiers are not changed (a PO number or item code outside it fails the encode)."""
+    out = []
+    for ch in value or "":
+        if ord(ch) < 256:
+            out.append(ch)
+            continue
+        base = _NO_DECOMPOSITION.get(ch) or unicodedata.normalize("NFKD", ch).encode(
+            "latin-1", "ignore").decode("latin-1")
+        out.append(base or " ")
+    return "".join(out)
+
+
 def _seg(tag: str, *elements: str | Sequence[str]) -> Segment:
     return Segment(tag, *[list(e) if not isinstance(e, str) else e for e in elements])
 
@@ -290,8 +367,8 @@ def build_orders(po: PurchaseOrder, *, sender: str, recipient: str, control: str
     if po.order_ref:
         msg.add_segment(_seg("RFF", ["CO", po.order_ref]))
     msg.add_segment(_seg("CUX", ["2", po.currency, "9"]))
-    msg.add_segment(_seg("NAD", "ST", "", to.name or to.company or "", "", to.line1 or "", to.city or "",
-                         to.region or "", to.postal_code or "", to.country))
+    msg.add_segment(_seg("NAD", "ST", "", _latin1(to.name or to.company), "", _latin1(to.line1), _latin1(to.city),
+                         _latin1(to.region), _latin1(to.postal_code), to.country))
     for line in po.lines:
         msg.add_segment(_seg("LIN", line.line_number, "", [line.item_code, "IN"]))
         msg.add_segment(_seg("QTY", ["21", str(line.quantity), "PCE" if line.uom == "EA" else line.uom]))

@@ -54,7 +54,7 @@ def test_the_worker_registers_sourcing_and_the_node_steps(tmp_path):
     names = {fn.__name__ for fn in worker.sourcing_activities(build_adapters(settings, engine), settings)}
     assert names == {"plan_sourcing", "reserve_at_node", "release_node_stock", "reduce_node_reservation",
                      "release_to_node", "cancel_node_release", "amend_node_release", "post_node_delivery",
-                     "poll_node"}
+                     "poll_node", "sweep_supplier_invoices"}
     with pytest.raises(ValueError, match="no sourcing policy for marketplace-x"):
         worker.sourcing_activities(build_adapters(settings, engine),
                                    settings.model_copy(update={"split_fulfillment_channels": ["marketplace-x"]}))

@@ -29,8 +29,8 @@ def test_domains_on_their_own_queues_and_worker_groups():
     plan = queue_plan(s)
     assert _names(plan["rf-finance"]) == {"SettlementReconciliation", "SettlementFetch", "ParityCheck"}
     assert _names(plan["rf-inv"]) == {"InventorySync", "InventoryDrift"}
-    assert _names(plan["rf"]) == {"OrderFulfillment", "ChannelOrderPoll", "PartnerBreaker", "ReturnToRefund", "StoreDay",
-                                  "StoreDayClose", "PricePublication"}
+    assert _names(plan["rf"]) == {"OrderFulfillment", "ChannelOrderPoll", "PartnerBreaker", "SupplierInvoiceSweep",
+                                  "ReturnToRefund", "StoreDay", "StoreDayClose", "PricePublication"}
     queues = workflow_queues(s)
     assert queues["SettlementFetch"] == "rf-finance" and queues["OrderFulfillment"] == "rf"
     finance_only = Settings(task_queue="rf", domain_task_queues={"finance": "rf-finance"}, worker_domains=["finance"])
