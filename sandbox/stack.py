@@ -69,7 +69,8 @@ def build_app(name: str, settings: Settings, *, seed: int | None = None) -> Fast
 def start_edi_supplier(settings: Settings, *, seed: int | None = None,
                        interval: float = 1.0) -> tuple[threading.Thread, threading.Event]:
     """The sandbox drop-ship supplier ACME polling the platform's drop folder: it answers each 850 with 997, 855,
-    856 and 810 (faults seeded by RETAILFLOW_SANDBOX_SEED; none by default)."""
+    856 and 810, and each EDIFACT ORDERS (ACME in RETAILFLOW_SUPPLIER_EDIFACT_PARTNERS) with ORDRSP, DESADV and
+    INVOIC (faults seeded by RETAILFLOW_SANDBOX_SEED; none by default)."""
     from sandbox.edi_supplier import SupplierFaults, run_in_thread
 
     return run_in_thread(supplier_drop_folder(settings), interval=interval, supplier_id="ACME",
