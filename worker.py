@@ -27,6 +27,7 @@ from activities.parity import ParityActivities
 from activities.pos import PosActivities
 from activities.returns import ReturnActivities
 from activities.sourcing import SourcingActivities, SplitFulfillmentActivities
+from adapters.inventory.backorders import BackorderBook
 from adapters.platform.intake_store import IntakeStore
 from adapters.ports import Adapters
 from adapters.pos.fulfillment import EmbeddedStoreFulfillment, StoreFulfillmentBook
@@ -161,7 +162,7 @@ def sourcing_activities(adapters: Adapters, settings: Settings) -> list:
     if missing:
         raise ValueError(f"RETAILFLOW_SPLIT_FULFILLMENT_CHANNELS: no sourcing policy for {', '.join(missing)} in "
                          f"{settings.fulfillment_network_file}")
-    return [*SourcingActivities(adapters.inventory, network).all(),
+    return [*SourcingActivities(adapters.inventory, network, backorders=BackorderBook(adapters.inventory.engine)).all(),
             *SplitFulfillmentActivities(adapters, wms={settings.wms_adapter.strip().lower(): adapters.wms},
                                         suppliers=build_suppliers(settings, adapters.inventory.engine),
                                         stores=store_fulfillments(adapters, settings)).all()]

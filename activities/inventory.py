@@ -22,6 +22,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.orders import business_errors
+from adapters.inventory.backorders import BackorderBook
 from adapters.inventory.base import StockSnapshotSource
 from adapters.inventory.ledger import InventoryLedger
 from adapters.marketplace.base import lists_by_channel_sku
@@ -29,6 +30,7 @@ from adapters.ports import Adapters
 from canonical.errors import RateLimited
 from canonical.inventory import (
     Availability,
+    BackorderReceipt,
     DriftLine,
     InventoryEvent,
     StockShortfall,
@@ -54,6 +56,12 @@ class ApplySummary(_In):
     replayed: int
     superseded_by_count: int
     shortfalls: list[StockShortfall] = []  # reservations store sales took units from (absent in old histories)
+    # orders with a backordered line waiting for stock an event of the batch raised on-hand of (absent in old ones)
+    backorder_receipts: list[BackorderReceipt] = []
+
+
+class OrderKeysInput(_In):
+    keys: list[str]
 
 
 class SkuInput(_In):
@@ -131,7 +139,34 @@ class InventoryActivities:
         results = self.ledger.apply_events(inp.events, mark_changed=False)
         return ApplySummary(applied=sum(r.applied for r in results), replayed=sum(not r.applied for r in results),
                             superseded_by_count=sum(r.superseded_by_count for r in results),
-                            shortfalls=[s for r in results for s in r.shortfalls])
+                            shortfalls=[s for r in results for s in r.shortfalls],
+                            backorder_receipts=self._backorder_receipts(inp.events, results))
+
+    def _backorder_receipts(self, events: list[InventoryEvent], results: list) -> list[BackorderReceipt]:
+        """Each event that raised on-hand (a receipt, a transfer in, a count or adjustment up), once per order with a
+        line waiting for the item at that location. Read after the batch committed: an order that backordered
+        before wrote its wait first (plan_sourcing reads the stock again after writing it)."""
+        out = []
+        for ev, r in zip(events, results, strict=True):
+            if not r.applied or r.on_hand_delta <= 0:
+                continue
+            orders = dict.fromkeys(w.order_key for w in self.backorders.waiting_for(ev.sku, ev.location))
+            out += [BackorderReceipt(order_key=key, event_id=ev.source_event_id, item_code=ev.sku,
+                                     quantity=r.on_hand_delta, location=ev.location) for key in orders]
+        if out:
+            log.info("inventory.backorder_receipts", orders=len({b.order_key for b in out}),
+                     events=len({b.event_id for b in out}))
+        return out
+
+    @property
+    def backorders(self) -> BackorderBook:
+        return BackorderBook(self.ledger.engine)
+
+    @activity.defn(name="forget_backorders")
+    @business_errors
+    def forget_backorders(self, inp: OrderKeysInput) -> int:
+        """The orders ended (or are gone): their lines wait for nothing; returns the waits removed."""
+        return sum(self.backorders.forget(key) for key in inp.keys)
 
     @activity.defn(name="compute_availability")
     @business_errors
@@ -205,6 +240,6 @@ class InventoryActivities:
     def all(self) -> list[Callable[..., Any]]:
         return [self.apply_inventory_events, self.compute_availability, self.publish_availability,
                 self.take_stock_snapshot, self.compare_inventory, self.record_inventory_drift,
-                self.correct_inventory_drift, self.request_inventory_sync]
+                self.correct_inventory_drift, self.request_inventory_sync, self.forget_backorders]
 
 

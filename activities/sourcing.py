@@ -363,7 +363,7 @@ class SplitFulfillmentActivities:
     def reserve_at_node(self, inp: NodeReserveInput) -> Reservation:
         """Reserve the node's items (a kit line: its components) under the release's key; idempotent by key.
         The units are held at the node's location (the plan chose it for its stock there); an ERP that books
-        into one warehouse only (ERPNext) holds them there, and a reservation made elsewhere is logged."""
+        into one warehouse only holds them there, and a reservation made elsewhere is logged."""
         rel = inp.release
         reservation = self.adapters.erp.reserve(rel.ref, component_resolved(rel.lines), allow_backorder=False,
                                                 location=rel.location)

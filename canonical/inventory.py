@@ -135,6 +135,32 @@ class StockShortfall(CanonicalModel):
     occurred_at: UtcDatetime
 
 
+class BackorderWait(CanonicalModel):
+    """A backordered order line waiting for stock of one item (issue 20): the line's item, or one component of the
+    kit it sold. Written by the sourcing activity when a plan backorders the line, removed when a plan places it or
+    the order ends (`adapters/inventory/backorders.py`, table `backorder_waits`)."""
+
+    order_key: str = Field(min_length=1, description="The order workflow id")
+    line_id: str = Field(min_length=1)
+    item_code: str = Field(min_length=1)
+    channel: str = Field(min_length=1)
+    quantity: int = Field(gt=0, description="Units of item_code the line needs")
+    locations: list[str] = Field(default_factory=list, description="Where a receipt may place it: the locations of "
+                                 "the nodes the channel's policy still plans on for this order; empty: anywhere")
+    since: datetime | None = Field(default=None, description="When the line first waited for the item")
+
+
+class BackorderReceipt(CanonicalModel):
+    """Stock of an item arrived at a location where a backordered line of an order waits for it: InventorySync
+    signals the order `stock_received` (event id = the stock event's source_event_id)."""
+
+    order_key: str
+    event_id: str
+    item_code: str
+    quantity: int = Field(gt=0, description="Units on-hand rose by")
+    location: str
+
+
 class ShortPickLine(CanonicalModel):
     line_id: str
     channel_sku: str

@@ -15,6 +15,10 @@
   affected order workflow (signal `stock_shortfall`, id = the reservation key; an order that is gone or closed is
   logged, not an error), and the next publication to every channel goes out at once, not at the window's end.
   StoreDay applies POS sales itself and sends this workflow the `shortfall` signal for the same effect.
+- A stock event that raised on-hand at a location (a receipt, a transfer in, a count or adjustment up) where a
+  backordered order line waits for the item (table `backorder_waits`, `ApplySummary.backorder_receipts`) is told
+  to that order (signal `stock_received`, event id = the stock event's source_event_id, so a redelivery is dropped
+  by the order); an order that is gone is logged and its waits are removed (patch `backorder-receipts-v1`).
 """
 
 from __future__ import annotations
@@ -27,9 +31,17 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.inventory import ApplyEventsInput, InventoryActivities, PublishInput, SkuInput
+    from activities.inventory import (
+        ApplyEventsInput,
+        InventoryActivities,
+        OrderKeysInput,
+        PublishInput,
+        SkuInput,
+    )
+    from activities.sourcing import StockReceived
     from canonical.inventory import (
         Availability,
+        BackorderReceipt,
         InventoryEvent,
         InventorySyncInput,
         InventorySyncView,
@@ -51,6 +63,9 @@ STOCK_SHORTFALL_SIGNAL = "stock_shortfall"  # OrderFulfillment's signal
 # A split order reserves per node under its releases' references (canonical.sourcing.release_reference): the
 # shortfall of one goes to the order's workflow, not to a workflow named after the reservation.
 SPLIT_SHORTFALL_PATCH = "split-release-shortfalls"
+# Issue 20: a receipt of an item that backordered order lines wait for is told to each order (`stock_received`).
+BACKORDER_RECEIPTS_PATCH = "backorder-receipts-v1"
+STOCK_RECEIVED_SIGNAL = "stock_received"  # OrderFulfillment's signal
 
 
 async def signal_shortfalls(shortfalls: list[StockShortfall]) -> list[str]:
@@ -71,6 +86,23 @@ async def signal_shortfalls(shortfalls: list[StockShortfall]) -> list[str]:
     return failed
 
 
+async def signal_backorder_receipts(receipts: list[BackorderReceipt]) -> tuple[list[str], list[str]]:
+    """Tell each order with a backordered line waiting for the item that stock arrived. Returns the orders that
+    could not be told (gone or closed: "key: why") and their keys; the caller removes their waits."""
+    failed, gone = [], []
+    for r in receipts:
+        try:
+            await workflow.get_external_workflow_handle(r.order_key).signal(
+                STOCK_RECEIVED_SIGNAL, StockReceived(event_id=r.event_id, item_code=r.item_code, quantity=r.quantity,
+                                                     location=r.location))
+        except FailureError as err:
+            workflow.logger.warning("order %s not told of the receipt %s (%d × %s at %s): %s", r.order_key,
+                                    r.event_id, r.quantity, r.item_code, r.location, err.message)
+            failed.append(f"{r.order_key}: {err.message}")
+            gone.append(r.order_key)
+    return failed, sorted(set(gone))
+
+
 @workflow.defn(name="InventorySync")
 class InventorySync:
     @workflow.init
@@ -88,6 +120,7 @@ class InventorySync:
         self._rush_pending = False  # a shortfall happened: the next publication of every channel goes out at once
         self._rush: set[str] = set()  # the channels owed that at-once publication
         self.shortfall_signal_failures: list[str] = []
+        self.receipt_signal_failures: list[str] = []
 
     # -- signals and queries ----------------------------------------------------------------------------
     @workflow.signal
@@ -148,6 +181,7 @@ class InventorySync:
         self._dirty = False
         batch, self._pending = self._pending, []
         shortfalls: list[StockShortfall] = []
+        receipts: list[BackorderReceipt] = []
         if batch:
             summary = await workflow.execute_activity_method(
                 InventoryActivities.apply_inventory_events, ApplyEventsInput(events=batch),
@@ -159,6 +193,8 @@ class InventorySync:
                 workflow.deprecate_patch(SHORTFALL_PATCH)
                 shortfalls = list(summary.shortfalls)
                 self._rush_pending = True
+            if summary.backorder_receipts and workflow.patched(BACKORDER_RECEIPTS_PATCH):
+                receipts = list(summary.backorder_receipts)
         availability = await workflow.execute_activity_method(
             InventoryActivities.compute_availability, SkuInput(sku=self._sku),
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=LEDGER_RETRY,
@@ -171,6 +207,14 @@ class InventorySync:
             self._publish_due()  # the at-once publications first, then the orders
             self.shortfall_signal_failures = (self.shortfall_signal_failures
                                               + await signal_shortfalls(shortfalls))[-50:]
+        if receipts:
+            failed, gone = await signal_backorder_receipts(receipts)
+            self.receipt_signal_failures = (self.receipt_signal_failures + failed)[-50:]
+            if gone:  # the order ended without removing its waits (terminated, or it failed to): they go now
+                await workflow.execute_activity_method(
+                    InventoryActivities.forget_backorders, OrderKeysInput(keys=gone),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=LEDGER_RETRY,
+                    summary=f"Forget the backorders of {len(gone)} order(s) that are gone")
 
     # -- publication policy ---------------------------------------------------------------------------
     def _changed(self, channel: str) -> bool:

@@ -21,6 +21,7 @@ from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.inventory import InventoryActivities, OrderKeysInput
     from activities.orders import (
         ChannelCancelInput,
         DeliveryInput,
@@ -117,6 +118,9 @@ REFUSAL_ERRORS = frozenset({"NodeRefused", "OutOfStock", "VendorRejected"})  # a
 # it, the whole release was withdrawn and re-sourced); once the staff have picked it, the order parks instead.
 STORE_PATCH = "store-fulfillment-v1"
 STORE_AMEND_PATCH = "store-amend-v1"  # a store sale's shortfall takes only its lines off the store's request
+# Issue 20: backordered lines wait in `backorder_waits` (written by plan_sourcing), and InventorySync signals
+# `stock_received` when the item is received; an order that backordered removes its waits when it ends.
+BACKORDER_WAITS_PATCH = "backorder-waits-v1"
 LIVE = frozenset({"reserved", "released", "acknowledged", "prepared"})  # releases holding stock or a request
 SHIPPED_STATUSES = frozenset({OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED, OrderStatus.INVOICED,
                               OrderStatus.COMPLETED})
@@ -195,6 +199,7 @@ class OrderFulfillment(Runbook):
             # Cancelled from Temporal (Web UI "Cancel" or the API): undo, then end as cancelled.
             await self._compensate(AnalystAction(actor="temporal", reason="workflow cancellation requested"))
             self._set_status(OrderStatus.CANCELLED, "cancelled through Temporal")
+            await self._forget_backorders()
             await self._wind_up()
             raise
         except CancelRequested as cancel:
@@ -203,12 +208,14 @@ class OrderFulfillment(Runbook):
         except StepFailed as failure:
             await self._compensate(AnalystAction(actor="system", reason=f"failed at {failure.step}"))
             self._set_status(OrderStatus.FAILED, f"{failure.step} failed: {failure.message}")
+            await self._forget_backorders()
             await self._wind_up()
             raise ApplicationError(
                 f"order {order.external_order_id} failed at {failure.step}: {failure.message}; "
                 f"compensation ran: {', '.join(self.rb.compensated) or 'nothing to undo'}",
                 type="OrderFailed", non_retryable=True,
             ) from None
+        await self._forget_backorders()
         await self._wind_up()
         return OrderResult(workflow_id=self._wf_id, status=self.rb.status, erp_sales_order_id=self._erp_so,
                            invoice_id=self._invoice, tax=self._tax)
@@ -857,6 +864,17 @@ class OrderFulfillment(Runbook):
         if placed:
             self._record("backorder_released", StepState.DONE,
                          "; ".join(f"{self._lines_text(r)} to {r.node_id}" for r in placed))
+
+    async def _forget_backorders(self) -> None:
+        """The order ends: lines it backordered wait for no receipt any more (InventorySync stops telling it)."""
+        if not (self._split and any(s.name == "backordered" for s in self.rb.steps)
+                and workflow.patched(BACKORDER_WAITS_PATCH)):
+            return
+        try:
+            await self._execute(InventoryActivities.forget_backorders, OrderKeysInput(keys=[self._wf_id]),
+                                "Forget the order's backordered lines", UNDO_OPTIONS)
+        except ActivityError as err:  # InventorySync removes them when it cannot tell the order any more
+            workflow.logger.warning("backorders of %s not forgotten: %s", self._wf_id, failure_message(err))
 
     def _split_view(self) -> SplitView:
         return SplitView(split=self._split, summary=self._sourcing_summary, releases=list(self._releases),

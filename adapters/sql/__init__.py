@@ -27,6 +27,7 @@ from adapters.sql.erp import (
 from adapters.sql.erp_holds import erp_reservation_holds
 from adapters.sql.erp_routing import erp_parity_results, erp_routes, erp_shadow_failures
 from adapters.sql.inventory import (
+    backorder_waits,
     inventory_counts,
     inventory_drift,
     inventory_levels,
@@ -59,7 +60,7 @@ def create_schema(engine: Engine) -> None:
 
 
 __all__ = [
-    "DEFAULT_TAX_RATES", "MONEY", "ExactMoney", "UtcDateTime", "api_keys", "channel_refunds", "channel_updates", "create_schema",
+    "DEFAULT_TAX_RATES", "MONEY", "backorder_waits", "ExactMoney", "UtcDateTime", "api_keys", "channel_refunds", "channel_updates", "create_schema",
     "credit_notes", "deliveries", "edi_control_numbers", "edi_interchanges", "early_cancels", "early_events", "erp_journals", "erp_parity_results", "erp_reservation_holds", "erp_routes",
     "erp_shadow_failures", "inventory_counts", "inventory_drift", "inventory_levels",
     "inventory_movements", "inventory_outbox", "inventory_publications", "inventory_shortfalls", "inventory_snapshots", "invoices", "shopify_tokens",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     Column,
     Index,
     Integer,
@@ -108,4 +109,17 @@ inventory_shortfalls = Table(  # units a store sale took from open reservations 
     Column("notified_at", UtcDateTime()),  # when the order was told (set by whoever tells it)
     UniqueConstraint("cause_event_id", "reservation_key", name="uq_inventory_shortfall"),
     Index("ix_inventory_shortfalls_reservation", "reservation_key"),
+)
+
+backorder_waits = Table(  # backordered order lines waiting for an item (issue 20): who to tell when it is received
+    "backorder_waits",
+    metadata,
+    Column("order_key", String(255), primary_key=True),  # the order workflow id
+    Column("line_id", String(64), primary_key=True),
+    Column("item_code", String(64), primary_key=True),  # the line's item, or a component of its kit
+    Column("channel", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),  # units of item_code the line needs
+    Column("locations", JSON, nullable=False),  # where a receipt may place it (the policy's nodes); []: anywhere
+    Column("since", UtcDateTime(), nullable=False, default=utcnow),  # when the line first waited for the item
+    Index("ix_backorder_waits_item", "item_code"),
 )

@@ -7,11 +7,12 @@ from pydantic import BaseModel
 from temporalio.service import RPCError
 
 from activities.inventory import group_by_sku
+from adapters.inventory.backorders import BackorderBook
 from adapters.inventory.ledger import InventoryLedger
 from adapters.platform.views import EmbeddedViews
 from api.auth import Analyst, Viewer
 from api.deps import ClientDep, EngineDep, SettingsDep
-from canonical.inventory import Availability, InventoryEventBatch, StockLevel
+from canonical.inventory import Availability, BackorderWait, InventoryEventBatch, StockLevel
 from starters.inventory import start_inventory_sync
 
 router = APIRouter(prefix="/inventory", tags=["inventory"])
@@ -71,3 +72,11 @@ def get_publications(sku: str, engine: EngineDep, principal: Viewer, channel: st
                      limit: int = Query(default=100, ge=1, le=1000)) -> list[dict]:
     """What the embedded marketplace was told each channel may sell of the SKU, newest first."""
     return EmbeddedViews(engine).publications(sku, channel=channel, limit=limit)
+
+
+@router.get("/{sku}/backorders", response_model=list[BackorderWait])
+def get_backorders(sku: str, engine: EngineDep, principal: Viewer, location: str | None = None) -> list[BackorderWait]:
+    """The backordered order lines waiting for the item (the line's own, or a component of its kit), oldest first:
+    the orders InventorySync tells (`stock_received`) when it is received. With `location`, only those a receipt
+    there may release (one of their nodes is there)."""
+    return BackorderBook(engine).waiting_for(sku, location)

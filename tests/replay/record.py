@@ -77,6 +77,14 @@ RECORDINGS: dict[str, Recording] = {
     "order_store_refused_resourced": Recording(
         "test_store_fulfillment:test_a_store_that_refuses_its_ship_from_store_request_is_re_sourced_to_the_warehouse",
         "OrderFulfillment", tmp_path=True),
+    # issue 20: a backordered line released by a receipt through InventorySync (`backorder-waits-v1` and
+    # `backorder-receipts-v1`, patched): the order's run and the sync's
+    "order_backorder_released_by_receipt": Recording(
+        "test_backorder_receipts:test_a_backordered_line_is_released_by_a_receipt_through_inventory_sync",
+        "OrderFulfillment", tmp_path=True),
+    "inventory_sync_backorder_receipt_told_order": Recording(
+        "test_backorder_receipts:test_a_backordered_line_is_released_by_a_receipt_through_inventory_sync",
+        "InventorySync", tmp_path=True),
     # issue 21: a promotion approved twice, published to two channels at its time and reverted at its end
     "price_approved_published_reverted": Recording(
         "test_price_publication:test_a_promotion_waits_for_two_approvals_and_its_time_publishes_to_two_channels_and_"

@@ -39,8 +39,9 @@ from temporalio.worker import Replayer
 from runtime.codec import ENCODING, data_converter
 from tests.replay.seal import PRECODEC, payloads_of, replay_keyring
 from workflows.inventory_drift import InventoryDrift
-from workflows.inventory_sync import SHORTFALL_PATCH, InventorySync
+from workflows.inventory_sync import BACKORDER_RECEIPTS_PATCH, SHORTFALL_PATCH, InventorySync
 from workflows.order_fulfillment import (
+    BACKORDER_WAITS_PATCH,
     PROJECTION_PATCH,
     SA_ON_CHANGE_PATCH,
     SPLIT_PATCH,
@@ -62,9 +63,9 @@ WORKFLOWS = [OrderFulfillment, ReturnToRefund, StoreDay, SettlementReconciliatio
 # the one that deprecated them, once no run started while they were `patched` is open (docs/deployment.md).
 DEPRECATED_PATCHES = {PROJECTION_PATCH, SA_ON_CHANGE_PATCH, STOCK_NEWS_PATCH, OVER_REFUND_PATCH, ALREADY_POSTED_PATCH,
                       SHORTFALL_PATCH}
-# Patches at the `patched` stage: new branches whose runs the histories pin (issue 20's split fulfillment and its
-# store fulfillments).
-ACTIVE_PATCHES = {SPLIT_PATCH, STORE_PATCH, STORE_AMEND_PATCH}
+# Patches at the `patched` stage: new branches whose runs the histories pin (issue 20's split fulfillment, its
+# store fulfillments, and backorders released by a receipt through InventorySync).
+ACTIVE_PATCHES = {SPLIT_PATCH, STORE_PATCH, STORE_AMEND_PATCH, BACKORDER_WAITS_PATCH, BACKORDER_RECEIPTS_PATCH}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
@@ -87,6 +88,7 @@ def test_histories_are_present():
         "drift_parked_then_approved", "drift_parked_then_retried", "drift_parked_then_skipped", "drift_cancelled_while_parked",
         "return_over_refund_parked_then_skipped", "inventory_sync_shortfall_told_orders", "storeday_shortfall_told_orders",
         "price_approved_published_reverted", "parity_difference_parked_then_retried",  # issue 21
+        "order_backorder_released_by_receipt", "inventory_sync_backorder_receipt_told_order",  # issue 20 backorders
         "order_store_sale_withdrawn_whole", "order_store_sale_amended",  # issue 20: a store sale before store-amend-v1, after
     }
 

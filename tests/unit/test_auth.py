@@ -54,6 +54,7 @@ ROUTES: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/inventory/{sku}"): V,
     ("GET", "/inventory/{sku}/movements"): V,
     ("GET", "/inventory/{sku}/publications"): V,
+    ("GET", "/inventory/{sku}/backorders"): V,
     ("GET", "/settlements/{provider}/{settlement_id}"): F,
     ("POST", "/settlements/{provider}/{settlement_id}/actions/{action}"): F,
     ("GET", "/settlements/{provider}/{settlement_id}/audit"): F,

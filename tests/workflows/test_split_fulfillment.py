@@ -16,6 +16,7 @@ from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from activities.inventory import OrderKeysInput
 from activities.orders import OrderInput
 from activities.sourcing import (
     NodeAmendInput,
@@ -169,9 +170,15 @@ class SplitFake(Fake):
                     reason=f"ACME rejected purchase order {inp.release.release_id} (855 RJ)"))
             return NodeUpdates(acknowledged=fake.supplier_answers)
 
+        @activity.defn(name="forget_backorders")
+        async def forget_backorders(inp: OrderKeysInput) -> int:  # the order ends: its backorders wait no more
+            fake.hit("forget_backorders", inp)
+            return 0
+
         base = [a for a in super().all() if a.__name__ != "resolve_skus"]
         return [*base, resolve_skus, plan_sourcing, reserve_at_node, release_node_stock, reduce_node_reservation,
-                release_to_node, cancel_node_release, amend_node_release, post_node_delivery, poll_node]
+                release_to_node, cancel_node_release, amend_node_release, post_node_delivery, poll_node,
+                forget_backorders]
 
 
 def _order(lines=FOUR_LINES, channel: str = "shopify") -> Order:
@@ -371,6 +378,7 @@ async def test_a_backordered_line_is_released_when_stock_is_received(ts_env):
     steps = [s.name for s in status.steps]
     assert "backordered" in steps and "backorder_released" in steps
     assert status.shipped_quantities == {"1": 1, "2": 4, "3": 1, "4": 1}
+    assert fake.arg("forget_backorders", 0).keys == [inp.order.workflow_id]  # it ended: its waits go
 
 
 FOUR_LINES_BY_ID = [(str(i), sku) for i, (sku, _) in enumerate(FOUR_LINES, start=1)]
