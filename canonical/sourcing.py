@@ -80,6 +80,13 @@ def order_of_reference(ref: str) -> tuple[str, bool]:
     return (m["workflow"], True) if m else (ref, False)
 
 
+def pickup_location_key(location: str) -> str:
+    """A channel's location id as the pick-up lookup compares it: a global id (`gid://shopify/Location/42`) is
+    the same location as its numeric tail (`42`, what a REST payload carries)."""
+    text = location.strip()
+    return text.rsplit("/", 1)[-1] if text.startswith("gid://") else text
+
+
 class ItemFlags(CanonicalModel):
     hazardous: bool = False
     oversize: bool = False
@@ -104,6 +111,25 @@ class FulfillmentNode(CanonicalModel):
     time_zone: str = Field(description="IANA time zone of the cut-off, e.g. Europe/Berlin")
     cost_per_shipment: Money
     rank: int | None = Field(default=None, ge=0, description="Priority or distance band; lower first, none last")
+    channel_locations: dict[str, str] = Field(
+        default_factory=dict, description="A store's location id in each channel that offers click-and-collect "
+        "there, e.g. {shopify = \"655441491\"} (the Shopify location; a gid://shopify/Location/… id is the same): an "
+        "order the channel assigns to that location for pick-up is collected at this store (Order.pickup_store)")
+
+    @field_validator("channel_locations")
+    @classmethod
+    def _channel_locations(cls, v: dict[str, str]) -> dict[str, str]:
+        for channel, location in v.items():
+            if not channel.strip() or not location.strip():
+                raise ValueError("channel_locations: a channel and its location id must not be empty")
+        return {channel.strip(): location.strip() for channel, location in v.items()}
+
+    @model_validator(mode="after")
+    def _pickup_at_stores(self) -> FulfillmentNode:
+        if self.channel_locations and self.kind != "store":
+            raise ValueError(f"node {self.id}: channel_locations (click-and-collect) is for store nodes, "
+                             f"not a {self.kind}")
+        return self
 
     @field_validator("adapter")
     @classmethod
@@ -191,7 +217,20 @@ class FulfillmentNetwork(CanonicalModel):
         for p in self.policy:
             validate_policy(p, self.node)
         self.catalog()  # cycles, kits defined twice
+        seen: dict[tuple[str, str], str] = {}
+        for n in self.node:
+            for channel, location in n.channel_locations.items():
+                key = (channel, pickup_location_key(location))
+                if key in seen:
+                    raise ValueError(f"channel {channel} location {location} is the pick-up location of both "
+                                     f"{seen[key]} and {n.id} (channel_locations)")
+                seen[key] = n.id
         return self
+
+    def pickup_locations(self, channel: str) -> dict[str, str]:
+        """The channel's pick-up locations: {location id (pickup_location_key) → store node id}."""
+        return {pickup_location_key(loc): n.id for n in self.node
+                for c, loc in n.channel_locations.items() if c == channel}
 
     def nodes_by_id(self) -> dict[str, FulfillmentNode]:
         return {n.id: n for n in self.node}

@@ -80,3 +80,26 @@ def load_network(path: Path | str) -> FulfillmentNetwork:
 def network_from_settings(settings: OrderSettings) -> FulfillmentNetwork:
     """The network of `RETAILFLOW_FULFILLMENT_NETWORK_FILE` (for the composition roots)."""
     return load_network(settings.fulfillment_network_file)
+
+
+_NETWORKS: dict[tuple[str, int], FulfillmentNetwork] = {}
+
+
+def pickup_locations(settings: OrderSettings, channel: str) -> dict[str, str] | None:
+    """The channel's click-and-collect locations (channel location id → store node id, from the nodes'
+    `channel_locations`) for the Shopify intake and poll; None when the channel's orders are not sourced over the
+    network (not in RETAILFLOW_SPLIT_FULFILLMENT_CHANNELS): then no order of it is routed to a store for pick-up.
+    The file is read again when it changes; FulfillmentNetworkError when it is invalid."""
+    if channel not in settings.split_fulfillment_channels:
+        return None
+    path = Path(settings.fulfillment_network_file)
+    try:
+        key = (str(path), path.stat().st_mtime_ns)
+    except OSError:
+        key = (str(path), -1)
+    network = _NETWORKS.get(key)
+    if network is None:
+        network = load_network(path)
+        _NETWORKS.clear()
+        _NETWORKS[key] = network
+    return network.pickup_locations(channel)

@@ -111,9 +111,11 @@ def build_shopify(settings: Settings, engine: Engine, channel: str):
 
         return build_shopify_admin(settings, auth=auth)
     from adapters.marketplace.shopify_graphql import build_shopify_graphql
+    from runtime.fulfillment_network import pickup_locations
     from runtime.observability import observe_shopify_cost
 
-    return build_shopify_graphql(settings, auth=auth, channel=channel, on_cost=observe_shopify_cost)
+    return build_shopify_graphql(settings, auth=auth, channel=channel, on_cost=observe_shopify_cost,
+                                 pickup_locations=pickup_locations(settings, channel))
 
 
 def channel_settings(settings: Settings, channel: str, vendor: str) -> Settings:

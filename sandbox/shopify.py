@@ -336,7 +336,8 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
 
     # -- admin (seeding) ---------------------------------------------------------------------------------------
     @app.post("/_admin/orders", tags=["sandbox admin"], status_code=201)
-    async def seed_order(request: Request, notify: bool = False, retries: int = 0) -> dict:
+    async def seed_order(request: Request, notify: bool = False, retries: int = 0,
+                         pickup_location: int | None = None) -> dict:
         raw = await request.body()
         order = json.loads(raw)
         if not isinstance(order, dict) or not isinstance(order.get("id"), int) or not order.get("line_items"):
@@ -350,10 +351,13 @@ def create_app(*, access_token: str | None = None, webhook_url: str | None = Non
             store.put("orders", str(order["id"]), order)
             fo_id = store.ids.next_int()
             store.put("fulfillment_orders", str(fo_id), {
-                "id": fo_id, "shop_id": 1, "order_id": order["id"], "assigned_location_id": LOCATION_ID,
+                # pickup_location: a click-and-collect order, its fulfillment order for pick-up at that location
+                "id": fo_id, "shop_id": 1, "order_id": order["id"],
+                "assigned_location_id": pickup_location or LOCATION_ID,
                 "request_status": "unsubmitted", "status": "open", "supported_actions": ["create_fulfillment"],
                 "destination": None, "fulfill_at": None, "international_duties": None, "fulfillment_holds": [],
-                "delivery_method": None, "created_at": iso_z(), "updated_at": iso_z(),
+                "delivery_method": {"method_type": "pick_up"} if pickup_location else None,
+                "created_at": iso_z(), "updated_at": iso_z(),
                 "line_items": [{"id": store.ids.next_int(), "shop_id": 1, "fulfillment_order_id": fo_id,
                                 "quantity": li["quantity"], "line_item_id": li["id"],
                                 "inventory_item_id": li.get("variant_id"), "fulfillable_quantity": li["quantity"],

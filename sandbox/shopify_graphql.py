@@ -208,9 +208,12 @@ type FulfillmentOrder implements Node {
   id: ID!
   status: FulfillmentOrderStatus!
   assignedLocation: FulfillmentOrderAssignedLocation!
+  deliveryMethod: DeliveryMethod
   lineItems(first: Int, after: String, last: Int, before: String, reverse: Boolean = false
             ): FulfillmentOrderLineItemConnection!
 }
+enum DeliveryMethodType { LOCAL NONE PICK_UP PICKUP_POINT RETAIL SHIPPING }
+type DeliveryMethod { id: ID! methodType: DeliveryMethodType! }
 type FulfillmentOrderAssignedLocation { name: String! location: Location }
 type FulfillmentOrderEdge { cursor: String! node: FulfillmentOrder! }
 type FulfillmentOrderConnection { edges: [FulfillmentOrderEdge!]! nodes: [FulfillmentOrder!]! pageInfo: PageInfo! }
@@ -774,7 +777,10 @@ class Views:
         cur = order.get("currency") or "USD"
         lines = {li["id"]: li for li in order.get("line_items") or []}
         return {"id": gid("FulfillmentOrder", fo["id"]), "status": str(fo["status"]).upper(),
-                "assignedLocation": {"name": "Main warehouse", "location": self.location()},
+                "assignedLocation": {"name": "Main warehouse", "location": {
+                    **self.location(), "id": gid("Location", fo.get("assigned_location_id") or self.shop.location_id)}},
+                "deliveryMethod": {"id": gid("DeliveryMethod", fo["id"]), "methodType": str(
+                    (fo.get("delivery_method") or {}).get("method_type") or "shipping").upper()},
                 "lineItems": _conn(lambda: [
                     {"id": gid("FulfillmentOrderLineItem", li["id"]), "remainingQuantity": li["fulfillable_quantity"],
                      "totalQuantity": li["quantity"], "sku": lines.get(li["line_item_id"], {}).get("sku"),

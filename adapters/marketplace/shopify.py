@@ -158,9 +158,79 @@ def _discounts(raw: Any, currency: str, where: str) -> list[Discount]:
             for i, d in enumerate(_objects(raw, f"{where}discount_allocations"))]
 
 
-def map_order(payload: Mapping[str, Any], channel: str = CHANNEL_DEFAULT) -> Order:
-    """Shopify `orders/create` (or any `orders/*` topic) → canonical Order."""
+def order_id(payload: Mapping[str, Any]) -> str:
+    """The order's id (as `map_order` maps it)."""
+    return _id(payload.get("id"), "order id")
+
+
+# -- click-and-collect ------------------------------------------------------------------------------------------
+# Shopify keeps an order's delivery method on its fulfillment orders, not on the order: each fulfillment order has a
+# `delivery_method.method_type` (REST `pick_up`, `shipping`, `local`, `pickup_point`, `none`, `retail`; GraphQL
+# `DeliveryMethodType` PICK_UP, SHIPPING, …) and the location it is assigned to (`assigned_location_id`; GraphQL
+# `assignedLocation.location.id`). The `orders/create` webhook does not carry them (its shipping line of a pick-up
+# only names the location in `title`/`code`, like any rate), so the intake asks for them (shopify_graphql
+# `delivery_methods`) and the poll reads them with the order (`order_as_webhook` puts them under
+# `fulfillment_orders`, the REST resource's shape). docs/fulfillment.md, "Click-and-collect orders".
+PICK_UP = "pick_up"
+_NOT_DELIVERED = frozenset({"none"})  # non-physical items: no delivery either way
+_GONE = frozenset({"cancelled", "closed"})  # a moved or cancelled fulfillment order leaves these behind
+
+
+def pickup_location(payload: Mapping[str, Any]) -> str | None:
+    """The Shopify location (numeric id) where the customer collects the order, or None when it is shipped or
+    the payload carries no fulfillment orders. ShopifyMappingError when the order is collected in part only or at
+    two locations: the canonical order has one pick-up store, and shipping such an order whole would be wrong."""
+    fos = [fo for fo in _objects(payload.get("fulfillment_orders"), "fulfillment_orders")
+           if str(fo.get("status") or "").lower() not in _GONE]
+    pickups, others = set(), 0
+    for fo in fos:
+        method = str((_object(fo.get("delivery_method"), "fulfillment_orders[].delivery_method")
+                      .get("method_type")) or "").lower()
+        if method == PICK_UP:
+            location = fo.get("assigned_location_id")
+            if location is None:
+                location = _object(fo.get("assigned_location"), "fulfillment_orders[].assigned_location") \
+                    .get("location_id")
+            pickups.add(_id(location, "pick-up fulfillment order assigned_location_id"))
+        elif method not in _NOT_DELIVERED:
+            others += 1
+    if not pickups:
+        return None
+    if len(pickups) > 1:
+        raise ShopifyMappingError(f"click-and-collect at {len(pickups)} Shopify locations ({', '.join(sorted(pickups))})"
+                                  ": an order is collected at one store")
+    if others:
+        raise ShopifyMappingError(f"the order is collected at Shopify location {next(iter(pickups))} in part and "
+                                  f"delivered otherwise in part ({others} fulfillment order(s)): not supported")
+    return next(iter(pickups))
+
+
+def pickup_store(payload: Mapping[str, Any], channel: str, locations: Mapping[str, str] | None) -> str | None:
+    """The store node of a click-and-collect order (`locations`: the channel's pick-up locations, Shopify location
+    id → node id, from the fulfillment network's `channel_locations`), None when the order is shipped.
+    ShopifyMappingError (the intake quarantines it, 422) when Shopify assigned the pick-up to a location no store
+    lists: routing it to a warehouse would ship an order the customer will come to collect. `locations` None: the
+    channel is not sourced over the fulfillment network, no order of it is recognised as collected."""
+    if locations is None:
+        return None
+    location = pickup_location(payload)
+    if location is None:
+        return None
+    node = locations.get(location)
+    if node is None:
+        raise ShopifyMappingError(f"click-and-collect at Shopify location {location}, which no store of the "
+                                  f"fulfillment network lists (node channel_locations.{channel} in "
+                                  "RETAILFLOW_FULFILLMENT_NETWORK_FILE)")
+    return node
+
+
+def map_order(payload: Mapping[str, Any], channel: str = CHANNEL_DEFAULT,
+              pickup_locations: Mapping[str, str] | None = None) -> Order:
+    """Shopify `orders/create` (or any `orders/*` topic) → canonical Order. With `fulfillment_orders` in the
+    payload (the poll's order, or the webhook's once the intake has asked for them) a pick-up order is mapped to
+    its store (`pickup_store`, see above) and has no shipping address: nothing is shipped."""
     try:
+        pickup = pickup_store(payload, channel, pickup_locations)
         currency = payload.get("currency")
         if not isinstance(currency, str) or not currency.strip():
             raise ShopifyMappingError("order has no currency" if currency is None or currency == "" else
@@ -222,9 +292,9 @@ def map_order(payload: Mapping[str, Any], channel: str = CHANNEL_DEFAULT) -> Ord
             order_number=payload.get("name") or (str(payload["order_number"]) if payload.get("order_number") else None),
             created_at=datetime.fromisoformat(str(created).replace("Z", "+00:00")),
             currency=currency, taxes_included=bool(payload.get("taxes_included")), customer=customer,
-            shipping_address=_address(payload.get("shipping_address"), "shipping_address"),
+            shipping_address=None if pickup else _address(payload.get("shipping_address"), "shipping_address"),
             billing_address=_address(payload.get("billing_address"), "billing_address"),
-            lines=lines, shipping_lines=shipping, order_discounts=order_discounts,
+            lines=lines, shipping_lines=shipping, pickup_store=pickup, order_discounts=order_discounts,
             total=_money(payload, "total_price", currency) if payload.get("total_price") is not None else None,
             test=bool(payload.get("test")),
         )

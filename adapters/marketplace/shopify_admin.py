@@ -182,6 +182,13 @@ class ShopifyAdmin:
             yield from resp.json(parse_float=Decimal).get(key) or []
             url, query = next_link(resp.headers.get("link")), None  # the next URL carries its own query
 
+    # -- click-and-collect ---------------------------------------------------------------------------------
+    def delivery_methods(self, external_order_id: str) -> list[dict[str, Any]]:
+        """The order's open fulfillment orders (`GET orders/{id}/fulfillment_orders.json`), each with its
+        `delivery_method.method_type` and `assigned_location_id`: what `shopify.pickup_location` reads."""
+        path = f"orders/{_int_id(external_order_id)}/fulfillment_orders.json"
+        return list(self._json("GET", path).get("fulfillment_orders") or [])
+
     # -- fulfillment ---------------------------------------------------------------------------------------
     def confirm_shipment(self, channel: str, external_order_id: str, shipment: Shipment) -> None:
         order_id = _int_id(external_order_id)

@@ -190,7 +190,7 @@ mutation PriceUpdate($productId: ID!, $variants: [ProductVariantsBulkInput!]!) {
 }"""
 
 # what the client expects each read to cost (Shopify's requested cost: objects 1, connections 2 + first x node)
-FULFILLMENT_STATE_COST, FO_LINES_COST, ORDER_COST = 520, 110, 700
+FULFILLMENT_STATE_COST, FO_LINES_COST, ORDER_COST, DELIVERY_METHODS_COST = 520, 110, 740, 45
 _MONEY = "shopMoney { amount currencyCode }"
 _ADDRESS = ("name firstName lastName company address1 address2 city provinceCode zip countryCodeV2 phone")
 _TAX_LINES = f"taxLines {{ title rate priceSet {{ {_MONEY} }} }}"
@@ -215,6 +215,16 @@ ORDER_FIELDS = f"""
     shippingLines(first: 20, includeRemovals: false) {{
       nodes {{ code title originalPriceSet {{ {_MONEY} }} {_DISCOUNTS} {_TAX_LINES} }}
     }}"""
+
+# click-and-collect (adapters/marketplace/shopify.py `pickup_location`): each open fulfillment order's delivery method
+# and the location it is assigned to; with the order (the poll) and alone (the webhook's order, DELIVERY_METHODS)
+_DELIVERY = "fulfillmentOrders(first: 10) { nodes { status deliveryMethod { methodType } assignedLocation { location { id } } } }"
+ORDER_FIELDS += f"\n    {_DELIVERY}"
+
+DELIVERY_METHODS = f"""
+query DeliveryMethods($id: ID!) {{
+  order(id: $id) {{ id {_DELIVERY} }}
+}}"""
 
 ORDER = f"""
 query Order($id: ID!, $linesAfter: String) {{
@@ -446,6 +456,19 @@ def _rest_discounts(raw: Any) -> list[dict[str, Any]]:
     return [{"amount_set": _money_set(d.get("allocatedAmountSet"))} for d in raw or []]
 
 
+def rest_fulfillment_orders(connection: Any) -> list[dict[str, Any]]:
+    """GraphQL `fulfillmentOrders` (status, deliveryMethod, assignedLocation) as the REST resource's JSON: `status`
+    and `delivery_method.method_type` in lower case (PICK_UP → pick_up), `assigned_location_id` numeric."""
+    out = []
+    for fo in ((connection or {}).get("nodes")) or []:
+        method = (fo.get("deliveryMethod") or {}).get("methodType")
+        location = ((fo.get("assignedLocation") or {}).get("location")) or {}
+        out.append({"status": str(fo.get("status") or "").lower() or None,
+                    "delivery_method": {"method_type": str(method).lower()} if method else None,
+                    "assigned_location_id": legacy_id(location["id"], "location id") if location.get("id") else None})
+    return out
+
+
 def order_as_webhook(node: Mapping[str, Any]) -> dict[str, Any]:
     """A GraphQL `Order` (ORDER_FIELDS) in the `orders/create` webhook's JSON, for `map_order`."""
     customer = node.get("customer") or None
@@ -478,7 +501,9 @@ def order_as_webhook(node: Mapping[str, Any]) -> dict[str, Any]:
             "tax_exempt": customer.get("taxExempt")},
         "shipping_address": _rest_address(node.get("shippingAddress")),
         "billing_address": _rest_address(node.get("billingAddress")),
-        "line_items": lines, "shipping_lines": shipping}
+        "line_items": lines, "shipping_lines": shipping,
+        **({"fulfillment_orders": rest_fulfillment_orders(node["fulfillmentOrders"])}
+           if node.get("fulfillmentOrders") is not None else {})}
 
 
 def feed_action(node: Mapping[str, Any]) -> FeedAction:
@@ -510,8 +535,12 @@ class ShopifyGraphQL:
     def __init__(self, http: VendorHttp, *, api_version: str = API_VERSION, location_id: str | None = None,
                  shop: str = "", channel: str = "shopify", page_size: int = 50,
                  on_cost: Callable[[str, ThrottleStatus], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 pickup_locations: Mapping[str, str] | None = None) -> None:
         self.http = http
+        # Shopify location id → store node (click-and-collect); None: the channel's orders are not sourced over the
+        # fulfillment network, none is recognised as collected (adapters/marketplace/shopify.py `pickup_store`)
+        self.pickup_locations = dict(pickup_locations) if pickup_locations is not None else None
         self.api_version = api_version
         self.path = f"/admin/api/{api_version}/graphql.json"
         self.location_id = gid("Location", location_id) if location_id else None
@@ -779,9 +808,18 @@ class ShopifyGraphQL:
         if not node:
             raise UnmappableOrder(f"Shopify has no order {external_order_id}")
         try:
-            return map_order(order_as_webhook(node), channel=self.channel)
+            return map_order(order_as_webhook(node), channel=self.channel, pickup_locations=self.pickup_locations)
         except ShopifyMappingError as exc:
             raise UnmappableOrder(str(exc)) from None
+
+    def delivery_methods(self, external_order_id: str) -> list[dict[str, Any]]:
+        """The order's open fulfillment orders as the REST resource's JSON (`rest_fulfillment_orders`): what the
+        intake adds to an `orders/create` webhook's order, which carries none, to recognise a pick-up."""
+        node = self.execute(DELIVERY_METHODS, {"id": gid("Order", external_order_id)},
+                            cost=DELIVERY_METHODS_COST).get("order")
+        if not node:
+            raise UnmappableOrder(f"Shopify has no order {external_order_id}")
+        return rest_fulfillment_orders(node.get("fulfillmentOrders"))
 
     def orders(self, updated_after: datetime | None) -> Iterator[FeedOrder]:
         token: str | None = None
@@ -834,7 +872,8 @@ def channel_rejected(response: httpx.Response, context: Any = None) -> ChannelRe
 
 def build_shopify_graphql(settings: Any, *, auth: httpx.Auth | None = None, channel: str | None = None,
                           transport: httpx.BaseTransport | None = None,
-                          on_cost: Callable[[str, ThrottleStatus], None] | None = None) -> ShopifyGraphQL:
+                          on_cost: Callable[[str, ThrottleStatus], None] | None = None,
+                          pickup_locations: Mapping[str, str] | None = None) -> ShopifyGraphQL:
     """From RETAILFLOW_SHOPIFY_ADMIN_* settings. `auth` sets the access token per request (an installed shop's
     token); without it the configured static token goes into the header once. Tokens are never logged."""
     headers = {"Accept": "application/json"}
@@ -845,4 +884,4 @@ def build_shopify_graphql(settings: Any, *, auth: httpx.Auth | None = None, chan
     shop = httpx.URL(settings.shopify_admin_base_url).host
     return ShopifyGraphQL(http, api_version=settings.shopify_admin_api_version,
                           location_id=settings.shopify_location_id, shop=shop, on_cost=on_cost,
-                          channel=channel or settings.shopify_channel)
+                          channel=channel or settings.shopify_channel, pickup_locations=pickup_locations)

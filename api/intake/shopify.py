@@ -16,9 +16,12 @@ from adapters.marketplace import shopify
 from adapters.marketplace.shopify_admin import REFUND_NOTE_PREFIX
 from api.intake import returns
 from api.intake.pipeline import Accepted, Act, Delivery, Fault, Ignored, Key, Outcome, Source
+from canonical.errors import ChannelRejected
 from canonical.fulfillment import AnalystAction
 from canonical.order import order_workflow_id
+from canonical.order_feed import UnmappableOrder
 from canonical.vendor_errors import VendorAuthFailed
+from runtime.fulfillment_network import FulfillmentNetworkError, pickup_locations
 from runtime.observability import SHOPIFY_WEBHOOK_VERSION_MISMATCH
 from starters import deliver_held, signal_workflow
 from starters.orders import start_order
@@ -114,21 +117,38 @@ class ShopifySource(Source):
         try:
             payload = shopify.loads(d.body)
             if key.topic == "orders/create":
-                return self._order(d, payload)
+                return await self._order(d, payload)
             if key.topic == "refunds/create":  # returns (issue 3): a refund without a return → credit note + tax
                 return await self._refund(d, payload)
             if key.topic == "orders/cancelled":
                 return await self._cancel(d, payload)
         except shopify.ShopifyMappingError as exc:
             raise Fault(422, f"payload does not map ({key.topic}): {exc}") from exc
-        except (VendorUnavailable, VendorAuthFailed) as exc:  # the ERP could not be asked about the order
+        except (VendorUnavailable, VendorAuthFailed) as exc:  # the ERP (or, for a delivery method, Shopify) failed
             log.warning("intake.erp_unavailable", topic=key.topic, error=str(exc)[:300])
-            raise Fault(503, f"the ERP could not be reached to check the {key.topic} against the order: {exc}") from exc
+            what = "Shopify could not be asked for the order's delivery method" if key.topic == "orders/create" \
+                else f"the ERP could not be reached to check the {key.topic} against the order"
+            raise Fault(503, f"{what}: {exc}") from exc
         return Ignored({"ignored": True, "detail": f"topic {key.topic!r} is not handled", "duplicate": False})
 
     @staticmethod
-    def _order(d: Delivery, payload: dict) -> Act:
-        order = shopify.map_order(payload, channel=ShopifySource._channel(d))
+    async def _order(d: Delivery, payload: dict) -> Act:
+        channel = ShopifySource._channel(d)
+        try:
+            locations = pickup_locations(d.settings, channel)
+        except FulfillmentNetworkError as exc:  # a configuration fault: Shopify retries while it is fixed
+            raise Fault(503, f"the fulfillment network file is invalid, click-and-collect cannot be recognised: "
+                             f"{exc}") from exc
+        if locations and "fulfillment_orders" not in payload:
+            # click-and-collect (docs/fulfillment.md): the webhook carries no delivery method, its fulfillment
+            # orders do — asked for when a store of the channel offers pick-up, for every order (Shopify: one
+            # order may mix methods; a pick-up order's address and shipping line are no reliable sign)
+            payload = {**payload, "fulfillment_orders": await asyncio.to_thread(
+                ShopifySource._delivery_methods, d, channel, shopify.order_id(payload))}
+        order = shopify.map_order(payload, channel=channel, pickup_locations=locations)
+        if order.pickup_store is not None:
+            log.info("intake.click_and_collect", channel=channel, external_id=order.external_order_id,
+                     store=order.pickup_store)
         store = d.channel_store
         if store is not None and d.settings.store_directory().configured and order.currency != store.currency:
             # Shopify's order `currency` is the shop's currency: another one means the delivery is not this shop's
@@ -153,6 +173,21 @@ class ShopifySource(Source):
             return _started(wf_id, duplicate, **({"cancelled_on_arrival": True} if held else {}))
 
         return act
+
+    @staticmethod
+    def _delivery_methods(d: Delivery, channel: str, external_id: str) -> list[dict[str, Any]]:
+        """The order's fulfillment orders from the shop's Admin API (GraphQL, or REST when configured)."""
+        from runtime.registry import build_shopify, channel_settings
+
+        client = build_shopify(channel_settings(d.settings, channel, "shopify"), d.engine, channel)
+        try:
+            return client.delivery_methods(external_id)
+        except UnmappableOrder as exc:
+            raise shopify.ShopifyMappingError(f"the fulfillment orders cannot be read: {exc}") from None
+        except ChannelRejected as exc:  # e.g. a scope the app lacks: the delivery is retried once it is granted
+            raise Fault(503, f"Shopify refused the order's fulfillment orders (delivery method): {exc}") from exc
+        finally:
+            client.http.close()
 
     @staticmethod
     async def _refund(d: Delivery, payload: dict) -> Act | Ignored:
