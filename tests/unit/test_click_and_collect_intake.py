@@ -173,3 +173,17 @@ def test_the_graphql_client_reads_the_delivery_method_and_the_poll_maps_the_stor
     _seed(shop, None)
     assert client.delivery_methods(str(ORDER["id"]))[0]["assigned_location_id"] == str(LOCATION_ID)
     assert client.fetch_order(str(ORDER["id"])).pickup_store is None
+
+
+def test_the_rest_admin_api_reads_the_same_delivery_method(engine, shop, tmp_path):
+    """RETAILFLOW_SHOPIFY_ADMIN_API=rest: `GET orders/{id}/fulfillment_orders.json` (the REST resource itself)."""
+    network = tmp_path / "fulfillment.toml"
+    network.write_text(NETWORK % PICKUP_AT)
+    settings = Settings(shopify_webhook_secret=SecretStr(SECRET), shopify_admin_base_url=shop,
+                        shopify_admin_access_token=SecretStr(TOKEN), shopify_admin_api="rest",
+                        split_fulfillment_channels=["shopify"], fulfillment_network_file=network)
+    fake = RecordingClient()
+    _seed(shop, PICKUP_AT)
+    resp = _deliver(TestClient(create_app(settings, engine=engine, client=fake)), "wh-rest")
+    assert resp.status_code == 202, resp.text
+    assert fake.orders[0].pickup_store == "STORE-001"
