@@ -871,6 +871,10 @@ def render_markdown(r: PeakReport) -> str:
             ("booked in the ERP (all, from checkout)", r.latency(end="booked")),
             ("shipment confirmed to the channel (warehouse shipped → confirmed)",
              r.latency(start="shipped_signal", end="confirmed")),
+            # each marketplace's confirmations on its own partner queue: one's outage does not hold the other's
+            *((f"… to {name} (its own queue, {CHANNEL_QUEUES[ch]})",
+               r.latency(ch, start="shipped_signal", end="confirmed")) for ch, name in (("shopify", "Shopify"),
+                                                                                       ("amazon", "Amazon"))),
             ("completed (all, from checkout; includes the warehouse's ship time)", r.latency(end="completed"))]
     lines += [f"| {name} | {f['n']} | {_s(f['p50'])} | {_s(f['p95'])} | {_s(f['p99'])} | {_s(f['max'])} |"
               for name, f in rows]

@@ -132,6 +132,13 @@ def test_the_report_states_the_profile_the_figures_and_the_invariants():
     assert "| Shopify, all | 30 | 1.00 s | 1.00 s | 1.00 s | 1.00 s |" in text
     assert "Amazon's p95 is 1.00× its quiet figure (within the 2× goal)" in text
     assert "retailflow-amazon: 0 trip(s), now closed; retailflow-shopify: 1 trip(s), now closed" in text
+    assert "| … to Amazon (its own queue, retailflow-amazon) | 0 |" in text
+    confirmed = _report().orders  # fresh OrderTimes: the warehouse shipped each, the channel confirmed it
+    for n, o in enumerate(confirmed):
+        o.shipped_signal, o.confirmed = 1000.0 + n, 1000.0 + n + (2.0 if o.channel == "amazon" else 0.5)
+    text = render_markdown(_report(orders=confirmed))
+    assert "| … to Shopify (its own queue, retailflow-shopify) | 30 | 0.50 s | 0.50 s | 0.50 s | 0.50 s |" in text
+    assert "| … to Amazon (its own queue, retailflow-amazon) | 9 | 2.00 s | 2.00 s | 2.00 s | 2.00 s |" in text
     assert "| lost (sent, neither completed nor parked visibly) | **0** |" in text
     assert "shopify p50 0.20 s / p95 0.90 s / p99 1.00 s (4 publications)" in text
     bad = render_markdown(_report(invariants=Invariants(lost=["order:shopify:1: RUNNING (not parked)"])))
