@@ -21,6 +21,7 @@ from pydantic import Field
 from temporalio import activity
 
 from activities.orders import business_errors
+from adapters.inventory.backorders import BackorderBook
 from adapters.inventory.ledger import InventoryLedger
 from adapters.ports import Adapters
 from adapters.pos.fulfillment import StoreFulfillmentPort, StoreFulfillmentRefused
@@ -28,6 +29,7 @@ from adapters.supplier.base import InboundDocument, SupplierAdapter
 from adapters.wms.base import WmsAdapter
 from canonical.errors import BusinessError, CannotCancel, ChannelRejected
 from canonical.fulfillment import Reservation, ResolvedLine
+from canonical.inventory import BackorderWait
 from canonical.kits import ComponentLine, expand_kits
 from canonical.order import Address, CanonicalModel, Shipment, ShipmentLine, UtcDatetime
 from canonical.sourcing import (
@@ -62,11 +64,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+BACKORDER_REPLANS = 3  # plans made at most when stock of a backordered item rises while the waits are written
+
+
 class SourcingActivities:
-    def __init__(self, ledger: InventoryLedger, network: FulfillmentNetwork) -> None:
+    """`backorders`: where the backordered lines' waits are kept (the platform database's `backorder_waits`), so a
+    receipt of the item signals the order (issue 20); None (a stand-in ledger in tests): no waits are written."""
+
+    def __init__(self, ledger: InventoryLedger, network: FulfillmentNetwork, *,
+                 backorders: BackorderBook | None = None) -> None:
         self.ledger = ledger
         self.network = network
         self.kits = network.catalog()
+        self.backorders = backorders
 
     def available(self, channel: str, locations: set[str], items: set[str]) -> dict[tuple[str, str], int]:
         """(location, item) → units the channel may be shipped from there now."""
@@ -83,12 +93,35 @@ class SourcingActivities:
     @activity.defn(name="plan_sourcing")
     @business_errors
     def plan_sourcing(self, inp: SourcingRequest) -> SourcingPlan:
+        """The plan. With a backorder book, the planned lines then wait for exactly what the plan backorders (the
+        rows of placed lines go). A receipt committed after the stock was read but before the waits were written
+        would find no wait, so the backordered items' stock is read again after the write, and the order is
+        planned again if it rose (at most BACKORDER_REPLANS plans)."""
+        for _ in range(BACKORDER_REPLANS):
+            plan, locations, seen = self._plan_once(inp)
+            if self.backorders is None:
+                return plan
+            self.backorders.replace(inp.order_key, [ln.line_id for ln in inp.lines], [
+                BackorderWait(order_key=inp.order_key, line_id=b.line_id, item_code=c.item_code, channel=inp.channel,
+                              quantity=c.quantity, locations=sorted(locations))
+                for b in plan.backordered for c in (b.components or [ComponentLine(
+                    line_id=b.line_id, item_code=b.item_code, quantity=b.quantity)])])
+            items = {c.item_code for b in plan.backordered for c in b.components} | {
+                b.item_code for b in plan.backordered if not b.components}
+            now = self.available(inp.channel, locations, items) if items else {}
+            if not any(q > seen.get(key, 0) for key, q in now.items()):
+                return plan
+            log.info("sourcing.stock_rose_while_backordering", order=inp.order_key, items=sorted(items))
+        return plan
+
+    def _plan_once(self, inp: SourcingRequest) -> tuple[SourcingPlan, set[str], dict[tuple[str, str], int]]:
+        """One plan, the locations it planned on and the stock it read there."""
         try:
             policy = self.network.policy_for(inp.channel)
         except KeyError as exc:
             raise SourcingNotConfigured(str(exc.args[0]), details={"channel": inp.channel}) from None
         if inp.pickup_node is not None:  # click-and-collect: the customer's store only, wherever it is
-            return self._plan_pickup(inp, policy)
+            return self._plan_pickup(inp, policy), set(), {}
         excluded = [i for i in policy.nodes if i in set(inp.exclude_nodes)]
         if excluded:  # re-sourcing: the nodes that refused are not planned on (the rules are otherwise the same)
             policy = policy.model_copy(update={"nodes": [i for i in policy.nodes if i not in set(excluded)]})
@@ -104,7 +137,7 @@ class SourcingActivities:
         if excluded:
             plan = plan.model_copy(update={"explanation": [f"{', '.join(excluded)} not planned on: refused or timed "
                                                            "out on this order", *plan.explanation]})
-        return plan
+        return plan, locations, available
 
     def _plan_pickup(self, inp: SourcingRequest, policy) -> SourcingPlan:
         """A click-and-collect order is planned on its pickup store alone (no split, no other node: the customer
