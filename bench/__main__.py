@@ -65,7 +65,8 @@ async def run(cfg: scenarios.Config, workdir: Path, only: set[str], pg_url: str 
                     results["orders"].append(run_)
             if want("intake"):
                 log(f"intake on the {stack.mode} server")
-                run_ = await guarded(f"intake ({stack.mode})", scenarios.intake(stack, cfg))
+                # the minimal-handler comparison: ABBA rounds on the in-memory server, one round on the slower one
+                run_ = await guarded(f"intake ({stack.mode})", scenarios.intake(stack, cfg, 1 if persistent else None))
                 if run_:
                     results["intake"].append(run_)
             if not persistent and cfg.profile and want("profile"):

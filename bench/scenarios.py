@@ -209,6 +209,11 @@ async def order_throughput(stack: Stack, cfg: Config, n_rounds: int | None = Non
 
 
 # -- 1b. the platform database: PostgreSQL against SQLite --------------------------------------------------------
+# orders per batch: the full run's 13-minute budget had ~140 s to spare before the footprint's first level, and this
+# scenario and the minimal-handler rounds have to fit in it (2 rounds x 2 databases x 60 orders + warm-ups ≈ 50 s)
+PLATFORM_DB_ORDERS = 60
+
+
 async def platform_databases(workdir: Path, cfg: Config, pg_url: str) -> dict:
     """The same order batch on two platform workers of one in-memory Temporal server, one on a SQLite platform
     database (the default, a WAL file), one on a fresh PostgreSQL database (`bench.pgdb`: `bench_<pid>` on the
@@ -234,10 +239,11 @@ async def platform_databases(workdir: Path, cfg: Config, pg_url: str) -> dict:
                 if warm.failures:
                     raise RuntimeError(f"{warm.failures}/10 warm-up orders on {kind} did not complete")
             rounds: dict[str, list[dict]] = {k: [] for k in queues}
+            n = min(cfg.persistent_orders, PLATFORM_DB_ORDERS)
             for i in range(cfg.rounds):
                 for kind in (list(queues) if i % 2 == 0 else list(reversed(queues))):
                     b, u = await _measured(stack, [workers[kind].pid], orders.run_orders(
-                        stack.client, stack.settings_for(queues[kind]), stack.next_run(), cfg.persistent_orders))
+                        stack.client, stack.settings_for(queues[kind]), stack.next_run(), n))
                     rounds[kind].append(_batch_dict(b, u))
             for proc in workers.values():
                 stack.stop_worker(proc)
@@ -407,7 +413,7 @@ def _api_env(stack: Stack, queue: str) -> dict[str, str]:
             "RETAILFLOW_SHOPIFY_WEBHOOK_SECRET": SECRET, "RETAILFLOW_TASK_QUEUE": queue}
 
 
-async def intake(stack: Stack, cfg: Config) -> dict:
+async def intake(stack: Stack, cfg: Config, minimal_rounds: int | None = None) -> dict:
     port = procs.free_port()
     queue = f"bench-intake-{uuid.uuid4().hex[:6]}"
     api = procs.spawn(["-m", "bench.api_server", "--port", str(port)], stack.workdir / "api.log",
@@ -435,7 +441,7 @@ async def intake(stack: Stack, cfg: Config) -> dict:
         # the minimal-handler comparison in rounds, ABBA (minimal, intake, then intake, minimal), best of each:
         # the later rounds send fresh orders without the duplicate pass
         hooks, minimals = [_load_dict(hook)], [minimal]
-        for _ in range(cfg.rounds - 1):
+        for _ in range((minimal_rounds or cfg.rounds) - 1):
             hooks.append(_load_dict(await asyncio.to_thread(procs.run_json, [
                 "-m", "bench.load", "webhook", "--url", f"http://127.0.0.1:{port}", "--secret", SECRET,
                 "--run", str(stack.next_run() * 1000), "--n", str(cfg.intake), "--concurrency", str(cfg.concurrency)],
