@@ -162,3 +162,23 @@ def test_an_analyst_lists_the_orders_waiting_for_an_item(engine):
         (ORDER_A, "2", 4, ["WH-BER"])]
     assert http.get("/inventory/LED-BULB/backorders?location=WH-NYC", headers=headers(viewer)).json() == []
     assert http.get("/inventory/LED-BULB/backorders").status_code == 401
+
+
+def test_the_worker_keeps_the_waits_of_what_it_plans_and_can_forget_them(tmp_path):
+    """The composition root wires the book: the worker's plan_sourcing writes waits in the platform database, and
+    the worker registers forget_backorders (the order's last step after a backorder)."""
+    import worker
+    from adapters.sql import create_schema, make_engine
+    from runtime.registry import build_adapters
+    from runtime.settings import Settings
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'rf.db'}", split_fulfillment_channels=["shopify"])
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    adapters = build_adapters(settings, engine)
+    plan = next(fn for fn in worker.sourcing_activities(adapters, settings) if fn.__name__ == "plan_sourcing")
+    request = SourcingRequest(order_key=ORDER_A, channel="shopify", ship_to_country="DE",
+                              lines=[line("1", "LED-BULB", 4)])
+    assert [b.line_id for b in ActivityEnvironment().run(plan, request).backordered] == ["1"]
+    assert [(w.line_id, w.item_code) for w in BackorderBook(engine).of_order(ORDER_A)] == [("1", "LED-BULB")]
+    assert "forget_backorders" in {fn.__name__ for fn in worker.worker_activities(adapters, settings)}
