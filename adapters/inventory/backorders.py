@@ -84,7 +84,7 @@ class BackorderBook:
             return [_wait(r) for r in conn.execute(query).mappings().all()]
 
     def all(self, limit: int = 500) -> list[BackorderWait]:
-        """Every wait, oldest first (what an analyst lists: `GET /inventory/backorders`)."""
+        """Every wait, oldest first (`GET /inventory/{sku}/backorders` lists one item's: `waiting_for`)."""
         t = backorder_waits
         query = select(t).order_by(t.c.since, t.c.order_key, t.c.line_id, t.c.item_code).limit(limit)
         with self.engine.connect() as conn:
