@@ -6,6 +6,10 @@ include`). No credentials, unknown, expired or revoked ones answer 401 with `WWW
 principal whose role the route does not allow answers 403. Webhooks keep their vendors' signatures, `/healthz`
 and `/metrics` stay open (README "Access").
 
+A `store` principal (a store's staff) carries its store ids (`Principal.stores`: an API key's scope, or the
+OIDC store claim) and is admitted by the store routes only (`StoreReader`, `StoreStaff`: the list and the moves of
+`/pos/stores/{store_id}/fulfillments`), for its own stores: `require_store` answers 403 for any other store.
+
     @router.post("/things/{id}/actions/{action}")
     async def act(..., principal: Analyst): ...   # principal.name is the actor recorded in the history
 """
@@ -26,10 +30,11 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.platform.api_keys import PREFIX, ApiKeyStore
-from canonical.access import PERSONAL_DATA_ROLES, Role, highest_role
+from canonical.access import PERSONAL_DATA_ROLES, SCOPED_ROLES, Role, highest_role, store_ids
 from runtime.settings import AuthSettings
 
-__all__ = ["Admin", "Analyst", "Finance", "Principal", "Role", "Viewer", "authenticate", "require"]
+__all__ = ["Admin", "Analyst", "Finance", "Principal", "Role", "StoreReader", "StoreStaff", "Viewer", "authenticate",
+           "require", "require_store"]
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +57,12 @@ class Principal:
     name: str
     role: Role
     via: str  # "api_key" | "oidc"
+    stores: frozenset[str] = frozenset()  # a store principal's scope; empty (unused) for the other roles
+
+    def acts_for(self, store_id: str) -> bool:
+        """Whether the principal may act for this store: a store principal for its own stores, the other roles
+        (that a route admits at all) for every store."""
+        return self.role not in SCOPED_ROLES or store_id in self.stores
 
     def sees_personal_data(self) -> bool:
         """Customers' names, e-mails, phones and addresses are shown to analysts and admins only."""
@@ -78,6 +89,8 @@ class OidcVerifier:
         self.leeway = settings.oidc_leeway_seconds
         self.role_claim = settings.oidc_role_claim
         self.role_map = dict(settings.oidc_role_map)
+        self.store_claim = settings.oidc_store_claim
+        self.store_map = dict(settings.oidc_store_map)
         self._client: jwt.PyJWKClient | None = None
         self._file: Path | None = settings.oidc_jwks_file
         self._file_set: tuple[float, list[jwt.PyJWK]] | None = None
@@ -139,17 +152,28 @@ class OidcVerifier:
         claims = jwt.decode(token, key.key, algorithms=[alg], audience=self.audience, issuer=self.issuer,
                             leeway=self.leeway,
                             options={"require": ["exp", "iss", "aud", "sub"], "verify_signature": True})
-        value: Any = claims
-        for part in self.role_claim.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        role = highest_role(value, self.role_map)
+        role = highest_role(_claim(claims, self.role_claim), self.role_map)
         sub = str(claims["sub"])
         if not sub.strip() or len(sub) > 190:  # the actor recorded is `oidc:<sub>`, at most 200 characters
             raise jwt.InvalidTokenError("the token's sub is empty or longer than 190 characters")
         if role is None:
             raise PermissionError(f"the token of {sub!r} carries no retailflow role in its {self.role_claim!r} "
                                   f"claim (one of {', '.join(Role)})")
+        if role in SCOPED_ROLES:
+            stores = store_ids(_claim(claims, self.store_claim), self.store_map)
+            if not stores:
+                raise PermissionError(f"the token of {sub!r} has role {role.value} but names no store in its "
+                                      f"{self.store_claim!r} claim")
+            return Principal(name=f"oidc:{sub}", role=role, via="oidc", stores=stores)
         return Principal(name=f"oidc:{sub}", role=role, via="oidc")
+
+
+def _claim(claims: dict[str, Any], path: str) -> Any:
+    """The value at a dotted claim path (`realm_access.roles`), None if it is not there."""
+    value: Any = claims
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def _oidc(request: Request) -> OidcVerifier | None:
@@ -183,7 +207,7 @@ async def _from_api_key(request: Request, key: str) -> Principal:
     except SQLAlchemyError:
         raise HTTPException(503, "the platform database is unavailable; try again",
                             headers={"Retry-After": "5"}) from None
-    return Principal(name=f"key:{record.name}", role=record.role, via="api_key")
+    return Principal(name=f"key:{record.name}", role=record.role, via="api_key", stores=frozenset(record.stores))
 
 
 async def _from_jwt(request: Request, token: str) -> Principal:
@@ -218,6 +242,10 @@ async def authenticate(request: Request, bearer: HTTPAuthorizationCredentials | 
     raise _unauthorized("credentials required: Authorization: Bearer <API key or OIDC token>, or X-API-Key")
 
 
+def _scope(who: Principal) -> str:
+    return f"{who.role.value} of {', '.join(sorted(who.stores)) or 'no store'}"
+
+
 def require(*roles: Role) -> Callable:
     """A FastAPI dependency: the authenticated Principal, if its role is one of `roles` (else 403)."""
     allowed = frozenset(roles)
@@ -228,6 +256,9 @@ def require(*roles: Role) -> Callable:
                         api_key: Annotated[str | None, Depends(api_key_scheme)]) -> Principal:
         who = await authenticate(request, bearer, api_key)
         if who.role not in allowed:
+            if who.role in SCOPED_ROLES:
+                raise HTTPException(403, f"{who.name} ({_scope(who)}) may only list and move its stores' "
+                                         "fulfillments (/pos/stores/{store}/fulfillments); this needs: " + names)
             raise HTTPException(403, f"{who.name} ({who.role.value}) may not do this; it needs: {names}")
         request.state.principal = who
         structlog.contextvars.bind_contextvars(principal=who.name)
@@ -241,6 +272,31 @@ Viewer = Annotated[Principal, Depends(require(Role.viewer, Role.analyst, Role.fi
 Analyst = Annotated[Principal, Depends(require(Role.analyst, Role.admin))]
 Finance = Annotated[Principal, Depends(require(Role.finance, Role.admin))]
 Admin = Annotated[Principal, Depends(require(Role.admin))]
+
+
+def require_store(*roles: Role) -> Callable:
+    """`require(*roles)` for a route under `/pos/stores/{store_id}/`: a store principal is admitted for its own
+    stores only (403 naming them for another); the other roles for every store."""
+    inner = require(*roles)
+
+    # a default, not Annotated: the annotations are strings (__future__) and `inner` is a local name
+    async def principal(request: Request, who: Principal = Depends(inner)) -> Principal:
+        store_id = request.path_params.get("store_id")
+        if not isinstance(store_id, str) or not who.acts_for(store_id):
+            raise HTTPException(403, f"{who.name} ({_scope(who)}) may not act for store {store_id}")
+        if who.role in SCOPED_ROLES:
+            structlog.contextvars.bind_contextvars(store_id=store_id)
+        return who
+
+    principal.allowed = inner.allowed  # type: ignore[attr-defined]  # what the route table test reads
+    return principal
+
+
+# the store fulfillment routes (api/routers/pos.py): the store's staff for their own stores, and as before the
+# viewers (the list) and the analysts and admins (the list and the moves)
+StoreReader = Annotated[Principal, Depends(require_store(Role.store, Role.viewer, Role.analyst, Role.finance,
+                                                         Role.admin))]
+StoreStaff = Annotated[Principal, Depends(require_store(Role.store, Role.analyst, Role.admin))]
 
 
 def document_auth(app) -> None:

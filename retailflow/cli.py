@@ -668,8 +668,11 @@ def _key_store(settings: Settings):
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A unique name; the actor recorded is key:<name>")],
-    role: Annotated[str, typer.Option(help="viewer, analyst, finance or admin")],
+    role: Annotated[str, typer.Option(help="store, viewer, analyst, finance or admin")],
     expires_in_days: Annotated[int | None, typer.Option(min=1, help="Expire after this many days; default never")] = None,
+    store: Annotated[list[str] | None, typer.Option(
+        "--store", help="A store key's store id (fulfillment.toml's node id, e.g. STORE-001); repeat it for more "
+                        "stores. Required with --role store, refused with the other roles")] = None,
 ) -> None:
     """Create an API key in the platform database and print it, once (only its SHA-256 digest is kept)."""
     from datetime import UTC, datetime, timedelta
@@ -677,19 +680,20 @@ def keys_create(
     settings = _settings()
     expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     try:
-        record, key = _key_store(settings).create(name, role, expires_at=expires_at)
+        record, key = _key_store(settings).create(name, role, expires_at=expires_at, stores=store or None)
     except ValueError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from None
     typer.echo(key)
-    typer.secho(f"key {record.name!r}, role {record.role.value}, "
+    scope = f"stores {', '.join(record.stores)}, " if record.stores else ""
+    typer.secho(f"key {record.name!r}, role {record.role.value}, {scope}"
                 f"{'expires ' + record.expires_at.isoformat(timespec='seconds') if record.expires_at else 'no expiry'}"
                 "; shown once, it cannot be shown again", err=True)
 
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """The keys: name, role, state, created, expires, last used (never the secret)."""
+    """The keys: name, role, state, created, expires, last used, a store key's stores (never the secret)."""
     settings = _settings()
     records = _key_store(settings).list()
     if not records:
@@ -699,10 +703,10 @@ def keys_list() -> None:
     def when(value) -> str:
         return value.isoformat(timespec="seconds") if value else "-"
 
-    typer.echo(f"{'NAME':<32} {'ROLE':<8} {'STATE':<8} {'CREATED':<26} {'EXPIRES':<26} LAST USED")
+    typer.echo(f"{'NAME':<32} {'ROLE':<8} {'STATE':<8} {'CREATED':<26} {'EXPIRES':<26} {'LAST USED':<26} STORES")
     for r in records:
         typer.echo(f"{r.name:<32} {r.role.value:<8} {r.state():<8} {when(r.created_at):<26} "
-                   f"{when(r.expires_at):<26} {when(r.last_used_at)}")
+                   f"{when(r.expires_at):<26} {when(r.last_used_at):<26} {','.join(r.stores) or '-'}")
 
 
 @keys_app.command("revoke")

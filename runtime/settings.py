@@ -737,6 +737,13 @@ class AuthSettings(_Group):
                                  "objects); the highest retailflow role present wins, none: 403")
     oidc_role_map: dict[str, str] = Field(default_factory=dict, description="Claim value → retailflow role, e.g. "
                                           '{"retail-ops": "analyst"}; values not listed are taken as role names')
+    oidc_store_claim: str = Field(default="stores", description="The claim holding a `store` principal's store "
+                                  "ids (read like the role claim: a list or a space-separated string, a dotted "
+                                  "path); a token whose role is store and that names no store: 403")
+    oidc_store_map: dict[str, str] = Field(default_factory=dict, description="Claim value → store id, e.g. "
+                                           '{"grp-berlin-mitte": "STORE-001"}; when set, values not listed are '
+                                           "ignored (a groups claim's other groups), when empty each value is a "
+                                           "store id")
     oidc_algorithms: list[str] = Field(default_factory=lambda: list(ASYMMETRIC_JWT_ALGORITHMS),
                                        description="Accepted signature algorithms (asymmetric only)")
     oidc_leeway_seconds: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat")

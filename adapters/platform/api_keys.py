@@ -5,7 +5,7 @@ lookup, the secret is compared with `hmac.compare_digest` over SHA-256 digests. 
 SHA-256 (not a slow password hash such as scrypt or argon2) is right here because the secret is not chosen by a
 person: it is 32 random bytes from `secrets` (256 bits), so there is no dictionary to try and a brute force of
 2**256 is out of reach however fast the hash; a slow hash would only cost every request its CPU time.
-Table in adapters/sql/platform.py (`api_keys`), migration 0005.
+Table in adapters/sql/platform.py (`api_keys`), migration 0005; a `store` key's store ids (`stores`), 0018.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,7 +22,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from adapters import sql as db
-from canonical.access import Role
+from canonical.access import SCOPED_ROLES, Role, check_store_ids
 
 PREFIX = "rfk"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
@@ -39,6 +40,7 @@ class ApiKeyRecord:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    stores: tuple[str, ...] = ()  # a `store` key's scope (sorted); empty for the other roles
 
     def state(self, now: datetime | None = None) -> str:
         """`active`, `expired` or `revoked`."""
@@ -60,7 +62,7 @@ def _digest(secret: str) -> str:
 def _record(row) -> ApiKeyRecord:
     return ApiKeyRecord(key_id=row["key_id"], name=row["name"], role=Role(row["role"]),
                         created_at=row["created_at"], expires_at=row["expires_at"], revoked_at=row["revoked_at"],
-                        last_used_at=row["last_used_at"])
+                        last_used_at=row["last_used_at"], stores=tuple(row["stores"] or ()))
 
 
 def split_key(key: str) -> tuple[str, str] | None:
@@ -78,9 +80,11 @@ class ApiKeyStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create(self, name: str, role: Role | str, expires_at: datetime | None = None) -> tuple[ApiKeyRecord, str]:
+    def create(self, name: str, role: Role | str, expires_at: datetime | None = None,
+               stores: Iterable[str] | None = None) -> tuple[ApiKeyRecord, str]:
         """A new key: its record and the full key, which is shown once and never stored. ValueError on a bad
-        name or role, or a name already taken (revoked keys keep their name, so a trail stays unambiguous)."""
+        name or role, or a name already taken (revoked keys keep their name, so a trail stays unambiguous).
+        A `store` key needs one or more store ids (`stores`, its scope); the other roles take none."""
         if not NAME_PATTERN.match(name):
             raise ValueError(f"bad key name {name!r}: 1-128 of letters, digits and . _ @ : - (starting with a "
                              "letter or digit)")
@@ -88,6 +92,12 @@ class ApiKeyStore:
             role = Role(role)
         except ValueError:
             raise ValueError(f"unknown role {role!r}; the roles are {', '.join(Role)}") from None
+        scope = check_store_ids(stores)
+        if role in SCOPED_ROLES and not scope:
+            raise ValueError(f"a {role.value} key needs the store id(s) it acts for (--store STORE-001)")
+        if role not in SCOPED_ROLES and scope:
+            raise ValueError(f"a {role.value} key acts for every store; store ids are for {Role.store.value} keys "
+                             "only")
         if expires_at is not None and expires_at.tzinfo is None:
             raise ValueError("expires_at must be timezone-aware")
         key_id = secrets.token_hex(8)
@@ -97,11 +107,11 @@ class ApiKeyStore:
             with self.engine.begin() as conn:
                 conn.execute(db.api_keys.insert().values(
                     key_id=key_id, name=name, role=role.value, secret_sha256=_digest(secret), created_at=now,
-                    expires_at=expires_at))
+                    expires_at=expires_at, stores=list(scope) if scope else None))
         except IntegrityError:
             raise ValueError(f"a key named {name!r} exists already (revoked keys keep their name)") from None
         record = ApiKeyRecord(key_id=key_id, name=name, role=role, created_at=now, expires_at=expires_at,
-                              revoked_at=None, last_used_at=None)
+                              revoked_at=None, last_used_at=None, stores=scope)
         return record, f"{PREFIX}_{key_id}_{secret}"
 
     def list(self) -> list[ApiKeyRecord]:

@@ -178,11 +178,16 @@ class EmbeddedStoreFulfillment:
 
     def pending(self, store_id: str) -> list[StoreFulfillment]:
         """The store's open requests (what its staff are to pick or hand over), oldest first."""
+        return [view for view, _ in self.pending_for_staff(store_id)]
+
+    def pending_for_staff(self, store_id: str) -> list[tuple[StoreFulfillment, str | None]]:
+        """The store's open requests, oldest first, each with its recipient's name (who collects it, or whom the
+        parcel is for): what the staff's list shows (api/routers/pos.py)."""
         with self.book.engine.connect() as conn:
             rows = conn.execute(select(table).where(
                 (table.c.store_id == store_id) & (table.c.provider == self.provider)
                 & table.c.state.not_in([s.value for s in STORE_FINAL_STATES])).order_by(table.c.created_at)).all()
-        return [_view(r) for r in rows]
+        return [(_view(r), r.recipient) for r in rows]
 
     def transition(self, store_id: str, ref: str, state: StoreFulfillmentState, actor: str, *,
                    at: datetime | None = None, reason: str | None = None, carrier: str | None = None,

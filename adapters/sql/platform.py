@@ -103,4 +103,6 @@ api_keys = Table(  # the API's keys (adapters/platform/api_keys.py): only a hash
     Column("expires_at", UtcDateTime()),
     Column("revoked_at", UtcDateTime()),
     Column("last_used_at", UtcDateTime()),
+    # a `store` key's scope: the store ids it acts for (a JSON list, migration 0018); NULL for the other roles
+    Column("stores", JSON),
 )

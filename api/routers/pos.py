@@ -21,13 +21,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.pos import group_by_store_day
 from adapters.pos.fulfillment import EmbeddedStoreFulfillment, TransitionRefused, UnknownStoreFulfillment
-from api.auth import Analyst, Viewer
+from api.auth import Analyst, StoreReader, StoreStaff, Viewer
 from api.deps import ClientDep, EngineDep, SettingsDep
 from api.intake import pipeline
 from api.intake.pipeline import Fault
 from api.intake.registry import SOURCES
 from api.intake.square import signal_store_events, signal_transactions
 from api.masking import for_principal
+from canonical.access import SCOPED_ROLES
 from canonical.money import DecimalAmount
 from canonical.ops import AnalystRequest, Reason
 from canonical.pos import CloseRequest, PosTransaction, StoreDaySummary, store_day_workflow_id
@@ -173,26 +174,45 @@ class StoreActionBody(BaseModel):
     tracking_number: str | None = Field(default=None, max_length=128, description="`shipped`: its tracking number")
 
 
-@router.get("/pos/stores/{store_id}/fulfillments", response_model=list[StoreFulfillment])
-async def store_fulfillments(store_id: str, principal: Viewer, engine: EngineDep) -> list[StoreFulfillment]:
-    """The store's open fulfillment requests (to pick, to hand over or to ship), oldest first."""
-    return await asyncio.to_thread(EmbeddedStoreFulfillment(engine).pending, store_id)
+class StoreFulfillmentView(StoreFulfillment):
+    """A store fulfillment request as the staff's list shows it."""
+
+    recipient_name: str | None = Field(default=None, description=(
+        "Who collects the pick-up (or whom the parcel is for): shown to the store's own staff, analysts and "
+        "admins, masked for viewers and finance. No e-mail, phone or address is shown: the request holds none"))
+
+
+@router.get("/pos/stores/{store_id}/fulfillments", response_model=list[StoreFulfillmentView],
+            responses={403: {"description": "A store principal of other stores, or a role that may not read"}})
+async def store_fulfillments(store_id: str, principal: StoreReader, engine: EngineDep) -> list:
+    """The store's open fulfillment requests (to pick, to hand over or to ship), oldest first, with the name of
+    who collects each one. A `store` principal lists its own stores only."""
+    pending = await asyncio.to_thread(EmbeddedStoreFulfillment(engine).pending_for_staff, store_id)
+    views = [StoreFulfillmentView(**view.model_dump(), recipient_name=name) for view, name in pending]
+    if principal.role in SCOPED_ROLES:  # its own store (require_store): the name it hands the parcel over to
+        return views
+    return for_principal(principal, views)
 
 
 @router.post("/pos/stores/{store_id}/fulfillments/{ref:path}/{action}", status_code=202, response_model=None,
-             responses={404: {"description": "The store has no such fulfillment"},
+             responses={403: {"description": "A store principal of other stores, or another store's reference"},
+                        404: {"description": "The store has no such fulfillment"},
                         409: {"description": "Not valid in its state (or the order is no longer running)"}})
 async def store_fulfillment_action(store_id: str, ref: str,
                                    action: Literal["accepted", "picked", "collected", "shipped", "refused"],
-                                   principal: Analyst, engine: EngineDep, request: Request,
+                                   principal: StoreStaff, engine: EngineDep, request: Request,
                                    body: StoreActionBody | None = None) -> dict | JSONResponse:
     """The store's staff: `accepted`, `picked` (PREPARED: ready for pick-up, or packed), `collected` (the customer
     took a click-and-collect order), `shipped` (a ship-from-store parcel left, with its tracking) or `refused`.
     The embedded POS's request moves first, then the order is told (signal `store_fulfillment`, the principal as
-    the actor); the same action again tells the order again, which drops what it has seen."""
+    the actor); the same action again tells the order again, which drops what it has seen. A `store` principal
+    moves its own stores' requests only: another store's reference answers 403."""
     body = body or StoreActionBody()
     pos = EmbeddedStoreFulfillment(engine)
     current = await asyncio.to_thread(pos.fulfillment, ref)
+    if current is not None and current.store_id != store_id and not principal.acts_for(current.store_id):
+        raise HTTPException(403, f"fulfillment {ref} is another store's; {principal.name} acts for "
+                                 f"{', '.join(sorted(principal.stores))} only")
     if current is None or current.store_id != store_id:
         raise HTTPException(404, f"store {store_id} has no fulfillment {ref}")
     kind = current.kind.value
@@ -208,6 +228,8 @@ async def store_fulfillment_action(store_id: str, ref: str,
         raise HTTPException(404, str(exc)) from None
     except TransitionRefused as exc:
         raise HTTPException(409, str(exc)) from None
+    log.info("pos.store_fulfillment_action", store_id=store_id, ref=ref, action=action, actor=principal.name,
+             role=principal.role.value, changed=changed)
     event = StoreFulfillmentEvent(event_id=f"embedded:{ref}:{state.value}", ref=ref, state=state,
                                   actor=principal.name, occurred_at=datetime.now(UTC), reason=body.reason,
                                   carrier=body.carrier, tracking_number=body.tracking_number)
