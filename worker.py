@@ -19,6 +19,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from activities.breakers import BreakerActivities
+from activities.capacity import NodeCapacity
 from activities.inventory import InventoryActivities
 from activities.ops import OpsActivities
 from activities.order_poll import OrderPollActivities
@@ -29,6 +30,7 @@ from activities.returns import ReturnActivities
 from activities.sourcing import SourcingActivities, SplitFulfillmentActivities
 from adapters.inventory.backorders import BackorderBook
 from adapters.platform.intake_store import IntakeStore
+from adapters.platform.node_loads import NodeLoadBook
 from adapters.ports import Adapters
 from adapters.pos.fulfillment import EmbeddedStoreFulfillment, StoreFulfillmentBook
 from adapters.pos.square_fulfillment import build_square_store_fulfillment
@@ -162,8 +164,11 @@ def sourcing_activities(adapters: Adapters, settings: Settings) -> list:
     if missing:
         raise ValueError(f"RETAILFLOW_SPLIT_FULFILLMENT_CHANNELS: no sourcing policy for {', '.join(missing)} in "
                          f"{settings.fulfillment_network_file}")
-    return [*SourcingActivities(adapters.inventory, network, backorders=BackorderBook(adapters.inventory.engine)).all(),
+    capacity = NodeCapacity(NodeLoadBook(adapters.inventory.engine), network)
+    return [*SourcingActivities(adapters.inventory, network, backorders=BackorderBook(adapters.inventory.engine),
+                                capacity=capacity).all(),
             *SplitFulfillmentActivities(adapters, wms={settings.wms_adapter.strip().lower(): adapters.wms},
+                                        capacity=capacity,
                                         suppliers=build_suppliers(settings, adapters.inventory.engine),
                                         stores=store_fulfillments(adapters, settings)).all()]
 

@@ -20,6 +20,7 @@ import structlog
 from pydantic import Field
 from temporalio import activity
 
+from activities.capacity import NodeCapacity
 from activities.orders import business_errors
 from adapters.inventory.backorders import BackorderBook
 from adapters.inventory.ledger import InventoryLedger
@@ -72,11 +73,17 @@ class SourcingActivities:
     receipt of the item signals the order (issue 20); None (a stand-in ledger in tests): no waits are written."""
 
     def __init__(self, ledger: InventoryLedger, network: FulfillmentNetwork, *,
-                 backorders: BackorderBook | None = None) -> None:
+                 backorders: BackorderBook | None = None, capacity: NodeCapacity | None = None) -> None:
         self.ledger = ledger
         self.network = network
         self.kits = network.catalog()
         self.backorders = backorders
+        self.capacity = capacity  # each node's releases on its shipping day (None: only the request's own figures)
+
+    def _shipped_today(self, inp: SourcingRequest, node_ids: list[str]) -> dict[str, int]:
+        if self.capacity is None:
+            return dict(inp.shipped_today)
+        return self.capacity.shipped_today(node_ids, inp.now, inp.shipped_today)
 
     def available(self, channel: str, locations: set[str], items: set[str]) -> dict[tuple[str, str], int]:
         """(location, item) → units the channel may be shipped from there now."""
@@ -131,7 +138,8 @@ class SourcingActivities:
         available = self.available(inp.channel, locations, items)
         try:
             plan = plan_sourcing(inp.lines, inp.ship_to_country, inp.channel, policy, self.network.node, available,
-                                 self.network.items, inp.shipped_today, kits=self.kits, now=inp.now)
+                                 self.network.items, self._shipped_today(inp, list(policy.nodes)), kits=self.kits,
+                                 now=inp.now)
         except SourcingConfigError as exc:
             raise SourcingNotConfigured(str(exc), details={"channel": inp.channel}) from None
         if excluded:
@@ -170,7 +178,7 @@ class SourcingActivities:
         available = self.available(inp.channel, {node.location}, items)
         try:
             plan = plan_sourcing(inp.lines, country, inp.channel, pickup_policy, self.network.node, available,
-                                 self.network.items, inp.shipped_today, kits=self.kits, now=inp.now)
+                                 self.network.items, self._shipped_today(inp, [store]), kits=self.kits, now=inp.now)
         except SourcingConfigError as exc:
             raise SourcingNotConfigured(str(exc), details={"channel": inp.channel}) from None
         return plan.model_copy(update={"explanation": [f"click-and-collect at store {store}: planned on it alone",
@@ -358,8 +366,10 @@ class SplitFulfillmentActivities:
 
     def __init__(self, adapters: Adapters, *, wms: Mapping[str, WmsAdapter] | None = None,
                  suppliers: Mapping[str, SupplierAdapter] | None = None,
-                 stores: Mapping[str, StoreFulfillmentPort] | None = None) -> None:
+                 stores: Mapping[str, StoreFulfillmentPort] | None = None,
+                 capacity: NodeCapacity | None = None) -> None:
         self.adapters = adapters
+        self.capacity = capacity  # a release that reached its node counts on the node's shipping day
         self.wms = dict(wms or {})
         self.suppliers = dict(suppliers or {})
         self.stores = dict(stores or {})
@@ -420,7 +430,14 @@ class SplitFulfillmentActivities:
     @business_errors
     def release_to_node(self, inp: NodeReleaseInput) -> NodeReleaseRef:
         """Send the node its fulfillment request: a warehouse or 3PL through its WMS adapter (idempotent by the
-        release's reference), a drop-ship supplier as a purchase order (an EDI 850; idempotent by PO number)."""
+        release's reference), a drop-ship supplier as a purchase order (an EDI 850; idempotent by PO number).
+        Once the node has it, the release counts on the node's shipping day (its capacity per day)."""
+        ref = self._send_to_node(inp)
+        if self.capacity is not None:
+            self.capacity.released(inp.release.node_id, inp.release.ref)
+        return ref
+
+    def _send_to_node(self, inp: NodeReleaseInput) -> NodeReleaseRef:
         rel = inp.release
         if rel.role == "wms":
             ref = self._wms(rel).release(rel.ref, component_resolved(rel.lines), inp.ship_to)
@@ -459,6 +476,13 @@ class SplitFulfillmentActivities:
     @activity.defn(name="cancel_node_release")
     @business_errors
     def cancel_node_release(self, inp: NodeReserveInput) -> bool:
+        """Withdraw the node's request; its place on the node's shipping day is free again."""
+        cancelled = self._withdraw_from_node(inp)
+        if self.capacity is not None:
+            self.capacity.withdrawn(inp.release.ref)
+        return cancelled
+
+    def _withdraw_from_node(self, inp: NodeReserveInput) -> bool:
         rel = inp.release
         if rel.role == "wms":
             return self._wms(rel).cancel_release(rel.ref)

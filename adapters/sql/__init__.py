@@ -37,6 +37,7 @@ from adapters.sql.inventory import (
     inventory_snapshots,
 )
 from adapters.sql.marketplace import channel_refunds, channel_updates, inventory_publications, shopify_tokens
+from adapters.sql.node_loads import fulfillment_node_loads
 from adapters.sql.platform import (
     api_keys,
     early_cancels,
@@ -68,5 +69,5 @@ __all__ = [
     "sales_orders", "seed_tax_rates", "settlement_exceptions", "settlement_journals", "settlement_lines",
     "settlements", "sku_xref", "stock", "supplier_invoices", "tax_adjustments", "tax_rates", "tax_transactions", "utcnow",
     "webhook_deliveries", "wms_requests", "wms_return_expectations",
-    "channel_prices_shown", "pos_prices", "price_changes", "pos_store_fulfillments",
+    "channel_prices_shown", "pos_prices", "price_changes", "pos_store_fulfillments", "fulfillment_node_loads",
 ]
