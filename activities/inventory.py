@@ -146,13 +146,7 @@ class InventoryActivities:
         """Each event that raised on-hand (a receipt, a transfer in, a count or adjustment up), once per order with a
         line waiting for the item at that location. Read after the batch committed: an order that backordered
         before wrote its wait first (plan_sourcing reads the stock again after writing it)."""
-        out = []
-        for ev, r in zip(events, results, strict=True):
-            if not r.applied or r.on_hand_delta <= 0:
-                continue
-            orders = dict.fromkeys(w.order_key for w in self.backorders.waiting_for(ev.sku, ev.location))
-            out += [BackorderReceipt(order_key=key, event_id=ev.source_event_id, item_code=ev.sku,
-                                     quantity=r.on_hand_delta, location=ev.location) for key in orders]
+        out = self.backorders.receipts(events, results)
         if out:
             log.info("inventory.backorder_receipts", orders=len({b.order_key for b in out}),
                      events=len({b.event_id for b in out}))

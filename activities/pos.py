@@ -18,10 +18,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.orders import business_errors
+from adapters.inventory.backorders import BackorderBook
 from adapters.ports import Adapters
 from adapters.pos.stock import PosStock
 from canonical.finance import JournalEntry
-from canonical.inventory import StockShortfall
+from canonical.inventory import BackorderReceipt, StockShortfall
 from canonical.pos import PosTransaction
 
 STORE_DAY_WORKFLOW = "StoreDay"
@@ -42,6 +43,8 @@ class PosStockResult(_In):
     applied: int
     replayed: int
     shortfalls: list[StockShortfall] = []  # reservations these sales took units from (absent in old histories)
+    # orders with a backordered line waiting for an item these returns put back on the shelf (absent in old ones)
+    backorder_receipts: list[BackorderReceipt] = []
 
 
 class PostJournalInput(_In):
@@ -82,9 +85,11 @@ class PosActivities:
     @activity.defn(name="apply_pos_stock")
     @business_errors
     def apply_pos_stock(self, inp: PosStockInput) -> PosStockResult:
-        applied, replayed, shortfalls = self.stock.apply_with_shortfalls(inp.store_id, inp.location,
-                                                                         inp.transactions)
-        return PosStockResult(applied=applied, replayed=replayed, shortfalls=shortfalls)
+        events, results = self.stock.apply_with_results(inp.store_id, inp.location, inp.transactions)
+        applied = sum(r.applied for r in results)
+        receipts = BackorderBook(self.stock.ledger.engine).receipts(events, results)
+        return PosStockResult(applied=applied, replayed=len(results) - applied,
+                              shortfalls=[s for r in results for s in r.shortfalls], backorder_receipts=receipts)
 
     @activity.defn(name="post_pos_journal")
     @business_errors

@@ -19,6 +19,9 @@
   `PosStockResult.shortfalls`) is told to each affected order workflow (signal `stock_shortfall`) and to the SKU's
   InventorySync (signal `shortfall`: publish at once); a workflow that is gone is recorded in the steps, not an
   error.
+- A return that puts an item back on the store's shelf where a backordered order line waits for it
+  (`PosStockResult.backorder_receipts`, table `backorder_waits`) is told to that order (signal `stock_received`),
+  as InventorySync tells a receipt; an order that is gone has its waits removed (patch `store-day-backorder-receipts-v1`).
 
 StoreDayClose (for a Temporal Schedule per store): signals `close` to the store day whose business date is today
 (or `days_ago` days before) in the store's time zone.
@@ -34,6 +37,7 @@ from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.inventory import InventoryActivities, OrderKeysInput
     from activities.pos import (
         LocalDateInput,
         PosActivities,
@@ -44,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from canonical.errors import BUSINESS_ERROR_TYPES
     from canonical.finance import FINANCE_ERROR_TYPES
     from canonical.fulfillment import StepState
-    from canonical.inventory import StockShortfall, inventory_workflow_id
+    from canonical.inventory import BackorderReceipt, StockShortfall, inventory_workflow_id
     from canonical.ops import RunStatusUpdate
     from canonical.pos import (
         CloseRequest,
@@ -63,8 +67,14 @@ with workflow.unsafe.imports_passed_through():
         store_day_workflow_id,
     )
     from workflows import search_attributes as sa
-    from workflows.inventory_sync import SHORTFALL_PATCH, InventorySync, signal_shortfalls
+    from workflows.inventory_sync import (
+        SHORTFALL_PATCH,
+        InventorySync,
+        signal_backorder_receipts,
+        signal_shortfalls,
+    )
     from workflows.runbook import (
+        UNDO_OPTIONS,
         CancelRequested,
         Runbook,
         RunbookConfig,
@@ -74,6 +84,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 STOCK_BATCH = 100  # transactions per stock activity
+# Issue 20: a POS return of an item that backordered order lines wait for is told to each order (`stock_received`).
+BACKORDER_RECEIPTS_PATCH = "store-day-backorder-receipts-v1"
 MAX_LISTED = 200  # rejected / stock-skipped ids kept for the status
 
 
@@ -212,6 +224,8 @@ class StoreDay(Runbook):
                 elif result.shortfalls:
                     workflow.deprecate_patch(SHORTFALL_PATCH)  # deprecated: every run tells the orders
                     await self._tell_shortfalls(list(result.shortfalls))
+                if result is not None and result.backorder_receipts and workflow.patched(BACKORDER_RECEIPTS_PATCH):
+                    await self._tell_backorders(list(result.backorder_receipts))
             for txn in batch:
                 self._seen_add(txn.pos_transaction_id)
                 if self._journal is None:
@@ -237,6 +251,19 @@ class StoreDay(Runbook):
         if failed:
             detail += f"; not told: {'; '.join(failed[:10])}"
         self._record("stock_shortfall", StepState.FAILED if failed else StepState.DONE, detail)
+
+    async def _tell_backorders(self, receipts: list[BackorderReceipt]) -> None:
+        """Each order with a backordered line waiting for a returned item is told; the waits of one that is gone go."""
+        failed, gone = await signal_backorder_receipts(receipts)
+        if gone:
+            await self._execute(InventoryActivities.forget_backorders, OrderKeysInput(keys=gone),
+                                f"Forget the backorders of {len(gone)} order(s) that are gone", UNDO_OPTIONS)
+        told = sorted({r.order_key for r in receipts} - set(gone))
+        units = sum({r.event_id: r.quantity for r in receipts}.values())
+        detail = f"{units} returned unit(s) that backorders wait for: told {len(told)} order(s) {', '.join(told[:10])}"
+        if failed:
+            detail += f"; not told: {'; '.join(failed[:10])}"
+        self._record("backorder_receipt", StepState.FAILED if failed else StepState.DONE, detail)
 
     def _refusal(self, txn: PosTransaction) -> str | None:
         if txn.store_id != self._inp.store_id or txn.business_date != self._inp.business_date:

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, delete, select
 
 from adapters.sql import base as sqlbase
 from adapters.sql.inventory import backorder_waits
-from canonical.inventory import BackorderWait
+from canonical.inventory import ApplyResult, BackorderReceipt, BackorderWait, InventoryEvent
 
 
 def _wait(row) -> BackorderWait:
@@ -76,6 +76,19 @@ class BackorderBook:
         with self.engine.connect() as conn:
             rows = [_wait(r) for r in conn.execute(query).mappings().all()]
         return [w for w in rows if location is None or not w.locations or location in w.locations]
+
+    def receipts(self, events: Iterable[InventoryEvent], results: Iterable[ApplyResult]) -> list[BackorderReceipt]:
+        """For applied events (in order, with their results) that raised on-hand (a receipt, a transfer in, a count
+        or adjustment up, a POS return), one receipt per order with a line waiting for the item at that location.
+        Call it after the events committed: an order that backordered before wrote its wait first."""
+        out = []
+        for ev, r in zip(events, results, strict=True):
+            if not r.applied or r.on_hand_delta <= 0:
+                continue
+            orders = dict.fromkeys(w.order_key for w in self.waiting_for(ev.sku, ev.location))
+            out += [BackorderReceipt(order_key=key, event_id=ev.source_event_id, item_code=ev.sku,
+                                     quantity=r.on_hand_delta, location=ev.location) for key in orders]
+        return out
 
     def of_order(self, order_key: str) -> list[BackorderWait]:
         t = backorder_waits

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 from adapters import sql as db
 from adapters.inventory.ledger import InventoryLedger
 from canonical.errors import UnknownSku
-from canonical.inventory import InventoryEvent, InventoryEventKind, StockShortfall
+from canonical.inventory import ApplyResult, InventoryEvent, InventoryEventKind, StockShortfall
 from canonical.pos import PosKind, PosTransaction
 
 POS_SKU_CHANNEL = "pos"
@@ -71,6 +71,12 @@ class PosStock:
         """Apply the movements; (applied, replayed, the reservations the sales took units from). A sale that
         takes reserved units takes them back from the newest open reservations (see the ledger's
         `take_back_from_reservations`); a replayed transaction takes nothing again."""
-        results = self.ledger.apply_events(self.events(store_id, location, transactions))
+        _, results = self.apply_with_results(store_id, location, transactions)
         applied = sum(r.applied for r in results)
         return applied, len(results) - applied, [s for r in results for s in r.shortfalls]
+
+    def apply_with_results(self, store_id: str, location: str, transactions: Iterable[PosTransaction]
+                           ) -> tuple[list[InventoryEvent], list[ApplyResult]]:
+        """Apply the movements; each event with its result (a return's receipt raises on-hand: backorders)."""
+        events = self.events(store_id, location, transactions)
+        return events, self.ledger.apply_events(events)

@@ -85,6 +85,10 @@ RECORDINGS: dict[str, Recording] = {
     "inventory_sync_backorder_receipt_told_order": Recording(
         "test_backorder_receipts:test_a_backordered_line_is_released_by_a_receipt_through_inventory_sync",
         "InventorySync", tmp_path=True),
+    # and a POS return told by StoreDay (`store-day-backorder-receipts-v1`, patched)
+    "storeday_return_told_backorders": Recording(
+        "test_store_day_backorder_receipts:test_a_pos_return_tells_the_orders_whose_backorder_waits_for_the_item_at_"
+        "that_store", "StoreDay", tmp_path=True),
     # issue 21: a promotion approved twice, published to two channels at its time and reverted at its end
     "price_approved_published_reverted": Recording(
         "test_price_publication:test_a_promotion_waits_for_two_approvals_and_its_time_publishes_to_two_channels_and_"

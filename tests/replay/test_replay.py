@@ -54,6 +54,7 @@ from workflows.parity_check import ParityCheck
 from workflows.price_publication import PricePublication
 from workflows.return_to_refund import OVER_REFUND_PATCH, ReturnToRefund
 from workflows.settlement_reconciliation import ALREADY_POSTED_PATCH, SettlementReconciliation
+from workflows.store_day import BACKORDER_RECEIPTS_PATCH as STORE_DAY_BACKORDER_PATCH
 from workflows.store_day import StoreDay
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -65,7 +66,8 @@ DEPRECATED_PATCHES = {PROJECTION_PATCH, SA_ON_CHANGE_PATCH, STOCK_NEWS_PATCH, OV
                       SHORTFALL_PATCH}
 # Patches at the `patched` stage: new branches whose runs the histories pin (issue 20's split fulfillment, its
 # store fulfillments, and backorders released by a receipt through InventorySync).
-ACTIVE_PATCHES = {SPLIT_PATCH, STORE_PATCH, STORE_AMEND_PATCH, BACKORDER_WAITS_PATCH, BACKORDER_RECEIPTS_PATCH}
+ACTIVE_PATCHES = {SPLIT_PATCH, STORE_PATCH, STORE_AMEND_PATCH, BACKORDER_WAITS_PATCH, BACKORDER_RECEIPTS_PATCH,
+                  STORE_DAY_BACKORDER_PATCH}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
@@ -89,6 +91,7 @@ def test_histories_are_present():
         "return_over_refund_parked_then_skipped", "inventory_sync_shortfall_told_orders", "storeday_shortfall_told_orders",
         "price_approved_published_reverted", "parity_difference_parked_then_retried",  # issue 21
         "order_backorder_released_by_receipt", "inventory_sync_backorder_receipt_told_order",  # issue 20 backorders
+        "storeday_return_told_backorders",
         "order_store_sale_withdrawn_whole", "order_store_sale_amended",  # issue 20: a store sale before store-amend-v1, after
     }
 
