@@ -26,7 +26,7 @@ from adapters.inventory.backorders import BackorderBook
 from adapters.inventory.ledger import InventoryLedger
 from adapters.ports import Adapters
 from adapters.pos.fulfillment import StoreFulfillmentPort, StoreFulfillmentRefused
-from adapters.supplier.base import InboundDocument, SupplierAdapter
+from adapters.supplier.base import ChangeNotSupported, InboundDocument, SupplierAdapter
 from adapters.wms.base import WmsAdapter
 from canonical.errors import BusinessError, CannotCancel, ChannelRejected
 from canonical.fulfillment import Reservation, ResolvedLine
@@ -51,6 +51,7 @@ from canonical.supplier import (
     FunctionalAck,
     PayableConflict,
     PoAcknowledgement,
+    PoChangeAck,
     PoLine,
     PurchaseOrder,
     ShipNotice,
@@ -315,6 +316,9 @@ class InvoiceSweepResult(CanonicalModel):
     mismatched: list[str] = Field(default_factory=list, description="Quarantined with the differences")
     unmatched: list[str] = Field(default_factory=list, description="For no purchase order we sent: left in inbound/")
     quarantined_files: list[str] = Field(default_factory=list, description="Malformed files quarantined by collect")
+    change_accepted: list[str] = Field(default_factory=list, description="865s accepting our 860: archived")
+    change_rejected: list[str] = Field(default_factory=list, description="865s rejecting our 860: quarantined with "
+                                       "a report (the supplier may ship what was cancelled)")
 
 
 def po_number(ref: str) -> str:
@@ -487,11 +491,7 @@ class SplitFulfillmentActivities:
         if rel.role == "wms":
             return self._wms(rel).cancel_release(rel.ref)
         if rel.role == "supplier":
-            raise CannotCancel(
-                f"purchase order {rel.release_id or po_number(rel.ref)} was sent to {rel.node_id}; the supplier "
-                "adapter sends no cancellation yet: ask the supplier to cancel it",
-                details={"action": f"Ask {rel.node_id} to cancel purchase order "
-                                   f"{rel.release_id or po_number(rel.ref)}."})
+            return self._cancel_purchase_order(rel)
         if rel.role == "pos":  # the store's request withdrawn (CannotCancel once collected or shipped)
             return self._store(rel).cancel_fulfillment(rel.ref)
         return False
@@ -506,8 +506,116 @@ class SplitFulfillmentActivities:
             return self._store(rel).amend_fulfillment(rel.ref, [
                 StoreFulfillmentLine(line_id=ln.line_id, item_code=ln.item_code, quantity=ln.quantity)
                 for ln in inp.lines])
-        raise CannotCancel(f"purchase order {rel.release_id or po_number(rel.ref)} to {rel.node_id} cannot be "
-                           "amended (the supplier adapter sends no change order); nothing changed")
+        if rel.role == "supplier":
+            return self._change_purchase_order(rel, inp.lines)
+        raise CannotCancel(f"node {rel.node_id}: no amendment for adapter role {rel.role!r} ({rel.adapter})")
+
+    # -- drop-ship change requests: an X12 860 (cancellation or change), answered by an 865 ------------------------
+    def _po_line_map(self, adapter: SupplierAdapter, rel: NodeRelease, po: str) -> dict[str, ComponentLine]:
+        """PO line number → the release line it carries. The 850 numbered the release's lines from 1 as released;
+        after a change the release holds fewer lines (in the same order), so they are matched to the PO as sent
+        (read back), in order, by item."""
+        sent = getattr(adapter, "purchase_order", None)
+        order = sent(po) if sent is not None else None
+        if order is None:
+            return {str(n): ln for n, ln in enumerate(rel.lines, start=1)}
+        out: dict[str, ComponentLine] = {}
+        j = 0
+        for ln in rel.lines:
+            while j < len(order.lines) and order.lines[j].item_code != ln.item_code:
+                j += 1
+            if j == len(order.lines):
+                break
+            out[order.lines[j].line_number] = ln
+            j += 1
+        return out
+
+    @staticmethod
+    def _shipped_by_line(adapter: SupplierAdapter, po: str) -> dict[str, int]:
+        """PO line number (or item code) → units the supplier's 856s taken so far say it shipped."""
+        notices = getattr(adapter, "ship_notices", None)
+        out: dict[str, int] = {}
+        for notice in notices(po) if notices is not None else []:
+            for s in notice.lines:
+                key = s.line_number or s.item_code or ""
+                out[key] = out.get(key, 0) + s.quantity
+        return out
+
+    def _cancel_purchase_order(self, rel: NodeRelease) -> bool:
+        po = rel.release_id or po_number(rel.ref)
+        adapter = self._supplier(rel)
+        shipped = {k: q for k, q in self._shipped_by_line(adapter, po).items() if q > 0}
+        if shipped:
+            what = ", ".join(f"line {k}: {q} unit(s)" for k, q in sorted(shipped.items()))
+            raise CannotCancel(f"purchase order {po}: {rel.node_id} has shipped ({what}; its 856 was read); "
+                               "the rest is not cancelled by a change order",
+                               details={"action": f"Take the shipped goods back by a return; ask {rel.node_id} "
+                                                  f"about what is left of purchase order {po}."})
+        try:
+            sent = adapter.cancel_purchase_order(po, f"order {rel.ref.rsplit('/', 2)[0]} cancelled")
+        except (ChangeNotSupported, LookupError) as exc:
+            raise CannotCancel(f"purchase order {po} was sent to {rel.node_id}; no cancellation can be sent ({exc}): "
+                               "ask the supplier to cancel it",
+                               details={"action": f"Ask {rel.node_id} to cancel purchase order {po}."}) from None
+        log.info("supplier.po_cancel_requested", po=po, node=rel.node_id, sequence=sent.sequence,
+                 interchange=sent.interchange_control, resent=sent.resent)
+        return True
+
+    def _change_purchase_order(self, rel: NodeRelease, keep: list[ComponentLine]) -> bool:
+        po = rel.release_id or po_number(rel.ref)
+        adapter = self._supplier(rel)
+        if not keep:
+            return self._cancel_purchase_order(rel)
+        by_po_line = self._po_line_map(adapter, rel, po)
+        wanted = {(ln.line_id, ln.item_code): ln.quantity for ln in keep}
+        shipped = self._shipped_by_line(adapter, po)
+        lines: list[PoLine] = []
+        for number, ln in by_po_line.items():
+            qty = wanted.get((ln.line_id, ln.item_code), 0)
+            done = shipped.get(number, 0) + shipped.get(ln.item_code, 0)
+            if qty < done:
+                raise CannotCancel(f"purchase order {po}: {rel.node_id} has shipped {done} unit(s) of line {number} "
+                                   f"({ln.item_code}; its 856 was read); it cannot go down to {qty}")
+            if qty > 0:
+                lines.append(PoLine(line_number=number, item_code=ln.item_code, quantity=qty, unit_price=Decimal(0)))
+        try:
+            sent = adapter.change_purchase_order(po, lines)
+        except (ChangeNotSupported, LookupError, ValueError) as exc:
+            raise CannotCancel(f"purchase order {po} to {rel.node_id} cannot be amended ({exc}); nothing changed",
+                               details={"action": f"Ask {rel.node_id} to change purchase order {po}."}) from None
+        log.info("supplier.po_change_requested", po=po, node=rel.node_id, sequence=sent.sequence,
+                 interchange=sent.interchange_control, resent=sent.resent,
+                 lines=[f"{c.line_number}:{c.change}:{c.quantity}" for c in sent.lines])
+        return True
+
+    def _take_change_ack(self, adapter: SupplierAdapter, doc: InboundDocument) -> str:
+        """The supplier's 865 for one of our 860s: an acceptance is archived; a rejection cannot be told to the
+        order (the workflow has no event for 'the supplier keeps lines you cancelled'), so it is logged and the
+        file quarantined with a report naming the PO and the change, for an analyst to settle with the supplier.
+        Returns accepted or rejected."""
+        ack = doc.document
+        assert isinstance(ack, PoChangeAck)
+        what = "cancellation" if ack.purpose == "01" else "change"
+        if not ack.rejected:
+            log.info("supplier.po_change_accepted", po=ack.po_number, supplier=ack.supplier_id, sequence=ack.sequence,
+                     status=ack.status_code)
+            adapter.acknowledge(doc.receipt)
+            return "accepted"
+        lines = [a.line_number for a in ack.lines if a.status == AckLineStatus.REJECTED]
+        message = (f"{ack.supplier_id} rejected the {what} (860 sequence {ack.sequence}) of purchase order "
+                   f"{ack.po_number} (865 {ack.status_code}" + (f", line(s) {', '.join(lines)}" if lines else "")
+                   + "): it may still ship what was cancelled")
+        log.warning("supplier.po_change_rejected", po=ack.po_number, supplier=ack.supplier_id, sequence=ack.sequence,
+                    status=ack.status_code, lines=lines)
+        reject = getattr(adapter, "reject_document", None)
+        if reject is not None:
+            reject(doc.receipt, {"error": message, "po_number": ack.po_number, "sequence": ack.sequence,
+                                 "purpose": ack.purpose, "status_code": ack.status_code, "rejected_lines": lines,
+                                 "action": f"Settle purchase order {ack.po_number} with {ack.supplier_id}: what it "
+                                           "ships of the cancelled lines comes back as a return"})
+        else:
+            adapter.acknowledge(doc.receipt)
+        return "rejected"
 
     @activity.defn(name="post_node_delivery")
     @business_errors
@@ -541,13 +649,18 @@ class SplitFulfillmentActivities:
         for doc in collected.documents:
             by_file.setdefault(doc.receipt.file_name, []).append(doc)
         acknowledged, refusal, shipments = False, None, []
-        by_number = {str(n): ln for n, ln in enumerate(rel.lines, start=1)}
+        by_number = self._po_line_map(adapter, rel, po)
         for docs in by_file.values():
             if all(isinstance(d.document, FunctionalAck) for d in docs):
                 adapter.acknowledge(docs[0].receipt)  # a 997: noted on the ledger by collect, nobody else's business
                 continue
             mine = [d for d in docs if getattr(d.document, "po_number", None) == po]
             if not mine:
+                continue
+            if len(mine) == len(docs) and all(isinstance(d.document, PoChangeAck) for d in mine):
+                for d in mine:  # the answer to our change request: an acceptance archived, a rejection reported
+                    if self._take_change_ack(adapter, d) == "rejected":
+                        break  # the file is in quarantine now
                 continue
             for d in mine:
                 doc = d.document
@@ -590,7 +703,9 @@ class SplitFulfillmentActivities:
         INVOIC) left in a supplier adapter's `inbound/` for a purchase order we sent, whether or not its order is
         still polling, taken exactly as `poll_node` takes one (`_take_invoice`: matched to the PO as sent and its
         856s/DESADVs, posted once, quarantined with the differences). That is how an invoice arriving after the
-        order's last poll is posted. Only files of invoices alone are taken; a file that also carries an 855 or
+        order's last poll is posted. A file of 865s alone (the answer to a cancellation: no order polls for it any more)
+        is taken too: an acceptance archived, a rejection quarantined with a report (`_take_change_ack`). Only files
+        of invoices alone are taken otherwise; a file that also carries an 855 or
         856 is left to its order's poll (archiving it here would hide the ship notice from the order)."""
         names = [inp.adapter] if inp.adapter else sorted(self.suppliers)
         result = InvoiceSweepResult()
@@ -609,6 +724,14 @@ class SplitFulfillmentActivities:
             for file_name, docs in sorted(by_file.items()):
                 if all(isinstance(d.document, FunctionalAck) for d in docs):
                     adapter.acknowledge(docs[0].receipt)  # a 997: noted on the ledger by collect
+                    continue
+                if all(isinstance(d.document, PoChangeAck) for d in docs):  # after a cancel no order polls for it
+                    for d in docs:
+                        label = f"{name}:{file_name}:{getattr(d.document, 'po_number', '')}"
+                        outcome = self._take_change_ack(adapter, d)
+                        (result.change_rejected if outcome == "rejected" else result.change_accepted).append(label)
+                        if outcome == "rejected":
+                            break
                     continue
                 if not all(isinstance(d.document, SupplierInvoice) for d in docs):
                     continue

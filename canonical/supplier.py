@@ -173,7 +173,53 @@ class FunctionalAck(CanonicalModel):
         return self.status in ("A", "E")
 
 
-SupplierDocument = PoAcknowledgement | ShipNotice | SupplierInvoice | FunctionalAck
+class PoChangeLine(CanonicalModel):
+    """One line of a purchase order change (X12 860 POC): DI the line deleted, QD its quantity decreased."""
+
+    line_number: str = Field(description="POC01: the PO1 line number of the 850")
+    change: str = Field(pattern="^(DI|QD)$", description="POC02: DI delete item, QD quantity decrease")
+    quantity: int = Field(ge=0, description="POC04: the quantity left to receive after the change (0: deleted)")
+    was: int | None = Field(default=None, ge=0, description="POC03: the current order quantity, before the change")
+    item_code: str | None = None
+    uom: str = "EA"
+
+
+class PoChange(CanonicalModel):
+    """A purchase order change request we send (X12 860): the whole PO cancelled (purpose 01) or some lines
+    deleted or decreased (purpose 04). `sequence` numbers the changes of one PO (BCH05), from 1."""
+
+    po_number: str
+    supplier_id: str
+    purpose: str = Field(pattern="^(01|04)$", description="BCH01: 01 cancellation, 04 change")
+    sequence: int | None = Field(default=None, ge=1, description="BCH05; ours always carry it, a published "
+                                 "860 may not")
+    po_date: str | None = Field(default=None, description="BCH06: the PO's date, CCYYMMDD")
+    reason: str | None = None
+    lines: list[PoChangeLine] = Field(default_factory=list)
+    interchange_control: str | None = None
+
+    @property
+    def cancellation(self) -> bool:
+        return self.purpose == "01"
+
+
+class PoChangeAck(CanonicalModel):
+    """The supplier's answer to a change request (X12 865): BCA02 accepts (AT, AC, AD, AK) or rejects (RJ, RD)."""
+
+    po_number: str
+    supplier_id: str
+    purpose: str = Field(description="BCA01: the purpose of the change answered (01 cancellation, 04 change)")
+    status_code: str = Field(description="BCA02 as sent")
+    sequence: int | None = Field(default=None, description="BCA05: the change order sequence number answered")
+    lines: list[AckLine] = Field(default_factory=list)
+    interchange_control: str
+
+    @property
+    def rejected(self) -> bool:
+        return self.status_code in ("RJ", "RD") or any(ln.status == AckLineStatus.REJECTED for ln in self.lines)
+
+
+SupplierDocument = PoAcknowledgement | ShipNotice | SupplierInvoice | FunctionalAck | PoChangeAck
 
 
 # -- invoice matching: three-way (purchase order, what shipped, what is invoiced) -------------------------------------

@@ -13,6 +13,12 @@ is answered in EDIFACT, built with pydifact like the retailer's own: an ORDRSP (
 with QTY 113 accepted and QTY 83 backordered, 7 not accepted), a DESADV (TDT carrier, RFF+CN tracking, LIN/QTY 12)
 and an INVOIC (LIN/QTY 47/PRI AAA at the order's prices, summary MOA 77); no CONTRL, as the retailer sends none.
 
+An 860 (purchase order change request: BCH01 01 the whole PO cancelled, 04 lines deleted (POC DI) or decreased
+(POC QD)) is answered with a 997 and an 865 (BCA02 AT accepted, RJ rejected; a POC/ACK per line, IA or IR). It is
+accepted while the PO's 856 has not gone out (late 856: the held 856 and 810 are rebuilt with what is left, or
+dropped when nothing is), and the supplier then ships only what is left; it is rejected once the 856 was sent, for a
+PO it never received, or by the `reject_change_rate` fault.
+
 997s the retailer sends for the supplier's interchanges are read and kept in its state. Its own interchange
 control numbers are monotonic in `<folder>/.supplier/state.json`.
 
@@ -43,7 +49,7 @@ from pydifact.segments import Segment
 
 from adapters.supplier import edifact, x12
 from adapters.supplier.dropfolder import LocalDropFolder
-from canonical.supplier import EdiError, PurchaseOrder
+from canonical.supplier import EdiError, PoChange, PurchaseOrder
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class SupplierFaults:
     partial_ship_rate: float = 0.0
     reject_line_rate: float = 0.0
     malformed_856_rate: float = 0.0
+    reject_change_rate: float = 0.0
 
 
 @dataclass
@@ -331,6 +338,8 @@ class SandboxEdiSupplier:
                         state["acks_received"][ack.group_control] = ack.status
                     elif txn.set_id == "850":
                         written += self._answer(state, buyer, ix, group, x12.parse_850(ix, txn))
+                    elif txn.set_id == "860":
+                        written += self._answer_change(state, buyer, group, x12.parse_860(ix, txn))
         self._save(state)
         return written
 
@@ -357,8 +366,9 @@ class SandboxEdiSupplier:
                 po: PurchaseOrder) -> list[str]:
         at = self.clock()
         plan = plan_for(po, self.faults)
-        state["orders"][po.po_number] = {"faults": plan.faults,
-                                         "lines": {ln.line_number: {"shipped": ln.shipped,
+        state["orders"][po.po_number] = {"faults": plan.faults, "po": po.model_dump(mode="json"),
+                                         "malformed_856": plan.malformed_856,
+                                         "lines": {ln.line_number: {"ordered": ln.ordered, "shipped": ln.shipped,
                                                                     "backordered": ln.backordered,
                                                                     "rejected": ln.rejected} for ln in plan.lines}}
         written = [self._write(state, buyer, "997", None, text=x12.build_functional_ack(
@@ -373,12 +383,69 @@ class SandboxEdiSupplier:
             for set_id, text, broken in later:
                 state["held"].append({"due": state["tick"] + self.faults.late_856_ticks, "set_id": set_id,
                                       "text": text, "broken": broken, "buyer_qualifier": buyer.qualifier,
-                                      "buyer_id": buyer.id})
+                                      "buyer_id": buyer.id, "po_number": po.po_number})
             return written
         for set_id, text, broken in later:
             written.append(self._write(state, buyer, set_id, None, text=self._retime(text, state), broken=broken))
         return written
 
+    def _answer_change(self, state: dict, buyer: x12.Party, group: x12.Group, change: PoChange) -> list[str]:
+        """An 860: a 997 for its group, then the 865 (accepted while the 856 has not gone out)."""
+        at = self.clock()
+        order = state["orders"].get(change.po_number)
+        held = [h for h in state["held"] if h.get("po_number") == change.po_number]
+        rng = random.Random(f"{self.faults.seed}:{change.po_number}:change:{change.sequence}")
+        why = None
+        if order is None or "po" not in order:
+            why = "unknown purchase order"
+        elif rng.random() < self.faults.reject_change_rate:
+            why = "rejected_change"
+        elif not held and any(ln["shipped"] for ln in order["lines"].values()):
+            why = "already shipped"
+        numbers = list(order["lines"]) if order else []
+        revised = dict.fromkeys(numbers, 0) if change.cancellation else {ln.line_number: ln.quantity
+                                                                          for ln in change.lines}
+        if why is None and any(n not in order["lines"] for n in revised):
+            why = "unknown line"
+        if why is None:
+            assert order is not None
+            for number, qty in revised.items():
+                line = order["lines"][number]
+                line["ordered"] = min(line["ordered"], qty)
+                line["shipped"] = min(line["shipped"], qty)
+                line["backordered"] = max(0, min(line["backordered"], qty - line["shipped"]))
+            state["held"] = [h for h in state["held"] if h.get("po_number") != change.po_number]
+            plan = self._plan_of(order)
+            if held and any(ln.shipped for ln in plan.lines):  # the held 856 and 810 rebuilt with what is left
+                for set_id, body, broken in (("856", body_856(plan, at, self.carrier), order["malformed_856"]),
+                                             ("810", body_810(plan, at), False)):
+                    state["held"].append({**held[0], "set_id": set_id, "broken": broken,
+                                          "text": x12.build_interchange(self.us, buyer, 1, [(set_id, body)], at=at)})
+        (order or {}).setdefault("changes", []).append({"sequence": change.sequence, "purpose": change.purpose,
+                                                        "accepted": why is None, "why": why})
+        ack = "IA" if why is None else "IR"
+        body = [_seg("BCA", change.purpose, "AT" if why is None else "RJ", change.po_number, "",
+                     str(change.sequence or ""), change.po_date or at.strftime("%Y%m%d"))]
+        for ln in change.lines:
+            was = ln.was if ln.was is not None else ln.quantity
+            body += [_seg("POC", ln.line_number, ln.change, str(was), str(ln.quantity), ln.uom),
+                     _seg("ACK", ack, str(ln.quantity), ln.uom)]
+        if change.lines:
+            body.append(_seg("CTT", str(len(change.lines))))
+        return [self._write(state, buyer, "997", None, text=x12.build_functional_ack(
+            [x12.GroupVerdict.accept(group)], sender=self.us, receiver=buyer, control=state["control"] + 1, at=at)),
+            self._write(state, buyer, "865", body)]
+
+    @staticmethod
+    def _plan_of(order: dict) -> Plan:
+        po = PurchaseOrder.model_validate(order["po"])
+        lines = []
+        for ln in po.lines:
+            st = order["lines"][ln.line_number]
+            lines.append(PlannedLine(ln.line_number, ln.item_code, ln.supplier_item, st.get("ordered", ln.quantity),
+                                     ln.unit_price, shipped=st["shipped"], backordered=st["backordered"],
+                                     rejected=st["rejected"]))
+        return Plan(po=po, lines=lines, malformed_856=order.get("malformed_856", False))
 
     # -- EDIFACT --
     def _take_edifact(self, state: dict, name: str, data: bytes) -> list[str]:

@@ -20,15 +20,25 @@ from datetime import datetime
 from adapters.sql.base import utcnow
 from adapters.supplier import edifact, x12
 from adapters.supplier.base import (
+    ChangeNotSupported,
     Collected,
     InboundDocument,
     InboundReceipt,
     QuarantinedFile,
+    SentChange,
     SentPurchaseOrder,
 )
 from adapters.supplier.dropfolder import ManagedFileTransport
 from adapters.supplier.ledger import SqlEdiLedger
-from canonical.supplier import EdiError, FunctionalAck, PurchaseOrder, ShipNotice
+from canonical.supplier import (
+    EdiError,
+    FunctionalAck,
+    PoChange,
+    PoChangeLine,
+    PoLine,
+    PurchaseOrder,
+    ShipNotice,
+)
 
 MAX_INBOUND_BYTES = 20 * 1024 * 1024  # an interchange beyond this is no supplier document: quarantined unread
 
@@ -80,6 +90,99 @@ class EdiSupplierAdapter:
         self.ledger.written("outbound", po.supplier_id, f"{control:09d}", name)
         return SentPurchaseOrder(po_number=po.po_number, supplier_id=po.supplier_id,
                                  interchange_control=f"{control:09d}", file_name=name)
+
+    # -- change requests (X12 860) --
+    def cancel_purchase_order(self, po_number: str, reason: str) -> SentChange:
+        return self._send_change(po_number, None, reason)
+
+    def change_purchase_order(self, po_number: str, lines: list[PoLine]) -> SentChange:
+        return self._send_change(po_number, lines, None)
+
+    def changes_sent(self, po_number: str) -> list[PoChange]:
+        """The 860s sent for `po_number` (written to the drop folder), oldest first, read back from our copies."""
+        out: list[PoChange] = []
+        for rec in self.ledger.about("outbound", po_number, "860"):
+            if not rec.file_name:
+                continue
+            ix = x12.read_interchange(self.transport.get("archive", f"{rec.file_name}.sent"))
+            out += [x12.parse_860(ix, t) for g in ix.groups for t in g.transactions if t.set_id == "860"]
+        return out
+
+    def current_quantities(self, po_number: str) -> dict[str, int]:
+        """PO line number → the quantity as last requested: the 850's, with every 860 sent applied (a cancellation
+        leaves every line at 0). A change the supplier rejected (865) still counts: the request stands."""
+        po = self.purchase_order(po_number)
+        if po is None:
+            raise LookupError(f"purchase order {po_number} was not sent")
+        qty = {ln.line_number: ln.quantity for ln in po.lines}
+        for change in self.changes_sent(po_number):
+            if change.cancellation:
+                qty = dict.fromkeys(qty, 0)
+            for ln in change.lines:
+                if ln.line_number in qty:
+                    qty[ln.line_number] = ln.quantity
+        return qty
+
+    def _send_change(self, po_number: str, lines: list[PoLine] | None, reason: str | None) -> SentChange:
+        """One 860 for the PO: a cancellation (`lines` None) or a change to `lines`. Idempotent: the change is
+        computed against what was last requested, so a retry after success finds nothing to change and sends
+        nothing; a retry after a crash between recording and writing re-writes the same control number."""
+        sent_850 = self.ledger.about("outbound", po_number, "850")
+        if not sent_850 or not sent_850[0].file_name:
+            raise LookupError(f"purchase order {po_number} was not sent")
+        supplier = sent_850[0].partner
+        if supplier in self.edifact_partners:
+            raise ChangeNotSupported(f"{supplier} takes EDIFACT: no ORDCHG change order is built yet")
+        po = self.purchase_order(po_number)
+        assert po is not None
+        current = self.current_quantities(po_number)
+        history = self.changes_sent(po_number)
+        records = self.ledger.about("outbound", po_number, "860")
+        pending = next((r for r in records if not r.file_name), None)
+        changed: list[PoChangeLine] = []
+        if lines is None:
+            purpose = "01"
+            nothing = bool(history) and history[-1].cancellation and pending is None
+        else:
+            target: dict[str, int] = {}
+            for ln in lines:
+                if ln.line_number not in current:
+                    raise ValueError(f"purchase order {po_number} has no line {ln.line_number}")
+                target[ln.line_number] = target.get(ln.line_number, 0) + ln.quantity
+            for pl in po.lines:
+                was, now = current[pl.line_number], target.get(pl.line_number, 0)
+                if now > was:
+                    raise ValueError(f"line {pl.line_number} of purchase order {po_number}: {now} > {was} requested; "
+                                     "a change order here only decreases")
+                if now < was:
+                    changed.append(PoChangeLine(line_number=pl.line_number, change="DI" if now == 0 else "QD",
+                                                quantity=now, was=was, item_code=pl.item_code, uom=pl.uom))
+            purpose = "04"
+            nothing = not changed and pending is None
+        if nothing:
+            last = records[-1] if records else sent_850[0]
+            return SentChange(po_number=po_number, supplier_id=supplier, sequence=len(history),
+                              cancellation=bool(history) and history[-1].cancellation, lines=[],
+                              interchange_control=last.control_number, file_name=last.file_name or "", resent=True)
+        if pending is not None:
+            control = int(pending.control_number)
+        else:
+            control = self.ledger.next_control_number(supplier)
+            self.ledger.record(direction="outbound", partner=supplier, control_number=f"{control:09d}",
+                               group_control=str(control), transaction_sets=["860"], reference=po_number)
+        original = x12.read_interchange(self.transport.get("archive", f"{sent_850[0].file_name}.sent"))
+        change = PoChange(po_number=po_number, supplier_id=supplier, purpose=purpose, sequence=len(history) + 1,
+                          po_date=x12.po_date(original), reason=reason, lines=changed)
+        text = x12.build_change_order(change, sender=self.us, receiver=self._partner(supplier), control=control,
+                                      at=self.clock(), usage=self.usage)
+        name = f"860_{supplier}_{control:09d}.x12"
+        data = text.encode("ascii")
+        self.transport.put("archive", f"{name}.sent", data)
+        self.transport.put("outbound", name, data)
+        self.ledger.written("outbound", supplier, f"{control:09d}", name)
+        return SentChange(po_number=po_number, supplier_id=supplier, sequence=len(history) + 1,
+                          cancellation=change.cancellation, lines=changed, interchange_control=f"{control:09d}",
+                          file_name=name)
 
     def _send_997(self, partner: str, verdicts: list[x12.GroupVerdict], about: str) -> tuple[str, str]:
         """Write a 997 to the partner; returns (file name, its ISA13)."""

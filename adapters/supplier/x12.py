@@ -31,6 +31,9 @@ from canonical.supplier import (
     FunctionalAck,
     InvoiceLine,
     PoAcknowledgement,
+    PoChange,
+    PoChangeAck,
+    PoChangeLine,
     PoLine,
     PurchaseOrder,
     ShipNotice,
@@ -44,7 +47,7 @@ ELEMENT_SEPARATOR = "*"
 COMPONENT_SEPARATOR = ">"
 VERSION = "00401"  # ISA12
 GROUP_VERSION = "004010"  # GS08
-FUNCTIONAL_IDS = {"850": "PO", "855": "PR", "856": "SH", "810": "IN", "997": "FA"}
+FUNCTIONAL_IDS = {"850": "PO", "855": "PR", "856": "SH", "810": "IN", "997": "FA", "860": "PC", "865": "CA"}
 
 # pyx12 soft findings that are layout, not structure: the indentation and trailing separators published samples
 # carry. Everything else it reports is fatal.
@@ -336,6 +339,79 @@ def functional_ack_body(verdicts: list[GroupVerdict]) -> list[list[pyx12.segment
     return bodies
 
 
+def change_order_body(change: PoChange, *, at: datetime) -> list[pyx12.segment.Segment]:
+    """The 860's segments between ST and SE (X12 004010 Purchase Order Change Request - Buyer Initiated): BCH01 01
+    cancellation of the whole PO (no POC lines) or 04 change; BCH02 DS drop-ship, BCH03 our PO number, BCH05 the
+    change order sequence number, BCH06 the PO's date (BEG05 of the 850), BCH11 the date of this change; a MSG with
+    the reason; one POC per changed line: POC01 the PO1 line number, POC02 DI (delete item) or QD (quantity
+    decrease), POC03 the current order quantity (before this change, X12's "Quantity Ordered"), POC04 the quantity
+    left to receive after it (0 for DI; nothing is received before the 856), POC05 the unit; BP our item. CTT:
+    changed lines, hash of POC04."""
+    if change.sequence is None:
+        raise ValueError("a change order we send carries its sequence number (BCH05)")
+    po_date = change.po_date or at.strftime("%Y%m%d")
+    body = [segment("BCH", change.purpose, "DS", _code(change.po_number, "PO number"), "", str(change.sequence),
+                    po_date, "", "", "", "", at.strftime("%Y%m%d"))]
+    if change.reason:
+        body.append(segment("MSG", _free(change.reason, 264)))
+    for line in change.lines:
+        ids = ["BP", _code(line.item_code, "item code")] if line.item_code else []
+        was = line.was if line.was is not None else line.quantity
+        body.append(segment("POC", _code(line.line_number, "line number"), line.change, str(was),
+                            str(line.quantity), line.uom, *(["", "", *ids] if ids else [])))
+    if change.lines:
+        body.append(segment("CTT", str(len(change.lines)), str(sum(ln.quantity for ln in change.lines))))
+    return body
+
+
+def build_change_order(change: PoChange, *, sender: Party, receiver: Party, control: int, at: datetime,
+                       usage: str = "P") -> str:
+    return build_interchange(sender, receiver, control, [("860", change_order_body(change, at=at))], at=at,
+                             usage=usage)
+
+
+def parse_860(ix: Interchange, txn: Transaction) -> PoChange:
+    """An 860 as the supplier reads it (the sandbox supplier, and the round-trip tests)."""
+    bch_pos, bch = _require(txn, "BCH")
+    reason = None
+    lines: list[PoChangeLine] = []
+    for pos, seg in txn.segments:
+        sid = seg.get_seg_id()
+        if sid == "MSG" and reason is None:
+            reason = _value(seg, 1) or None
+        elif sid == "POC":
+            code = _value(seg, 2)
+            if code not in ("DI", "QD"):
+                raise EdiError(f"POC02 {code!r}: only DI and QD are taken", segment_id="POC", segment_position=pos,
+                               element_position=2)
+            if code == "QD" and not _value(seg, 4):
+                raise EdiError("a quantity decrease names the quantity left to receive", segment_id="POC",
+                               segment_position=pos, element_position=4)
+            lines.append(PoChangeLine(line_number=_value(seg, 1), change=code,
+                                      quantity=_int(seg, 4, pos) if _value(seg, 4) else 0,
+                                      was=_int(seg, 3, pos) if _value(seg, 3) else None,
+                                      uom=_value(seg, 5) or "EA", item_code=_our_item(_product_ids(seg, 8))))
+    purpose, seq = _value(bch, 1), _value(bch, 5)
+    if purpose not in ("01", "04"):
+        raise EdiError(f"BCH01 {purpose!r}: only 01 (cancellation) and 04 (change) are taken", segment_id="BCH",
+                       segment_position=bch_pos, element_position=1)
+    if seq and not (seq.isdigit() and int(seq) > 0):
+        raise EdiError(f"BCH05 {seq!r} is not a change order sequence number", segment_id="BCH",
+                       segment_position=bch_pos, element_position=5)
+    return PoChange(po_number=_value(bch, 3), supplier_id=ix.receiver_id, purpose=purpose,
+                    sequence=int(seq) if seq else None,
+                    po_date=_value(bch, 6) or None, reason=reason, lines=lines, interchange_control=ix.control)
+
+
+def po_date(ix: Interchange) -> str | None:
+    """BEG05 of the interchange's first 850 (the PO's date, which an 860's BCH06 repeats)."""
+    for g in ix.groups:
+        for t in g.transactions:
+            if t.set_id == "850":
+                return _value(_require(t, "BEG")[1], 5) or None
+    return None
+
+
 def build_functional_ack(verdicts: list[GroupVerdict], *, sender: Party, receiver: Party, control: int,
                          at: datetime, usage: str = "P") -> str:
     return build_interchange(sender, receiver, control, [("997", b) for b in functional_ack_body(verdicts)], at=at,
@@ -503,7 +579,35 @@ def parse_997(ix: Interchange, txn: Transaction) -> FunctionalAck:
                          transactions=acked, supplier_id=ix.sender_id, interchange_control=ix.control)
 
 
-PARSERS: dict[str, Callable[[Interchange, Transaction], SupplierDocument]] = {"855": parse_855, "856": parse_856, "810": parse_810, "997": parse_997}
+def parse_865(ix: Interchange, txn: Transaction) -> PoChangeAck:
+    """An 865 Purchase Order Change Acknowledgment: BCA01 the purpose of the change it answers (01 cancellation,
+    04 change), BCA02 the verdict (AT accepted, AC/AD/AK acknowledged; RJ/RD rejected), BCA03 our PO number, BCA05
+    the change order sequence number of our 860; per POC line its ACK (IA accepted, IR rejected ...)."""
+    bca_pos, bca = _require(txn, "BCA")
+    seq = _value(bca, 5)
+    lines: list[AckLine] = []
+    current: tuple[str, int, str | None] | None = None
+    for pos, seg in txn.segments:
+        sid = seg.get_seg_id()
+        if sid == "POC":  # POC04: the quantity left after the change (POC03 the current order quantity)
+            left = _value(seg, 4) or _value(seg, 3)
+            current = (_value(seg, 1), _int(seg, 4 if _value(seg, 4) else 3, pos) if left else 0,
+                       _our_item(_product_ids(seg, 8)))
+        elif sid == "ACK" and current is not None:
+            code = _value(seg, 1)
+            lines.append(AckLine(line_number=current[0], item_code=current[2], status=_ack_status(code),
+                                 quantity=_int(seg, 2, pos) if _value(seg, 2) else current[1], ordered=current[1],
+                                 code=code))
+    if seq and not seq.isdigit():
+        raise EdiError(f"BCA05 {seq!r} is not a change order sequence number", segment_id="BCA",
+                       segment_position=bca_pos, element_position=5)
+    return PoChangeAck(po_number=_value(bca, 3), supplier_id=ix.sender_id, purpose=_value(bca, 1),
+                       status_code=_value(bca, 2), sequence=int(seq) if seq else None, lines=lines,
+                       interchange_control=ix.control)
+
+
+PARSERS: dict[str, Callable[[Interchange, Transaction], SupplierDocument]] = {
+    "855": parse_855, "856": parse_856, "810": parse_810, "997": parse_997, "865": parse_865}
 
 
 def parse_documents(ix: Interchange) -> list[SupplierDocument]:

@@ -417,7 +417,7 @@ async def test_cancelling_a_drop_ship_line_is_refused_by_the_supplier_and_change
 
     async def during(handle):
         await _until(handle, _released, "released")
-        fake.fail["cancel_node_release"] = ("CannotCancel", 1)  # as the supplier adapter answers: no cancel
+        fake.fail["cancel_node_release"] = ("CannotCancel", 1)  # as the supplier answers after its 856
         try:
             await handle.execute_update(OrderFulfillment.cancel_lines, LineCancelRequest(
                 actor="ana", reason="customer", lines=[LineCancel(line_id="4", quantity=1)]))

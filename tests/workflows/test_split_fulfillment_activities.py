@@ -131,10 +131,12 @@ def test_a_drop_ship_node_gets_an_850_and_its_855_and_856_come_back_as_acknowled
     assert any("855" in n for n in archived) and any("856" in n for n in archived)
     assert any(n.endswith("_810.x12") for n in archived) and not LocalDropFolder(folder).list("inbound")
 
-    # a purchase order cannot be withdrawn or changed through the adapter: refused with what to do
+    # once its 856 was read the purchase order is not withdrawn or changed (an 860 is sent before the 856 only:
+    # tests/workflows/test_supplier_change_orders.py): refused, naming what shipped
     with pytest.raises(ApplicationError) as refused:
         env.run(acts.cancel_node_release, NodeReserveInput(release=rel))
-    assert refused.value.type == "CannotCancel" and "ask the supplier to cancel it" in refused.value.message
+    assert refused.value.type == "CannotCancel" and "has shipped (line 1: 2 unit(s)" in refused.value.message
+    assert not [n for n in LocalDropFolder(folder).list("outbound") if n.startswith("860_")]
     with pytest.raises(ApplicationError) as refused:
         env.run(acts.amend_node_release, NodeAmendInput(release=rel, lines=[]))
     assert refused.value.type == "CannotCancel"
