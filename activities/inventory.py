@@ -146,6 +146,8 @@ class InventoryActivities:
         """Each event that raised on-hand (a receipt, a transfer in, a count or adjustment up), once per order with a
         line waiting for the item at that location. Read after the batch committed: an order that backordered
         before wrote its wait first (plan_sourcing reads the stock again after writing it)."""
+        if not any(r.applied and r.on_hand_delta > 0 for r in results):
+            return []  # nothing raised on-hand: no lookup (and no database for a stand-in ledger)
         out = self.backorders.receipts(events, results)
         if out:
             log.info("inventory.backorder_receipts", orders=len({b.order_key for b in out}),
