@@ -97,6 +97,37 @@ async def nul_in_path_or_query(request: Request, call_next):
     return await call_next(request)
 
 
+class NulGuard:
+    """`nul_in_path_or_query` as a plain ASGI middleware: a request whose path and raw query string cannot hold a
+    NUL (`%00`) passes straight through, without the per-request task and streams of an `http` middleware
+    (`BaseHTTPMiddleware`); one that may is checked exactly as before."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string") or b""
+            if NUL in scope.get("path", "") or b"%00" in query or b"\x00" in query:
+                request = Request(scope, receive)
+
+                async def passthrough(_: Request) -> Any:
+                    return _Forward(self.app)
+
+                answer = await nul_in_path_or_query(request, passthrough)
+                if isinstance(answer, _Forward):
+                    await self.app(scope, receive, send)
+                else:
+                    await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class _Forward:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+
 async def unstorable_value(request: Request, exc: Exception) -> JSONResponse:
     """The database refused a value the request carried (a NUL character in a JSON string, on PostgreSQL): 422.
     Any other data error is a bug and stays a 500."""
@@ -111,4 +142,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(RecursionError, too_deep)
     app.add_exception_handler(DataError, unstorable_value)
-    app.middleware("http")(nul_in_path_or_query)
+    app.add_middleware(NulGuard)

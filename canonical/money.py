@@ -126,8 +126,24 @@ class Money(BaseModel):
         return cls(amount=amount, currency=currency)
 
     @classmethod
+    def _exact(cls, amount: Decimal, currency: str) -> Money:
+        """The result of arithmetic that keeps the minor unit — a sum, a difference, a negation or a whole multiple
+        of amounts already in `currency`'s minor unit has their exponent, so there is nothing to round or check but
+        the range: built without validating again (the hot path of every order total), validated (and refused)
+        at MAX_AMOUNT and beyond."""
+        if amount.copy_abs() >= MAX_AMOUNT:
+            return cls(amount=amount, currency=currency)
+        return cls.model_construct(amount=amount, currency=currency)
+
+    @classmethod
     def zero(cls, currency: str) -> Money:
-        return cls(amount=Decimal(0), currency=currency)
+        """Validated once per currency (an unknown one is refused every time), then shared: Money is frozen."""
+        zero = _ZEROS.get(currency) if cls is Money else None
+        if zero is None:
+            zero = cls(amount=Decimal(0), currency=currency)
+            if cls is Money and zero.currency == currency:
+                _ZEROS[currency] = zero
+        return zero
 
     def _check(self, other: Money) -> None:
         if not isinstance(other, Money):
@@ -137,21 +153,23 @@ class Money(BaseModel):
 
     def __add__(self, other: Money) -> Money:
         self._check(other)
-        return Money(amount=self.amount + other.amount, currency=self.currency)
+        return Money._exact(self.amount + other.amount, self.currency)
 
     def __sub__(self, other: Money) -> Money:
         self._check(other)
-        return Money(amount=self.amount - other.amount, currency=self.currency)
+        return Money._exact(self.amount - other.amount, self.currency)
 
     def __mul__(self, factor: int | Decimal) -> Money:
         if isinstance(factor, float):
             raise TypeError("multiply Money by int or Decimal, never float")
+        if isinstance(factor, int):  # a whole multiple keeps the minor unit
+            return Money._exact(self.amount * factor, self.currency)
         return Money(amount=self.amount * Decimal(factor), currency=self.currency)
 
     __rmul__ = __mul__
 
     def __neg__(self) -> Money:
-        return Money(amount=-self.amount, currency=self.currency)
+        return Money._exact(-self.amount, self.currency)
 
     def __lt__(self, other: Money) -> bool:
         self._check(other)
@@ -191,6 +209,9 @@ class Money(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"
+
+
+_ZEROS: dict[str, Money] = {}
 
 
 def sum_money(items: list[Money], currency: str) -> Money:

@@ -9,6 +9,7 @@ naming where it is (the byte position, the line and column, or the field's path)
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -41,9 +42,42 @@ def field_path(path: tuple) -> str:
 
 
 def check_tree(value: Any, *, error: type[PayloadInvalid] = PayloadInvalid, what: str = "body",
-               max_depth: int = MAX_DEPTH) -> None:
+               max_depth: int = MAX_DEPTH, text: str | None = None) -> None:
     """Walk a parsed document (iteratively: no recursion to exhaust): refuse nesting deeper than `max_depth` and
-    strings or keys that are not valid Unicode, naming the field."""
+    strings or keys that are not valid Unicode, naming the field. `text`: the JSON text it was parsed from — a
+    lone surrogate can only come from a `\\uD800`-`\\uDFFF` escape, so without one the strings need no check. The
+    first walk keeps only depths; a document it refuses is walked again with paths, for the message."""
+    strings = text is None or _SURROGATE_ESCAPE.search(text) is not None
+    depths: list[tuple[Any, int]] = [(value, 0)]
+    while depths:
+        node, depth = depths.pop()
+        if depth > max_depth:
+            break
+        if isinstance(node, dict):
+            if strings and not all(_valid(k) for k in node):
+                break
+            depths.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            depths.extend((child, depth + 1) for child in node)
+        elif strings and isinstance(node, str) and not _valid(node):
+            break
+    else:
+        return
+    _check_tree_with_paths(value, error, what, max_depth)
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _valid(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_tree_with_paths(value: Any, error: type[PayloadInvalid], what: str, max_depth: int) -> None:
     stack: list[tuple[Any, tuple]] = [(value, ())]
     while stack:
         node, path = stack.pop()
@@ -85,7 +119,7 @@ def loads(body: bytes | str, *, error: type[PayloadInvalid] = PayloadInvalid, wh
         raise error(f"{what} is nested more than {max_depth} levels deep") from None
     except ValueError as exc:  # NaN / Infinity, a number of thousands of digits
         raise error(f"{what} is not JSON the platform takes: {exc}") from None
-    check_tree(value, error=error, what=what, max_depth=max_depth)
+    check_tree(value, error=error, what=what, max_depth=max_depth, text=text)
     return value
 
 

@@ -517,9 +517,16 @@ class ErpNext:
             so = self._sales_order(external_ref)
             if so is None or so.get("docstatus") != 1:
                 raise InvalidOrder(f"no submitted ERPNext sales order {external_ref} to invoice")
-            draft = self.call(f"{SO_METHODS}.make_sales_invoice", {"source_name": so["name"]})
-            doc = {k: v for k, v in draft.items() if k not in ("name", "docstatus", "doctype")}
-            inv = self.insert("Sales Invoice", {**doc, REF: external_ref, "po_no": external_ref})
+            try:
+                draft = self.call(f"{SO_METHODS}.make_sales_invoice", {"source_name": so["name"]})
+                doc = {k: v for k, v in draft.items() if k not in ("name", "docstatus", "doctype")}
+                inv = self.insert("Sales Invoice", {**doc, REF: external_ref, "po_no": external_ref})
+            except VendorRejected:
+                # a concurrent attempt (an activity retried while the first still ran) invoiced it between the
+                # look-up and the insert: ERPNext refuses a second invoice ("already fully billed"); that one is ours
+                inv = self._invoice(external_ref)
+                if inv is None:
+                    raise
         return InvoiceRef(invoice_id=inv["name"], external_ref=external_ref,
                           total=Money.of(_dec(inv.get("grand_total")), inv.get("currency") or "USD"))
 

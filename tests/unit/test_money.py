@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from canonical.money import Money, parse_decimal, sum_money
@@ -82,3 +84,31 @@ def test_json_keeps_amounts_as_strings():
     dumped = Money.of("12.30", "USD").model_dump(mode="json")
     assert dumped == {"amount": "12.30", "currency": "USD"}
     assert Money.model_validate(dumped) == Money.of("12.30", "USD")
+
+
+@given(a=st.decimals(min_value=-10**13, max_value=10**13, places=3, allow_nan=False, allow_infinity=False),
+       b=st.decimals(min_value=-10**13, max_value=10**13, places=3, allow_nan=False, allow_infinity=False),
+       k=st.integers(min_value=-1000, max_value=1000),
+       currency=st.sampled_from(["USD", "EUR", "JPY", "KWD", "GBP"]))
+def test_arithmetic_without_revalidation_equals_validated_money(a, b, k, currency):
+    """`+`, `-`, negation and whole multiples build their result without validating again (the order-total hot
+    path): the result is exactly what a validated Money of the same amount is, exponent included."""
+    x, y = Money.of(a, currency), Money.of(b, currency)
+    for op, exact in ((lambda: x + y, x.amount + y.amount), (lambda: x - y, x.amount - y.amount),
+                      (lambda: -x, -x.amount), (lambda: x * k, x.amount * k), (lambda: k * x, x.amount * k)):
+        if abs(exact) >= Decimal(10) ** 15:  # beyond the largest amount: refused either way
+            with pytest.raises(ValueError):
+                op()
+            continue
+        fast, validated = op(), Money.of(exact, currency)
+        assert fast == validated and fast.amount.as_tuple() == validated.amount.as_tuple()
+        assert fast.model_dump(mode="json") == validated.model_dump(mode="json")
+        assert hash(fast) == hash(validated)
+
+
+def test_a_sum_beyond_the_largest_amount_is_still_refused():
+    big = Money.of(Decimal(10) ** 15 - 1, "USD")
+    with pytest.raises(ValueError):
+        big + Money.of("1", "USD")
+    with pytest.raises(ValueError):
+        big * 2
