@@ -99,11 +99,14 @@ def dev_process(tmp_path: Path, *args: str, database_url: str | None = None, **e
                      ports=ports, log_path=log_path)
     try:
         deadline = time.monotonic() + 60
-        while not port_open("127.0.0.1", api_port):
+        # up when its banner is out (it names the API keys) and the API answers: a port that opens before the
+        # banner is another process's (a free port taken meanwhile), not this stack's
+        while not (("API keys" in log_path.read_text() or "admin API key" in log_path.read_text())
+                   and port_open("127.0.0.1", api_port)):
             if proc.poll() is not None:
                 raise AssertionError(f"retailflow dev exited early:\n{log_path.read_text()[-3000:]}")
             if time.monotonic() > deadline:
-                raise AssertionError("the API never came up")
+                raise AssertionError(f"the API never came up:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.3)
         yield dev
     finally:

@@ -34,16 +34,17 @@ def test_the_ci_peak_loses_nothing_doubles_nothing_oversells_nothing(tmp_path):
     assert all(o["status"] == "COMPLETED" or o["needs_attention"] for o in orders)
     assert sum(o["status"] == "COMPLETED" for o in orders) >= 40  # the hot item's units went out
     # the faults happened and were met: ERPNext was held to its quota (how many requests it refused with 429 depends
-    # on how fast this machine drives it — none when the partner queue kept under it), Shopify was down, and its
-    # breaker (only) tripped once the outage refused as many requests in a row as the profile's threshold (3)
+    # on how fast this machine drives it — none when the partner queue kept under it), Shopify was down and every
+    # order still completed or parked visibly (above). Whether Shopify's breaker trips depends on how many of the
+    # refused requests were its partner queue's, in a row (a loaded machine sends few during the 20 s): the breaker
+    # itself is tested in test_partner_breaker.py and test_channel_breakers.py; here no breaker but Shopify's may.
     quota = re.search(r"(\d+) of (\d+) requests answered 429", text)
     assert quota and int(quota.group(2)) > 0, text
-    refused = re.search(r"shopify answers 503 from 25 s for 20 s: ([1-9]\d*) requests refused", text)
-    assert refused, text
-    if int(refused.group(1)) >= 3:
-        assert re.search(r"retailflow-shopify: [1-9]\d* trip\(s\), now closed", text), text
+    assert re.search(r"shopify answers 503 from 25 s for 20 s: [1-9]\d* requests refused", text), text
+    assert re.search(r"retailflow-shopify: \d+ trip\(s\), now closed", text), text
     # Amazon's confirmations are on their own queue: Shopify's outage never opened Amazon's breaker
     assert not re.search(r"retailflow-amazon: [1-9]\d* trip", text), text
+    assert not re.search(r"retailflow-erp: [1-9]\d* trip", text), text  # a 429 slows the queue, never opens it
     assert "Inventory publication delay" in text and "shopify p50" in text
 
 
