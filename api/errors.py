@@ -85,22 +85,21 @@ def _nul_detail(loc: list[str]) -> dict:
             "input": None}
 
 
-async def nul_in_path_or_query(request: Request, call_next):
+def nul_in_path_or_query(request: Request) -> JSONResponse | None:
     """A NUL character in the path or a query parameter is refused with 422 naming it: PostgreSQL text cannot hold
-    one (the query would fail with a DataError, a 500)."""
+    one (the query would fail with a DataError, a 500). None: the request has none."""
     if NUL in request.url.path:
         return JSONResponse({"detail": [_nul_detail(["path"])]}, status_code=422)
     bad = [name for name, value in request.query_params.multi_items() if NUL in name or NUL in value]
     if bad:
         return JSONResponse({"detail": [_nul_detail(["query", printable(n, ECHO_CHARS)]) for n in bad[:MAX_ERRORS]]},
                             status_code=422)
-    return await call_next(request)
+    return None
 
 
 class NulGuard:
-    """`nul_in_path_or_query` as a plain ASGI middleware: a request whose path and raw query string cannot hold a
-    NUL (`%00`) passes straight through, without the per-request task and streams of an `http` middleware
-    (`BaseHTTPMiddleware`); one that may is checked exactly as before."""
+    """A plain ASGI middleware (no per-request task and streams, as an `http` middleware has): only a request whose
+    path or raw query string may hold a NUL (`%00`) is looked at by `nul_in_path_or_query`."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -109,23 +108,11 @@ class NulGuard:
         if scope["type"] == "http":
             query = scope.get("query_string") or b""
             if NUL in scope.get("path", "") or b"%00" in query or b"\x00" in query:
-                request = Request(scope, receive)
-
-                async def passthrough(_: Request) -> Any:
-                    return _Forward(self.app)
-
-                answer = await nul_in_path_or_query(request, passthrough)
-                if isinstance(answer, _Forward):
-                    await self.app(scope, receive, send)
-                else:
+                answer = nul_in_path_or_query(Request(scope, receive))
+                if answer is not None:
                     await answer(scope, receive, send)
-                return
+                    return
         await self.app(scope, receive, send)
-
-
-class _Forward:
-    def __init__(self, app: Any) -> None:
-        self.app = app
 
 
 async def unstorable_value(request: Request, exc: Exception) -> JSONResponse:
