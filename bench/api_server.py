@@ -9,17 +9,13 @@ import signal
 
 import uvicorn
 
-from api.app import create_app
 from retailflow.devstack import _ApiServer
-from runtime.settings import Settings
 
 
-async def main(args: argparse.Namespace) -> None:
-    from bench import experiments
-
-    experiments.apply()
-    settings = Settings(api_host="127.0.0.1", api_port=args.port)
-    server = _ApiServer(uvicorn.Config(create_app(settings), host=settings.api_host, port=settings.api_port))
+async def serve_until_stopped(app, host: str, port: int, what: str = "the API") -> None:
+    """Serve `app` with uvicorn's defaults (httptools, access log, one process), print `READY` once listening, and
+    stop on SIGINT/SIGTERM: every API process the bench starts is served the same way."""
+    server = _ApiServer(uvicorn.Config(app, host=host, port=port))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
@@ -27,10 +23,21 @@ async def main(args: argparse.Namespace) -> None:
     while not server.started:
         if task.done():
             await task
-            raise SystemExit("the API did not start")
+            raise SystemExit(f"{what} did not start")
         await asyncio.sleep(0.05)
     print("READY", flush=True)
     await task
+
+
+async def main(args: argparse.Namespace) -> None:
+    # imported here, not at the top: bench.minimal_api serves with this module and must not load the API
+    from api.app import create_app
+    from bench import experiments
+    from runtime.settings import Settings
+
+    experiments.apply()
+    settings = Settings(api_host="127.0.0.1", api_port=args.port)
+    await serve_until_stopped(create_app(settings), settings.api_host, settings.api_port)
 
 
 if __name__ == "__main__":

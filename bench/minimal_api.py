@@ -21,7 +21,6 @@ import base64
 import hashlib
 import hmac
 import json
-import signal
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -83,10 +82,9 @@ def temporal_start(client, task_queue: str) -> StartFn:
 
 
 async def main(args: argparse.Namespace) -> None:
-    import uvicorn
     from temporalio.client import Client
 
-    from retailflow.devstack import _ApiServer
+    from bench.api_server import serve_until_stopped
     from runtime.codec import data_converter, keyring_from_settings
     from runtime.settings import Settings
 
@@ -98,20 +96,8 @@ async def main(args: argparse.Namespace) -> None:
     client = await Client.connect(settings.temporal_address,
                                   data_converter=data_converter(keyring_from_settings(settings)))
     app = create_app(secrets[0].get_secret_value(), temporal_start(client, settings.task_queue))
-    # the same uvicorn.Config as bench.api_server and `retailflow api` (defaults: httptools, access log, one process)
-    server = _ApiServer(uvicorn.Config(app, host=settings.api_host, port=settings.api_port))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            await task
-            raise SystemExit("the minimal API did not start")
-        await asyncio.sleep(0.05)
-    print("READY", flush=True)
-    await task
-
+    # served as bench.api_server serves the real API (the same uvicorn.Config and process layout)
+    await serve_until_stopped(app, settings.api_host, settings.api_port, "the minimal API")
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
