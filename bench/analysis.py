@@ -4,6 +4,7 @@ never edits them."""
 
 from __future__ import annotations
 
+from bench import report
 from bench.profile import OUTSIDE_PLATFORM, share
 from bench.report import by_workers, other_load
 from bench.stats import fmt, scaling_efficiency
@@ -142,6 +143,7 @@ def bounds(results: dict) -> list[str]:
         bc = b["server_cpu_ms_per_wf"] + b["worker_cpu_ms_per_wf"]
         mode = run["mode"] + (" + PostgreSQL" if run.get("platform_db") == "postgresql" else "")
         cores = 2 - (other or 0)
+        goal = report.ORDER_GOALS.get(run["mode"], report.ORDER_GOALS["in-memory"])
         out.append(
             f"Orders, {mode}: bound by CPU. An order costs {fmt(p['server_cpu_ms_per_wf'])} ms of Temporal-server "
             f"CPU and {fmt(p['worker_cpu_ms_per_wf'])} ms of worker CPU, the bare workflow "
@@ -149,10 +151,10 @@ def bounds(results: dict) -> list[str]:
             f"share {fmt(cores, 1)} free cores, so throughput is at most ≈ {fmt(cores * 1000 / pc)} orders/s "
             f"(measured {fmt(p['per_second'])}) and the throughput ratio follows the CPU ratio "
             f"{fmt(bc / pc if pc else None, 2)} (measured {fmt(p['per_second'] / b['per_second'], 2)}). "
-            + (f"Reaching 0.85 means an order may cost at most {fmt(bc / 0.85)} ms of CPU in all: ≈ "
-               f"{fmt(pc - bc / 0.85)} ms less than today — the worker-side work named under the findings "
-               "(the platform's own SQL and models) is where it is." if pc > bc / 0.85 else
-               f"At most {fmt(bc / 0.85)} ms of CPU per order keeps the ratio at 0.85: the platform is within it."))
+            + (f"Reaching {goal} means an order may cost at most {fmt(bc / goal)} ms of CPU in all: ≈ "
+               f"{fmt(pc - bc / goal)} ms less than today — the worker-side work named under the findings "
+               "(the platform's own SQL and models) is where it is." if pc > bc / goal else
+               f"At most {fmt(bc / goal)} ms of CPU per order keeps the ratio at {goal}: the platform is within it."))
     for run in results.get("intake", []):
         w, s = run["webhook"], run["start"]
         cpu = run.get("api_cpu_ms_per_request")
@@ -174,7 +176,117 @@ def bounds(results: dict) -> list[str]:
                + "." if run.get("start_order") else "")
             + " The API is stateless: a second process (`uvicorn --workers 2` or another replica) adds capacity; "
             "the findings list what to cut per request.")
+        out += _minimal_bound(run)
+    out += _inventory_bound(results)
+    out += _settlement_bound(results)
+    out += _footprint_bound(results)
     return out
+
+
+def _minimal_bound(run: dict) -> list[str]:
+    m = run.get("minimal")
+    cpu, mcpu = run.get("api_cpu_ms_per_request"), (m or {}).get("api_cpu_ms_per_request")
+    if not m or not cpu or not mcpu:
+        return []
+    w = run.get("minimal_comparison", {}).get("webhook") or run["webhook"]
+    r = w["per_second"] / m["per_second"]
+    return [
+        f"Intake vs the minimal handler, {run['mode']}: {fmt(r, 2)} (goal ≥ {report.MINIMAL_GOAL}), p99 "
+        f"{fmt(w['p99_ms'] / m['p99_ms'], 2)}× (goal ≤ {report.MINIMAL_P99_GOAL}). Both are one uvicorn process on one "
+        f"event loop, so each is bound by its CPU per request: {fmt(cpu)} ms for the intake against {fmt(mcpu)} ms "
+        f"for the minimal handler (≈ {fmt(1000 / cpu, 0)} and {fmt(1000 / mcpu, 0)} req/s of one core before any "
+        "wait, with the Temporal server and the load generator on the same 2 cores). What the intake does on top is "
+        "what the minimal handler leaves out: the delivery store and dedupe (a lookup and an insert in the platform "
+        "database per delivery), the replay window, the store directory, search attributes and summaries on the "
+        "start, and the middleware (see the API profile: SQLAlchemy + sqlite3 and the HTTP stack). Reaching "
+        f"{report.MINIMAL_GOAL} at the minimal handler's rate means about {fmt(mcpu / report.MINIMAL_GOAL)} ms of CPU "
+        f"per request, ≈ {fmt(cpu - mcpu / report.MINIMAL_GOAL)} ms less than today — more than the whole dedupe "
+        "and start overhead can give back on SQLite; a second API process (or replica) is the lever where cores are "
+        "free."]
+
+
+def _inventory_bound(results: dict) -> list[str]:
+    inv = results.get("inventory")
+    if not inv:
+        return []
+    p, b = inv["burst"]["platform"], inv["burst"]["baseline"]
+    la = inv.get("ledger_alone")
+    r = p["per_second"] / b["per_second"]
+    cpu = p["worker_cpu_ms_per_event"] + p["server_cpu_ms_per_event"]
+    text = (f"Inventory, {inv['mode']}: {fmt(r, 2)} against a goal of ≥ {report.INVENTORY_GOAL}. An event costs "
+            f"{fmt(p['worker_cpu_ms_per_event'], 2)} ms of worker CPU and {fmt(p['server_cpu_ms_per_event'], 2)} ms "
+            f"of server CPU ({fmt(cpu, 2)} ms: at most ≈ {fmt(2000 / cpu, 0)} events/s on 2 cores; measured "
+            f"{fmt(p['per_second'])}); the bare workflow applies {fmt(b['per_second'])} events/s because its "
+            "activities do nothing.")
+    if la:
+        cap = la["per_second"] / b["per_second"]
+        text += (f" The ledger alone — `InventoryLedger.apply_events` and `availability` with no Temporal at all, in "
+                 f"one process — applies {fmt(la['per_second'])} events/s: even with Temporal free, the ratio "
+                 f"could not pass {fmt(cap, 2)}, so the goal is bound by the ledger's SQL (a locked row read, an "
+                 "insert into the event table with its idempotency key, a savepoint and a balance update per event, "
+                 "on SQLite's single writer), "
+                 + (f"{fmt(report.INVENTORY_GOAL / cap, 1)}× short of it before any workflow cost. What would move "
+                    "it: one multi-row insert per batch instead of a savepoint per event (a replayed event would "
+                    "then need its duplicate found before the insert), or PostgreSQL's concurrent writers."
+                    if cap < report.INVENTORY_GOAL else "which leaves room for the goal."))
+    return [text]
+
+
+def _settlement_bound(results: dict) -> list[str]:
+    st = results.get("settlement")
+    if not st or not st.get("sizes"):
+        return []
+    row = sorted(st["sizes"], key=lambda r: r["lines"])[-1]
+    n, p, b = row["lines"], row["platform"], row["baseline"]
+    steps = p.get("steps", {})
+    stage = steps.get("stage_settlement", 0)
+    rest = sum(v for k, v in steps.items() if k != "stage_settlement")
+    r = b["seconds"] / p["seconds"]
+    g = report.settlement_growth(st)
+    text = (f"Settlement, {n:,} lines: {fmt(r, 2)} against a goal of ≥ {report.SETTLEMENT_GOAL}. The baseline does "
+            f"only what staging does (parse and insert, {fmt(b['seconds'])} s); the reconciliation also matches every "
+            f"line to its ERP order, classifies, checks totals, builds and posts the journal and reports: "
+            f"{fmt(rest)} s of steps after staging, and staging itself takes {fmt(stage)} s. Even with staging as fast "
+            f"as the parse-only baseline the ratio would be {fmt(b['seconds'] / (b['seconds'] + rest), 2)}, so the "
+            f"steps after staging bound it")
+    need = b["seconds"] / report.SETTLEMENT_GOAL
+    text += (f"; the goal needs the whole run within {fmt(need)} s, ≈ {fmt(p['seconds'] - need)} s less than today "
+             f"(staging's own overhead over the parse is {fmt(stage - b['seconds'])} s: building a pydantic line per "
+             "row, see the profile)." if p["seconds"] > need else "; the goal is met.")
+    if g:
+        text += (f" Linear: time ∝ lines^{fmt(g['platform_exponent'], 2)}; RSS bounded: the worker peaks at "
+                 f"{fmt(p['peak_rss_mb'], 0)} MiB for {n:,} lines (from {fmt(p['rss_before_mb'], 0)} MiB idle), the "
+                 "file is streamed and the matching runs in the database.")
+    return [text]
+
+
+def _footprint_bound(results: dict) -> list[str]:
+    fp = results.get("footprint")
+    if not fp or not fp.get("baseline"):
+        return []
+    rows = [r for r in fp["rows"] if "skipped" not in r]
+    b = fp["baseline"]
+    first = next((r for r in rows if r["open_orders"] == b["open"]), None)
+    if not rows or first is None:
+        return []
+    idle, n = rows[0], b["open"]
+    r = first["worker_rss_mb"] / b["worker_rss_mb"]
+    grow_p = first["worker_rss_mb"] - idle["worker_rss_mb"]
+    grow_b = b["worker_rss_mb"] - b["idle"]["worker_rss_mb"]
+    floor = idle["worker_rss_mb"] / b["worker_rss_mb"]
+    return [
+        f"Worker RSS with {n:,} parked orders: {fmt(r, 2)}× the bare worker's (goal ≤ {report.FOOTPRINT_GOAL}). "
+        f"The platform worker starts at {fmt(idle['worker_rss_mb'])} MiB with nothing parked (the bare one at "
+        f"{fmt(b['idle']['worker_rss_mb'])} MiB): its code — the adapters, SQLAlchemy and the schema, the HTTP "
+        "clients, every workflow and activity — is loaded before the first order. The parked runs add "
+        f"{fmt(grow_p)} MiB ({fmt(grow_p * 1024 / n)} KiB per cached order: its sandboxed workflow instance, its "
+        f"state and its history's payloads) against {fmt(grow_b)} MiB for the bare workflows. "
+        + (f"With nothing parked the ratio is already {fmt(floor, 2)}, so the idle footprint alone "
+           f"{'keeps it above' if floor > report.FOOTPRINT_GOAL else 'leaves room under'} the goal"
+           + (f"; with the platform's idle footprint, the goal would allow {fmt(report.FOOTPRINT_GOAL * b['worker_rss_mb'] - idle['worker_rss_mb'])} MiB of growth for {n:,} parked runs against {fmt(grow_p)} MiB measured."
+              if floor <= report.FOOTPRINT_GOAL else ".")
+           ) + " The cache is bounded (`max_cached_workflows`, 1,000 by default): past it, parked runs are evicted "
+        "and cost the worker nothing until they wake."]
 
 
 def scaling_reasoning(results: dict) -> list[str]:

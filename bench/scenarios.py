@@ -51,7 +51,7 @@ class Config:
                        inventory_skus=10, inventory_events_per_sku=40, inventory_batch=5, paced_skus=5,
                        paced_rate=2.0, paced_seconds=6, profile=True, budget_seconds=240)
         return cls(quick=False, orders=150, rounds=2, persistent_orders=100, intake=600, concurrency=32,
-                   parked=[1000, 10000], workers=[1, 2, 4], scaling_orders=100,
+                   parked=[1000], workers=[1, 2, 4], scaling_orders=60,
                    settlement_lines=[100_000, 1_000_000], inventory_skus=20, inventory_events_per_sku=100,
                    inventory_batch=10, paced_skus=10, paced_rate=2.0, paced_seconds=12, profile=True,
                    budget_seconds=13 * 60)  # + a fresh clone's venv (~20 s) stays under 15 min
@@ -325,10 +325,15 @@ async def scaling(stack: Stack, cfg: Config, clock: Clock) -> dict:
 
 
 # -- 5. parked-run footprint ----------------------------------------------------------------------------------
+FOOTPRINT_FIRST_LEVEL_S = 420.0  # the first level is a goal figure (issue 22): parking it may take this long
+
+
 async def footprint(workdir: Path, cfg: Config, clock: Clock, reserve: float = 0) -> dict:
     """Open orders parked in `await_shipment`, sampled at each level of `cfg.parked`; the baseline is the same
     number of bare workflows (`BenchBare`, parked at its signal after the same 6 activities) on a server and worker
-    of their own, measured first at the first level. `reserve` seconds of the budget are kept for what follows."""
+    of their own, measured first at the first level. The first level (the goal's 1,000) gets up to
+    FOOTPRINT_FIRST_LEVEL_S to park on each side whatever is left of the budget; later levels only run where the
+    budget, less `reserve` seconds kept for what follows, fits them at the measured parking rate."""
     result: dict = {"rows": [], "baseline": None}
     first = cfg.parked[0]
     bare_stack = Stack(workdir / "footprint-bare", persistent=False)
@@ -344,7 +349,7 @@ async def footprint(workdir: Path, cfg: Config, clock: Clock, reserve: float = 0
         cpu0 = _cpu(bare_stack.server.proc.pid) + _cpu(proc.pid)
         ids = await orders.start_baseline(bare_stack.client, "bench-bare-parked", shape, 1, first)
         await orders.wait_quiet(bare_stack.client, ids, [bare_stack.server.proc.pid, proc.pid],
-                                shape.signal_after, timeout=max(60.0, clock.left - reserve))
+                                shape.signal_after, timeout=max(FOOTPRINT_FIRST_LEVEL_S, clock.left - reserve))
         seconds = time.perf_counter() - t0
         cpu = _cpu(bare_stack.server.proc.pid) + _cpu(proc.pid) - cpu0
         await asyncio.sleep(3)
@@ -382,7 +387,8 @@ async def footprint(workdir: Path, cfg: Config, clock: Clock, reserve: float = 0
             # ids are unique per order index; `run + len` keeps every batch's ids apart
             ids = await orders.start_orders(stack.client, stack.settings, run + len(parked_ids), more, ship=False)
             try:
-                await orders.wait_parked(stack.engine, ids, "released", timeout=max(60.0, left - 20))
+                await orders.wait_parked(stack.engine, ids, "released",
+                                         timeout=FOOTPRINT_FIRST_LEVEL_S if target == first else max(60.0, left - 20))
             except TimeoutError as exc:
                 result["rows"].append({"open_orders": target, "skipped": f"time budget ran out while parking: {exc}"})
                 break
