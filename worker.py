@@ -45,6 +45,7 @@ from runtime.pricing import build_pricing_activities
 from runtime.registry import build_adapters, channel_settings
 from runtime.settings import Settings, get_settings
 from runtime.suppliers import build_suppliers
+from runtime.workflow_sandbox import workflow_runner
 from starters import deliver_held, signal_workflow
 from starters.inventory import relay_stock_changes, start_inventory_sync
 from starters.orders import start_order
@@ -248,6 +249,7 @@ def build_worker(
         workflows=(lambda ws: ws if deployment is None else versioned_workflows(ws))(
             WORKFLOWS if workflows is None else workflows),
         activities=worker_activities(adapters, settings),
+        workflow_runner=workflow_runner(),  # modules imported once per process, not per run (runtime/workflow_sandbox.py)
         # the client's CorrelationInterceptor (if any) is applied to the worker too; never add it twice
         interceptors=[] if any(isinstance(i, CorrelationInterceptor) for i in client.config()["interceptors"])
         else [CorrelationInterceptor()],

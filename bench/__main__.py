@@ -63,7 +63,8 @@ async def run(cfg: scenarios.Config, workdir: Path, only: set[str], pg_url: str 
                     payload_baseline=not persistent))
                 if run_:
                     results["orders"].append(run_)
-            if want("intake"):
+            if want("intake") and (not persistent or only):
+                # the intake's goals are on the in-memory server; `--only intake` runs it on the SQLite one too
                 log(f"intake on the {stack.mode} server")
                 # the minimal-handler comparison: ABBA rounds on the in-memory server, one round on the slower one
                 run_ = await guarded(f"intake ({stack.mode})", scenarios.intake(stack, cfg, 1 if persistent else None))

@@ -489,7 +489,7 @@ def _footprint_section(results: dict) -> list[str]:
              f"Orders started without a shipment park in `await_shipment` (status `released`, a 48 h SLA timer "
              f"pending); one platform worker (the SDK's default cache of 1,000 workflows), {fp.get('mode', '')} server. "
              "The baseline parks as many bare workflows at the same point (after 6 of 10 activities, waiting for a "
-             "signal) on a server and worker of their own. RSS from /proc; CPU averaged over a quiet 10 s window with "
+             "signal) on a server and worker of their own. RSS from /proc; CPU averaged over a quiet 5 s window with "
              "the runs open.", ""]
     rows = []
     for r in fp["rows"]:

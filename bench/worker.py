@@ -3,7 +3,7 @@
 `platform` is the real worker (`worker.build_worker` with `runtime.registry.build_adapters` on the platform
 database; the embedded WMS shipper and the inventory relay are not started, the bench delivers shipments by
 signal). `baseline` is the same Worker configuration (thread-pool executor of 32, 32 concurrent activities,
-the same data converter and payload codec) running only the bare workflows (`bench.baseline`, `bench.inventory`). Prints `READY`
+the same data converter and payload codec, the same workflow sandbox settings) running only the bare workflows (`bench.baseline`, `bench.inventory`). Prints `READY`
 once polling; SIGINT/SIGTERM stop it. Profiling (py-spy) wraps the process from outside: `bench.procs`.
 """
 
@@ -51,8 +51,11 @@ async def main(args: argparse.Namespace) -> None:
         # the platform's data converter with its payload codec, as the platform worker and the bench client use
         # (a bare pydantic converter cannot read the sealed inputs the bench starts it with, and would be cheaper)
         client = await Client.connect(args.address, data_converter=data_converter(keyring_from_settings(Settings())))
+        from runtime.workflow_sandbox import workflow_runner
+
+        # the platform worker's Worker configuration: its sandbox settings too (modules imported once per process)
         worker = Worker(client, task_queue=args.task_queue, workflows=[BareWorkflow, BareSync],
-                        activities=[noop, local_noop, apply_noop, compute_noop],
+                        activities=[noop, local_noop, apply_noop, compute_noop], workflow_runner=workflow_runner(),
                         activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=32),
                         max_concurrent_activities=32)
     async with worker:
