@@ -188,7 +188,7 @@ def render(results: dict) -> str:
         f"({'quick smoke run' if results.get('quick') else 'full run'}, {results.get('runtime_s', 0):.0f} s). "
         "Every figure is measured next to its baseline in the same run, on the same machine and Temporal server; "
         "the ratio is platform ÷ baseline (for throughput higher is better, for latency, memory and publishes "
-        "lower is). Run it again with `make bench` (about 14 minutes) or `.venv/bin/python -m bench --quick` "
+        "lower is). Run it again with `make bench` (about 15 minutes with a fresh venv) or `.venv/bin/python -m bench --quick` "
         "(about 4 minutes, small sizes).",
         "",
         *([f"**What-if run:** experiments `{', '.join(results['experiments'])}` were active (bench/experiments.py): "
@@ -489,7 +489,7 @@ def _footprint_section(results: dict) -> list[str]:
              f"Orders started without a shipment park in `await_shipment` (status `released`, a 48 h SLA timer "
              f"pending); one platform worker (the SDK's default cache of 1,000 workflows), {fp.get('mode', '')} server. "
              "The baseline parks as many bare workflows at the same point (after 6 of 10 activities, waiting for a "
-             "signal) on a server and worker of their own. RSS from /proc; CPU averaged over a quiet 5 s window with "
+             "signal) on a server and worker of their own, parked side by side with the orders (each side's CPU is its own processes'; the parking rates share the cores). RSS from /proc; CPU averaged over a quiet 5 s window with "
              "the runs open.", ""]
     rows = []
     for r in fp["rows"]:

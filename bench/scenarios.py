@@ -53,7 +53,7 @@ class Config:
         # sizes that keep the whole run, a fresh clone's venv included, under 15 minutes on 2 cores with the
         # goal's 1,000 parked orders (2026-12-08: 1,222 s at the sizes before — 150 orders, 600 requests, 100
         # events per SKU, an intake round on the SQLite server too); the intake runs on the in-memory server only
-        return cls(quick=False, orders=60, rounds=2, persistent_orders=40, intake=300, concurrency=32,
+        return cls(quick=False, orders=60, rounds=2, persistent_orders=60, intake=300, concurrency=32,
                    parked=[1000], workers=[1, 2, 4], scaling_orders=60,
                    settlement_lines=[100_000, 1_000_000], inventory_skus=20, inventory_events_per_sku=60,
                    inventory_batch=10, paced_skus=10, paced_rate=2.0, paced_seconds=12, profile=True,
@@ -337,48 +337,64 @@ FOOTPRINT_FIRST_LEVEL_S = 420.0  # the first level is a goal figure (issue 22): 
 async def footprint(workdir: Path, cfg: Config, clock: Clock, reserve: float = 0) -> dict:
     """Open orders parked in `await_shipment`, sampled at each level of `cfg.parked`; the baseline is the same
     number of bare workflows (`BenchBare`, parked at its signal after the same 6 activities) on a server and worker
-    of their own, measured first at the first level. The first level (the goal's 1,000) gets up to
-    FOOTPRINT_FIRST_LEVEL_S to park on each side whatever is left of the budget; later levels only run where the
-    budget, less `reserve` seconds kept for what follows, fits them at the measured parking rate."""
+    of their own. The first level (the goal's 1,000) is parked on both stacks side by side (each worker's RSS and
+    each side's CPU are its own processes'; the parking rates share the cores) and gets up to
+    FOOTPRINT_FIRST_LEVEL_S whatever is left of the budget; later levels, platform only, run where the budget, less
+    `reserve` seconds kept for what follows, fits them at the measured parking rate."""
     result: dict = {"rows": [], "baseline": None}
     first = cfg.parked[0]
     bare_stack = Stack(workdir / "footprint-bare", persistent=False)
     try:
+        stack = Stack(workdir / "footprint", persistent=False)
+    except BaseException:
+        bare_stack.close()
+        raise
+    try:
         await bare_stack.connect()
+        await stack.connect()
         result["mode"] = bare_stack.mode
-        proc = bare_stack.worker("baseline", "bench-bare-parked")
+        bare_proc = bare_stack.worker("baseline", "bench-bare-parked")
+        proc = stack.worker("platform", "bench-orders")
         shape = BareInput()  # an order's shape: 10 activities, waits for the shipment after 6
         await orders.run_baseline(bare_stack.client, "bench-bare-parked", shape, 0, 5)
-        await asyncio.sleep(2)
-        idle = _footprint_sample(bare_stack, proc.pid, 3)
-        t0 = time.perf_counter()
-        cpu0 = _cpu(bare_stack.server.proc.pid) + _cpu(proc.pid)
-        ids = await orders.start_baseline(bare_stack.client, "bench-bare-parked", shape, 1, first)
-        await orders.wait_quiet(bare_stack.client, ids, [bare_stack.server.proc.pid, proc.pid],
-                                shape.signal_after, timeout=max(FOOTPRINT_FIRST_LEVEL_S, clock.left - reserve))
-        seconds = time.perf_counter() - t0
-        cpu = _cpu(bare_stack.server.proc.pid) + _cpu(proc.pid) - cpu0
-        await asyncio.sleep(3)
-        result["baseline"] = {"idle": idle, "open": first, "parking_rate": rate(first, seconds),
-                              "cpu_ms_per_parked": cpu * 1000 / first,
-                              **_footprint_sample(bare_stack, proc.pid, FOOTPRINT_WINDOW_S)}
-    finally:
-        bare_stack.close()
-
-    stack = Stack(workdir / "footprint", persistent=False)
-    try:
-        await stack.connect()
-        proc = stack.worker("platform", "bench-orders")
         await orders.run_orders(stack.client, stack.settings, stack.next_run(), 5)
         await asyncio.sleep(2)
+        bare_idle = _footprint_sample(bare_stack, bare_proc.pid, 3)
         result["rows"].append({"open_orders": 0, **_footprint_sample(stack, proc.pid, 3)})
-        parked_ids: list[str] = []
         run = stack.next_run()
-        parking_rate = None
-        for target in cfg.parked:
+
+        async def park_bare() -> dict:
+            t0 = time.perf_counter()
+            cpu0 = _cpu(bare_stack.server.proc.pid) + _cpu(bare_proc.pid)
+            ids = await orders.start_baseline(bare_stack.client, "bench-bare-parked", shape, 1, first)
+            await orders.wait_quiet(bare_stack.client, ids, [bare_stack.server.proc.pid, bare_proc.pid],
+                                    shape.signal_after, timeout=max(FOOTPRINT_FIRST_LEVEL_S, clock.left - reserve))
+            seconds = time.perf_counter() - t0
+            cpu = _cpu(bare_stack.server.proc.pid) + _cpu(bare_proc.pid) - cpu0
+            return {"parking_rate": rate(first, seconds), "cpu_ms_per_parked": cpu * 1000 / first}
+
+        async def park_platform(n: int, offset: int, timeout: float) -> tuple[list[str], dict]:
+            t0 = time.perf_counter()
+            cpu0 = _cpu(stack.server.proc.pid) + _cpu(proc.pid)
+            # ids are unique per order index; `run + offset` keeps every batch's ids apart
+            ids = await orders.start_orders(stack.client, stack.settings, run + offset, n, ship=False)
+            await orders.wait_parked(stack.engine, ids, "released", timeout=timeout)
+            cpu = _cpu(stack.server.proc.pid) + _cpu(proc.pid) - cpu0
+            return ids, {"parking_rate": rate(n, time.perf_counter() - t0), "cpu_ms_per_parked": cpu * 1000 / n}
+
+        bare_park, (parked_ids, park) = await asyncio.gather(park_bare(),
+                                                             park_platform(first, 0, FOOTPRINT_FIRST_LEVEL_S))
+        await asyncio.sleep(2)
+        result["baseline"] = {"idle": bare_idle, "open": first, **bare_park,
+                              **_footprint_sample(bare_stack, bare_proc.pid, FOOTPRINT_WINDOW_S)}
+        result["rows"].append({"open_orders": len(parked_ids), **park,
+                               **_footprint_sample(stack, proc.pid, FOOTPRINT_WINDOW_S)})
+        bare_stack.close()
+        parking_rate = park["parking_rate"]
+        for target in cfg.parked[1:]:
             more = target - len(parked_ids)
             left = clock.left - reserve
-            if parking_rate is not None and more / parking_rate > left - 30:
+            if more / parking_rate > left - 30:
                 result["rows"].append({"open_orders": target, "skipped": (
                     f"parking {more:,} more would take ~{more / parking_rate:.0f} s at {parking_rate:.1f} orders/s; "
                     f"{max(left, 0):.0f} s of the run's budget left")})
@@ -388,25 +404,19 @@ async def footprint(workdir: Path, cfg: Config, clock: Clock, reserve: float = 0
                     continue
                 more, target = fit, len(parked_ids) + fit
                 result["rows"][-1]["partial"] = target
-            t0 = time.perf_counter()
-            cpu0 = _cpu(stack.server.proc.pid) + _cpu(proc.pid)
-            # ids are unique per order index; `run + len` keeps every batch's ids apart
-            ids = await orders.start_orders(stack.client, stack.settings, run + len(parked_ids), more, ship=False)
             try:
-                await orders.wait_parked(stack.engine, ids, "released",
-                                         timeout=FOOTPRINT_FIRST_LEVEL_S if target == first else max(60.0, left - 20))
+                ids, park = await park_platform(more, len(parked_ids), max(60.0, left - 20))
             except TimeoutError as exc:
                 result["rows"].append({"open_orders": target, "skipped": f"time budget ran out while parking: {exc}"})
                 break
-            parking_rate = rate(more, time.perf_counter() - t0)
-            cpu = _cpu(stack.server.proc.pid) + _cpu(proc.pid) - cpu0
+            parking_rate = park["parking_rate"]
             parked_ids += ids
-            await asyncio.sleep(3)
-            result["rows"].append({"open_orders": len(parked_ids), "parking_rate": parking_rate,
-                                   "cpu_ms_per_parked": cpu * 1000 / more,
+            await asyncio.sleep(2)
+            result["rows"].append({"open_orders": len(parked_ids), **park,
                                    **_footprint_sample(stack, proc.pid, FOOTPRINT_WINDOW_S)})
         return result
     finally:
+        bare_stack.close()
         stack.close()
 
 
@@ -537,7 +547,10 @@ async def settlement(workdir: Path, cfg: Config, *, profile_small: bool = False)
             row = {"lines": gen.line_count, "orders_booked": len(gen.orders), "file_mb": path.stat().st_size / 2**20,
                    "generate_s": gen_s}
             _book(db_url, gen.orders)
-            row["platform"] = await _reconcile(stack, path, sid, db_url, f"bench-settle-{lines}")
+            # the smallest size's measured run is the profiled one (py-spy --nonblocking at 100 Hz does not stop the
+            # process; a second, profiled reconciliation of its own cost the full run ~15 s of its budget)
+            prof = stack.workdir / "settlement.pyspy" if profile_small and i == 0 else None
+            row["platform"] = await _reconcile(stack, path, sid, db_url, f"bench-settle-{lines}", profile=prof)
             if row["platform"]["status"] != "posted" or row["platform"]["matched"] != gen.line_count:
                 raise RuntimeError(f"the {lines:,}-line settlement did not reconcile cleanly: {row['platform']}")
             parse_db = stack.workdir / f"parse-{lines}.db"
@@ -546,11 +559,8 @@ async def settlement(workdir: Path, cfg: Config, *, profile_small: bool = False)
                 stack.workdir / f"parse-{lines}.log", 1800)
             if row["baseline"]["lines"] != gen.line_count:
                 raise RuntimeError(f"the parse-only baseline read {row['baseline']['lines']} of {gen.line_count} lines")
-            if profile_small and i == 0:  # the same reconciliation again, on a fresh database, under py-spy
-                prof_url = f"sqlite:///{stack.workdir / f'platform-{lines}-profile.db'}"
-                _book(prof_url, gen.orders)
-                prof = stack.workdir / "settlement.pyspy"
-                run = await _reconcile(stack, path, sid, prof_url, f"bench-settle-prof-{lines}", profile=prof)
+            if prof is not None:
+                run = row["platform"]
                 out["profile"] = {**profile.summarize_file(prof, str(procs.ROOT), seconds=run["seconds"]),
                                   "lines": lines, "mode": "gil", "lines_per_second_while_sampled": rate(lines, run["seconds"])}
             del gen.orders[:]
