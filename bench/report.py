@@ -518,7 +518,12 @@ def _footprint_section(results: dict) -> list[str]:
 
 def _scaling_section(results: dict) -> list[str]:
     sc = results.get("scaling")
-    if not sc or not sc.get("platform"):
+    if sc and not sc.get("platform"):
+        return ["## 6. Scaling", "",
+                "Not run this time: it runs last, with what the run's time budget leaves, and no goal rides on it "
+                f"({'; '.join(sc.get('skipped', [])) or 'nothing measured'}). Run it on its own with "
+                "`.venv/bin/python -m bench --only scaling --report /tmp/scaling.md` (a few minutes).", ""]
+    if not sc:
         return []
     runs = by_workers(sc["platform"])
     plat = {k: v["per_second"] for k, v in runs.items()}

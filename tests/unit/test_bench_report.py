@@ -336,3 +336,13 @@ def test_what_if_runs_say_so():
     results = _results()
     results["experiments"] = ["sqlite-normal"]
     assert "**What-if run:** experiments `sqlite-normal`" in report.render(results)
+
+
+def test_a_scaling_run_the_budget_skipped_says_so():
+    results = _results()
+    results["scaling"] = {"mode": "in-memory", "n": 60, "platform": {}, "baseline": {},
+                          "skipped": ["1 workers: time budget", "2 workers: time budget"]}
+    analysis.annotate(results)
+    text = report.render(results)
+    assert "## 6. Scaling" in text and "Not run this time" in text and "1 workers: time budget" in text
+    assert "--only scaling" in text
