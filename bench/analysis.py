@@ -189,6 +189,12 @@ def bounds(results: dict) -> list[str]:
                   if run["start_order"]["per_second"] < 1.25 * w["per_second"] else
                   "the start itself is not the bound: the API's per-request work is")
                + "." if run.get("start_order") else "")
+            + (f" Reaching {report.INTAKE_GOAL} means {fmt(report.INTAKE_GOAL * s['per_second'])} req/s, so at most "
+               f"≈ {fmt(1000 / (report.INTAKE_GOAL * s['per_second']))} ms of API CPU per request if the API had a "
+               f"core to itself — {fmt(cpu - 1000 / (report.INTAKE_GOAL * s['per_second']))} ms less than today"
+               + (", and it shares the 2 cores with the Temporal server and the load generator"
+                  if cpu > 1000 / (report.INTAKE_GOAL * s["per_second"]) else "") + "."
+               if cpu and w["per_second"] < report.INTAKE_GOAL * s["per_second"] else "")
             + " The API is stateless: a second process (`uvicorn --workers 2` or another replica) adds capacity; "
             "the findings list what to cut per request.")
         out += _minimal_bound(run, results.get("profile", {}).get("api") if run["mode"] == "in-memory" else None)
@@ -220,7 +226,10 @@ def _minimal_bound(run: dict, api: dict | None = None) -> list[str]:
            f"{fmt(_group(api, 'SQLAlchemy + sqlite3'), 0)}% of the samples and the HTTP stack "
            f"{fmt(_group(api, 'HTTP server (uvicorn, h11, starlette, fastapi)'), 0)}% (the groups overlap: the request is handled inside the HTTP stack's frames), so the delivery store's database "
            "round trip is the largest part of what the intake adds" if api and api.get("groups") else "")
-        + ". A second API process (or replica) is the lever where cores are free."]
+        + f". The p99 follows the rate: with {run['concurrency']} requests in flight each waits for those ahead of it "
+        f"(Little's law: {run['concurrency']} ÷ {fmt(w['per_second'])} req/s ≈ {fmt(run['concurrency'] * 1000 / w['per_second'], 0)} ms "
+        f"on average against {fmt(run['concurrency'] * 1000 / m['per_second'], 0)} ms for the minimal handler), so it "
+        "moves with the CPU per request. A second API process (or replica) is the lever where cores are free."]
 
 
 def _inventory_bound(results: dict) -> list[str]:
