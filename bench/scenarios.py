@@ -57,7 +57,7 @@ class Config:
                    parked=[1000], workers=[1, 2, 4], scaling_orders=60,
                    settlement_lines=[100_000, 1_000_000], inventory_skus=20, inventory_events_per_sku=60,
                    inventory_batch=10, paced_skus=10, paced_rate=2.0, paced_seconds=12, profile=True,
-                   budget_seconds=13 * 60)  # + a fresh clone's venv (~20 s) stays under 15 min
+                   budget_seconds=13 * 60)  # + a fresh clone's venv (~50 s) stays under 15 min
 
 
 class Clock:
@@ -215,7 +215,7 @@ async def order_throughput(stack: Stack, cfg: Config, n_rounds: int | None = Non
 
 # -- 1b. the platform database: PostgreSQL against SQLite --------------------------------------------------------
 # orders per batch: the full run's 13-minute budget had ~140 s to spare before the footprint's first level, and this
-# scenario and the minimal-handler rounds have to fit in it (2 rounds x 2 databases x 60 orders + warm-ups ≈ 50 s)
+# scenario and the minimal-handler rounds have to fit in it (2 rounds x 2 databases x 40 orders + warm-ups ≈ 55 s)
 PLATFORM_DB_ORDERS = 40
 
 
